@@ -1,0 +1,1 @@
+"""The ledger: pure domain logic (money, fees, plans, policy, compliance) plus persistence."""

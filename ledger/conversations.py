@@ -1,0 +1,157 @@
+"""Conversations: the record of every message, and identity verification.
+
+Verification state lives in the database so the gateway's output guard, the action
+server and the agent console all see the same thing.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ledger.accounts import audit
+from ledger.clock import Clock
+from ledger.masking import mask
+from ledger.models import Account, Cardholder, Conversation, HandoffTicket, Message
+
+MAX_VERIFY_FAILURES = 3
+VerifyResult = Literal["verified", "retry", "locked", "need_more"]
+
+
+@dataclass(frozen=True)
+class VerifyOutcome:
+    result: VerifyResult
+    failures: int
+    account_id: str | None = None
+
+
+def get_or_create(session: Session, conversation_id: str, channel: str) -> Conversation:
+    conv = session.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
+    if conv is None:
+        conv = Conversation(
+            conversation_id=conversation_id, channel=channel, mode="bot", failed_verifications=0, last_seq=0
+        )
+        session.add(conv)
+        session.flush()
+    return conv
+
+
+def find(session: Session, conversation_id: str) -> Conversation | None:
+    return session.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
+
+
+def append_message(
+    session: Session,
+    conv: Conversation,
+    sender: str,
+    text: str,
+    *,
+    channel: str | None = None,
+    buttons: list[dict[str, str]] | None = None,
+    intent: str | None = None,
+    confidence: float | None = None,
+    external_id: str | None = None,
+) -> Message:
+    """Store one message (masked) with the next sequence number of its conversation."""
+    # An atomic increment gives each message a unique, ordered seq even with concurrent writers.
+    seq = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conv.id)
+        .values(last_seq=Conversation.last_seq + 1)
+        .returning(Conversation.last_seq)
+    ).scalar_one()
+    conv.last_seq = seq
+    msg = Message(
+        conversation_pk=conv.id,
+        seq=seq,
+        sender=sender,
+        channel=channel or conv.channel,
+        text=mask(text),
+        buttons=buttons,
+        intent=intent,
+        confidence=confidence,
+        external_id=external_id,
+    )
+    session.add(msg)
+    session.flush()
+    return msg
+
+
+def messages_after(session: Session, conv: Conversation, after: int, senders: tuple[str, ...]) -> list[Message]:
+    return list(
+        session.scalars(
+            select(Message)
+            .where(Message.conversation_pk == conv.id, Message.seq > after, Message.sender.in_(senders))
+            .order_by(Message.seq)
+        )
+    )
+
+
+def claim_phone(session: Session, conv: Conversation, phone: str) -> None:
+    """Record the phone the person gave; whether it is registered is never revealed."""
+    conv.claimed_phone = phone
+    audit(session, conv.conversation_id, "verify.phone_given", conv.conversation_id, phone=mask(phone))
+
+
+def _same(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.upper().encode(), b.upper().encode())
+
+
+def verify(
+    session: Session, conv: Conversation, id_last4: str | None, card_last4: str | None, clock: Clock
+) -> VerifyOutcome:
+    """Check phone + ID last four + card last four together; three failures lock the conversation."""
+    if conv.verified_at is not None and conv.account_pk is not None:
+        account_id = session.scalar(select(Account.account_id).where(Account.id == conv.account_pk))
+        return VerifyOutcome("verified", conv.failed_verifications, account_id)
+    if conv.failed_verifications >= MAX_VERIFY_FAILURES:
+        return VerifyOutcome("locked", conv.failed_verifications)
+    if not (conv.claimed_phone and id_last4 and card_last4):
+        return VerifyOutcome("need_more", conv.failed_verifications)
+    rows = session.execute(
+        select(Account, Cardholder)
+        .join(Cardholder, Account.cardholder_id == Cardholder.id)
+        .where(Cardholder.phone == conv.claimed_phone)
+    ).all()
+    for account, holder in rows:
+        if _same(holder.id_last4, id_last4) and _same(account.card_last4, card_last4):
+            conv.account_pk, conv.verified_at = account.id, clock.now()
+            audit(session, conv.conversation_id, "verify.passed", account.account_id)
+            return VerifyOutcome("verified", conv.failed_verifications, account.account_id)
+    conv.failed_verifications += 1
+    audit(session, conv.conversation_id, "verify.failed", conv.conversation_id, failures=conv.failed_verifications)
+    if conv.failed_verifications >= MAX_VERIFY_FAILURES:
+        return VerifyOutcome("locked", conv.failed_verifications)
+    return VerifyOutcome("retry", conv.failed_verifications)
+
+
+def verified_account_id(session: Session, conversation_id: str) -> str | None:
+    """The account this conversation proved to be the holder of, or None."""
+    row = session.execute(
+        select(Account.account_id)
+        .join(Conversation, Conversation.account_pk == Account.id)
+        .where(Conversation.conversation_id == conversation_id, Conversation.verified_at.is_not(None))
+    ).first()
+    return row[0] if row else None
+
+
+def open_ticket(session: Session, conv: Conversation, reason: str, priority: int, summary: str) -> HandoffTicket:
+    """Hand the conversation to a person: one waiting ticket at a time, and the gateway stops calling the bot."""
+    ticket = session.scalar(
+        select(HandoffTicket).where(
+            HandoffTicket.conversation_pk == conv.id, HandoffTicket.status.in_(("waiting", "claimed"))
+        )
+    )
+    if ticket is None:
+        ticket = HandoffTicket(
+            conversation_pk=conv.id, reason=reason, priority=priority, summary=summary, status="waiting"
+        )
+        session.add(ticket)
+    conv.mode = "human"
+    audit(session, conv.conversation_id, "handoff.open", conv.conversation_id, reason=reason)
+    session.flush()
+    return ticket

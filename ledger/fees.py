@@ -1,0 +1,208 @@
+"""Fee engine: interest, late fees, payment allocation, overdue days and buckets.
+
+Pure functions over plain values. Day counting follows the DOMAIN.md worked example:
+interest runs for each day in [start, as_of); a payment made on day p reduces the
+balance from day p + 1. Interest accrues on principal only (no interest on fees).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from ledger.money import round_fen
+from ledger.policy import Bucket, FeePolicy
+
+_MONTH_DAYS_CAP = 28
+
+
+@dataclass(frozen=True)
+class AccountTerms:
+    """What one statement cycle says: the import record, in fen."""
+
+    statement_balance: int
+    minimum_payment: int
+    statement_date: date
+    due_date: date
+    interest_start: date | None = None  # posting date when known; else the statement date
+
+    @property
+    def accrual_start(self) -> date:
+        return self.interest_start or self.statement_date
+
+
+@dataclass(frozen=True)
+class Payment:
+    paid_on: date
+    amount: int
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """What is owed, itemised; `total` always equals the sum of the parts."""
+
+    principal: int
+    interest: int
+    late_fee: int
+
+    @property
+    def total(self) -> int:
+        return self.principal + self.interest + self.late_fee
+
+
+@dataclass(frozen=True)
+class AccountPosition:
+    as_of: date
+    overdue_days: int
+    bucket: Bucket
+    amount_due: Breakdown  # what makes the account current today
+    outstanding: Breakdown  # everything owed (payoff)
+    paid_total: int
+    missed_cycles: int
+    interest_free: bool
+    allocations: tuple[tuple[date, int, int, int], ...] = field(default=())  # (day, fee, interest, principal)
+
+
+def bucket_for(overdue_days: int) -> Bucket:
+    """M0 = current, M1 = 1-30 days ... M6 = 151-180, M6+ = over 180."""
+    if overdue_days <= 0:
+        return "M0"
+    if overdue_days > 180:
+        return "M6+"
+    return f"M{(overdue_days - 1) // 30 + 1}"  # type: ignore[return-value]
+
+
+def add_months(day: date, months: int) -> date:
+    """Same day-of-month `months` later, clamped to the month's end (due dates do this)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    for candidate in (day.day, 30, 29, _MONTH_DAYS_CAP):
+        try:
+            return date(year, month, min(candidate, day.day))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def cycle_due_dates(terms: AccountTerms, as_of: date) -> list[date]:
+    """Due dates of this and later cycles that have passed by `as_of` (a miss is judged the day after)."""
+    dues, k = [], 0
+    while (due := add_months(terms.due_date, k)) < as_of:
+        dues.append(due)
+        k += 1
+    return dues
+
+
+def position(
+    terms: AccountTerms,
+    payments: Sequence[Payment],
+    as_of: date,
+    fees: FeePolicy,
+    *,
+    interest_until: date | None = None,
+) -> AccountPosition:
+    """Where the account stands on `as_of`: overdue days, bucket, amount due and payoff.
+
+    Interest runs to `interest_until` (exclusive), by default the end of `as_of`, so that
+    the amount quoted is what a payment made today must be (a payment's own day accrues).
+    A statement-style figure "to the 5th" passes `interest_until=as_of`.
+    """
+    interest_end = interest_until or as_of + timedelta(days=1)
+    pays = sorted((p for p in payments if p.paid_on <= as_of and p.amount > 0), key=lambda p: p.paid_on)
+    paid_by_due = sum(p.amount for p in pays if p.paid_on <= terms.due_date)
+    grace_kept = paid_by_due >= terms.statement_balance
+    rate = fees.daily_interest_rate
+
+    principal = terms.statement_balance
+    interest = Decimal(0)  # accrued interest, fractional fen, posted when the grace period is lost
+    interest_paid = 0
+    fee_owed = 0
+    missed = 0
+    allocations: list[tuple[date, int, int, int]] = []
+    dues = cycle_due_dates(terms, as_of)
+    # Events in time order; interest accrues between them. Late fees are assessed at each missed due date.
+    cursor = terms.accrual_start
+    # On a due date, that day's payments count before the miss is judged (kind 0 sorts first).
+    events: list[tuple[date, int, object]] = [(p.paid_on, 0, p) for p in pays] + [(d, 1, d) for d in dues]
+    events.sort(key=lambda e: (e[0], e[1]))
+
+    def accrue(until: date) -> None:
+        nonlocal interest, cursor
+        # Interest on a day counts the balance at the start of that day; a payment on day p counts from p + 1.
+        if until > cursor and not grace_kept:
+            base = principal
+            if fees.interest_mode == "unpaid_only" and cursor < terms.due_date:
+                base = max(0, terms.statement_balance - paid_by_due)
+            interest += Decimal(base) * rate * (until - cursor).days
+            cursor = until
+        elif until > cursor:
+            cursor = until
+
+    for day, kind, item in events:
+        if kind == 1:  # a due date passed (judged at its end)
+            accrue(day)
+            unpaid_min = max(0, terms.minimum_payment - (terms.statement_balance - principal))
+            if unpaid_min > 0 and principal > 0:
+                missed += 1
+                fee_rate = (
+                    fees.late_fee.escalated_rate
+                    if missed >= fees.late_fee.escalate_after_misses
+                    else fees.late_fee.rate
+                )
+                fee_owed += max(fees.late_fee.minimum_fen, round_fen(Decimal(unpaid_min) * fee_rate))
+            continue
+        assert isinstance(item, Payment)
+        accrue(day + timedelta(days=1))  # the payment day itself counts at the old balance
+        overdue_at_payment = _overdue_days(terms, terms.statement_balance - principal, day)
+        remaining = item.amount
+        posted_interest = round_fen(interest) - interest_paid if day > terms.due_date else 0
+        if 1 <= overdue_at_payment <= 90:
+            to_fee = min(remaining, fee_owed)
+            remaining -= to_fee
+            to_interest = min(remaining, max(0, posted_interest))
+            remaining -= to_interest
+            to_principal = min(remaining, principal)
+            remaining -= to_principal
+        else:
+            to_principal = min(remaining, principal)
+            remaining -= to_principal
+            to_fee = min(remaining, fee_owed)
+            remaining -= to_fee
+            to_interest = min(remaining, max(0, posted_interest))
+            remaining -= to_interest
+        fee_owed -= to_fee
+        interest_paid += to_interest
+        principal -= to_principal
+        allocations.append((day, to_fee, to_interest, to_principal))
+    accrue(max(interest_end, cursor))
+
+    total_paid = sum(p.amount for p in pays)
+    principal_paid = terms.statement_balance - principal
+    overdue = _overdue_days(terms, principal_paid, as_of)
+    interest_owed = max(0, round_fen(interest) - interest_paid) if as_of > terms.due_date else 0
+    outstanding = Breakdown(principal=principal, interest=interest_owed, late_fee=fee_owed)
+    unpaid_min = max(0, terms.minimum_payment - principal_paid)
+    if overdue > 0:
+        due = Breakdown(principal=min(unpaid_min, principal), interest=interest_owed, late_fee=fee_owed)
+    else:
+        due = Breakdown(principal=min(unpaid_min, principal), interest=0, late_fee=0)
+    return AccountPosition(
+        as_of=as_of,
+        overdue_days=overdue,
+        bucket=bucket_for(overdue),
+        amount_due=due,
+        outstanding=outstanding,
+        paid_total=total_paid,
+        missed_cycles=missed,
+        interest_free=grace_kept,
+        allocations=tuple(allocations),
+    )
+
+
+def _overdue_days(terms: AccountTerms, principal_paid: int, on: date) -> int:
+    """Days past the due date while the minimum payment's principal is unpaid."""
+    if principal_paid >= terms.minimum_payment or on <= terms.due_date:
+        return 0
+    return (on - terms.due_date).days

@@ -1,0 +1,38 @@
+"""All configuration in one place, read from the environment and `var/secrets.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=VAR / "secrets.env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = f"sqlite+pysqlite:///{VAR / 'app.db'}"
+    app_timezone: str = "Asia/Shanghai"
+    policy_path: Path = ROOT / "policy.yml"
+    admin_api_token: SecretStr = SecretStr("")
+    rasa_auth_token: SecretStr = SecretStr("")
+    link_signing_key: SecretStr = SecretStr("")
+    agent_jwt_key: SecretStr = SecretStr("")
+    rasa_url: str = "http://127.0.0.1:5005"
+    action_server_url: str = "http://127.0.0.1:5055"
+    rasa_timeout_seconds: float = 1.8
+    sms_provider: str = "outbox"
+    twilio_auth_token: SecretStr = SecretStr("")
+    redis_url: str | None = None
+    tracker_store_url: str | None = None
+    max_message_chars: int = 1000
+    public_base_url: str = "http://127.0.0.1:8000"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
