@@ -1,0 +1,1 @@
+"""Rasa-side code: Chinese text normalisation, entity extraction and the gateway channel."""

@@ -1,0 +1,81 @@
+"""Rasa graph components: text normalisation and Chinese entity extraction."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rasa.engine.graph import ExecutionContext, GraphComponent
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.nlu.extractors.extractor import EntityExtractorMixin
+from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.extract import extract
+from bot.normalize import normalize
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
+class TextNormalizer(GraphComponent):
+    """Rewrites the message text before tokenisation (NFKC, traditional -> simplified, emoji, shorthand)."""
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> TextNormalizer:
+        return cls()
+
+    def _apply(self, message: Message) -> None:
+        text = message.get(TEXT)
+        if text:
+            message.set(TEXT, normalize(text))
+
+    def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        for example in training_data.training_examples:
+            self._apply(example)
+        return training_data
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            self._apply(message)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class ChineseEntityExtractor(GraphComponent, EntityExtractorMixin):
+    """Amounts, installment counts, dates (with the resolved ISO date), last-four digits and phones."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"timezone": None}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._tz = ZoneInfo(config.get("timezone") or os.environ.get("APP_TIMEZONE", "Asia/Shanghai"))
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> ChineseEntityExtractor:
+        return cls(config)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        today = datetime.now(self._tz).date()
+        for message in messages:
+            text = message.get(TEXT) or ""
+            found = extract(text, today)
+            if found:
+                message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
+        return messages

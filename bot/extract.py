@@ -1,0 +1,128 @@
+"""Rule-based extraction of the contract's entities from normalised Chinese text.
+
+Order matters: phone numbers, then labelled last-four digits, dates, installment counts,
+amounts, and last of all bare four-character groups (entity `last4`, which the action
+assigns to whichever of ID or card is still missing).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import cn2an
+
+from bot.dates import DATE_PATTERN, resolve_date
+
+Entity = dict[str, Any]
+EXTRACTOR = "ChineseEntityExtractor"
+
+_CN_NUM = "零〇一二两三四五六七八九十百千万亿点"
+_NUM = rf"(?:\d[\d,]*(?:\.\d+)?|[{_CN_NUM}]+)"
+PHONE = re.compile(r"(?<![\d])(?:\+?86|0086)?[- ]?(1[3-9]\d[- ]?\d{4}[- ]?\d{4})(?!\d)")
+ID_LAST4 = re.compile(
+    r"(?:身份证|证件|身份证件)(?:号码?|号)?(?:的)?(?:后四位|末四位|最后四位|尾号|后4位)?\s*(?:是|为|:|：)?\s*(\d{3}[\dXx])(?![\dA-Za-z])"
+)
+CARD_LAST4 = re.compile(
+    r"(?:(?:信用|银行)?卡(?:号|片)?(?:的)?(?:后四位|末四位|最后四位|后4位|尾号)|尾号|卡号)\s*(?:是|为|:|：)?\s*(\d{4})(?!\d)"
+)
+INSTALLMENTS = re.compile(
+    rf"分\s*({_NUM})\s*期|({_NUM})\s*期(?!间)|({_NUM})\s*个月(?![后内])|(半年|一年|两年|三年|四年|五年)"
+)
+AMOUNT = re.compile(rf"([¥￥]\s*)?({_NUM})\s*(万|w|W|千|k|K)?\s*(元|块钱|块|rmb|RMB|人民币)?")
+AMOUNT_VERBS = re.compile(r"(还|付|转|交|存|打|凑|拿|先还|能还|只能还|只有|给)\s*$")
+BARE4 = re.compile(r"(?<![\d.])(\d{3}[\dXx])(?![\d.A-Za-z])")
+_YEARS = {"半年": 6, "一年": 12, "两年": 24, "三年": 36, "四年": 48, "五年": 60}
+
+
+def to_number(text: str) -> Decimal | None:
+    """Arabic or Chinese numerals (colloquial too: 三千五, 一万二, 1.2万) to a Decimal."""
+    t = text.replace(",", "")
+    try:
+        if re.fullmatch(r"\d+(?:\.\d+)?", t):
+            return Decimal(t)
+        return Decimal(str(cn2an.cn2an(t.replace("〇", "零"), "smart")))
+    except (ValueError, InvalidOperation, KeyError):
+        return None
+
+
+def _plain(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _entity(name: str, start: int, end: int, value: str, text: str, **extra: Any) -> Entity:
+    ent: Entity = {
+        "entity": name,
+        "start": start,
+        "end": end,
+        "value": value,
+        "confidence_entity": 1.0,
+        "extractor": EXTRACTOR,
+    }
+    if extra:
+        ent["additional_info"] = extra
+    return ent
+
+
+def extract(text: str, today: date) -> list[Entity]:
+    """All entities in `text`, spans as in `text`, values normalised per the contract."""
+    found: list[Entity] = []
+    taken = [False] * len(text)
+
+    def free(a: int, b: int) -> bool:
+        return not any(taken[a:b])
+
+    def take(a: int, b: int) -> None:
+        for i in range(a, b):
+            taken[i] = True
+
+    for m in PHONE.finditer(text):
+        digits = re.sub(r"\D", "", m.group(1))
+        found.append(_entity("phone", m.start(1), m.end(1), digits, text))
+        take(m.start(), m.end())
+    for name, pattern in (("id_last4", ID_LAST4), ("card_last4", CARD_LAST4)):
+        for m in pattern.finditer(text):
+            if free(m.start(1), m.end(1)):
+                found.append(_entity(name, m.start(1), m.end(1), m.group(1).upper(), text))
+                take(m.start(1), m.end(1))
+    for m in DATE_PATTERN.finditer(text):
+        if free(m.start(), m.end()):
+            resolved = resolve_date(m.group(0), today)
+            extra = {"iso": resolved.isoformat()} if resolved else {}
+            found.append(_entity("date", m.start(), m.end(), m.group(0), text, **extra))
+            take(m.start(), m.end())
+    for m in INSTALLMENTS.finditer(text):
+        if not free(m.start(), m.end()):
+            continue
+        if m.group(4):
+            count: Decimal | None = Decimal(_YEARS[m.group(4)])
+        else:
+            count = to_number(m.group(1) or m.group(2) or m.group(3))
+        if count is not None and count == count.to_integral_value() and 1 <= count <= 120:
+            found.append(_entity("installments", m.start(), m.end(), str(int(count)), text))
+            take(m.start(), m.end())
+    for m in AMOUNT.finditer(text):
+        if not m.group(2) or not free(m.start(2), m.end(2)):
+            continue
+        currency, number, unit, suffix = m.group(1), m.group(2), m.group(3), m.group(4)
+        value = to_number(number)
+        if value is None or value <= 0:
+            continue
+        after = text[m.end() : m.end() + 1]
+        if after in ("号", "日", "期", "月", "天", "位", "年", "点", "%"):
+            continue
+        multiplier = {"万": 10000, "w": 10000, "W": 10000, "千": 1000, "k": 1000, "K": 1000}.get(unit or "", 1)
+        has_marker = bool(currency or suffix or unit or re.search("[百千万]", number))
+        verb_before = bool(AMOUNT_VERBS.search(text[max(0, m.start() - 4) : m.start()]))
+        if not (has_marker or (verb_before and value >= 10)):
+            continue
+        end = m.end() if (unit or suffix) else m.end(2)
+        found.append(_entity("amount", m.start(), end, _plain(value * multiplier), text))
+        take(m.start(), end)
+    for m in BARE4.finditer(text):
+        if free(m.start(1), m.end(1)):
+            found.append(_entity("last4", m.start(1), m.end(1), m.group(1).upper(), text))
+            take(m.start(1), m.end(1))
+    return sorted(found, key=lambda e: e["start"])
