@@ -1,0 +1,39 @@
+"""General answers that hold for anyone: no account detail, institution named, safe to say before verification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.context import institution_vars
+
+ANSWERS = {
+    "ask_consequences": "utter_consequences",
+    "ask_repayment_method": "utter_repayment_method",
+    "ask_identity_legitimacy": "utter_identity_legitimacy",
+    "wrong_person": "utter_wrong_person",
+    "out_of_scope": "utter_out_of_scope",
+    "insult": "utter_insult",
+}
+
+
+class ActionAnswer(Action):
+    def name(self) -> str:
+        return "action_answer"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
+        dispatcher.utter_message(response=ANSWERS.get(intent, "utter_clarify"), **institution_vars())
+        return []
+
+
+class ActionClarify(Action):
+    def name(self) -> str:
+        return "action_clarify"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        dispatcher.utter_message(response="utter_clarify")
+        return []

@@ -1,0 +1,82 @@
+"""Greeting and identity verification: nothing about the account before all three facts match."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.orm import Session
+
+from actions.context import clock, in_transaction, institution_vars, log
+from ledger import conversations
+from ledger.conversations import MAX_VERIFY_FAILURES
+
+
+def _entity_values(tracker: Tracker, name: str) -> list[str]:
+    return [str(e["value"]) for e in tracker.latest_message.get("entities", []) if e.get("entity") == name]
+
+
+class ActionGreet(Action):
+    def name(self) -> str:
+        return "action_greet"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        def verified(session: Session) -> bool:
+            return conversations.verified_account_id(session, tracker.sender_id) is not None
+
+        if await in_transaction(verified):
+            dispatcher.utter_message(response="utter_greet_verified")
+        else:
+            dispatcher.utter_message(response="utter_greet_unverified", **institution_vars())
+        return []
+
+
+class ActionVerifyIdentity(Action):
+    def name(self) -> str:
+        return "action_verify_identity"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        phones = _entity_values(tracker, "phone")
+        id_last4 = (_entity_values(tracker, "id_last4") or [tracker.get_slot("id_last4")])[0]
+        card_last4 = (_entity_values(tracker, "card_last4") or [tracker.get_slot("card_last4")])[0]
+        for bare in _entity_values(tracker, "last4"):  # unlabelled: fill what is missing, ID first as asked
+            if not id_last4:
+                id_last4 = bare
+            elif not card_last4:
+                card_last4 = bare
+
+        def check(session: Session) -> tuple[str, int, bool]:
+            conv = conversations.get_or_create(session, tracker.sender_id, "web")
+            if phones:
+                conversations.claim_phone(session, conv, phones[0])
+            outcome = conversations.verify(session, conv, id_last4, card_last4, clock())
+            has_phone = conv.claimed_phone is not None
+            if outcome.result == "locked":
+                conversations.open_ticket(session, conv, "verification_failed", 2, f"身份验证失败{outcome.failures}次")
+            return outcome.result, outcome.failures, has_phone
+
+        result, failures, has_phone = await in_transaction(check)
+        log.info("verify", extra={"conversation_id": tracker.sender_id, "result": result})
+        keep = [SlotSet("id_last4", id_last4), SlotSet("card_last4", card_last4)]
+        clear = [SlotSet("id_last4", None), SlotSet("card_last4", None)]
+        if result == "verified":
+            was_verified = not (phones or id_last4 or card_last4)
+            dispatcher.utter_message(response="utter_already_verified" if was_verified else "utter_verified")
+            return clear
+        if result == "locked":
+            dispatcher.utter_message(response="utter_verify_locked")
+            return [*clear, ConversationPaused()]
+        if result == "retry":
+            dispatcher.utter_message(response="utter_verify_retry", remaining=MAX_VERIFY_FAILURES - failures)
+            return clear
+        if not has_phone:
+            dispatcher.utter_message(response="utter_ask_phone")
+        elif not id_last4 and not card_last4:
+            dispatcher.utter_message(response="utter_ask_id_and_card")
+        elif not card_last4:
+            dispatcher.utter_message(response="utter_ask_card_last4")
+        else:
+            dispatcher.utter_message(response="utter_ask_id_last4")
+        return keep
