@@ -1,0 +1,61 @@
+"""Web chat API: POST a message, GET the messages after a sequence number."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+
+from api.chat import BadInput, ChatService, clean_text
+from api.errors import ApiError
+from api.schemas import Button, ChatIn, ChatMessage, ChatOut
+
+router = APIRouter(prefix="/v1/chat", tags=["chat"])
+ConversationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
+def _service(request: Request) -> ChatService:
+    return request.app.state.chat  # type: ignore[no-any-return]
+
+
+@router.post("/{conversation_id}/messages", response_model=ChatOut)
+async def post_message(conversation_id: ConversationId, body: ChatIn, request: Request) -> ChatOut:
+    service = _service(request)
+    try:
+        text = clean_text(body.text, service.settings.max_message_chars)
+    except BadInput as exc:
+        raise ApiError(422, "bad_message", str(exc)) from None
+    result = await service.handle(conversation_id, text, "web")
+    return ChatOut(
+        conversation_id=conversation_id,
+        mode=result.mode,
+        messages=[
+            ChatMessage(
+                seq=r.seq,
+                text=r.text,
+                sender=r.sender,
+                buttons=[Button(**b) for b in r.buttons] if r.buttons else None,
+            )
+            for r in result.replies
+        ],
+    )
+
+
+@router.get("/{conversation_id}/messages", response_model=ChatOut)
+async def get_messages(
+    conversation_id: ConversationId, request: Request, after: Annotated[int, Query(ge=0)] = 0
+) -> ChatOut:
+    mode, replies = await _service(request).messages_after(conversation_id, after)
+    return ChatOut(
+        conversation_id=conversation_id,
+        mode=mode,
+        messages=[
+            ChatMessage(
+                seq=r.seq,
+                text=r.text,
+                sender=r.sender,
+                buttons=[Button(**b) for b in r.buttons] if r.buttons else None,
+            )
+            for r in replies
+        ],
+    )

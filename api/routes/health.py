@@ -1,0 +1,48 @@
+"""Health of every part, and Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+
+from api.deps import SettingsDep
+from ledger.db import session_factory
+
+router = APIRouter(tags=["ops"])
+
+
+@router.get("/healthz")
+async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
+    client = request.app.state.http
+
+    def db_ok() -> str:
+        with session_factory(settings.database_url)() as session:
+            session.execute(text("SELECT 1"))
+        return "ok"
+
+    async def check(url: str) -> str:
+        try:
+            resp = await client.get(url, timeout=2.0)
+            return "ok" if resp.status_code == 200 else f"http {resp.status_code}"
+        except Exception as exc:  # any failure means "down"; the reason is shown, not raised
+            return f"down: {type(exc).__name__}"
+
+    async def db() -> str:
+        try:
+            return await asyncio.to_thread(db_ok)
+        except Exception as exc:
+            return f"down: {type(exc).__name__}"
+
+    db_state, rasa, actions = await asyncio.gather(
+        db(), check(f"{settings.rasa_url}/version"), check(f"{settings.action_server_url}/health")
+    )
+    checks = {"db": db_state, "rasa": rasa, "actions": actions}
+    return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", "checks": checks}
+
+
+@router.get("/metrics")
+def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
