@@ -1,0 +1,90 @@
+# Two commands matter: `make run` and `make test`. Everything else is a step they use.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV      := .venv
+UV        := $(VENV)/tools/bin/uv
+APP_PY    := $(VENV)/app/bin/python
+BOT_PY    := $(VENV)/bot/bin/python
+RASA      := $(VENV)/bot/bin/rasa
+MODEL     := models/current.tar.gz
+TRAIN_DEPS := config.yml domain.yml $(shell find data bot -type f \( -name '*.yml' -o -name '*.py' -o -name '*.txt' \) 2>/dev/null)
+PG_URL    ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
+export PYTHONPATH := $(CURDIR)
+export RASA_TELEMETRY_ENABLED := false
+export SQLALCHEMY_SILENCE_UBER_WARNING := 1
+export TF_CPP_MIN_LOG_LEVEL := 3
+
+.PHONY: help envs run test lint typecheck validate unit e2e test-postgres train bench eval-nlu lock clean
+
+help: ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(UV):
+	@python3 -m venv $(VENV)/tools && $(VENV)/tools/bin/pip install -q uv==0.13.8
+
+$(VENV)/bot/.built: requirements/bot.lock | $(UV)
+	@echo "== building the Rasa environment (Python 3.10) =="
+	@rm -rf $(VENV)/bot && $(UV) venv -q --python "$$(scripts/find_python.sh 3.10)" $(VENV)/bot
+	@$(UV) pip sync -q --python $(BOT_PY) requirements/bot.lock
+	@touch $@
+
+$(VENV)/app/.built: requirements/app.lock requirements/dev.lock | $(UV)
+	@echo "== building the app environment (Python 3.11) =="
+	@rm -rf $(VENV)/app && $(UV) venv -q --python "$$(scripts/find_python.sh 3.11)" $(VENV)/app
+	@$(UV) pip sync -q --python $(APP_PY) requirements/app.lock requirements/dev.lock
+	@touch $@
+
+envs: $(VENV)/bot/.built $(VENV)/app/.built ## build both environments from the lock files
+
+lock: | $(UV) ## re-resolve the lock files from requirements/*.in
+	$(UV) pip compile -q requirements/bot.in --python-version 3.10 --python-platform x86_64-manylinux_2_28 -o requirements/bot.lock
+	$(UV) pip compile -q requirements/app.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements/app.lock
+	cd requirements && ../$(UV) pip compile -q dev.in --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o dev.lock
+
+$(MODEL): $(TRAIN_DEPS) $(VENV)/bot/.built
+	@echo "== training the Rasa model (progress in var/train.log) =="
+	@mkdir -p var models
+	@start=$$(date +%s); $(RASA) train --fixed-model-name current --out models > var/train.log 2>&1 \
+	  || { tail -30 var/train.log; exit 1; }; echo "   trained in $$(( $$(date +%s) - start ))s"
+
+train: $(MODEL) ## train the Rasa model into models/ (skipped when data and config are unchanged)
+
+run: envs train ## set up what is missing, then start the whole stack (Ctrl-C stops it)
+	@$(APP_PY) -m scripts.stack
+
+lint: envs ## ruff lint and format check
+	$(VENV)/app/bin/ruff check .
+	$(VENV)/app/bin/ruff format --check .
+
+typecheck: envs ## mypy on ledger/, api/, actions/
+	$(VENV)/app/bin/mypy ledger api actions
+
+validate: envs ## rasa data validate
+	@$(RASA) data validate --max-history 5 > var/validate.log 2>&1 || { cat var/validate.log; exit 1; }
+	@echo "rasa data validate: ok"
+
+unit: envs ## unit and integration tests (no Rasa processes)
+	$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
+	$(APP_PY) -m pytest -q tests --ignore=tests/bot -m "not e2e"
+
+e2e: envs train ## end-to-end: real Rasa, action server and gateway
+	$(APP_PY) -m pytest -q tests/e2e -m e2e
+
+test-postgres: envs train ## the suite against PostgreSQL ($$PG_URL)
+	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot
+
+test: envs train lint typecheck validate ## everything: lint, types, rasa validate, unit, e2e; Postgres too when it answers
+	@mkdir -p var
+	$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
+	$(APP_PY) -m pytest -q tests --ignore=tests/bot
+	@if $(APP_PY) -m scripts.pg_ready "$(PG_URL)"; then \
+	  echo "== PostgreSQL answers: running the suite against it =="; \
+	  DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot; \
+	else echo "== PostgreSQL not reachable at $(PG_URL): skipped =="; fi
+
+bench: envs train ## run the benchmarks; figures to bench/results/*.json
+	$(APP_PY) -m bench.run
+
+clean: ## remove environments, models and local data
+	rm -rf $(VENV) models var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Operational scripts: the stack supervisor, secrets, demo data."""

@@ -1,0 +1,30 @@
+"""Generate the local secrets once into var/secrets.env (mode 600); the environment overrides them."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+NAMES = ("ADMIN_API_TOKEN", "RASA_AUTH_TOKEN", "LINK_SIGNING_KEY", "AGENT_JWT_KEY")
+
+
+def ensure_secrets(path: Path) -> dict[str, str]:
+    """Read var/secrets.env, adding any missing secret; never prints a value."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    values: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip()
+    missing = [n for n in NAMES if not values.get(n)]
+    for name in missing:
+        values[name] = secrets.token_urlsafe(32)
+    if missing or not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("# Generated locally; never commit. Environment variables of the same name take precedence.\n")
+            fh.writelines(f"{k}={v}\n" for k, v in values.items())
+    os.chmod(path, 0o600)
+    return {k: os.environ.get(k) or v for k, v in values.items()}

@@ -1,0 +1,228 @@
+"""Start the whole stack (action server, Rasa, gateway), wait until healthy, stop it cleanly.
+
+Used by `make run` and by the end-to-end tests, so both exercise the same start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+APP_PY = ROOT / ".venv/app/bin/python"
+RASA = ROOT / ".venv/bot/bin/rasa"
+MODEL = ROOT / "models/current.tar.gz"
+
+
+def migrate(database_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ROOT / "alembic.ini"))
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(cfg, "head")
+
+
+def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None) -> Path:
+    """Rasa's endpoints file for this run: action server, tracker store, lock store."""
+    conf: dict[str, object] = {"action_endpoint": {"url": f"http://127.0.0.1:{actions_port}/webhook"}}
+    if tracker_url:
+        u = urlparse(tracker_url)
+        conf["tracker_store"] = {
+            "type": "SQL",
+            "dialect": u.scheme.split("+")[0],
+            "host": u.hostname,
+            "port": u.port or 5432,
+            "db": u.path.lstrip("/"),
+            "username": u.username or "",
+            "password": u.password or "",
+        }
+    else:
+        conf["tracker_store"] = {"type": "SQL", "dialect": "sqlite", "db": str(var / "rasa_tracker.db")}
+    if redis_url:
+        u = urlparse(redis_url)
+        conf["lock_store"] = {
+            "type": "redis",
+            "url": u.hostname,
+            "port": u.port or 6379,
+            "db": int(u.path.lstrip("/") or 0),
+            "key_prefix": "repay",
+        }
+    path = var / "endpoints.yml"
+    path.write_text(yaml.safe_dump(conf, allow_unicode=True))
+    return path
+
+
+@dataclass
+class Stack:
+    """The three processes, on the given ports, sharing one database."""
+
+    var: Path
+    database_url: str
+    ports: dict[str, int] = field(default_factory=lambda: {"rasa": 5005, "actions": 5055, "gateway": 8000})
+    env_extra: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def env(self, secrets: dict[str, str]) -> dict[str, str]:
+        env = {**os.environ, **secrets, **self.env_extra}
+        env.update(
+            {
+                "DATABASE_URL": self.database_url,
+                "PYTHONPATH": str(ROOT),
+                "SANIC_HOST": "127.0.0.1",
+                "RASA_URL": f"http://127.0.0.1:{self.ports['rasa']}",
+                "ACTION_SERVER_URL": f"http://127.0.0.1:{self.ports['actions']}",
+                "RASA_TELEMETRY_ENABLED": "false",
+                "TF_CPP_MIN_LOG_LEVEL": "3",
+                "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        return env
+
+    def start(self, secrets: dict[str, str]) -> None:
+        self.var.mkdir(parents=True, exist_ok=True)
+        env = self.env(secrets)
+        ep = endpoints(self.var, self.ports["actions"], env.get("TRACKER_STORE_URL"), env.get("REDIS_URL"))
+        commands = {
+            "actions": [str(APP_PY), "-m", "rasa_sdk", "--actions", "actions", "-p", str(self.ports["actions"])],
+            "rasa": [
+                str(RASA),
+                "run",
+                "--enable-api",
+                "--auth-token",
+                secrets["RASA_AUTH_TOKEN"],
+                "-m",
+                str(MODEL),
+                "--endpoints",
+                str(ep),
+                "--credentials",
+                str(ROOT / "credentials.yml"),
+                "-i",
+                "127.0.0.1",
+                "-p",
+                str(self.ports["rasa"]),
+            ],
+            "gateway": [
+                str(APP_PY),
+                "-m",
+                "uvicorn",
+                "api.main:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports["gateway"]),
+                "--no-access-log",
+            ],
+        }
+        for name, cmd in commands.items():
+            log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
+            self.procs[name] = subprocess.Popen(
+                cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+
+    def wait_healthy(self, timeout: float = 180, progress: bool = False) -> float:
+        """Poll /healthz until every part is ok; returns seconds waited."""
+        start, last = time.monotonic(), ""
+        url = f"http://127.0.0.1:{self.ports['gateway']}/healthz"
+        while time.monotonic() - start < timeout:
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.var / (name + '.log')}")
+            try:
+                body = httpx.get(url, timeout=3).json()
+                if body.get("status") == "ok":
+                    return time.monotonic() - start
+                state = ", ".join(f"{k}: {v}" for k, v in body["checks"].items())
+            except (httpx.HTTPError, ValueError, KeyError):
+                state = "gateway starting"
+            if progress and state != last:
+                print(f"  [{time.monotonic() - start:5.1f}s] {state}", flush=True)
+                last = state
+            time.sleep(0.5)
+        raise TimeoutError(f"not healthy after {timeout}s: {last}")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def prepare(database_url: str, var: Path) -> dict[str, str]:
+    """Secrets, schema, demo data: everything the stack needs before it starts."""
+    from scripts.demo import load_demo
+    from scripts.secrets_file import ensure_secrets
+
+    secrets = ensure_secrets(var / "secrets.env")
+    migrate(database_url)
+    from ledger.clock import Clock
+    from ledger.db import transaction
+
+    with transaction(database_url) as session:
+        load_demo(session, Clock.system(os.environ.get("APP_TIMEZONE", "Asia/Shanghai")).today())
+    return secrets
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.parse_args()
+    var = ROOT / "var"
+    from ledger.settings import get_settings
+
+    database_url = get_settings().database_url
+    if not MODEL.exists():
+        print("No trained model: run `make train` first.", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    t0 = time.monotonic()
+    secrets = prepare(database_url, var)
+    stack = Stack(
+        var=var,
+        database_url=database_url,
+        ports={
+            "rasa": int(os.environ.get("PORT_RASA", 5005)),
+            "actions": int(os.environ.get("PORT_ACTIONS", 5055)),
+            "gateway": int(os.environ.get("PORT_GATEWAY", 8000)),
+        },
+    )
+    print("Starting action server, Rasa and gateway (logs in var/*.log) ...", flush=True)
+    stack.start(secrets)
+    try:
+        waited = stack.wait_healthy(progress=True)
+        gw = f"http://127.0.0.1:{stack.ports['gateway']}"
+        print(f"\nHealthy in {time.monotonic() - t0:.1f}s (processes up in {waited:.1f}s).")
+        print(f'  Chat API:   POST {gw}/v1/chat/<conversation-id>/messages  {{"text": "你好"}}')
+        print(f"  Health:     {gw}/healthz    API docs: {gw}/docs")
+        print("  Admin token: in var/secrets.env (ADMIN_API_TOKEN)")
+        print("  Demo holders (phone / ID last 4 / card last 4): see README, e.g. 13800000002 / 2345 / 6002 (M2)")
+        print("Ctrl-C stops everything.", flush=True)
+        while all(p.poll() is None for p in stack.procs.values()):
+            time.sleep(1)
+        print("A process exited; stopping the rest.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nStopping ...")
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
