@@ -1,0 +1,80 @@
+"""Admin account API: auth, validation errors in the contract's shape, view, payments."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+
+def account_body(**overrides: Any) -> dict[str, Any]:
+    body = {
+        "account_id": f"api-{uuid.uuid4().hex[:8]}",
+        "holder_name": "李强",
+        "phone": "+86 139-0000-0002",
+        "id_last4": "234x",
+        "card_last4": "6002",
+        "credit_limit": "20000.00",
+        "statement_balance": "10000.00",
+        "minimum_payment": "1000.00",
+        "statement_date": "2026-03-05",
+        "due_date": "2026-03-25",
+        "paid_since_statement": "0.00",
+    }
+    body.update(overrides)
+    return body
+
+
+def test_admin_token_required(client: TestClient) -> None:
+    assert client.post("/v1/accounts", json=account_body()).status_code == 401
+    r = client.get("/v1/accounts/x", headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "unauthorized"
+
+
+def test_create_and_read(client: TestClient, admin: dict[str, str]) -> None:
+    body = account_body()
+    r = client.post("/v1/accounts", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    view = r.json()
+    assert view["phone"] == "13900000002" and view["id_last4"] == "234X"
+    assert view["statement_balance"] == "10000.00"
+    parts = view["breakdown"]
+    total = sum(int(parts[k].replace(".", "")) for k in ("principal", "interest", "late_fee"))
+    assert f"{total // 100}.{total % 100:02d}" == view["amount_due"] == parts["total"]
+    again = client.get(f"/v1/accounts/{body['account_id']}", headers=admin).json()
+    assert again["amount_due"] == view["amount_due"] and again["bucket"] == view["bucket"]
+
+
+def test_validation_errors_have_the_contract_shape(client: TestClient, admin: dict[str, str]) -> None:
+    for bad in (
+        {"phone": "12345"},
+        {"statement_balance": "12.345"},
+        {"statement_balance": 12.5},
+        {"due_date": "2026-02-30"},
+        {"flags": ["vip"]},
+    ):
+        r = client.post("/v1/accounts", json=account_body(**bad), headers=admin)
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["error"]["code"] == "validation_failed"
+    r = client.post("/v1/accounts", json=account_body(minimum_payment="20000.00"), headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "minimum_payment"
+    r = client.post("/v1/accounts", content=b'{"account_id": ', headers={**admin, "content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
+    r = client.get("/v1/accounts/nope", headers=admin)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+def test_payment_is_posted_once(client: TestClient, admin: dict[str, str]) -> None:
+    body = account_body()
+    before = client.post("/v1/accounts", json=body, headers=admin).json()
+    pay = {"amount": "500.00", "paid_at": "2026-04-01T10:00:00+08:00", "reference": f"bank-{uuid.uuid4().hex}"}
+    first = client.post(f"/v1/accounts/{body['account_id']}/payments", json=pay, headers=admin)
+    second = client.post(f"/v1/accounts/{body['account_id']}/payments", json=pay, headers=admin)
+    assert first.status_code == second.status_code == 201
+    assert first.json()["created"] is True and second.json()["created"] is False
+    outstanding = [int(x.replace(".", "")) for x in (before["outstanding"], second.json()["account"]["outstanding"])]
+    assert outstanding[1] <= outstanding[0] - 50_000 + 2_000  # 500 paid; at most a few days' interest accrued since
+    naive = {**pay, "paid_at": "2026-04-01T10:00:00", "reference": "naive"}
+    r = client.post(f"/v1/accounts/{body['account_id']}/payments", json=naive, headers=admin)
+    assert r.status_code == 422

@@ -1,0 +1,54 @@
+"""The chat API's edges, with Rasa unreachable: bad input is refused, nothing is lost."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.chat import clean_text
+from ledger.db import transaction
+from ledger.models import Conversation, HandoffTicket, Message
+
+
+def test_rasa_down_gives_a_holding_reply_and_queues_for_a_human(client: TestClient, database_url: str) -> None:
+    cid = f"down-{uuid.uuid4().hex[:8]}"
+    r = client.post(f"/v1/chat/{cid}/messages", json={"text": "我想问下欠款"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["mode"] == "human" and "人工" in body["messages"][0]["text"]
+    with transaction(database_url) as session:
+        conv = session.scalar(select(Conversation).where(Conversation.conversation_id == cid))
+        assert conv is not None
+        stored = session.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq))
+        assert next((m.sender, m.text) for m in stored) == ("user", "我想问下欠款")
+        reason = session.scalar(select(HandoffTicket.reason).where(HandoffTicket.conversation_pk == conv.id))
+        assert reason == "service_unavailable"
+    # While a human has it, the holder's messages are kept and the bot stays quiet.
+    r2 = client.post(f"/v1/chat/{cid}/messages", json={"text": "还在吗"})
+    assert r2.json() == {"conversation_id": cid, "mode": "human", "messages": []}
+    assert client.get(f"/v1/chat/{cid}/messages?after=0").json()["messages"][0]["seq"] == 2
+
+
+def test_bad_requests_are_refused_clearly(client: TestClient) -> None:
+    url = "/v1/chat/bad-input-01/messages"
+    assert client.post("/v1/chat/short/messages", json={"text": "hi"}).status_code == 422
+    assert client.post(url, content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
+    r = client.post(url, content=b'{"text": "\xff\xfe"}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
+    r = client.post(url, json={"text": "长" * 1001})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "bad_message"
+    r = client.post(url, json={"text": "\x00\x01"})
+    assert r.status_code == 422
+    r = client.post(url, content=b'{"text": "' + b"a" * 70_000 + b'"}', headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+
+def test_typed_slash_text_cannot_inject_an_intent() -> None:
+    assert clean_text("/ask_debt_amount", 100) == "/ask_debt_amount"  # a button payload
+    assert clean_text('/inform{"phone": "13800000002"}', 100) == 'inform{"phone": "13800000002"}'
+    assert clean_text("/EXTERNAL_outbound_contact", 100) == "EXTERNAL_outbound_contact"
+    assert (
+        clean_text("  '; DROP TABLE messages; -- 😀 還款 １２３ ", 100) == "'; DROP TABLE messages; -- 😀 還款 １２３"
+    )

@@ -1,0 +1,97 @@
+"""Entity values normalised as CONTRACT.md section 4 says."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from bot.dates import resolve_date
+from bot.extract import extract
+from bot.normalize import normalize
+
+TODAY = date(2026, 11, 29)  # a Sunday
+
+
+def values(text: str) -> list[tuple[str, str]]:
+    return [(e["entity"], e["value"]) for e in extract(normalize(text), TODAY)]
+
+
+@pytest.mark.parametrize(
+    ("text", "amount"),
+    [
+        ("三千五", "3500"),
+        ("1.2万", "12000"),
+        ("两千块", "2000"),
+        ("3.5k", "3500"),
+        ("¥1,500.00", "1500"),
+        ("我先还五百", "500"),
+        ("一万二", "12000"),
+        ("３０００元", "3000"),
+        ("还 800", "800"),
+        ("两万三千块钱", "23000"),
+    ],
+)
+def test_amounts(text: str, amount: str) -> None:
+    assert ("amount", amount) in values(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [
+        ("分六期", "6"),
+        ("36个月", "36"),
+        ("半年", "6"),
+        ("分12期", "12"),
+        ("能不能分两年", "24"),
+        ("分３期", "3"),
+    ],
+)
+def test_installments(text: str, count: str) -> None:
+    assert values(text) == [("installments", count)]
+
+
+def test_last_four_labelled_and_phone() -> None:
+    assert values("身份证后四位123x，卡号后四位5678") == [("id_last4", "123X"), ("card_last4", "5678")]
+    assert values("+86 138-1234-5678") == [("phone", "13812345678")]
+    assert values("尾号6002") == [("card_last4", "6002")]
+    assert values("2345 6002") == [("last4", "2345"), ("last4", "6002")]
+
+
+def test_numbers_that_are_not_amounts() -> None:
+    assert values("25号") == [("date", "25号")]
+    assert values("分6期") == [("installments", "6")]
+    assert ("amount", "2026") not in values("2026年")
+
+
+@pytest.mark.parametrize(
+    ("span", "iso"),
+    [
+        ("今天", "2026-11-29"),
+        ("明天", "2026-11-30"),
+        ("后天", "2026-12-01"),
+        ("下周五", "2026-12-04"),
+        ("周五", "2026-12-04"),
+        ("月底", "2026-11-30"),
+        ("25号", "2026-12-25"),
+        ("30号", "2026-11-30"),
+        ("下个月15号", "2026-12-15"),
+        ("12月3日", "2026-12-03"),
+        ("1月5号", "2027-01-05"),
+        ("三天后", "2026-12-02"),
+        ("一周内", "2026-12-06"),
+        ("下个月", "2026-12-29"),
+        ("发工资", "2026-12-15"),
+    ],
+)
+def test_dates_resolve_relative_to_today(span: str, iso: str) -> None:
+    assert resolve_date(span, TODAY) is not None
+    assert resolve_date(span, TODAY).isoformat() == iso  # type: ignore[union-attr]
+    found = [e for e in extract(span, TODAY) if e["entity"] == "date"]
+    assert found and found[0]["value"] == span and found[0]["additional_info"]["iso"] == iso
+
+
+def test_date_and_amount_together() -> None:
+    ents = extract("我下周五先还三千五", TODAY)
+    assert [(e["entity"], e["value"]) for e in ents] == [("date", "下周五"), ("amount", "3500")]
+    assert ents[0]["additional_info"] == {"iso": "2026-12-04"}

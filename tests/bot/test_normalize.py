@@ -1,0 +1,29 @@
+"""Normalisation: width, script, emoji, shorthand."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.normalize import normalize
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("還款ａｐｐ怎麼用", "还款app怎么用"),
+        ("１２３４５", "12345"),
+        ("我要投诉😡😡", "我要投诉"),
+        ("88", "拜拜"),
+        ("3Q", "谢谢"),
+        ("td", "TD"),
+        ("  好的 \t 谢谢  ", "好的 谢谢"),
+        ("什么？？？", "什么?"),
+        ("a\u200bb", "ab"),
+    ],
+)
+def test_normalize(raw: str, clean: str) -> None:
+    assert normalize(raw) == clean
+
+
+def test_shorthand_only_as_a_whole_message() -> None:
+    assert normalize("我还88块") == "我还88块"

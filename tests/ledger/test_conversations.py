@@ -1,0 +1,53 @@
+"""Identity verification and the message record."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from ledger import accounts, conversations
+from ledger.clock import Clock
+from ledger.masking import mask
+from tests.factories import record
+
+
+def test_all_three_facts_must_match(session: Session, clock: Clock) -> None:
+    rec = record(phone="13911112222", id_last4="987X", card_last4="4321")
+    accounts.upsert_account(session, rec)
+    conv = conversations.get_or_create(session, "verify-ok-001", "web")
+    assert conversations.verify(session, conv, "987X", "4321", clock).result == "need_more"  # no phone yet
+    conversations.claim_phone(session, conv, "13911112222")
+    outcome = conversations.verify(session, conv, "987x", "4321", clock)  # X in either case
+    assert outcome.result == "verified" and outcome.account_id == rec.account_id
+    assert conversations.verified_account_id(session, "verify-ok-001") == rec.account_id
+
+
+def test_three_failures_lock_and_a_right_answer_after_does_not_unlock(session: Session, clock: Clock) -> None:
+    rec = record(phone="13911113333", id_last4="1111", card_last4="2222")
+    accounts.upsert_account(session, rec)
+    conv = conversations.get_or_create(session, "verify-lock-01", "web")
+    conversations.claim_phone(session, conv, "13911113333")
+    results = [conversations.verify(session, conv, "0000", "2222", clock).result for _ in range(3)]
+    assert results == ["retry", "retry", "locked"]
+    assert conversations.verify(session, conv, "1111", "2222", clock).result == "locked"
+    assert conversations.verified_account_id(session, "verify-lock-01") is None
+
+
+def test_unknown_phone_fails_like_a_wrong_answer(session: Session, clock: Clock) -> None:
+    conv = conversations.get_or_create(session, "verify-none-1", "web")
+    conversations.claim_phone(session, conv, "13000000000")
+    assert conversations.verify(session, conv, "1234", "5678", clock).result == "retry"
+
+
+def test_messages_are_stored_masked_in_order(session: Session) -> None:
+    conv = conversations.get_or_create(session, "record-0001", "web")
+    texts = ["我的卡号是6222021234567890123", "身份证110105194912310021", "电话13812345678"]
+    stored = [conversations.append_message(session, conv, "user", t) for t in texts]
+    assert [m.seq for m in stored] == [1, 2, 3]
+    assert "6222021234567890123" not in stored[0].text and stored[0].text.endswith("0123")
+    assert "110105194912310021" not in stored[1].text
+    assert stored[2].text == "电话138****5678"
+
+
+def test_masking_keeps_what_identifies_nothing() -> None:
+    assert mask("卡号后四位5678，金额3500元") == "卡号后四位5678，金额3500元"
+    assert mask("6222 0212 3456 7890") == "************7890"
