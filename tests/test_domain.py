@@ -10,10 +10,32 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
 CONTRACT_INTENTS = {
-    "greet", "goodbye", "thank", "affirm", "deny", "inform", "ask_debt_amount", "ask_fee_detail", "ask_consequences",
-    "ask_repayment_method", "ask_plan_terms", "request_installment", "request_deferment", "request_fee_waiver",
-    "promise_to_pay", "claim_paid", "hardship", "dispute_charge", "request_human", "complain", "stop_contact",
-    "ask_identity_legitimacy", "wrong_person", "refuse_to_pay", "insult", "out_of_scope",
+    "greet",
+    "goodbye",
+    "thank",
+    "affirm",
+    "deny",
+    "inform",
+    "ask_debt_amount",
+    "ask_fee_detail",
+    "ask_consequences",
+    "ask_repayment_method",
+    "ask_plan_terms",
+    "request_installment",
+    "request_deferment",
+    "request_fee_waiver",
+    "promise_to_pay",
+    "claim_paid",
+    "hardship",
+    "dispute_charge",
+    "request_human",
+    "complain",
+    "stop_contact",
+    "ask_identity_legitimacy",
+    "wrong_person",
+    "refuse_to_pay",
+    "insult",
+    "out_of_scope",
 }
 CONTRACT_ENTITIES = {"amount", "installments", "date", "card_last4", "id_last4", "phone"}
 
@@ -25,7 +47,7 @@ def _code_and_data() -> str:
 
 def test_intents_and_entities_are_the_contracts() -> None:
     assert set(DOMAIN["intents"]) == CONTRACT_INTENTS
-    assert CONTRACT_ENTITIES <= set(DOMAIN["entities"])
+    assert set(DOMAIN["entities"]) >= CONTRACT_ENTITIES
 
 
 def test_every_intent_has_training_examples() -> None:

@@ -1,0 +1,108 @@
+"""`make bench`: start the stack on a scratch database, run every benchmark, write JSON.
+
+BENCH_LEVELS (default "1,10,50") and BENCH_CONVERSATIONS (default 20 per level) size the
+load; CI runs the same harness on a tiny load through the test suite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bench.machine import describe
+from bench.turns import compare
+from ledger.db import transaction
+from ledger.models import Message
+from scripts.stack import ROOT, Stack, prepare
+
+RESULTS = ROOT / "bench" / "results"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process and its children, in MiB."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += int(status.split("VmRSS:")[1].split()[0])
+        except (OSError, IndexError):
+            continue
+    return round(total / 1024, 1)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        var = Path(tmp)
+        url = f"sqlite+pysqlite:///{var / 'bench.db'}"
+        secrets = prepare(url, var)
+        stack = Stack(
+            var=var,
+            database_url=url,
+            ports={"rasa": _port(), "actions": _port(), "gateway": _port()},
+            env_extra={"RASA_TIMEOUT_SECONDS": "30"},
+        )
+        t0 = time.monotonic()
+        stack.start(secrets)
+        try:
+            startup = stack.wait_healthy(timeout=300)
+            print(f"  stack healthy in {startup:.1f}s", flush=True)
+            gw, rasa = (f"http://127.0.0.1:{stack.ports[k]}" for k in ("gateway", "rasa"))
+            rows, sent_to_gateway = asyncio.run(compare(gw, rasa, levels, conversations))
+            memory = {name: rss_mib(p.pid) for name, p in stack.procs.items()}
+            with transaction(url) as s:
+                stored_user = s.scalar(select(func.count()).select_from(Message).where(Message.sender == "user"))
+            return {
+                "startup_s": round(startup, 1),
+                "wall_s": round(time.monotonic() - t0, 1),
+                "levels": rows,
+                "memory_rss_mib": memory,
+                "gateway_messages_sent": sent_to_gateway,
+                "gateway_messages_stored": stored_user,
+                "lost_messages": sent_to_gateway - (stored_user or 0),
+            }
+        finally:
+            stack.stop()
+
+
+def main() -> int:
+    levels = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,10,50").split(",")]
+    conversations = int(os.environ.get("BENCH_CONVERSATIONS", "20"))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    print(f"== turn latency: gateway vs bare Rasa at concurrency {levels} ==", flush=True)
+    result = {
+        "benchmark": "turns",
+        "machine": describe(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **run_turns(levels, conversations),
+    }
+    (RESULTS / "turns.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    print(f"memory (RSS MiB): {result['memory_rss_mib']}; lost messages: {result['lost_messages']}")
+    print(f"wrote {RESULTS / 'turns.json'}")
+    return 0 if result["lost_messages"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
