@@ -97,15 +97,20 @@ async def measure(target: str, base: str, concurrency: int, conversations: int, 
 
 async def compare(
     gateway: str, rasa: str, levels: list[int], conversations_per_level: int, progress: bool = True
-) -> list[dict[str, Any]]:
-    """For each concurrency level: bare Rasa, then the gateway, and the p50 ratio."""
+) -> tuple[list[dict[str, Any]], int]:
+    """For each concurrency level: bare Rasa, then the gateway, and the p50 ratio.
+
+    Also returns how many messages were sent to the gateway in all, to compare with the transcript.
+    """
     rows = []
     await measure("rasa", rasa, 2, 2, "warm")  # first turns load caches; not counted
-    await measure("gateway", gateway, 2, 2, "warm")
+    sent = (await measure("gateway", gateway, 2, 2, "warm")).sent
     for level in levels:
         n = max(conversations_per_level, level)
         bare = (await measure("rasa", rasa, level, n, f"r{level}")).summary()
-        gw = (await measure("gateway", gateway, level, n, f"g{level}")).summary()
+        gw_run = await measure("gateway", gateway, level, n, f"g{level}")
+        sent += gw_run.sent
+        gw = gw_run.summary()
         ratio = round(gw["p50_ms"] / bare["p50_ms"], 2) if bare["p50_ms"] else None
         rows.append({"concurrency": level, "bare_rasa": bare, "gateway": gw, "p50_ratio": ratio})
         if progress:
@@ -114,4 +119,4 @@ async def compare(
                 f"p99 {gw['p99_ms']:7.1f} ms  {gw['turns_per_s']:6.1f} turns/s  ratio {ratio}",
                 flush=True,
             )
-    return rows
+    return rows, sent

@@ -88,7 +88,7 @@ def validate_record(rec: AccountRecord) -> None:
 def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> Account:
     """Create or replace an account from an import record (its statement replaced, history kept)."""
     validate_record(rec)
-    account = session.scalar(select(Account).where(Account.account_id == rec.account_id).with_for_update())
+    account = session.scalar(select(Account).where(Account.account_id == rec.account_id).with_for_update(of=Account))
     if account is None:
         holder = Cardholder(name=rec.holder_name, phone=rec.phone, id_last4=rec.id_last4)
         session.add(holder)

@@ -73,7 +73,7 @@ class Account(Base):
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = mapped_column(AwareDateTime, server_default=func.now(), onupdate=func.now())
 
-    cardholder: Mapped[Cardholder] = relationship(lazy="joined")
+    cardholder: Mapped[Cardholder] = relationship(lazy="joined", innerjoin=True)
     statements: Mapped[list[Statement]] = relationship(
         order_by="Statement.statement_date", cascade="all, delete-orphan"
     )

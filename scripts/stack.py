@@ -138,7 +138,8 @@ class Stack:
         while time.monotonic() - start < timeout:
             for name, proc in self.procs.items():
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{name} exited with {proc.returncode}; see {self.var / (name + '.log')}")
+                    tail = (self.var / f"{name}.log").read_text(errors="replace").splitlines()[-25:]
+                    raise RuntimeError(f"{name} exited with {proc.returncode}; the end of its log:\n" + "\n".join(tail))
             try:
                 body = httpx.get(url, timeout=3).json()
                 if body.get("status") == "ok":
