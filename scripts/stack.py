@@ -90,22 +90,20 @@ class Stack:
         )
         return env
 
-    def start(self, secrets: dict[str, str]) -> None:
-        self.var.mkdir(parents=True, exist_ok=True)
-        env = self.env(secrets)
-        ep = endpoints(self.var, self.ports["actions"], env.get("TRACKER_STORE_URL"), env.get("REDIS_URL"))
-        commands = {
+    def commands(self, secrets: dict[str, str], endpoints_file: Path) -> dict[str, list[str]]:
+        """The command line of each process."""
+        return {
             "actions": [str(APP_PY), "-m", "rasa_sdk", "--actions", "actions", "-p", str(self.ports["actions"])],
             "rasa": [
                 str(RASA),
                 "run",
                 "--enable-api",
-                "--auth-token",
-                secrets["RASA_AUTH_TOKEN"],
+                # "=" form: a generated token may begin with "-", which argparse would take for an option.
+                f"--auth-token={secrets['RASA_AUTH_TOKEN']}",
                 "-m",
                 str(MODEL),
                 "--endpoints",
-                str(ep),
+                str(endpoints_file),
                 "--credentials",
                 str(ROOT / "credentials.yml"),
                 "-i",
@@ -125,6 +123,12 @@ class Stack:
                 "--no-access-log",
             ],
         }
+
+    def start(self, secrets: dict[str, str]) -> None:
+        self.var.mkdir(parents=True, exist_ok=True)
+        env = self.env(secrets)
+        ep = endpoints(self.var, self.ports["actions"], env.get("TRACKER_STORE_URL"), env.get("REDIS_URL"))
+        commands = self.commands(secrets, ep)
         for name, cmd in commands.items():
             log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
             self.procs[name] = subprocess.Popen(

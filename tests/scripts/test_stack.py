@@ -1,0 +1,50 @@
+"""The stack supervisor's command lines and generated files."""
+
+from __future__ import annotations
+
+import argparse
+import stat
+from pathlib import Path
+
+import yaml
+
+from scripts.secrets_file import NAMES, ensure_secrets
+from scripts.stack import Stack, endpoints
+
+
+def test_a_token_starting_with_a_dash_reaches_rasa_intact(tmp_path: Path) -> None:
+    """Regression: a generated secret beginning with "-" was read by Rasa's argparse as an option."""
+    argv = Stack(var=tmp_path, database_url="sqlite://").commands({"RASA_AUTH_TOKEN": "-abc123"}, tmp_path / "e.yml")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--auth-token")
+    known, _ = parser.parse_known_args(argv["rasa"][2:])
+    assert known.auth_token == "-abc123"
+
+
+def test_secrets_are_generated_once_private_and_overridable(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "secrets.env"
+    first = ensure_secrets(path)
+    assert set(first) == set(NAMES) and all(len(v) >= 40 for v in first.values())
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ensure_secrets(path) == first
+    monkeypatch.setenv("ADMIN_API_TOKEN", "from-env")
+    assert ensure_secrets(path)["ADMIN_API_TOKEN"] == "from-env"
+
+
+def test_endpoints_follow_the_environment(tmp_path: Path) -> None:
+    conf = yaml.safe_load(endpoints(tmp_path, 6055, None, None).read_text())
+    assert conf["tracker_store"]["dialect"] == "sqlite" and "lock_store" not in conf
+    assert conf["action_endpoint"]["url"] == "http://127.0.0.1:6055/webhook"
+    conf = yaml.safe_load(
+        endpoints(tmp_path, 5055, "postgresql://u:p@127.0.0.1:5432/rasa", "redis://127.0.0.1:6379/2").read_text()
+    )
+    assert conf["tracker_store"] == {
+        "type": "SQL",
+        "dialect": "postgresql",
+        "host": "127.0.0.1",
+        "port": 5432,
+        "db": "rasa",
+        "username": "u",
+        "password": "p",
+    }
+    assert conf["lock_store"]["type"] == "redis" and conf["lock_store"]["db"] == 2
