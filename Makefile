@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs run test lint typecheck validate unit e2e test-postgres train bench eval-nlu lock clean
+.PHONY: help envs run test lint typecheck validate unit e2e test-postgres train bench eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -85,6 +85,12 @@ test: envs train lint typecheck validate ## everything: lint, types, rasa valida
 
 bench: envs train ## run the benchmarks; figures to bench/results/*.json
 	$(APP_PY) -m bench.run
+
+eval-nlu: envs train ## NLU on the held-out file and by 5-fold cross-validation -> bench/results/nlu.json
+	@$(BOT_PY) -m bench.nlu_eval 2> var/eval-nlu.log
+
+compare-nlu: envs ## train and score each pipeline in bench/nlu_configs/ -> bench/results/nlu_pipelines.json
+	@$(BOT_PY) -m bench.nlu_compare 2> var/compare-nlu.log
 
 clean: ## remove environments, models and local data
 	rm -rf $(VENV) models var .pytest_cache .mypy_cache .ruff_cache

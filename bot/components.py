@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.extractors.extractor import EntityExtractorMixin
-from rasa.shared.nlu.constants import ENTITIES, TEXT
+from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -78,4 +81,51 @@ class ChineseEntityExtractor(GraphComponent, EntityExtractorMixin):
             found = extract(text, today)
             if found:
                 message.set(ENTITIES, message.get(ENTITIES, []) + found, add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class KeywordIntentOverride(GraphComponent):
+    """Second stage: unambiguous, high-stakes phrases (bot/keyword_intents.yml) decide the intent."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"rules": str(Path(__file__).with_name("keyword_intents.yml"))}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        rules = yaml.safe_load(Path(config["rules"]).read_text(encoding="utf-8"))
+        self._rules = [
+            (
+                r["intent"],
+                [re.compile(p, re.I) for p in r["patterns"]],
+                [re.compile(p, re.I) for p in r.get("unless", [])],
+            )
+            for r in rules
+        ]
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> KeywordIntentOverride:
+        return cls(config)
+
+    def match(self, text: str) -> str | None:
+        for intent, patterns, vetoes in self._rules:
+            if any(p.search(text) for p in patterns) and not any(v.search(text) for v in vetoes):
+                return intent
+        return None
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            intent = self.match(message.get(TEXT) or "")
+            if intent is None:
+                continue
+            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != intent]
+            chosen = {"name": intent, "confidence": 1.0}
+            message.set(INTENT, chosen, add_to_output=True)
+            message.set(INTENT_RANKING_KEY, [chosen, *ranking], add_to_output=True)
         return messages

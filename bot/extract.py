@@ -19,8 +19,10 @@ from bot.dates import DATE_PATTERN, resolve_date
 Entity = dict[str, Any]
 EXTRACTOR = "ChineseEntityExtractor"
 
-_CN_NUM = "零〇一二两三四五六七八九十百千万亿点"
-_NUM = rf"(?:\d[\d,]*(?:\.\d+)?|[{_CN_NUM}]+)"
+_CN_DIGIT = "零〇一二两三四五六七八九十"
+_CN_NUM = _CN_DIGIT + "百千万亿点"
+# A Chinese numeral starts with a digit word: "几百" or a bare "万" is not a number.
+_NUM = rf"(?:\d[\d,]*(?:\.\d+)?|[{_CN_DIGIT}][{_CN_NUM}]*)"
 PHONE = re.compile(r"(?<![\d])(?:\+?86|0086)?[- ]?(1[3-9]\d[- ]?\d{4}[- ]?\d{4})(?!\d)")
 ID_LAST4 = re.compile(
     r"(?:身份证|证件|身份证件)(?:号码?|号)?(?:的)?(?:后四位|末四位|最后四位|尾号|后4位)?\s*(?:是|为|:|：)?\s*(\d{3}[\dXx])(?![\dA-Za-z])"
@@ -100,7 +102,9 @@ def extract(text: str, today: date) -> list[Entity]:
             count: Decimal | None = Decimal(_YEARS[m.group(4)])
         else:
             count = to_number(m.group(1) or m.group(2) or m.group(3))
-        if count is not None and count == count.to_integral_value() and 1 <= count <= 120:
+        # "一个月" is a span of time, not a plan: counts in months start at two.
+        minimum = 2 if m.group(3) else 1
+        if count is not None and count == count.to_integral_value() and minimum <= count <= 120:
             found.append(_entity("installments", m.start(), m.end(), str(int(count)), text))
             take(m.start(), m.end())
     for m in AMOUNT.finditer(text):

@@ -38,6 +38,17 @@ SHORTHAND = {
     "kf": "客服",
     "rg": "人工",
 }
+# A message of emoji alone still means something; elsewhere emoji are dropped.
+EMOJI_WORDS = {
+    "👍": "好的",
+    "👌": "好的",
+    "🙏": "谢谢",
+    "👋": "你好",
+    "😡": "生气",
+    "🤬": "生气",
+    "😭": "难过",
+    "😢": "难过",
+}
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
 _SPACES = re.compile(r"\s+")
 _REPEAT_PUNCT = re.compile(r"([!?！？。，,.~～])\1+")
@@ -57,9 +68,12 @@ def normalize(text: str) -> str:
     """NFKC (full-width digits and letters), traditional -> simplified, emoji and control chars out."""
     text = unicodedata.normalize("NFKC", text)
     text = _CONTROL.sub("", text)
+    emoji = [ch for ch in text if _is_emoji(ch)]
     text = "".join(" " if _is_emoji(ch) else ch for ch in text)
+    if emoji and not text.replace("\ufe0f", "").strip():
+        return next((EMOJI_WORDS[ch] for ch in emoji if ch in EMOJI_WORDS), "表情")
     text = text.replace("\ufe0f", "")
     text = _t2s().convert(text)
     text = _REPEAT_PUNCT.sub(r"\1", text)
     text = _SPACES.sub(" ", text).strip()
-    return SHORTHAND.get(text.lower(), text)
+    return SHORTHAND.get(text.lower().strip("~!.?。！？ "), text)

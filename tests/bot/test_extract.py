@@ -95,3 +95,14 @@ def test_date_and_amount_together() -> None:
     ents = extract("我下周五先还三千五", TODAY)
     assert [(e["entity"], e["value"]) for e in ents] == [("date", "下周五"), ("amount", "3500")]
     assert ents[0]["additional_info"] == {"iso": "2026-12-04"}
+
+
+def test_vague_quantities_are_not_values() -> None:
+    assert values("怎么比我刷的多了好几百") == []
+    assert values("一个月收入只够生活") == []
+    assert values("万一还不上怎么办") == []
+
+
+def test_unpaid_wages_are_not_a_date() -> None:
+    assert values("公司好几个月没发工资了") == []
+    assert values("发工资就还") == [("date", "发工资")]

@@ -27,3 +27,14 @@ def test_normalize(raw: str, clean: str) -> None:
 
 def test_shorthand_only_as_a_whole_message() -> None:
     assert normalize("我还88块") == "我还88块"
+
+
+def test_a_message_of_emoji_alone_keeps_its_meaning() -> None:
+    assert normalize("👍") == "好的"
+    assert normalize("🙏🙏") == "谢谢"
+    assert normalize("🦄") == "表情"
+
+
+def test_shorthand_with_trailing_punctuation() -> None:
+    assert normalize("886～") == "拜拜"
+    assert normalize("thx!") == "谢谢"
