@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -10,12 +9,8 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, money, policy
+from actions.context import clock, in_transaction, money, percent, policy
 from ledger import accounts, conversations
-
-
-def _percent(rate: Decimal) -> str:
-    return f"{(rate * 100).normalize():f}%"
 
 
 class ActionTellDebt(Action):
@@ -44,9 +39,9 @@ class ActionTellDebt(Action):
                 "outstanding_fen": pos.outstanding.total,
                 "statement_balance": money(view.statement.statement_balance),
                 "due_date": view.statement.due_date.isoformat(),
-                "daily_rate": _percent(fees.daily_interest_rate),
-                "annual_rate": _percent(fees.daily_interest_rate * 365),
-                "late_fee_rate": _percent(fees.late_fee.rate),
+                "daily_rate": percent(fees.daily_interest_rate),
+                "annual_rate": percent(fees.daily_interest_rate * 365),
+                "late_fee_rate": percent(fees.late_fee.rate),
             }
 
         facts = await in_transaction(read)

@@ -16,7 +16,6 @@ ANSWERS = {
     "ask_identity_legitimacy": "utter_identity_legitimacy",
     "wrong_person": "utter_wrong_person",
     "out_of_scope": "utter_out_of_scope",
-    "insult": "utter_insult",
 }
 
 
@@ -31,9 +30,17 @@ class ActionAnswer(Action):
 
 
 class ActionClarify(Action):
+    """Unsure what was meant: a detail that answers a pending question is used; else ask, with buttons."""
+
     def name(self) -> str:
         return "action_clarify"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        from actions.identity import continue_negotiation
+        from actions.negotiate import pending
+
+        details = {e.get("entity") for e in tracker.latest_message.get("entities", [])}
+        if pending(tracker) and details & {"date", "amount", "installments"}:
+            return await continue_negotiation(dispatcher, tracker, domain)
         dispatcher.utter_message(response="utter_clarify")
         return []

@@ -38,6 +38,11 @@ class ActionVerifyIdentity(Action):
         return "action_verify_identity"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        identity_given = any(_entity_values(tracker, n) for n in ("phone", "id_last4", "card_last4", "last4"))
+        if not identity_given and await in_transaction(
+            lambda s: conversations.verified_account_id(s, tracker.sender_id) is not None
+        ):
+            return await continue_negotiation(dispatcher, tracker, domain)
         phones = _entity_values(tracker, "phone")
         id_last4 = (_entity_values(tracker, "id_last4") or [tracker.get_slot("id_last4")])[0]
         card_last4 = (_entity_values(tracker, "card_last4") or [tracker.get_slot("card_last4")])[0]
@@ -80,3 +85,19 @@ class ActionVerifyIdentity(Action):
         else:
             dispatcher.utter_message(response="utter_ask_id_last4")
         return keep
+
+
+async def continue_negotiation(
+    dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
+) -> list[EventType]:
+    """A verified holder answered with a detail: a period count, or the amount/date of a promise."""
+    from actions.negotiate import ActionOfferInstallment, entity_amount, entity_date, pending, propose_promise
+
+    if _entity_values(tracker, "installments"):
+        return await ActionOfferInstallment().run(dispatcher, tracker, domain)
+    waiting = pending(tracker) or {}
+    amount, due = entity_amount(tracker), entity_date(tracker)
+    if amount or due:
+        return await propose_promise(dispatcher, tracker, amount or waiting.get("amount"), due)
+    dispatcher.utter_message(response="utter_already_verified")
+    return []

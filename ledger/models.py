@@ -244,3 +244,17 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(128))
     detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class OutboundSms(Base):
+    """Every SMS handed to a provider (the `outbox` provider only records it)."""
+
+    __tablename__ = "outbound_sms"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    to_phone: Mapped[str] = mapped_column(String(11), index=True)
+    body: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(16))
+    provider_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="sent")  # sent | failed
+    conversation_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now()

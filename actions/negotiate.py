@@ -1,0 +1,332 @@
+"""Negotiation: offers the policy allows, a summary to confirm, then the ledger is written.
+
+The offer logic is deterministic (ledger/); this module only phrases it. What was offered
+is kept in the `pending_offer` slot and rebuilt from the ledger when the holder agrees,
+so the amounts written are the ledger's, never the slot's.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.orm import Session
+
+from actions.context import clock, in_transaction, money, percent, policy, render
+from ledger import conversations, negotiation
+from ledger.errors import Conflict, LedgerError, OfferNotAllowed, ValidationFailed
+from ledger.money import yuan_to_fen
+from ledger.plans import PlanOffer
+
+CONFIRM_BUTTONS = [{"title": "确认办理", "payload": "/affirm"}, {"title": "再想想", "payload": "/deny"}]
+
+
+def entity(tracker: Tracker, name: str) -> dict[str, Any] | None:
+    return next((e for e in tracker.latest_message.get("entities", []) if e.get("entity") == name), None)
+
+
+def entity_date(tracker: Tracker) -> date | None:
+    ent = entity(tracker, "date")
+    iso = ((ent or {}).get("additional_info") or {}).get("iso")
+    return date.fromisoformat(iso) if iso else None
+
+
+def entity_amount(tracker: Tracker) -> int | None:
+    ent = entity(tracker, "amount")
+    try:
+        return yuan_to_fen(Decimal(str(ent["value"])).quantize(Decimal("0.01"))) if ent else None
+    except (LedgerError, ArithmeticError):
+        return None
+
+
+def offer_vars(offer: PlanOffer) -> dict[str, Any]:
+    return {
+        "periods": offer.periods,
+        "per_period": money(offer.first_amount),
+        "total_fee": money(offer.total_fee),
+        "apr": percent(offer.apr, places=2),
+        "total": money(offer.total),
+        "first_due": offer.schedule[0].due_date.isoformat(),
+        "pay_on": offer.schedule[0].due_date.isoformat(),
+        "amount": money(offer.principal),
+    }
+
+
+def pending(tracker: Tracker) -> dict[str, Any] | None:
+    raw = tracker.get_slot("pending_offer")
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _pending(kind: str, **terms: Any) -> SlotSet:
+    return SlotSet("pending_offer", json.dumps({"kind": kind, **terms}))
+
+
+class ActionOfferInstallment(Action):
+    """Installments the bucket allows, each with per-period amount, total fee and annualised rate."""
+
+    def name(self) -> str:
+        return "action_offer_installment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        wanted = entity(tracker, "installments")
+        periods = int(wanted["value"]) if wanted else None
+        today = clock().today()
+
+        def build(session: Session) -> tuple[str, Any]:
+            account_id = conversations.verified_account_id(session, tracker.sender_id)
+            if account_id is None:
+                return "unverified", None
+            sit = negotiation.situation(session, account_id, policy(), clock())
+            if sit.on_hold:
+                return "on_hold", None
+            if sit.outstanding <= 0:
+                return "settled", None
+            if periods is None:
+                return "list", (sit, negotiation.installment_offers(sit, today))
+            try:
+                return "offer", negotiation.offer_for(sit, "installment", today, periods=periods)
+            except OfferNotAllowed as exc:
+                nearest = exc.details.get("nearest")
+                alt = negotiation.offer_for(sit, "installment", today, periods=nearest) if nearest else None
+                return "nearest", (exc.details, alt, sit)
+
+        kind, data = await in_transaction(build)
+        if kind in ("unverified", "on_hold", "settled"):
+            dispatcher.utter_message(
+                response={
+                    "unverified": "utter_need_verification",
+                    "on_hold": "utter_on_hold",
+                    "settled": "utter_debt_settled",
+                }[kind]
+            )
+            return []
+        if kind == "list":
+            _, offers = data
+            if not offers:
+                dispatcher.utter_message(response="utter_no_installment")
+                return []
+            text = render("installment_options.j2", offers=[offer_vars(o) for o in offers])
+            dispatcher.utter_message(
+                text=text, buttons=[{"title": f"分{o.periods}期", "payload": f"分{o.periods}期"} for o in offers]
+            )
+            return []
+        if kind == "nearest":
+            details, alt, _ = data
+            if alt is None:
+                dispatcher.utter_message(response="utter_no_installment")
+                return []
+            dispatcher.utter_message(
+                response="utter_installment_not_offered",
+                requested=periods,
+                allowed="、".join(f"{p}期" for p in details.get("allowed_periods", [])),
+            )
+            data = alt
+        dispatcher.utter_message(response="utter_installment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(data))
+        return [_pending("installment", periods=data.periods)]
+
+
+class ActionOfferDeferment(Action):
+    """A short deferment within the bucket's limit; the latest allowed date when none is asked."""
+
+    def name(self) -> str:
+        return "action_offer_deferment"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        asked = entity_date(tracker)
+        today = clock().today()
+
+        def build(session: Session) -> tuple[str, Any]:
+            account_id = conversations.verified_account_id(session, tracker.sender_id)
+            if account_id is None:
+                return "unverified", None
+            sit = negotiation.situation(session, account_id, policy(), clock())
+            if sit.on_hold:
+                return "on_hold", None
+            if not sit.rules.allows("deferment") or sit.amount_due <= 0:
+                return "not_allowed", None
+            latest = today.fromordinal(today.toordinal() + sit.rules.deferment_max_days)
+            try:
+                return "offer", negotiation.offer_for(sit, "deferment", today, pay_on=asked or latest)
+            except (OfferNotAllowed, ValidationFailed):
+                return "nearest", negotiation.offer_for(sit, "deferment", today, pay_on=latest)
+
+        kind, offer = await in_transaction(build)
+        if kind == "unverified":
+            dispatcher.utter_message(response="utter_need_verification")
+            return []
+        if kind == "on_hold":
+            dispatcher.utter_message(response="utter_on_hold")
+            return []
+        if kind == "not_allowed":
+            dispatcher.utter_message(
+                response="utter_no_deferment",
+                buttons=[
+                    {"title": "看看分期", "payload": "/request_installment"},
+                    {"title": "转人工", "payload": "/request_human"},
+                ],
+            )
+            return []
+        if kind == "nearest":
+            dispatcher.utter_message(response="utter_deferment_nearest", latest=offer.schedule[0].due_date.isoformat())
+        dispatcher.utter_message(response="utter_deferment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(offer))
+        return [_pending("deferment", pay_on=offer.schedule[0].due_date.isoformat())]
+
+
+class ActionPromiseToPay(Action):
+    """Summarise the promise (amount and date resolved relative to today) and ask to confirm."""
+
+    def name(self) -> str:
+        return "action_promise_to_pay"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        return await propose_promise(dispatcher, tracker, entity_amount(tracker), entity_date(tracker))
+
+
+async def propose_promise(
+    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, due: date | None
+) -> list[EventType]:
+    today = clock().today()
+    text = tracker.latest_message.get("text") or ""
+    if due is None and any(w in text for w in ("马上", "现在", "立刻", "一会", "今晚", "今天")):
+        due = today
+
+    def check(session: Session) -> tuple[str, dict[str, Any]]:
+        account_id = conversations.verified_account_id(session, tracker.sender_id)
+        if account_id is None:
+            return "unverified", {}
+        sit = negotiation.situation(session, account_id, policy(), clock())
+        fen = amount or sit.amount_due or sit.outstanding
+        if due is None:
+            return "need_date", {"amount": fen}
+        latest = today.fromordinal(today.toordinal() + sit.rules.promise_max_days)
+        if due < today:
+            return "past", {}
+        if due > latest:
+            return "too_late", {"latest": latest.isoformat(), "amount": fen}
+        if fen > sit.outstanding:
+            return "too_much", {"outstanding": sit.outstanding}
+        return "ok", {"amount": fen}
+
+    kind, facts = await in_transaction(check)
+    if kind == "unverified":
+        dispatcher.utter_message(response="utter_need_verification")
+        return []
+    if kind == "need_date":
+        dispatcher.utter_message(response="utter_ask_promise_date", amount=money(facts["amount"]))
+        return [_pending("promise_date", amount=facts["amount"])]
+    if kind == "past":
+        dispatcher.utter_message(response="utter_promise_date_past")
+        return []
+    if kind == "too_late":
+        dispatcher.utter_message(response="utter_promise_too_late", latest=facts["latest"])
+        return [_pending("promise_date", amount=facts["amount"])]
+    if kind == "too_much":
+        dispatcher.utter_message(response="utter_promise_too_much", outstanding=money(facts["outstanding"]))
+        return []
+    assert due is not None
+    dispatcher.utter_message(
+        response="utter_promise_summary", buttons=CONFIRM_BUTTONS, amount=money(facts["amount"]), date=due.isoformat()
+    )
+    return [_pending("promise", amount=facts["amount"], due=due.isoformat())]
+
+
+class ActionConfirm(Action):
+    """The holder agreed: write what was offered (rebuilt from the ledger) once, and say what was done."""
+
+    def name(self) -> str:
+        return "action_confirm"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        offer = pending(tracker)
+        if not offer or offer["kind"] == "promise_date":
+            dispatcher.utter_message(response="utter_ok_anything_else")
+            return []
+        today = clock().today()
+        key = f"chat:{tracker.sender_id}:{json.dumps(offer, sort_keys=True)}"
+
+        def write(session: Session) -> tuple[str, dict[str, Any]]:
+            account_id = conversations.verified_account_id(session, tracker.sender_id)
+            if account_id is None:
+                return "unverified", {}
+            if offer["kind"] == "promise":
+                promise, _ = negotiation.create_promise(
+                    session,
+                    account_id,
+                    offer["amount"],
+                    date.fromisoformat(offer["due"]),
+                    "chat",
+                    key,
+                    policy(),
+                    clock(),
+                )
+                return "promise", {"amount": money(promise.amount), "date": promise.due_date.isoformat()}
+            sit = negotiation.situation(session, account_id, policy(), clock())
+            plan_offer = negotiation.offer_for(
+                sit,
+                offer["kind"],
+                today,
+                periods=offer.get("periods"),
+                pay_on=date.fromisoformat(offer["pay_on"]) if offer.get("pay_on") else None,
+            )
+            plan, _ = negotiation.create_plan(session, account_id, plan_offer, "chat", key, clock())
+            if plan.status == "pending_approval":
+                conv = conversations.get_or_create(session, tracker.sender_id, "web")
+                conversations.open_ticket(
+                    session,
+                    conv,
+                    "plan_approval",
+                    2,
+                    f"个性化分期待审批：{plan.periods}期，本金{money(plan.principal)}",
+                )
+                return "pending", offer_vars(plan_offer)
+            return offer["kind"], offer_vars(plan_offer)
+
+        try:
+            kind, facts = await in_transaction(write)
+        except Conflict:
+            dispatcher.utter_message(response="utter_plan_exists")
+            return [SlotSet("pending_offer", None)]
+        except LedgerError:
+            dispatcher.utter_message(response="utter_offer_expired")
+            return [SlotSet("pending_offer", None)]
+        responses = {
+            "promise": "utter_promise_recorded",
+            "installment": "utter_installment_created",
+            "deferment": "utter_deferment_created",
+            "pending": "utter_personalized_submitted",
+            "unverified": "utter_need_verification",
+        }
+        dispatcher.utter_message(response=responses[kind], **facts)
+        events: list[EventType] = [SlotSet("pending_offer", None)]
+        if kind == "pending":
+            events.append(ConversationPaused())
+        return events
+
+
+class ActionDecline(Action):
+    """The holder said no: no pressure, name the other ways forward."""
+
+    def name(self) -> str:
+        return "action_decline"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        if pending(tracker):
+            dispatcher.utter_message(
+                response="utter_decline_options",
+                buttons=[
+                    {"title": "看看分期", "payload": "/request_installment"},
+                    {"title": "申请延期", "payload": "/request_deferment"},
+                    {"title": "转人工", "payload": "/request_human"},
+                ],
+            )
+            return [SlotSet("pending_offer", None)]
+        dispatcher.utter_message(response="utter_ok_anything_else")
+        return []

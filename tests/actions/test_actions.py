@@ -1,0 +1,139 @@
+"""Actions run directly: a real Tracker and dispatcher, the test database, exact events."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from rasa_sdk import Tracker
+from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy import select
+
+from actions.conduct import ActionInsult, ActionStopContact, _scope
+from actions.negotiate import ActionConfirm, ActionOfferInstallment, ActionPromiseToPay
+from ledger import accounts, conversations
+from ledger.clock import Clock
+from ledger.db import transaction
+from ledger.models import Plan
+from ledger.settings import get_settings
+from tests.factories import record
+
+
+@pytest.fixture(autouse=True)
+def _settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def verified_conversation(database_url: str, overdue_days: int = 45) -> tuple[str, str]:
+    today = Clock.system().today()
+    due = today - timedelta(days=overdue_days)
+    rec = record(phone=f"137{uuid.uuid4().int % 10**8:08d}", statement_date=due - timedelta(days=20), due_date=due)
+    cid = f"act-{uuid.uuid4().hex[:10]}"
+    with transaction(database_url) as s:
+        accounts.upsert_account(s, rec)
+        conv = conversations.get_or_create(s, cid, "web")
+        conversations.claim_phone(s, conv, rec.phone)
+        assert conversations.verify(s, conv, rec.id_last4, rec.card_last4, Clock.system()).result == "verified"
+    return cid, rec.account_id
+
+
+def tracker(
+    cid: str, text: str, intent: str, entities: list[dict[str, Any]] | None = None, slots: dict[str, Any] | None = None
+) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": entities or []}
+    return Tracker(cid, slots or {}, latest, [], False, None, {}, "action_listen")
+
+
+def run(action: Any, t: Tracker) -> tuple[list[dict[str, Any]], list[Any]]:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(action.run(dispatcher, t, {}))
+    return dispatcher.messages, events
+
+
+def test_offer_then_confirm_writes_exactly_one_plan(database_url: str) -> None:
+    cid, _ = verified_conversation(database_url)
+    msgs, events = run(
+        ActionOfferInstallment(),
+        tracker(cid, "分6期", "request_installment", [{"entity": "installments", "value": "6"}]),
+    )
+    assert msgs[0]["response"] == "utter_installment_offer" and msgs[0]["periods"] == 6
+    assert events == [SlotSet("pending_offer", json.dumps({"kind": "installment", "periods": 6}))]
+    slots = {"pending_offer": events[0]["value"]}
+    for _ in range(2):  # a retried confirmation must not make a second plan
+        msgs, events = run(ActionConfirm(), tracker(cid, "好的", "affirm", slots=slots))
+    assert msgs[0]["response"] in ("utter_installment_created", "utter_plan_exists")
+    with transaction(database_url) as s:
+        plans = s.scalars(select(Plan).join(Plan.rows).where(Plan.created_via == "chat")).unique().all()
+        mine = [p for p in plans if p.idempotency_key and cid in p.idempotency_key]
+    assert len(mine) == 1 and mine[0].periods == 6
+
+
+def test_nothing_is_offered_before_verification() -> None:
+    msgs, events = run(ActionOfferInstallment(), tracker("act-nobody-01", "分期", "request_installment"))
+    assert [m["response"] for m in msgs] == ["utter_need_verification"] and events == []
+
+
+def test_promise_in_the_past_is_refused(database_url: str) -> None:
+    cid, _ = verified_conversation(database_url)
+    yesterday = (Clock.system().today() - timedelta(days=1)).isoformat()
+    msgs, events = run(
+        ActionPromiseToPay(),
+        tracker(
+            cid,
+            "昨天还500",
+            "promise_to_pay",
+            [
+                {"entity": "amount", "value": "500"},
+                {"entity": "date", "value": "昨天", "additional_info": {"iso": yesterday}},
+            ],
+        ),
+    )
+    assert [m["response"] for m in msgs] == ["utter_promise_date_past"] and events == []
+
+
+def test_promise_beyond_the_window_names_the_latest_date(database_url: str) -> None:
+    cid, _ = verified_conversation(database_url, overdue_days=20)  # M1: 10 days
+    far = (Clock.system().today() + timedelta(days=40)).isoformat()
+    msgs, _ = run(
+        ActionPromiseToPay(),
+        tracker(
+            cid, "下个月还", "promise_to_pay", [{"entity": "date", "value": "下个月", "additional_info": {"iso": far}}]
+        ),
+    )
+    assert msgs[0]["response"] == "utter_promise_too_late"
+    assert msgs[0]["latest"] == (Clock.system().today() + timedelta(days=10)).isoformat()
+
+
+def test_third_abuse_hands_off() -> None:
+    cid = f"act-{uuid.uuid4().hex[:10]}"
+    msgs, events = run(ActionInsult(), tracker(cid, "滚", "insult", slots={"abuse_count": 2.0}))
+    assert msgs[0]["response"] == "utter_handoff"
+    assert events == [SlotSet("abuse_count", 0), ConversationPaused()]
+
+
+@pytest.mark.parametrize(
+    ("text", "changes"),
+    [
+        ("TD", [("sms", "opted_out")]),
+        ("退订", [("sms", "opted_out")]),
+        ("以后只发短信别打电话", [("calls", "opted_out")]),
+        ("不要联系我家人", [("third_party", "forbidden")]),
+        ("别给我和我老婆打电话", [("third_party", "forbidden"), ("calls", "opted_out")]),
+    ],
+)
+def test_stop_contact_scope(text: str, changes: list[tuple[str, str]]) -> None:
+    assert _scope(text) == changes
+
+
+def test_stop_contact_without_any_phone_asks_for_one() -> None:
+    msgs, _ = run(ActionStopContact(), tracker(f"act-{uuid.uuid4().hex[:10]}", "TD", "stop_contact"))
+    assert msgs[0]["response"] == "utter_stop_contact_need_phone"

@@ -1,0 +1,79 @@
+"""Accounts made through the admin API for one test each, so tests never share ledger state."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from tests.e2e.conftest import Running
+
+
+@dataclass
+class Holder:
+    account_id: str
+    phone: str
+    id_last4: str
+    card_last4: str
+
+    def credentials(self) -> str:
+        return f"手机{self.phone}，身份证后四位{self.id_last4}，卡号后四位{self.card_last4}"
+
+
+def today() -> date:
+    from datetime import datetime
+
+    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+
+def new_holder(
+    running: Running,
+    overdue_days: int,
+    balance: str = "12000.00",
+    minimum: str = "1200.00",
+    flags: list[str] | None = None,
+) -> Holder:
+    due = today() - timedelta(days=overdue_days) if overdue_days else today() + timedelta(days=10)
+    holder = Holder(
+        f"e2e-{uuid.uuid4().hex[:10]}",
+        f"139{random.randint(10_000_000, 99_999_999)}",
+        f"{random.randint(0, 999):03d}X",
+        f"{random.randint(0, 9999):04d}",
+    )
+    body = {
+        "account_id": holder.account_id,
+        "holder_name": "测试用户",
+        "phone": holder.phone,
+        "id_last4": holder.id_last4,
+        "card_last4": holder.card_last4,
+        "credit_limit": "20000.00",
+        "statement_balance": balance,
+        "minimum_payment": minimum,
+        "statement_date": (due - timedelta(days=20)).isoformat(),
+        "due_date": due.isoformat(),
+        "paid_since_statement": "0.00",
+        "flags": flags or [],
+    }
+    r = httpx.post(f"{running.gateway}/v1/accounts", json=body, headers=running.admin, timeout=30)
+    assert r.status_code == 201, r.text
+    return holder
+
+
+def view(running: Running, holder: Holder) -> dict:  # type: ignore[type-arg]
+    r = httpx.get(f"{running.gateway}/v1/accounts/{holder.account_id}", headers=running.admin, timeout=30)
+    assert r.status_code == 200
+    return r.json()  # type: ignore[no-any-return]
+
+
+def verified(running: Running, conversation_id: str, holder: Holder) -> None:
+    assert "验证通过" in running.texts(conversation_id, holder.credentials())
+
+
+def next_weekday(start: date, weekday: int, weeks_ahead: int = 0) -> date:
+    """The given weekday (Mon=0) of the week `weeks_ahead` after this one."""
+    monday = start - timedelta(days=start.weekday())
+    return monday + timedelta(days=7 * weeks_ahead + weekday)
