@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs run test lint typecheck validate unit e2e test-postgres train bench eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test lint typecheck validate unit e2e test-postgres train bench eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -74,7 +74,14 @@ e2e: envs train ## end-to-end: real Rasa, action server and gateway
 test-postgres: envs train ## the suite against PostgreSQL ($$PG_URL)
 	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot
 
-test: envs train lint typecheck validate ## everything: lint, types, rasa validate, unit, e2e; Postgres too when it answers
+browser: ## Debian's Chromium and a CJK font for the browser tests (apt; needs root)
+	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi "cjk"; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "Install Debian's chromium and fonts-noto-cjk (apt-get install chromium fonts-noto-cjk)"; exit 1; fi; \
+	mkdir -p var; echo "== installing chromium and fonts-noto-cjk (apt) =="; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk > var/apt.log 2>&1 \
+	  || { tail -20 var/apt.log; exit 1; }
+
+test: envs train browser lint typecheck validate ## everything: lint, types, rasa validate, unit, e2e; Postgres too when it answers
 	@mkdir -p var
 	$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
 	$(APP_PY) -m pytest -q tests --ignore=tests/bot

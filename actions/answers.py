@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType
+from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.context import institution_vars
@@ -43,4 +43,6 @@ class ActionClarify(Action):
         if pending(tracker) and details & {"date", "amount", "installments"}:
             return await continue_negotiation(dispatcher, tracker, domain)
         dispatcher.utter_message(response="utter_clarify")
-        return []
+        # Like Rasa's default fallback: forget the unclear message, so the next turn starts clean
+        # and the fallback never predicts itself again.
+        return [UserUtteranceReverted()]

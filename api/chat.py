@@ -7,21 +7,26 @@ import logging
 import re
 import unicodedata
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from prometheus_client import Counter, Histogram
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import guard
+from api.hub import QUEUE_TOPIC, Hub, conversation_topic
 from ledger import conversations
 from ledger.db import transaction
 from ledger.masking import mask
-from ledger.models import Conversation
+from ledger.models import Conversation, Message
 from ledger.settings import Settings
 
 log = logging.getLogger("api.chat")
+T = TypeVar("T")
 BUTTON_PAYLOAD = re.compile(r"^/[a-z_]{2,40}$")
 ALLOWED_PAYLOAD_INTENTS = {
     "ask_debt_amount",
@@ -75,12 +80,17 @@ class RasaDown(Exception):
     pass
 
 
+class DuplicateMessage(Exception):
+    """The provider sent this message before (same external id): it was processed once already."""
+
+
 class ChatService:
     """One per process: owns the HTTP client to Rasa and the per-conversation ordering locks."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, hub: Hub | None = None) -> None:
         self.settings = settings
         self.http = http
+        self.hub = hub or Hub()
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
@@ -90,10 +100,10 @@ class ChatService:
             self._locks[conversation_id] = lock
         return lock
 
-    async def _db(self, work: Any) -> Any:
+    async def _db(self, work: Callable[[Session], T]) -> T:
         url = self.settings.database_url
 
-        def run() -> Any:
+        def run() -> T:
             with transaction(url) as session:
                 return work(session)
 
@@ -112,22 +122,45 @@ class ChatService:
             raise RasaDown(type(exc).__name__) from exc
 
     async def handle(
-        self, conversation_id: str, text: str, channel: str = "web", external_id: str | None = None
+        self,
+        conversation_id: str,
+        text: str,
+        channel: str = "web",
+        external_id: str | None = None,
+        phone: str | None = None,
     ) -> TurnResult:
-        """Process one inbound message in order with the others of its conversation."""
+        """Process one inbound message in order with the others of its conversation.
+
+        `phone` ties the conversation to a sender's registered number (SMS); identity is still
+        verified before any detail. A repeated `external_id` raises DuplicateMessage.
+        """
         with TURN_SECONDS.labels(channel).time():
             async with self._lock(conversation_id):
-                return await self._handle(conversation_id, text, channel, external_id)
+                return await self._handle(conversation_id, text, channel, external_id, phone)
 
-    async def _handle(self, conversation_id: str, text: str, channel: str, external_id: str | None) -> TurnResult:
+    async def _handle(
+        self, conversation_id: str, text: str, channel: str, external_id: str | None, phone: str | None
+    ) -> TurnResult:
         def store_inbound(session: Session) -> tuple[int, int, str]:
+            duplicate = select(Message.id).where(Message.channel == channel, Message.external_id == external_id)
+            if external_id and session.scalar(duplicate):
+                raise DuplicateMessage(external_id)
             conv = conversations.get_or_create(session, conversation_id, channel)
-            msg = conversations.append_message(session, conv, "user", text, channel=channel, external_id=external_id)
+            if phone and conv.claimed_phone is None:
+                conversations.claim_phone(session, conv, phone)
+            try:
+                msg = conversations.append_message(
+                    session, conv, "user", text, channel=channel, external_id=external_id
+                )
+            except IntegrityError:  # the same provider message raced in from a retry
+                raise DuplicateMessage(external_id or "") from None
             return conv.id, msg.id, conv.mode
 
         conv_pk, msg_pk, mode = await self._db(store_inbound)
         MESSAGES.labels(channel, "user").inc()
-        if mode == "human":
+        if mode == "human":  # a person has it: the message reaches the agent, the bot stays quiet
+            self.hub.publish(conversation_topic(conversation_id), {"type": "message", "sender": "user"})
+            self.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
             return TurnResult("human", [])
         try:
             answer = await self._ask_rasa(conversation_id, text, channel)
@@ -139,8 +172,6 @@ class ChatService:
             answer, outgoing, failed = {}, [(HOLDING_REPLY, None)], True
 
         def store_outbound(session: Session) -> TurnResult:
-            from ledger.models import Message
-
             conv = session.get(Conversation, conv_pk)
             assert conv is not None
             user_msg = session.get(Message, msg_pk)
@@ -163,9 +194,58 @@ class ChatService:
                 replies.append(Reply(stored.seq, stored.text, kept_buttons))
             return TurnResult(conv.mode, replies)
 
-        result: TurnResult = await self._db(store_outbound)
+        result = await self._db(store_outbound)
         MESSAGES.labels(channel, "bot").inc(len(result.replies))
+        topic = conversation_topic(conversation_id)
+        self.hub.publish(topic, {"type": "message", "sender": "user"})
+        for reply in result.replies:
+            self.hub.publish(topic, {"type": "message", "seq": reply.seq, "sender": "bot", "text": reply.text})
+        if result.mode == "human":
+            self.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
         return result
+
+    async def agent_says(self, conversation_id: str, agent: str, text: str) -> Reply:
+        """An agent's reply: guarded like the bot's, stored, then delivered on the holder's channel."""
+        from ledger.handoff import require_claimed_by
+
+        def store(session: Session) -> tuple[Reply, str, str | None]:
+            conv = require_claimed_by(session, conversation_id, agent)
+            verdict = guard.check(text, conv.verified_at is not None)
+            if verdict.blocked:
+                log.warning(
+                    "guard replaced an agent message",
+                    extra={"conversation_id": conversation_id, "reason": verdict.blocked},
+                )
+            msg = conversations.append_message(session, conv, "agent", verdict.text)
+            return Reply(msg.seq, msg.text, None, "agent"), conv.channel, conv.claimed_phone
+
+        async with self._lock(conversation_id):
+            reply, channel, phone = await self._db(store)
+        MESSAGES.labels(channel, "agent").inc()
+        self.hub.publish(
+            conversation_topic(conversation_id),
+            {"type": "message", "seq": reply.seq, "sender": "agent", "text": reply.text},
+        )
+        if channel == "sms" and phone:
+            from api.sms import provider_for, send_sms
+
+            await send_sms(provider_for(self.settings, self.http), self.settings, phone, reply.text, conversation_id)
+        return reply
+
+    async def resume_bot(self, conversation_id: str) -> bool:
+        """Un-pause the Rasa conversation after a person hands it back."""
+        token = self.settings.rasa_auth_token.get_secret_value()
+        try:
+            resp = await self.http.post(
+                f"{self.settings.rasa_url}/conversations/{conversation_id}/tracker/events",
+                params={"token": token},
+                # Resume, then listen: the next message then starts a fresh turn that rules can match.
+                json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}],
+                timeout=5,
+            )
+            return resp.status_code == 200
+        except httpx.HTTPError:
+            return False
 
     async def messages_after(self, conversation_id: str, after: int) -> tuple[str, list[Reply]]:
         def read(session: Session) -> tuple[str, list[Reply]]:
@@ -175,4 +255,4 @@ class ChatService:
             rows = conversations.messages_after(session, conv, after, ("bot", "agent"))
             return conv.mode, [Reply(m.seq, m.text, m.buttons, m.sender) for m in rows]
 
-        return await self._db(read)  # type: ignore[no-any-return]
+        return await self._db(read)

@@ -8,12 +8,15 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from slowapi.errors import RateLimitExceeded
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from api import errors
 from api.chat import ChatService
+from api.hub import Hub
+from api.limits import limiter
 from api.logs import configure_logging
-from api.routes import accounts, chat, health
+from api.routes import accounts, agents, chat, health, live, pages, sms, transcripts
 from ledger.policy import cached_policy
 from ledger.settings import get_settings
 
@@ -39,17 +42,25 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cached_policy(str(settings.policy_path))  # a bad policy file stops start-up here, naming the line
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)) as http:
         app.state.http = http
-        app.state.chat = ChatService(settings, http)
+        app.state.chat = ChatService(settings, http, Hub())
         yield
 
 
 def create_app() -> FastAPI:
     app = FastAPI(title="Repayment assistant gateway", version="0.1.0", lifespan=lifespan)
     app.add_middleware(BodyLimit)
+    app.state.limiter = limiter
     errors.install(app)
-    app.include_router(health.router)
-    app.include_router(accounts.router)
-    app.include_router(chat.router)
+
+    @app.exception_handler(RateLimitExceeded)
+    async def _too_many(_: Request, exc: RateLimitExceeded) -> JSONResponse:
+        return JSONResponse(
+            errors.error_body("rate_limited", "too many requests; please slow down", {"limit": str(exc.detail)}),
+            status_code=429,
+        )
+
+    for module in (health, accounts, chat, sms, transcripts, agents, live, pages):
+        app.include_router(module.router)
     return app
 
 

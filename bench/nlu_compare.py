@@ -7,6 +7,7 @@ go to bench/results/nlu_pipelines.json and decide config.yml.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +26,8 @@ def main() -> int:
             name = config.stem
             print(f"[{i}/{len(configs)}] training {name} ...", flush=True)
             start = time.perf_counter()
+            # A fresh training cache each time: Rasa's cache would otherwise make later runs look fast.
+            env = {**os.environ, "RASA_CACHE_DIRECTORY": str(Path(out) / f"cache-{name}")}
             subprocess.run(
                 [
                     rasa,
@@ -41,6 +44,7 @@ def main() -> int:
                 ],
                 cwd=ROOT,
                 check=True,
+                env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )

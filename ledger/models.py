@@ -258,3 +258,27 @@ class OutboundSms(Base):
     status: Mapped[str] = mapped_column(String(16), default="sent")  # sent | failed
     conversation_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
+
+
+class Agent(Base):
+    """A human agent. Passwords are stored as Argon2 hashes only."""
+
+    __tablename__ = "agents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    created_at: Mapped[datetime] = _now()
+
+
+class AgentNote(Base):
+    """An agent's internal note on a conversation; never shown to the holder."""
+
+    __tablename__ = "agent_notes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_pk: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    agent: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()

@@ -25,8 +25,12 @@ class Settings(BaseSettings):
     rasa_url: str = "http://127.0.0.1:5005"
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout_seconds: float = 1.8
-    sms_provider: str = "outbox"
+    sms_provider: str = "outbox"  # outbox | twilio
     twilio_auth_token: SecretStr = SecretStr("")
+    twilio_account_sid: str = ""
+    twilio_from_number: str = ""
+    twilio_api_base: str = "https://api.twilio.com"
+    rate_limit_per_minute: int = 60  # per client address on public endpoints
     redis_url: str | None = None
     tracker_store_url: str | None = None
     max_message_chars: int = 1000

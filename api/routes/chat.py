@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 
 from api.chat import BadInput, ChatService, clean_text
 from api.errors import ApiError
+from api.limits import limiter, public_limit
 from api.schemas import Button, ChatIn, ChatMessage, ChatOut
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
@@ -19,6 +20,7 @@ def _service(request: Request) -> ChatService:
 
 
 @router.post("/{conversation_id}/messages", response_model=ChatOut)
+@limiter.limit(public_limit)
 async def post_message(conversation_id: ConversationId, body: ChatIn, request: Request) -> ChatOut:
     service = _service(request)
     try:
@@ -42,6 +44,7 @@ async def post_message(conversation_id: ConversationId, body: ChatIn, request: R
 
 
 @router.get("/{conversation_id}/messages", response_model=ChatOut)
+@limiter.limit(public_limit)
 async def get_messages(
     conversation_id: ConversationId, request: Request, after: Annotated[int, Query(ge=0)] = 0
 ) -> ChatOut:

@@ -46,7 +46,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
         var=var,
         database_url=database_url,
         ports={"rasa": free_port(), "actions": free_port(), "gateway": free_port()},
-        env_extra={"RASA_TIMEOUT_SECONDS": os.environ.get("E2E_RASA_TIMEOUT", "15")},
+        env_extra={"RASA_TIMEOUT_SECONDS": os.environ.get("E2E_RASA_TIMEOUT", "15"), "RATE_LIMIT_PER_MINUTE": "100000"},
     )
     stack.start(secrets)
     try:

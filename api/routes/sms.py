@@ -1,0 +1,81 @@
+"""SMS channel: the provider's inbound webhook, and the outbox of the local provider."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api.chat import BadInput, DuplicateMessage, clean_text
+from api.deps import AdminDep, SessionDep
+from api.errors import ApiError
+from api.limits import limiter, public_limit
+from api.schemas import normalise_phone
+from api.sms import as_sms, provider_for, send_sms, valid_twilio_signature
+from ledger.models import OutboundSms
+
+router = APIRouter(prefix="/v1/sms", tags=["sms"])
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+def _twiml() -> Response:
+    return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+@router.post("/inbound", response_class=Response)
+@limiter.limit(public_limit)
+async def inbound(request: Request) -> Response:
+    """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider."""
+    service = request.app.state.chat
+    settings = service.settings
+    form = await request.form()
+    params = {k: str(v) for k, v in form.items()}
+    if settings.sms_provider == "twilio":
+        # Twilio signs the URL it called; behind a proxy that is the public URL, not ours.
+        url = f"{settings.public_base_url.rstrip('/')}{request.url.path}"
+        if request.url.query:
+            url += f"?{request.url.query}"
+        token = settings.twilio_auth_token.get_secret_value()
+        if not valid_twilio_signature(url, params, token, request.headers.get("X-Twilio-Signature")):
+            raise ApiError(403, "bad_signature", "the request signature is not valid")
+    sid, sender, body = params.get("MessageSid", ""), params.get("From", ""), params.get("Body", "")
+    if not sid:
+        raise ApiError(422, "validation_failed", "MessageSid is required")
+    try:
+        phone = normalise_phone(sender)
+        text = clean_text(body, settings.max_message_chars)
+    except (ValueError, BadInput) as exc:
+        raise ApiError(422, "validation_failed", str(exc)) from None
+    try:
+        result = await service.handle(f"sms-{phone}", text, "sms", external_id=sid, phone=phone)
+    except DuplicateMessage:
+        return _twiml()  # the provider retried: already answered once
+    provider = provider_for(settings, request.app.state.http)
+    for reply in result.replies:
+        await send_sms(provider, settings, phone, as_sms(reply.text, reply.buttons), f"sms-{phone}")
+    return _twiml()
+
+
+class OutboxItem(BaseModel):
+    to: str
+    body: str
+    provider: str
+    status: str
+    created_at: str
+
+
+@router.get("/outbox", response_model=list[OutboxItem], dependencies=[AdminDep])
+def outbox(session: SessionDep, to: Annotated[str, Query()]) -> list[OutboxItem]:
+    try:
+        phone = normalise_phone(to)
+    except ValueError as exc:
+        raise ApiError(422, "validation_failed", str(exc)) from None
+    rows = session.scalars(select(OutboundSms).where(OutboundSms.to_phone == phone).order_by(OutboundSms.id))
+    return [
+        OutboxItem(
+            to=r.to_phone, body=r.body, provider=r.provider, status=r.status, created_at=r.created_at.isoformat()
+        )
+        for r in rows
+    ]

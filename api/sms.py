@@ -1,0 +1,143 @@
+"""SMS: Twilio's webhook protocol in; a provider interface out (outbox for local use, Twilio's REST API).
+
+A Chinese provider implements `SmsProvider.send` and, for inbound, its own signature check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from typing import Protocol
+
+import httpx
+from sqlalchemy.orm import Session
+
+from ledger.db import transaction
+from ledger.models import OutboundSms
+from ledger.settings import Settings
+
+SEGMENT_CHARS = 70  # one UCS-2 SMS segment: what a Chinese message fits in
+_BREAKS = re.compile(r"(?<=[。！？；!?;])")
+
+
+def twilio_signature(url: str, params: Mapping[str, str], auth_token: str) -> str:
+    """Twilio's documented scheme: HMAC-SHA1 over the URL then each POST param name+value, sorted by name."""
+    payload = url + "".join(f"{k}{params[k]}" for k in sorted(params))
+    digest = hmac.new(auth_token.encode(), payload.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def valid_twilio_signature(url: str, params: Mapping[str, str], auth_token: str, signature: str | None) -> bool:
+    if not signature or not auth_token:
+        return False
+    return hmac.compare_digest(twilio_signature(url, params, auth_token), signature)
+
+
+def split_sms(text: str, limit: int = SEGMENT_CHARS) -> list[str]:
+    """Split at sentence ends so each part fits one segment; a sentence longer than that is cut."""
+    parts: list[str] = []
+    current = ""
+    for sentence in (s for s in _BREAKS.split(text) if s):
+        while len(sentence) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(sentence[:limit])
+            sentence = sentence[limit:]
+        if len(current) + len(sentence) > limit:
+            parts.append(current)
+            current = sentence
+        else:
+            current += sentence
+    if current:
+        parts.append(current)
+    return parts
+
+
+def as_sms(text: str, buttons: list[dict[str, str]] | None) -> str:
+    """Quick replies become a hint the holder can type back."""
+    if not buttons:
+        return text
+    return f"{text}（可回复：{'、'.join(b['title'] for b in buttons)}）"
+
+
+class SmsProvider(Protocol):
+    name: str
+
+    async def send(self, to: str, body: str) -> str:
+        """Hand one message to the provider; return its message id."""
+        ...
+
+
+class OutboxProvider:
+    """Local provider: sends nothing, keeps what would have been sent (GET /v1/sms/outbox)."""
+
+    name = "outbox"
+
+    async def send(self, to: str, body: str) -> str:
+        return "outbox"
+
+
+class TwilioProvider:
+    """Twilio's Messages API: POST form To/From/Body with HTTP basic auth (account SID, auth token)."""
+
+    name = "twilio"
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        self.sid = settings.twilio_account_sid
+        self.token = settings.twilio_auth_token.get_secret_value()
+        self.sender = settings.twilio_from_number
+        self.base = settings.twilio_api_base.rstrip("/")
+        self.http = http
+
+    async def send(self, to: str, body: str) -> str:
+        resp = await self.http.post(
+            f"{self.base}/2010-04-01/Accounts/{self.sid}/Messages.json",
+            data={"To": f"+86{to}", "From": self.sender, "Body": body},
+            auth=(self.sid, self.token),
+            timeout=10,
+        )
+        resp.raise_for_status()
+        return str(resp.json()["sid"])
+
+
+def provider_for(settings: Settings, http: httpx.AsyncClient) -> SmsProvider:
+    if settings.sms_provider == "twilio":
+        return TwilioProvider(settings, http)
+    return OutboxProvider()
+
+
+async def send_sms(
+    provider: SmsProvider, settings: Settings, to: str, text: str, conversation_id: str | None = None
+) -> list[OutboundSms]:
+    """Send `text` in segments; every part is recorded, sent or failed."""
+    records = []
+    for part in split_sms(text):
+        try:
+            provider_id, status = await provider.send(to, part), "sent"
+        except httpx.HTTPError:
+            provider_id, status = None, "failed"
+        records.append(
+            OutboundSms(
+                to_phone=to,
+                body=part,
+                provider=provider.name,
+                provider_id=provider_id,
+                status=status,
+                conversation_id=conversation_id,
+            )
+        )
+
+    def store(session: Session) -> None:
+        session.add_all(records)
+
+    def run() -> None:
+        with transaction(settings.database_url) as session:
+            store(session)
+
+    await asyncio.to_thread(run)
+    return records

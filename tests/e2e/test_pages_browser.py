@@ -1,0 +1,119 @@
+"""The pages in a real browser (Debian's Chromium driven by Playwright), against the real stack."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from ledger.money import fen_to_text, yuan_to_fen
+from tests.e2e.accounts import new_holder, view
+from tests.e2e.conftest import Running
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian chromium is missing: `make test` installs it (apt-get install chromium)"
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield b
+        b.close()
+
+
+def phone_page(browser: Browser) -> Page:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+    return context.new_page()
+
+
+def say(page: Page, text: str) -> None:
+    page.fill("#text", text)
+    page.click("#send")
+
+
+def last_bot_text(page: Page) -> str:
+    return page.locator(".msg.bot").last.inner_text()
+
+
+def test_holder_chats_on_the_page_and_sees_the_ledgers_amount(running: Running, browser: Browser) -> None:
+    holder = new_holder(running, overdue_days=45)
+    page = phone_page(browser)
+    page.goto(f"{running.gateway}/chat")
+    expect(page.locator(".msg.bot").first).to_contain_text("示例银行信用卡中心", timeout=20_000)
+    say(page, holder.phone)
+    expect(page.locator(".msg.bot")).to_have_count(2, timeout=20_000)
+    say(page, f"身份证后四位{holder.id_last4}，卡号后四位{holder.card_last4}")
+    expect(page.locator(".msg.bot").last).to_contain_text("验证通过", timeout=20_000)
+    page.locator(".msg.bot").last.get_by_role("button", name="查询欠款").click()  # a quick-reply button
+    expect(page.locator(".msg.bot")).to_have_count(4, timeout=20_000)
+    amount_due = view(running, holder)["amount_due"]
+    expect(page.locator(".msg.bot").last).to_contain_text(fen_to_text(yuan_to_fen(amount_due)))
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "chat.png"), full_page=True)
+    page.context.close()
+
+
+def test_agent_takes_over_and_hands_back(running: Running, browser: Browser) -> None:
+    holder = new_holder(running, overdue_days=45)
+    username, password = f"agent-{uuid.uuid4().hex[:6]}", "a long enough password"
+    r = httpx.post(
+        f"{running.gateway}/v1/agents",
+        headers=running.admin,
+        json={"username": username, "password": password, "display_name": "小李"},
+    )
+    assert r.status_code == 201
+
+    chat = phone_page(browser)
+    chat.goto(f"{running.gateway}/chat")
+    expect(chat.locator(".msg.bot").first).to_be_visible(timeout=20_000)
+    say(chat, holder.credentials())
+    expect(chat.locator(".msg.bot").last).to_contain_text("验证通过", timeout=20_000)
+    say(chat, "我要转人工")
+    expect(chat.locator(".msg.bot").last).to_contain_text("人工客服", timeout=20_000)
+    conversation_id = chat.evaluate("sessionStorage.getItem('repay.conversation')")
+
+    agent = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
+    agent.goto(f"{running.gateway}/agent")
+    agent.fill("#username", username)
+    agent.fill("#password", password)
+    agent.click("#login button[type=submit]")
+    item = agent.locator(f".item[data-id='{conversation_id}']")
+    expect(item).to_contain_text("主动要求", timeout=20_000)
+    item.click()
+    expect(agent.locator("#transcript")).to_contain_text("我要转人工")
+    expect(agent.locator("#side")).to_contain_text(view(running, holder)["amount_due"])  # the account at a glance
+    agent.click("#claim")
+    expect(item).to_contain_text("已接入", timeout=10_000)
+    agent.fill("#reply", "您好，我是人工客服小李，请问有什么可以帮您？")
+    agent.click("#send")
+    expect(chat.locator(".msg.agent").last).to_contain_text("人工客服小李", timeout=15_000)  # pushed to the holder
+    say(chat, "我想了解一下分期")
+    expect(agent.locator("#transcript")).to_contain_text("我想了解一下分期", timeout=15_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    agent.screenshot(path=str(SHOTS / "agent.png"))
+    agent.click("#release")
+    expect(agent.locator(f".item[data-id='{conversation_id}']")).to_have_count(0, timeout=10_000)
+    bots_before = chat.locator(".msg.bot").count()
+    say(chat, "我现在欠多少钱")
+    expect(chat.locator(".msg.bot")).to_have_count(bots_before + 1, timeout=20_000)
+    assert "逾期" in last_bot_text(chat)  # the bot answers again
+    chat.context.close()
+    agent.context.close()
