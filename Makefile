@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test lint typecheck validate unit e2e test-postgres train bench eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test lint typecheck validate unit e2e test-postgres train bench campaign eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ test: envs train browser lint typecheck validate ## everything: lint, types, ras
 
 bench: envs train ## run the benchmarks; figures to bench/results/*.json
 	$(APP_PY) -m bench.run
+
+campaign: envs ## create and send a campaign: make campaign ARGS="--name 提醒 --buckets M1,M2"
+	$(APP_PY) -m scripts.campaign $(ARGS)
 
 eval-nlu: envs train ## NLU on the held-out file and by 5-fold cross-validation -> bench/results/nlu.json
 	@$(BOT_PY) -m bench.nlu_eval 2> var/eval-nlu.log

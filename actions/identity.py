@@ -33,6 +33,17 @@ class ActionGreet(Action):
         return []
 
 
+class ActionGreetOutbound(Action):
+    """The holder came from our SMS: name the bank, and ask for the rest of the identity check."""
+
+    def name(self) -> str:
+        return "action_greet_outbound"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        dispatcher.utter_message(response="utter_greet_outbound", **institution_vars())
+        return []
+
+
 class ActionVerifyIdentity(Action):
     def name(self) -> str:
         return "action_verify_identity"

@@ -232,6 +232,34 @@ class ChatService:
             await send_sms(provider_for(self.settings, self.http), self.settings, phone, reply.text, conversation_id)
         return reply
 
+    async def seed(self, conversation_id: str, intent: str, entities: dict[str, str]) -> TurnResult:
+        """Start a conversation in context (an outbound contact) with Rasa's trigger_intent; replies stored."""
+        token = self.settings.rasa_auth_token.get_secret_value()
+        outgoing: list[tuple[str, list[dict[str, str]] | None]]
+        try:
+            resp = await self.http.post(
+                f"{self.settings.rasa_url}/conversations/{conversation_id}/trigger_intent",
+                params={"token": token},
+                json={"name": intent, "entities": entities},
+                timeout=self.settings.rasa_timeout_seconds,
+            )
+            resp.raise_for_status()
+            outgoing = [(m.get("text") or "", m.get("buttons")) for m in resp.json().get("messages", [])]
+        except (httpx.HTTPError, ValueError):
+            outgoing = [(HOLDING_REPLY, None)]
+
+        def store(session: Session) -> TurnResult:
+            conv = conversations.get_or_create(session, conversation_id, "web")
+            replies = []
+            for text, buttons in outgoing:
+                verdict = guard.check(text, conv.verified_at is not None)
+                msg = conversations.append_message(session, conv, "bot", verdict.text, buttons=buttons)
+                replies.append(Reply(msg.seq, msg.text, buttons))
+            return TurnResult(conv.mode, replies)
+
+        async with self._lock(conversation_id):
+            return await self._db(store)
+
     async def resume_bot(self, conversation_id: str) -> bool:
         """Un-pause the Rasa conversation after a person hands it back."""
         token = self.settings.rasa_auth_token.get_secret_value()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,11 +13,12 @@ from slowapi.errors import RateLimitExceeded
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from api import errors
+from api.campaign_sender import CampaignSender
 from api.chat import ChatService
 from api.hub import Hub
 from api.limits import limiter
 from api.logs import configure_logging
-from api.routes import accounts, agents, chat, health, live, pages, sms, transcripts
+from api.routes import accounts, agents, campaigns, chat, health, live, pages, sms, transcripts
 from ledger.policy import cached_policy
 from ledger.settings import get_settings
 
@@ -43,7 +45,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)) as http:
         app.state.http = http
         app.state.chat = ChatService(settings, http, Hub())
-        yield
+        stop = asyncio.Event()
+        sender = asyncio.create_task(
+            CampaignSender(settings, cached_policy(str(settings.policy_path)), http).run_forever(stop)
+        )
+        try:
+            yield
+        finally:
+            stop.set()
+            await sender
 
 
 def create_app() -> FastAPI:
@@ -59,7 +69,7 @@ def create_app() -> FastAPI:
             status_code=429,
         )
 
-    for module in (health, accounts, chat, sms, transcripts, agents, live, pages):
+    for module in (health, accounts, campaigns, chat, sms, transcripts, agents, live, pages):
         app.include_router(module.router)
     return app
 

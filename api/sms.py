@@ -112,11 +112,17 @@ def provider_for(settings: Settings, http: httpx.AsyncClient) -> SmsProvider:
 
 
 async def send_sms(
-    provider: SmsProvider, settings: Settings, to: str, text: str, conversation_id: str | None = None
+    provider: SmsProvider,
+    settings: Settings,
+    to: str,
+    text: str,
+    conversation_id: str | None = None,
+    split: bool = True,
 ) -> list[OutboundSms]:
-    """Send `text` in segments; every part is recorded, sent or failed."""
+    """Send `text`: chat replies in one-segment parts; a message with a link whole (the provider
+    concatenates it). Every part is recorded, sent or failed."""
     records = []
-    for part in split_sms(text):
+    for part in split_sms(text) if split else [text]:
         try:
             provider_id, status = await provider.send(to, part), "sent"
         except httpx.HTTPError:

@@ -282,3 +282,35 @@ class AgentNote(Base):
     agent: Mapped[str] = mapped_column(String(64))
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    segment: Mapped[dict[str, object]] = mapped_column(JSON)
+    template: Mapped[str] = mapped_column(String(64))
+    send_at: Mapped[datetime] = mapped_column(AwareDateTime)
+    selected: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = _now()
+
+
+class ContactAttempt(Base):
+    """One planned outbound contact and what became of it; every decision is kept with its reason."""
+
+    __tablename__ = "contact_attempts"
+    __table_args__ = (
+        UniqueConstraint("campaign_pk", "account_pk", name="uq_attempt_once_per_campaign"),
+        Index("ix_attempt_due", "status", "scheduled_at"),
+        Index("ix_attempt_account_time", "account_pk", "scheduled_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_pk: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    channel: Mapped[str] = mapped_column(String(8), default="sms")
+    status: Mapped[str] = mapped_column(String(12))  # queued | sending | sent | skipped | failed
+    reason: Mapped[str] = mapped_column(String(24))  # ok | quiet_hours | opted_out | hold | ...
+    scheduled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    bucket: Mapped[str] = mapped_column(String(4))

@@ -26,6 +26,7 @@ class Running:
     stack: Stack
     gateway: str
     admin: dict[str, str]
+    secrets: dict[str, str]
 
     def say(self, conversation_id: str, text: str) -> dict[str, object]:
         r = httpx.post(f"{self.gateway}/v1/chat/{conversation_id}/messages", json={"text": text}, timeout=30)
@@ -55,6 +56,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
             stack,
             f"http://127.0.0.1:{stack.ports['gateway']}",
             {"Authorization": f"Bearer {secrets['ADMIN_API_TOKEN']}"},
+            secrets,
         )
     finally:
         stack.stop()

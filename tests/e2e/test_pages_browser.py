@@ -117,3 +117,36 @@ def test_agent_takes_over_and_hands_back(running: Running, browser: Browser) -> 
     assert "逾期" in last_bot_text(chat)  # the bot answers again
     chat.context.close()
     agent.context.close()
+
+
+def test_sms_link_opens_the_chat_page_in_context(running: Running, browser: Browser, database_url: str) -> None:
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from api import links
+    from ledger import conduct
+    from ledger.db import transaction
+    from ledger.models import ContactAttempt
+    from tests.conftest import TZ
+
+    holder = new_holder(running, overdue_days=41)
+    r = httpx.post(
+        f"{running.gateway}/v1/campaigns",
+        headers=running.admin,
+        timeout=60,
+        json={"name": "link", "segment": {"min_overdue_days": 41, "max_overdue_days": 41}, "template": "reminder"},
+    )
+    assert r.status_code == 201
+    with transaction(database_url) as s:
+        pk = conduct.account_pk(s, holder.account_id)
+        attempt_id = s.scalar(select(ContactAttempt.id).where(ContactAttempt.account_pk == pk))
+    assert attempt_id is not None
+    token = links.issue(attempt_id, running.secrets["LINK_SIGNING_KEY"], datetime.now(TZ))
+    page = phone_page(browser)
+    page.goto(f"{running.gateway}/chat?t={token}")
+    expect(page.locator(".msg.bot").first).to_contain_text("您通过我们发送的短信", timeout=20_000)
+    assert "t=" not in page.url  # the token leaves the address bar
+    say(page, f"身份证后四位{holder.id_last4}，卡号后四位{holder.card_last4}")
+    expect(page.locator(".msg.bot").last).to_contain_text("验证通过", timeout=20_000)
+    page.context.close()

@@ -1,0 +1,155 @@
+"""Sends queued campaign messages when they are due: each claimed once, re-checked, rendered, sent.
+
+Runs inside the gateway (a background task) and in the `campaign` CLI. The queue is the
+database (due rows) or, with REDIS_URL, a Redis sorted set; either way the database claim
+decides who sends, so a restart or a second worker never sends twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+import httpx
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import guard, links
+from api.sms import provider_for, send_sms
+from ledger import campaigns
+from ledger.clock import Clock
+from ledger.db import transaction
+from ledger.models import Account, Campaign, ContactAttempt, ContactPreference, Hold
+from ledger.policy import Policy
+from ledger.settings import ROOT, Settings
+
+log = logging.getLogger("api.campaigns")
+
+
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(ROOT / "templates" / "sms"),
+        undefined=StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+
+
+def render(template: str, policy: Policy, link: str) -> str:
+    inst = policy.institution
+    return (
+        _templates()
+        .get_template(f"{template}.j2")
+        .render(short_name=inst.short_name, institution=inst.name, hotline=inst.hotline, link=link)
+        .strip()
+    )
+
+
+def check_template(template: str, policy: Policy) -> str | None:
+    """Why a template may not be sent (names no institution, has no opt-out, shows debt detail), or None."""
+    try:
+        text = render(template, policy, "https://example.invalid/chat?t=1.2.x")
+    except Exception as exc:  # a missing or broken template: say which
+        return f"template {template!r} cannot be rendered: {type(exc).__name__}"
+    if policy.institution.short_name not in text and policy.institution.name not in text:
+        return "the message must name the institution"
+    if "退订" not in text and "TD" not in text.upper():
+        return "the message must say how to opt out (退订回T)"
+    if guard.ACCOUNT_DETAIL.search(text) or "逾期" in text or "欠款" in text:
+        return "the message must not carry amounts or debt details a third party could read"
+    return None
+
+
+@dataclass
+class Outgoing:
+    attempt_id: int
+    phone: str
+    text: str
+
+
+class CampaignSender:
+    def __init__(self, settings: Settings, policy: Policy, http: httpx.AsyncClient, clock: Clock | None = None):
+        self.settings, self.policy, self.http = settings, policy, http
+        self.clock = clock or Clock.system(settings.app_timezone)
+
+    def _prepare(self, session: Session, attempt_id: int, now: datetime) -> Outgoing | None:
+        if not campaigns.claim(session, attempt_id):
+            return None  # another worker has it, or it was already sent
+        attempt = session.get(ContactAttempt, attempt_id)
+        assert attempt is not None
+        account = session.get(Account, attempt.account_pk)
+        assert account is not None
+        # The rules are checked again at send time: an opt-out or a hold may have arrived since.
+        opted_out = session.scalar(
+            select(ContactPreference.id).where(
+                ContactPreference.cardholder_id == account.cardholder_id,
+                ContactPreference.channel == "sms",
+                ContactPreference.value == "opted_out",
+            )
+        )
+        held = session.scalar(select(Hold.id).where(Hold.account_pk == account.id, Hold.active))
+        if opted_out or held:
+            attempt.status, attempt.reason = "skipped", "opted_out" if opted_out else "hold"
+            return None
+        campaign = session.get(Campaign, attempt.campaign_pk) if attempt.campaign_pk else None
+        token = links.issue(attempt.id, self.settings.link_signing_key.get_secret_value(), now)
+        link = f"{self.settings.public_base_url.rstrip('/')}/chat?t={token}"
+        text = render(campaign.template if campaign else "reminder", self.policy, link)
+        return Outgoing(attempt.id, account.cardholder.phone, text)
+
+    async def run_once(self, limit: int = 200) -> int:
+        """Send what is due now; returns how many went out."""
+        now = self.clock.now()
+        url = self.settings.database_url
+
+        def take() -> list[Outgoing]:
+            with transaction(url) as session:
+                ids = campaigns.due_attempts(session, now, limit)
+            prepared = []
+            for attempt_id in ids:  # one short transaction per claim, so a crash loses at most one
+                with transaction(url) as session:
+                    item = self._prepare(session, attempt_id, now)
+                if item:
+                    prepared.append(item)
+            return prepared
+
+        batch = await asyncio.to_thread(take)
+        provider = provider_for(self.settings, self.http)
+        sent = 0
+        for item in batch:
+            records = await send_sms(provider, self.settings, item.phone, item.text, split=False)
+            ok = all(r.status == "sent" for r in records)
+
+            def finish(item: Outgoing = item, ok: bool = ok) -> None:
+                with transaction(url) as session:
+                    attempt = session.get(ContactAttempt, item.attempt_id)
+                    assert attempt is not None
+                    attempt.status = "sent" if ok else "failed"
+                    attempt.sent_at = self.clock.now()
+
+            await asyncio.to_thread(finish)
+            sent += ok
+        return sent
+
+    async def run_forever(self, stop: asyncio.Event, interval: float = 2.0) -> None:
+        def recover() -> int:
+            with transaction(self.settings.database_url) as session:
+                return campaigns.abandon_stale(session, self.clock.now())
+
+        stale = await asyncio.to_thread(recover)
+        if stale:
+            log.warning("marked in-flight sends from before a restart as failed", extra={"count": stale})
+        while not stop.is_set():
+            try:
+                if await self.run_once() == 0:
+                    await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                continue
+            except Exception:  # keep the loop alive; the next tick retries what is still queued
+                log.exception("campaign sender tick failed")
+                await asyncio.sleep(interval)

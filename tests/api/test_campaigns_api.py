@@ -1,0 +1,127 @@
+"""Campaigns through the API and the sender: counts, template rules, send once, links."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime, timedelta
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api import links
+from api.campaign_sender import CampaignSender, check_template
+from ledger import accounts, campaigns
+from ledger.clock import Clock
+from ledger.db import transaction
+from ledger.models import ContactAttempt, OutboundSms
+from ledger.policy import Policy
+from ledger.settings import get_settings
+from tests.conftest import TZ
+from tests.factories import record
+
+KEY = "test-link-key"
+
+
+def test_templates_name_the_bank_carry_an_opt_out_and_no_debt_detail(policy: Policy) -> None:
+    assert check_template("reminder", policy) is None
+    assert "cannot be rendered" in (check_template("nope", policy) or "")
+
+
+def test_campaign_api_counts_and_defers_quiet_hours(client: TestClient, admin: dict[str, str]) -> None:
+    tomorrow = (datetime.now(TZ) + timedelta(days=1)).date()
+    body = {
+        "name": "夜间",
+        "segment": {"buckets": ["M1", "M2", "M3"]},
+        "template": "reminder",
+        "send_at": datetime(tomorrow.year, tomorrow.month, tomorrow.day, 23, 30, tzinfo=TZ).isoformat(),
+    }
+    r = client.post("/v1/campaigns", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert set(out["skipped"]) == {"opted_out", "quiet_hours", "frequency_cap", "hold", "arrangement"}
+    assert out["skipped"]["quiet_hours"] == out["queued"]  # every send asked for 23:30 moves to 08:00
+    status = client.get(f"/v1/campaigns/{out['campaign_id']}", headers=admin).json()
+    assert status["selected"] == out["selected"] and status["progress"]["sent"] == 0
+    assert client.post("/v1/campaigns", json={**body, "template": "nope"}, headers=admin).status_code == 422
+    assert client.post("/v1/campaigns", json=body).status_code == 401
+    bad = client.post("/v1/campaigns", json={**body, "segment": {"buckets": ["M9"]}}, headers=admin)
+    assert bad.status_code == 422
+
+
+@pytest.fixture
+def settings_with_key(database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("LINK_SIGNING_KEY", KEY)
+    monkeypatch.setenv("SMS_PROVIDER", "outbox")
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def test_sender_sends_each_message_once_and_survives_a_crash(settings_with_key, policy: Policy) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_with_key
+    rec = record(phone=f"135{uuid.uuid4().int % 10**8:08d}")
+    ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+    with transaction(settings.database_url) as s:
+        accounts.upsert_account(s, rec)
+        result = campaigns.create_campaign(s, "c", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
+        attempt_ids = list(
+            s.scalars(
+                select(ContactAttempt.id).where(
+                    ContactAttempt.campaign_pk == result.campaign.id, ContactAttempt.status == "queued"
+                )
+            )
+        )
+
+    async def run() -> tuple[int, int]:
+        async with httpx.AsyncClient() as http:
+            sender = CampaignSender(settings, policy, http, ten_am)
+            first = 0
+            while n := await sender.run_once(limit=1000):
+                first += n
+            return first, await sender.run_once(limit=1000)
+
+    first, again = asyncio.run(run())
+    assert first >= 1 and again == 0
+    with transaction(settings.database_url) as s:
+        sent = s.scalars(select(OutboundSms).where(OutboundSms.to_phone == rec.phone)).all()
+        assert len(sent) == 1
+        text = sent[0].body
+        assert "示例银行" in text and "退订" in text and "元" not in text and "逾期" not in text
+        token = text.split("/chat?t=")[1].split()[0]
+        assert links.verify(token, KEY, ten_am.now()) in attempt_ids
+        # A crash after claiming: the in-flight send is never repeated.
+        stuck = campaigns.create_campaign(
+            s, "d", campaigns.Segment(("M1",)), "reminder", ten_am.now() + timedelta(days=2), policy.contact, ten_am
+        )
+        stuck_id = s.scalar(
+            select(ContactAttempt.id).where(
+                ContactAttempt.campaign_pk == stuck.campaign.id, ContactAttempt.status == "queued"
+            )
+        )
+    assert stuck_id is not None
+    with transaction(settings.database_url) as s:
+        assert campaigns.claim(s, stuck_id) and not campaigns.claim(s, stuck_id)
+    later = ten_am.now() + timedelta(days=3)
+    with transaction(settings.database_url) as s:
+        assert campaigns.abandon_stale(s, later) >= 1
+        assert s.get(ContactAttempt, stuck_id).status == "failed"  # type: ignore[union-attr]
+
+
+def test_links_are_signed_and_expire() -> None:
+    now = datetime(2026, 4, 5, 10, 0, tzinfo=TZ)
+    token = links.issue(42, KEY, now)
+    assert links.verify(token, KEY, now) == 42
+    assert links.verify(token, "other-key", now) is None
+    _, expires, tag = token.split(".")
+    assert links.verify(f"43.{expires}.{tag}", KEY, now) is None
+    assert links.verify(token, KEY, now + timedelta(days=4)) is None
+    assert links.verify("garbage", KEY, now) is None
+
+
+def test_a_bad_link_is_refused(client: TestClient) -> None:
+    r = client.get("/v1/chat/link?t=1.9999999999.forged")
+    assert r.status_code == 403 and r.json()["error"]["code"] == "link_invalid"
