@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from actions.context import clock, in_transaction, institution_vars, money, policy
 from actions.negotiate import _pending
 from ledger import accounts, conduct, conversations, negotiation
+from ledger.accounts import audit
 
 ABUSE_LIMIT = 3
 STOP_CONFIRMATIONS = {
@@ -83,6 +84,7 @@ class ActionHardship(Action):
             if sit.on_hold:
                 return "on_hold", 0
             if sit.rules.allows("personalized"):
+                audit(session, tracker.sender_id, "plan.offer", account_id, kind="personalized")
                 return "personalized", sit.rules.personalized_max_periods
             return "options", 0
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from actions.context import clock, in_transaction, money, percent, policy, render
 from ledger import conversations, negotiation
+from ledger.accounts import audit
 from ledger.errors import Conflict, LedgerError, OfferNotAllowed, ValidationFailed
 from ledger.money import yuan_to_fen
 from ledger.plans import PlanOffer
@@ -92,10 +93,14 @@ class ActionOfferInstallment(Action):
             if periods is None:
                 return "list", (sit, negotiation.installment_offers(sit, today))
             try:
-                return "offer", negotiation.offer_for(sit, "installment", today, periods=periods)
+                offer = negotiation.offer_for(sit, "installment", today, periods=periods)
+                audit(session, tracker.sender_id, "plan.offer", account_id, kind="installment", periods=periods)
+                return "offer", offer
             except OfferNotAllowed as exc:
                 nearest = exc.details.get("nearest")
                 alt = negotiation.offer_for(sit, "installment", today, periods=nearest) if nearest else None
+                if alt is not None:
+                    audit(session, tracker.sender_id, "plan.offer", account_id, kind="installment", periods=nearest)
                 return "nearest", (exc.details, alt, sit)
 
         kind, data = await in_transaction(build)
@@ -153,6 +158,7 @@ class ActionOfferDeferment(Action):
             if not sit.rules.allows("deferment") or sit.amount_due <= 0:
                 return "not_allowed", None
             latest = today.fromordinal(today.toordinal() + sit.rules.deferment_max_days)
+            audit(session, tracker.sender_id, "plan.offer", account_id, kind="deferment")
             try:
                 return "offer", negotiation.offer_for(sit, "deferment", today, pay_on=asked or latest)
             except (OfferNotAllowed, ValidationFailed):

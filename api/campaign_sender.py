@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import guard, links
+from api.due_queue import DueQueue, queue_for
 from api.sms import provider_for, send_sms
 from ledger import campaigns
 from ledger.clock import Clock
@@ -73,9 +74,17 @@ class Outgoing:
 
 
 class CampaignSender:
-    def __init__(self, settings: Settings, policy: Policy, http: httpx.AsyncClient, clock: Clock | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        policy: Policy,
+        http: httpx.AsyncClient,
+        clock: Clock | None = None,
+        queue: DueQueue | None = None,
+    ):
         self.settings, self.policy, self.http = settings, policy, http
         self.clock = clock or Clock.system(settings.app_timezone)
+        self.queue = queue or queue_for(settings.redis_url)
 
     def _prepare(self, session: Session, attempt_id: int, now: datetime) -> Outgoing | None:
         if not campaigns.claim(session, attempt_id):
@@ -109,13 +118,14 @@ class CampaignSender:
 
         def take() -> list[Outgoing]:
             with transaction(url) as session:
-                ids = campaigns.due_attempts(session, now, limit)
+                ids = self.queue.due(session, now, limit)
             prepared = []
             for attempt_id in ids:  # one short transaction per claim, so a crash loses at most one
                 with transaction(url) as session:
                     item = self._prepare(session, attempt_id, now)
                 if item:
                     prepared.append(item)
+            self.queue.done(ids)  # claimed here or elsewhere: either way no longer due
             return prepared
 
         batch = await asyncio.to_thread(take)

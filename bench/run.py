@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bench import campaign as campaign_bench
 from bench.machine import describe
 from bench.turns import compare
 from ledger.db import transaction
@@ -90,6 +91,7 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
 def main() -> int:
     levels = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,10,50").split(",")]
     conversations = int(os.environ.get("BENCH_CONVERSATIONS", "20"))
+    campaign_accounts = int(os.environ.get("BENCH_CAMPAIGN_ACCOUNTS", "100000"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(f"== turn latency: gateway vs bare Rasa at concurrency {levels} ==", flush=True)
     result = {
@@ -100,7 +102,21 @@ def main() -> int:
     }
     (RESULTS / "turns.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"memory (RSS MiB): {result['memory_rss_mib']}; lost messages: {result['lost_messages']}")
-    print(f"wrote {RESULTS / 'turns.json'}")
+    print(f"== campaign: selection + compliance + enqueue over {campaign_accounts} accounts ==", flush=True)
+    campaign = campaign_bench.run(campaign_accounts)
+    (RESULTS / "campaign.json").write_text(json.dumps(campaign, indent=2, ensure_ascii=False))
+    print("\n| benchmark | figure |\n|---|---|")
+    for row in result["levels"]:
+        c, g, b = row["concurrency"], row["gateway"], row["bare_rasa"]
+        print(
+            f"| turns, {c} concurrent | gateway p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms, "
+            f"{g['turns_per_s']} turns/s; bare Rasa p50 {b['p50_ms']} ms; ratio {row['p50_ratio']} |"
+        )
+    for db, figures in campaign["results"].items():
+        if "accounts_per_s" in figures:
+            print(f"| campaign, {db} | {figures['accounts_per_s']} accounts/s over {figures['accounts']} |")
+    print(f"| stack start to healthy | {result['startup_s']} s |")
+    print(f"\nwrote {RESULTS}/turns.json and campaign.json")
     return 0 if result["lost_messages"] == 0 else 1
 
 

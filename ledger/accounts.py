@@ -173,7 +173,7 @@ def promise_status(promise: Promise, paid_by_due: int, today: date) -> str:
     return "broken" if today > promise.due_date else "open"
 
 
-def _paid_between(session: Session, account: Account, start: date, end: date) -> int:
+def paid_between(session: Session, account: Account, start: date, end: date) -> int:
     entries = session.scalars(
         select(LedgerEntry.amount).where(
             LedgerEntry.account_pk == account.id,
@@ -192,7 +192,7 @@ def account_view(session: Session, account_id: str, policy: Policy, clock: Clock
     statement, pos = account_position(session, account, policy, today)
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id).order_by(Plan.id)))
     promises = [
-        (p, promise_status(p, _paid_between(session, account, p.created_on, p.due_date), today))
+        (p, promise_status(p, paid_between(session, account, p.created_on, p.due_date), today))
         for p in session.scalars(select(Promise).where(Promise.account_pk == account.id).order_by(Promise.id))
     ]
     prefs = {
@@ -241,11 +241,11 @@ def post_payment(
         return again, False
     today = clock.today()
     for promise in session.scalars(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open")):
-        status = promise_status(promise, _paid_between(session, account, promise.created_on, promise.due_date), today)
+        status = promise_status(promise, paid_between(session, account, promise.created_on, promise.due_date), today)
         if status != "open":
             promise.status = status
     for plan in session.scalars(select(Plan).where(Plan.account_pk == account.id, Plan.status == "active")):
-        paid = _paid_between(session, account, plan.created_on, date.max)
+        paid = paid_between(session, account, plan.created_on, date.max)
         if paid >= plan.principal + plan.total_fee:
             plan.status, plan.open_slot = "completed", None
     audit(session, "api", "payment.post", account_id, amount=amount, reference=reference)

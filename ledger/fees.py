@@ -65,6 +65,9 @@ class AccountPosition:
     allocations: tuple[tuple[date, int, int, int], ...] = field(default=())  # (day, fee, interest, principal)
 
 
+BUCKETS_ORDER: tuple[Bucket, ...] = ("M0", "M1", "M2", "M3", "M4", "M5", "M6", "M6+")
+
+
 def bucket_for(overdue_days: int) -> Bucket:
     """M0 = current, M1 = 1-30 days ... M6 = 151-180, M6+ = over 180."""
     if overdue_days <= 0:

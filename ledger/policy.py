@@ -109,12 +109,20 @@ class ContactPolicy(_Strict):
         return self
 
 
+class CostPolicy(_Strict):
+    """For the cost-per-account KPI."""
+
+    agent_minute_fen: int = Field(default=200, ge=0)
+    sms_fen: int = Field(default=5, ge=0)
+
+
 class Policy(_Strict):
     version: Literal[1]
     institution: Institution
     fees: FeePolicy
     contact: ContactPolicy
     buckets: dict[Bucket, BucketPolicy]
+    costs: CostPolicy = CostPolicy()
 
     @field_validator("buckets")
     @classmethod

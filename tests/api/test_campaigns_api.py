@@ -125,3 +125,50 @@ def test_links_are_signed_and_expire() -> None:
 def test_a_bad_link_is_refused(client: TestClient) -> None:
     r = client.get("/v1/chat/link?t=1.9999999999.forged")
     assert r.status_code == 403 and r.json()["error"]["code"] == "link_invalid"
+
+
+def test_redis_queue_sends_once_and_rebuilds_from_the_database(settings_with_key, policy: Policy) -> None:  # type: ignore[no-untyped-def]
+    import redis as redis_lib
+
+    from api.due_queue import RedisQueue
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis_lib.Redis.from_url(url).ping()
+    except redis_lib.RedisError:
+        pytest.fail("Redis is expected at 127.0.0.1:6379 (CI and developer machines run it)")
+    key = f"test:due:{uuid.uuid4().hex}"
+    settings = settings_with_key
+    rec = record(phone=f"134{uuid.uuid4().int % 10**8:08d}")
+    ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+    with transaction(settings.database_url) as s:
+        accounts.upsert_account(s, rec)
+        campaigns.create_campaign(s, "r", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
+
+    async def drain(queue: RedisQueue) -> int:
+        async with httpx.AsyncClient() as http:
+            sender = CampaignSender(settings, policy, http, ten_am, queue=queue)
+            total = 0
+            while n := await sender.run_once(limit=1000):
+                total += n
+            return total
+
+    first = RedisQueue(url, key)
+    assert asyncio.run(drain(first)) >= 1
+    # A Redis that lost everything is rebuilt from the database, and nothing is sent twice.
+    first.redis.delete(key)
+    assert asyncio.run(drain(RedisQueue(url, key))) == 0
+    with transaction(settings.database_url) as s:
+        assert len(s.scalars(select(OutboundSms).where(OutboundSms.to_phone == rec.phone)).all()) == 1
+    first.redis.delete(key)
+
+
+def test_kpis_endpoint(client: TestClient, admin: dict[str, str]) -> None:
+    assert client.get("/v1/kpis").status_code == 401
+    body = client.get("/v1/kpis", headers=admin).json()
+    for key in ("contact_rate", "rpc_rate", "ptp_rate", "promise_kept_rate", "plan_uptake", "recovery_rate",
+                "roll_rate", "handoff_rate", "complaint_rate", "opt_out_rate", "containment", "cost_per_account",
+                "by_bucket", "by_campaign", "by_channel"):
+        assert key in body
+    assert client.get("/v1/kpis?from=2026-12-01&to=2026-11-01", headers=admin).status_code == 422
+    assert client.get("/v1/kpis?from=2026-13-01", headers=admin).status_code == 422

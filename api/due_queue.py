@@ -1,0 +1,69 @@
+"""Which campaign sends are due: from the database, or from a Redis sorted set when REDIS_URL is set.
+
+The database stays the truth: the Redis index is filled from it incrementally (new queued rows
+by id) and can be rebuilt at any time, and the database claim still decides who sends.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ledger import campaigns
+from ledger.models import ContactAttempt
+
+
+class DueQueue(Protocol):
+    def due(self, session: Session, now: datetime, limit: int) -> list[int]: ...
+
+    def done(self, ids: list[int]) -> None: ...
+
+
+class DatabaseQueue:
+    def due(self, session: Session, now: datetime, limit: int) -> list[int]:
+        return campaigns.due_attempts(session, now, limit)
+
+    def done(self, ids: list[int]) -> None:
+        return None
+
+
+class RedisQueue:
+    """A sorted set of attempt ids scored by their send time."""
+
+    def __init__(self, url: str, key: str = "repay:campaign:due") -> None:
+        self.redis = redis.Redis.from_url(url)
+        self.key = key
+        self._synced_id = 0
+
+    def sync(self, session: Session) -> int:
+        """Index queued attempts added since the last sync (all of them after a restart)."""
+        rows = session.execute(
+            select(ContactAttempt.id, ContactAttempt.scheduled_at)
+            .where(ContactAttempt.status == "queued", ContactAttempt.id > self._synced_id)
+            .order_by(ContactAttempt.id)
+        ).all()
+        pipe = self.redis.pipeline(transaction=False)
+        for attempt_id, when in rows:
+            if when is not None:
+                pipe.zadd(self.key, {str(attempt_id): when.timestamp()}, nx=True)
+        pipe.execute()
+        if rows:
+            self._synced_id = rows[-1][0]
+        return len(rows)
+
+    def due(self, session: Session, now: datetime, limit: int) -> list[int]:
+        self.sync(session)
+        members = self.redis.zrangebyscore(self.key, "-inf", now.timestamp(), start=0, num=limit)
+        return [int(str(m, "ascii") if isinstance(m, bytes) else str(m)) for m in members]
+
+    def done(self, ids: list[int]) -> None:
+        if ids:
+            self.redis.zrem(self.key, *[str(i) for i in ids])
+
+
+def queue_for(redis_url: str | None) -> DueQueue:
+    return RedisQueue(redis_url) if redis_url else DatabaseQueue()
