@@ -37,3 +37,9 @@ def chat_page() -> HTMLResponse:
 @router.get("/agent", response_class=HTMLResponse)
 def agent_page() -> HTMLResponse:
     return _html("agent.html")
+
+
+@router.get("/kpis", response_class=HTMLResponse)
+def kpi_page() -> HTMLResponse:
+    """The KPI dashboard; the data comes from GET /v1/kpis with the admin token."""
+    return _html("kpis.html")

@@ -166,9 +166,23 @@ def test_redis_queue_sends_once_and_rebuilds_from_the_database(settings_with_key
 def test_kpis_endpoint(client: TestClient, admin: dict[str, str]) -> None:
     assert client.get("/v1/kpis").status_code == 401
     body = client.get("/v1/kpis", headers=admin).json()
-    for key in ("contact_rate", "rpc_rate", "ptp_rate", "promise_kept_rate", "plan_uptake", "recovery_rate",
-                "roll_rate", "handoff_rate", "complaint_rate", "opt_out_rate", "containment", "cost_per_account",
-                "by_bucket", "by_campaign", "by_channel"):
+    for key in (
+        "contact_rate",
+        "rpc_rate",
+        "ptp_rate",
+        "promise_kept_rate",
+        "plan_uptake",
+        "recovery_rate",
+        "roll_rate",
+        "handoff_rate",
+        "complaint_rate",
+        "opt_out_rate",
+        "containment",
+        "cost_per_account",
+        "by_bucket",
+        "by_campaign",
+        "by_channel",
+    ):
         assert key in body
     assert client.get("/v1/kpis?from=2026-12-01&to=2026-11-01", headers=admin).status_code == 422
     assert client.get("/v1/kpis?from=2026-13-01", headers=admin).status_code == 422

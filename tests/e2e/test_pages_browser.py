@@ -150,3 +150,17 @@ def test_sms_link_opens_the_chat_page_in_context(running: Running, browser: Brow
     say(page, f"身份证后四位{holder.id_last4}，卡号后四位{holder.card_last4}")
     expect(page.locator(".msg.bot").last).to_contain_text("验证通过", timeout=20_000)
     page.context.close()
+
+
+def test_kpi_dashboard_draws_the_figures(running: Running, browser: Browser) -> None:
+    page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+    page.goto(f"{running.gateway}/kpis")
+    page.fill("#token", running.admin["Authorization"].removeprefix("Bearer "))
+    page.click("#load")
+    expect(page.locator(".tile").first).to_contain_text("触达率", timeout=20_000)
+    expect(page.locator(".card h2", has_text="迁徙率")).to_be_visible()
+    figures = httpx.get(f"{running.gateway}/v1/kpis", headers=running.admin, timeout=60).json()
+    assert page.locator(".tile b").nth(11).inner_text() == str(figures["accounts_targeted"])
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "kpis.png"), full_page=True)
+    page.context.close()
