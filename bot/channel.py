@@ -16,8 +16,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+from bot import speedups
+
 
 class GatewayInput(RestInput):
+    def __init__(self) -> None:
+        super().__init__()
+        speedups.install()  # this channel is loaded by `rasa run` only: the patch never touches training
+
     @classmethod
     def name(cls) -> str:
         return "gateway"
