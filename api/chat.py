@@ -7,6 +7,7 @@ import logging
 import re
 import unicodedata
 import weakref
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ from ledger import conversations
 from ledger.db import transaction
 from ledger.masking import mask
 from ledger.models import Conversation, Message
-from ledger.settings import Settings
+from ledger.settings import Settings, rasa_servers
 
 log = logging.getLogger("api.chat")
 T = TypeVar("T")
@@ -91,7 +92,13 @@ class ChatService:
         self.settings = settings
         self.http = http
         self.hub = hub or Hub()
+        self._rasa = rasa_servers(settings)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def rasa_for(self, conversation_id: str) -> str:
+        """The Rasa server this conversation is pinned to: stable for its lifetime (Rasa's Redis lock
+        store is only safe when one server handles a conversation)."""
+        return self._rasa[zlib.crc32(conversation_id.encode()) % len(self._rasa)]
 
     def _lock(self, conversation_id: str) -> asyncio.Lock:
         lock = self._locks.get(conversation_id)
@@ -112,7 +119,7 @@ class ChatService:
     async def _ask_rasa(self, conversation_id: str, text: str, channel: str) -> dict[str, Any]:
         try:
             resp = await self.http.post(
-                f"{self.settings.rasa_url}/webhooks/gateway/webhook",
+                f"{self.rasa_for(conversation_id)}/webhooks/gateway/webhook",
                 json={"sender": conversation_id, "message": text, "metadata": {"channel": channel}},
                 timeout=self.settings.rasa_timeout_seconds,
             )
@@ -238,7 +245,7 @@ class ChatService:
         outgoing: list[tuple[str, list[dict[str, str]] | None]]
         try:
             resp = await self.http.post(
-                f"{self.settings.rasa_url}/conversations/{conversation_id}/trigger_intent",
+                f"{self.rasa_for(conversation_id)}/conversations/{conversation_id}/trigger_intent",
                 params={"token": token},
                 json={"name": intent, "entities": entities},
                 timeout=self.settings.rasa_timeout_seconds,
@@ -265,7 +272,7 @@ class ChatService:
         token = self.settings.rasa_auth_token.get_secret_value()
         try:
             resp = await self.http.post(
-                f"{self.settings.rasa_url}/conversations/{conversation_id}/tracker/events",
+                f"{self.rasa_for(conversation_id)}/conversations/{conversation_id}/tracker/events",
                 params={"token": token},
                 # Resume, then listen: the next message then starts a fresh turn that rules can match.
                 json=[{"event": "resume"}, {"event": "action", "name": "action_listen"}],

@@ -23,6 +23,9 @@ class Settings(BaseSettings):
     link_signing_key: SecretStr = SecretStr("")
     agent_jwt_key: SecretStr = SecretStr("")
     rasa_url: str = "http://127.0.0.1:5005"
+    # Several Rasa servers sharing a SQL tracker store and a Redis lock store: comma-separated.
+    # Each conversation is pinned to one of them by its id (docs/scaling.md).
+    rasa_urls: str = ""
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout_seconds: float = 1.8
     sms_provider: str = "outbox"  # outbox | twilio
@@ -35,6 +38,10 @@ class Settings(BaseSettings):
     tracker_store_url: str | None = None
     max_message_chars: int = 1000
     public_base_url: str = "http://127.0.0.1:8000"
+
+
+def rasa_servers(settings: Settings) -> list[str]:
+    return [u.strip().rstrip("/") for u in settings.rasa_urls.split(",") if u.strip()] or [settings.rasa_url]
 
 
 @lru_cache(maxsize=1)

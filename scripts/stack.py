@@ -41,7 +41,7 @@ def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: 
         conf["tracker_store"] = {
             "type": "SQL",
             "dialect": u.scheme.split("+")[0],
-            "host": u.hostname,
+            "url": u.hostname,  # Rasa's SQL tracker store reads the host from `url`
             "port": u.port or 5432,
             "db": u.path.lstrip("/"),
             "username": u.username or "",
@@ -73,6 +73,10 @@ class Stack:
     env_extra: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    def rasa_names(self) -> list[str]:
+        """`rasa`, then `rasa2`, `rasa3`, ... for each extra port given (docs/scaling.md)."""
+        return ["rasa", *sorted((n for n in self.ports if n.startswith("rasa") and n != "rasa"), key=lambda n: n)]
+
     def env(self, secrets: dict[str, str]) -> dict[str, str]:
         env = {**os.environ, **secrets, **self.env_extra}
         env.update(
@@ -81,6 +85,7 @@ class Stack:
                 "PYTHONPATH": str(ROOT),
                 "SANIC_HOST": "127.0.0.1",
                 "RASA_URL": f"http://127.0.0.1:{self.ports['rasa']}",
+                "RASA_URLS": ",".join(f"http://127.0.0.1:{self.ports[n]}" for n in self.rasa_names()),
                 "ACTION_SERVER_URL": f"http://127.0.0.1:{self.ports['actions']}",
                 "RASA_TELEMETRY_ENABLED": "false",
                 "TF_CPP_MIN_LOG_LEVEL": "3",
@@ -94,23 +99,26 @@ class Stack:
         """The command line of each process."""
         return {
             "actions": [str(APP_PY), "-m", "rasa_sdk", "--actions", "actions", "-p", str(self.ports["actions"])],
-            "rasa": [
-                str(RASA),
-                "run",
-                "--enable-api",
-                # "=" form: a generated token may begin with "-", which argparse would take for an option.
-                f"--auth-token={secrets['RASA_AUTH_TOKEN']}",
-                "-m",
-                str(MODEL),
-                "--endpoints",
-                str(endpoints_file),
-                "--credentials",
-                str(ROOT / "credentials.yml"),
-                "-i",
-                "127.0.0.1",
-                "-p",
-                str(self.ports["rasa"]),
-            ],
+            **{
+                name: [
+                    str(RASA),
+                    "run",
+                    "--enable-api",
+                    # "=" form: a generated token may begin with "-", which argparse would take for an option.
+                    f"--auth-token={secrets['RASA_AUTH_TOKEN']}",
+                    "-m",
+                    str(MODEL),
+                    "--endpoints",
+                    str(endpoints_file),
+                    "--credentials",
+                    str(ROOT / "credentials.yml"),
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.ports[name]),
+                ]
+                for name in self.rasa_names()
+            },
             "gateway": [
                 str(APP_PY),
                 "-m",

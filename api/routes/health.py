@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from api.deps import SettingsDep
 from ledger.db import session_factory
+from ledger.settings import rasa_servers
 
 router = APIRouter(tags=["ops"])
 
@@ -36,9 +37,12 @@ async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
         except Exception as exc:
             return f"down: {type(exc).__name__}"
 
-    db_state, rasa, actions = await asyncio.gather(
-        db(), check(f"{settings.rasa_url}/version"), check(f"{settings.action_server_url}/health")
+    servers = rasa_servers(settings)
+    db_state, actions, *rasa_states = await asyncio.gather(
+        db(), check(f"{settings.action_server_url}/health"), *(check(f"{url}/version") for url in servers)
     )
+    down = [f"{url}: {state}" for url, state in zip(servers, rasa_states, strict=True) if state != "ok"]
+    rasa = "ok" if not down else "; ".join(down)
     checks = {"db": db_state, "rasa": rasa, "actions": actions}
     return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", "checks": checks}
 

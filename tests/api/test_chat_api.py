@@ -52,3 +52,17 @@ def test_typed_slash_text_cannot_inject_an_intent() -> None:
     assert (
         clean_text("  '; DROP TABLE messages; -- 😀 還款 １２３ ", 100) == "'; DROP TABLE messages; -- 😀 還款 １２３"
     )
+
+
+def test_conversations_are_pinned_to_one_rasa_server() -> None:
+    import httpx
+
+    from api.chat import ChatService
+    from ledger.settings import Settings
+
+    service = ChatService(Settings(rasa_urls="http://a:1, http://b:2"), httpx.AsyncClient())
+    ids = [f"conv-{i:04d}" for i in range(200)]
+    first = [service.rasa_for(i) for i in ids]
+    assert first == [service.rasa_for(i) for i in ids]  # stable for a conversation's lifetime
+    assert {"http://a:1", "http://b:2"} == set(first) and 60 < first.count("http://a:1") < 140
+    assert ChatService(Settings(rasa_url="http://only:5005"), httpx.AsyncClient()).rasa_for("x") == "http://only:5005"

@@ -41,7 +41,7 @@ def test_endpoints_follow_the_environment(tmp_path: Path) -> None:
     assert conf["tracker_store"] == {
         "type": "SQL",
         "dialect": "postgresql",
-        "host": "127.0.0.1",
+        "url": "127.0.0.1",
         "port": 5432,
         "db": "rasa",
         "username": "u",

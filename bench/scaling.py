@@ -1,0 +1,96 @@
+"""One Rasa server vs two behind the gateway, sharing a PostgreSQL tracker store and a Redis lock
+store, conversations pinned by id. `python -m bench.scaling` -> bench/results/scaling.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.machine import describe
+from bench.turns import measure
+from scripts.stack import ROOT, Stack, prepare
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+LEDGER_DB, TRACKER_DB = "repay_scale_ledger", "repay_scale_tracker"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _fresh(*names: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+
+
+def run_with(servers: int, concurrency: int, conversations: int) -> dict[str, Any]:
+    _fresh(LEDGER_DB, TRACKER_DB)
+    ledger = f"postgresql+psycopg://postgres@127.0.0.1:5432/{LEDGER_DB}"
+    with tempfile.TemporaryDirectory() as tmp:
+        var = Path(tmp)
+        secrets = prepare(ledger, var)
+        ports = {"rasa": _port(), "actions": _port(), "gateway": _port()}
+        for i in range(2, servers + 1):
+            ports[f"rasa{i}"] = _port()
+        stack = Stack(
+            var=var,
+            database_url=ledger,
+            ports=ports,
+            env_extra={
+                "TRACKER_STORE_URL": f"postgresql://postgres@127.0.0.1:5432/{TRACKER_DB}",
+                "REDIS_URL": "redis://127.0.0.1:6379/3",
+                "RASA_TIMEOUT_SECONDS": "30",
+                "RATE_LIMIT_PER_MINUTE": "1000000",
+            },
+        )
+        stack.start(secrets)
+        try:
+            startup = stack.wait_healthy(timeout=400)
+            gateway = f"http://127.0.0.1:{ports['gateway']}"
+            asyncio.run(measure("gateway", gateway, 4, 4, f"warm{servers}"))
+            summary = asyncio.run(measure("gateway", gateway, concurrency, conversations, f"s{servers}")).summary()
+            return {"rasa_servers": servers, "startup_s": round(startup, 1), **summary}
+        finally:
+            stack.stop()
+
+
+def main() -> int:
+    concurrency, conversations = 20, 60
+    out: dict[str, Any] = {
+        "benchmark": "scaling",
+        "machine": describe(),
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "setup": "ledger and tracker store on PostgreSQL, Redis lock store, pinned by conversation id",
+        "concurrency": concurrency,
+        "rows": [],
+    }
+    for servers in (1, 2):
+        print(f"== {servers} Rasa server(s), {concurrency} concurrent conversations ==", flush=True)
+        row = run_with(servers, concurrency, conversations)
+        print(
+            f"   {row['turns_per_s']} turns/s  p50 {row['p50_ms']} ms  p99 {row['p99_ms']} ms  errors {row['errors']}",
+            flush=True,
+        )
+        out["rows"].append(row)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for name in (LEDGER_DB, TRACKER_DB):
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    (ROOT / "bench" / "results" / "scaling.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
