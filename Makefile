@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test lint typecheck validate unit e2e test-postgres train bench campaign eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test lint typecheck validate unit e2e test-postgres rasa-test train bench campaign eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ validate: envs ## rasa data validate
 	@$(RASA) data validate --max-history 5 > var/validate.log 2>&1 || { cat var/validate.log; exit 1; }
 	@echo "rasa data validate: ok"
 
+rasa-test: envs train ## Rasa's own test stories (tests/rasa/): intents from text and the actions chosen
+	@$(RASA) test core --stories tests/rasa/test_stories.yml -m $(MODEL) --out var/rasa-test \
+	  --fail-on-prediction-errors > var/rasa-test.log 2>&1 \
+	  || { grep -E "Correct|Accuracy|failed" var/rasa-test.log; cat var/rasa-test/failed_test_stories.yml; exit 1; }
+	@echo "rasa test stories: $$(grep -m1 -oE 'Correct: +[0-9]+ / [0-9]+' var/rasa-test.log)"
+
 unit: envs ## unit and integration tests (no Rasa processes)
 	$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
 	$(APP_PY) -m pytest -q tests --ignore=tests/bot -m "not e2e"
@@ -81,7 +87,7 @@ browser: ## Debian's Chromium and a CJK font for the browser tests (apt; needs r
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk > var/apt.log 2>&1 \
 	  || { tail -20 var/apt.log; exit 1; }
 
-test: envs train browser lint typecheck validate ## everything: lint, types, rasa validate, unit, e2e; Postgres too when it answers
+test: envs train browser lint typecheck validate rasa-test ## everything: lint, types, rasa validate, unit, e2e; Postgres too when it answers
 	@mkdir -p var
 	$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
 	$(APP_PY) -m pytest -q tests --ignore=tests/bot

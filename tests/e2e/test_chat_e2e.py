@@ -74,3 +74,20 @@ def test_three_wrong_answers_lock_and_hand_off(running: Running, conversation_id
     last = running.say(conversation_id, "身份证后四位0000，卡号后四位0000")
     assert last["mode"] == "human" and "人工" in last["messages"][0]["text"]  # type: ignore[index]
     assert running.say(conversation_id, f"身份证后四位{DEMO_M2[1]}，卡号后四位{DEMO_M2[2]}")["messages"] == []
+
+
+def test_messages_racing_in_one_conversation_are_processed_in_order(
+    running: Running, conversation_id: str, database_url: str
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        replies = list(pool.map(lambda _: running.say(conversation_id, "你好"), range(6)))
+    assert all(r["messages"] for r in replies)
+    with transaction(database_url) as s:
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
+        assert conv is not None
+        senders = [
+            m.sender for m in s.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq))
+        ]
+    assert senders == ["user", "bot"] * 6  # each message answered before the next is taken
