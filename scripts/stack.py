@@ -203,7 +203,13 @@ def main() -> int:
     if not MODEL.exists():
         print("No trained model: run `make train` first.", file=sys.stderr)
         return 1
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+
+    def _interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Explicit handlers: a process started in the background may inherit SIGINT as ignored.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     t0 = time.monotonic()
     secrets = prepare(database_url, var)
     stack = Stack(
