@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import EventType, UserUtteranceReverted
+from rasa_sdk.events import ConversationPaused, EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
+from sqlalchemy.orm import Session
 
-from actions.context import institution_vars
+from actions.context import in_transaction, institution_vars, policy, wait_minutes
+from ledger import conversations
 
 ANSWERS = {
     "ask_consequences": "utter_consequences",
     "ask_repayment_method": "utter_repayment_method",
     "ask_identity_legitimacy": "utter_identity_legitimacy",
-    "wrong_person": "utter_wrong_person",
     "out_of_scope": "utter_out_of_scope",
 }
 
@@ -42,7 +43,31 @@ class ActionClarify(Action):
         details = {e.get("entity") for e in tracker.latest_message.get("entities", [])}
         if pending(tracker) and details & {"date", "amount", "installments"}:
             return await continue_negotiation(dispatcher, tracker, domain)
+        if consecutive_clarifications(tracker) + 1 >= policy().handoff.fallbacks_before_handoff:
+            text = tracker.latest_message.get("text") or ""
+
+            def hand_off(session: Session) -> None:
+                conv = conversations.get_or_create(session, tracker.sender_id, "web")
+                conversations.open_ticket(session, conv, "repeated_fallback", 3, text[:200])
+
+            await in_transaction(hand_off)
+            dispatcher.utter_message(response="utter_clarify_handoff", wait=wait_minutes())
+            return [UserUtteranceReverted(), ConversationPaused()]
         dispatcher.utter_message(response="utter_clarify")
         # Like Rasa's default fallback: forget the unclear message, so the next turn starts clean
         # and the fallback never predicts itself again.
         return [UserUtteranceReverted()]
+
+
+def consecutive_clarifications(tracker: Tracker) -> int:
+    """How many clarifying questions in a row came just before this turn."""
+    count = 0
+    for event in reversed(tracker.events):
+        if event.get("event") != "action":
+            continue
+        name = event.get("name")
+        if name == "action_clarify":
+            count += 1
+        elif name not in ("action_listen", "action_session_start"):
+            break
+    return count

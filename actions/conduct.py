@@ -10,7 +10,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, institution_vars, money, policy
+from actions.context import clock, in_transaction, institution_vars, money, policy, wait_minutes
 from actions.negotiate import _pending
 from ledger import accounts, conduct, conversations, negotiation
 from ledger.accounts import audit
@@ -233,7 +233,7 @@ class ActionInsult(Action):
             _hand_off(session, tracker.sender_id, "abuse", 3, tracker.latest_message.get("text") or "")
 
         await in_transaction(hand_off)
-        dispatcher.utter_message(response="utter_handoff")
+        dispatcher.utter_message(response="utter_handoff", wait=wait_minutes())
         return [SlotSet("abuse_count", 0), ConversationPaused()]
 
 
@@ -271,3 +271,37 @@ class ActionFeeWaiver(Action):
                 ],
             )
         return []
+
+
+DEATH_WORDS = ("去世", "过世", "离世", "身故", "病故", "死了", "不在人世")
+
+
+class ActionThirdParty(Action):
+    """Not the holder: nothing about the debt. A reported death: condolences, hold, a person follows up."""
+
+    def name(self) -> str:
+        return "action_third_party"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        text = tracker.latest_message.get("text") or ""
+        if not any(word in text for word in DEATH_WORDS):
+            dispatcher.utter_message(response="utter_wrong_person", **institution_vars())
+            return []
+
+        def record(session: Session) -> None:
+            # Contact stops at once for the accounts this conversation is tied to (verified, or by the
+            # phone of an SMS or link); a person verifies the report before anything else changes.
+            account_id = conversations.verified_account_id(session, tracker.sender_id)
+            conv = conversations.find(session, tracker.sender_id)
+            tied = (
+                [account_id]
+                if account_id
+                else (conduct.accounts_by_phone(session, conv.claimed_phone) if conv and conv.claimed_phone else [])
+            )
+            for acc in tied:
+                conduct.place_hold(session, acc, "deceased", f"reported in chat: {text[:200]}", tracker.sender_id)
+            _hand_off(session, tracker.sender_id, "deceased", 1, text)
+
+        await in_transaction(record)
+        dispatcher.utter_message(response="utter_deceased")
+        return [ConversationPaused()]

@@ -72,3 +72,8 @@ def _templates() -> Environment:
 def render(name: str, **values: Any) -> str:
     """Copy that lists several items (one offer a line) lives in templates/chat/, not in code."""
     return _templates().get_template(name).render(**values).strip()
+
+
+def wait_minutes() -> int:
+    """What the holder is told about waiting for a person (policy.yml: handoff)."""
+    return policy().handoff.expected_wait_minutes

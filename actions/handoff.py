@@ -9,7 +9,7 @@ from rasa_sdk.events import ConversationPaused, EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import in_transaction
+from actions.context import in_transaction, wait_minutes
 from ledger import conversations
 
 # Reason and priority (1 = most urgent) by the intent that triggered the handoff.
@@ -36,5 +36,5 @@ class ActionHandoff(Action):
             conversations.open_ticket(session, conv, reason, priority, last_text[:200])
 
         await in_transaction(hand_off)
-        dispatcher.utter_message(response="utter_handoff")
+        dispatcher.utter_message(response="utter_handoff", wait=wait_minutes())
         return [ConversationPaused()]

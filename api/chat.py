@@ -239,7 +239,9 @@ class ChatService:
             await send_sms(provider_for(self.settings, self.http), self.settings, phone, reply.text, conversation_id)
         return reply
 
-    async def seed(self, conversation_id: str, intent: str, entities: dict[str, str]) -> TurnResult:
+    async def seed(
+        self, conversation_id: str, intent: str, entities: dict[str, str], channel: str = "web"
+    ) -> TurnResult:
         """Start a conversation in context (an outbound contact) with Rasa's trigger_intent; replies stored."""
         token = self.settings.rasa_auth_token.get_secret_value()
         outgoing: list[tuple[str, list[dict[str, str]] | None]]
@@ -256,7 +258,7 @@ class ChatService:
             outgoing = [(HOLDING_REPLY, None)]
 
         def store(session: Session) -> TurnResult:
-            conv = conversations.get_or_create(session, conversation_id, "web")
+            conv = conversations.get_or_create(session, conversation_id, channel)
             replies = []
             for text, buttons in outgoing:
                 verdict = guard.check(text, conv.verified_at is not None)

@@ -289,3 +289,17 @@ def abandon_stale(session: Session, now: datetime, older_than: timedelta = timed
 def iter_chunks(items: list[int], size: int) -> Iterable[list[int]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+def recent_contact(session: Session, phone: str, since: datetime) -> tuple[str, str] | None:
+    """(account id, campaign id) of the latest campaign SMS sent to this phone since `since`, if any."""
+    row = session.execute(
+        select(Account.account_id, Campaign.campaign_id)
+        .join(ContactAttempt, ContactAttempt.account_pk == Account.id)
+        .join(Campaign, Campaign.id == ContactAttempt.campaign_pk)
+        .join(Cardholder, Cardholder.id == Account.cardholder_id)
+        .where(Cardholder.phone == phone, ContactAttempt.status == "sent", ContactAttempt.sent_at >= since)
+        .order_by(ContactAttempt.sent_at.desc())
+        .limit(1)
+    ).first()
+    return (row[0], row[1]) if row else None

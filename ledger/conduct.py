@@ -13,6 +13,8 @@ from ledger.clock import Clock
 from ledger.models import Account, Cardholder, Complaint, ContactPreference, Hold, LedgerEntry
 
 HOLD_KINDS = ("dispute", "deceased", "legal_hold")
+_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O: read aloud and typed back without confusion
+_DIGITS = "23456789"
 PREFERENCE_VALUES = {"sms": ("allowed", "opted_out"), "calls": ("allowed", "opted_out"), "third_party": ("forbidden",)}
 
 
@@ -33,8 +35,13 @@ def place_hold(session: Session, account_id: str, kind: str, reason: str, actor:
 def record_complaint(
     session: Session, account_pk: int | None, conversation_id: str | None, text: str, clock: Clock, actor: str
 ) -> Complaint:
-    """Record a complaint with a reference number the holder can quote (TS + date + 6 hex)."""
-    reference = f"TS{clock.today():%Y%m%d}{secrets.token_hex(3).upper()}"
+    """Record a complaint with a reference the holder can quote: TS20261129-K7Q2MD.
+
+    The code after the date starts with a letter, so the reference never reads as a long
+    number, which masking would hide as if it were a card number.
+    """
+    code = secrets.choice(_LETTERS) + "".join(secrets.choice(_LETTERS + _DIGITS) for _ in range(5))
+    reference = f"TS{clock.today():%Y%m%d}-{code}"
     complaint = Complaint(
         reference=reference, account_pk=account_pk, conversation_id=conversation_id, text=text[:2000], status="open"
     )
@@ -67,6 +74,16 @@ def set_preference(
 
 def cardholders_by_phone(session: Session, phone: str) -> list[int]:
     return list(session.scalars(select(Cardholder.id).where(Cardholder.phone == phone)))
+
+
+def accounts_by_phone(session: Session, phone: str) -> list[str]:
+    return list(
+        session.scalars(
+            select(Account.account_id)
+            .join(Cardholder, Account.cardholder_id == Cardholder.id)
+            .where(Cardholder.phone == phone)
+        )
+    )
 
 
 def cardholder_of(session: Session, account_id: str) -> int:

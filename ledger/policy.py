@@ -116,6 +116,13 @@ class CostPolicy(_Strict):
     sms_fen: int = Field(default=5, ge=0)
 
 
+class HandoffPolicy(_Strict):
+    """What the holder is told about waiting for a person, and when the bot gives up on its own."""
+
+    expected_wait_minutes: int = Field(default=10, ge=1, le=24 * 60)
+    fallbacks_before_handoff: int = Field(default=3, ge=1, le=10)
+
+
 class Policy(_Strict):
     version: Literal[1]
     institution: Institution
@@ -123,6 +130,7 @@ class Policy(_Strict):
     contact: ContactPolicy
     buckets: dict[Bucket, BucketPolicy]
     costs: CostPolicy = CostPolicy()
+    handoff: HandoffPolicy = HandoffPolicy()
 
     @field_validator("buckets")
     @classmethod

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
@@ -14,6 +16,8 @@ from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.schemas import normalise_phone
 from api.sms import as_sms, provider_for, send_sms, valid_twilio_signature
+from ledger import campaigns, conversations
+from ledger.db import transaction
 from ledger.models import OutboundSms
 
 router = APIRouter(prefix="/v1/sms", tags=["sms"])
@@ -48,14 +52,37 @@ async def inbound(request: Request) -> Response:
         text = clean_text(body, settings.max_message_chars)
     except (ValueError, BadInput) as exc:
         raise ApiError(422, "validation_failed", str(exc)) from None
+    cid = f"sms-{phone}"
+    provider = provider_for(settings, request.app.state.http)
+    seeded = await _seed_if_replying_to_campaign(service, cid, phone)
     try:
-        result = await service.handle(f"sms-{phone}", text, "sms", external_id=sid, phone=phone)
+        result = await service.handle(cid, text, "sms", external_id=sid, phone=phone)
     except DuplicateMessage:
         return _twiml()  # the provider retried: already answered once
-    provider = provider_for(settings, request.app.state.http)
-    for reply in result.replies:
-        await send_sms(provider, settings, phone, as_sms(reply.text, reply.buttons), f"sms-{phone}")
+    for reply in [*seeded, *result.replies]:
+        await send_sms(provider, settings, phone, as_sms(reply.text, reply.buttons), cid)
     return _twiml()
+
+
+async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> list[Any]:
+    """A first message from a phone our campaign wrote to in the last week starts in context."""
+    settings = service.settings
+    since = datetime.now(UTC) - timedelta(days=7)
+
+    def lookup() -> tuple[str, str] | None:
+        with transaction(settings.database_url) as session:
+            if conversations.find(session, cid) is not None:
+                return None
+            return campaigns.recent_contact(session, phone, since)
+
+    contact = await asyncio.to_thread(lookup)
+    if contact is None:
+        return []
+    account_id, campaign_id = contact
+    result = await service.seed(
+        cid, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id}, channel="sms"
+    )
+    return list(result.replies)
 
 
 class OutboxItem(BaseModel):

@@ -51,3 +51,12 @@ def test_messages_are_stored_masked_in_order(session: Session) -> None:
 def test_masking_keeps_what_identifies_nothing() -> None:
     assert mask("卡号后四位5678，金额3500元") == "卡号后四位5678，金额3500元"
     assert mask("6222 0212 3456 7890") == "************7890"
+
+
+def test_complaint_references_survive_masking(session: Session, clock: Clock) -> None:
+    """Regression: a reference of date + six hex digits that were all numbers was masked as a card."""
+    from ledger.conduct import record_complaint
+
+    for _ in range(200):
+        reference = record_complaint(session, None, None, "投诉", clock, "test").reference
+        assert mask(f"编号{reference}") == f"编号{reference}"

@@ -1,0 +1,84 @@
+"""Escalations that need the whole stack: a reported death, repeated confusion, an SMS reply to a campaign."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from sqlalchemy import update
+
+from ledger import conduct
+from ledger.db import transaction
+from ledger.models import ContactAttempt
+from tests.e2e.accounts import new_holder, view
+from tests.e2e.conftest import Running
+
+pytestmark = pytest.mark.e2e
+
+
+def sms(running: Running, phone: str, body: str) -> None:
+    r = httpx.post(
+        f"{running.gateway}/v1/sms/inbound",
+        timeout=30,
+        data={"From": f"+86{phone}", "To": "+8610690000", "Body": body, "MessageSid": f"SM{uuid.uuid4().hex}"},
+    )
+    assert r.status_code == 200, r.text
+
+
+def outbox(running: Running, phone: str) -> list[str]:
+    r = httpx.get(f"{running.gateway}/v1/sms/outbox", params={"to": phone}, headers=running.admin, timeout=30)
+    return [m["body"] for m in r.json()]
+
+
+def queue(running: Running) -> list[dict]:  # type: ignore[type-arg]
+    user = f"q-{uuid.uuid4().hex[:6]}"
+    httpx.post(
+        f"{running.gateway}/v1/agents",
+        headers=running.admin,
+        json={"username": user, "password": "long enough pw", "display_name": "q"},
+    )
+    token = httpx.post(f"{running.gateway}/v1/agent/login", data={"username": user, "password": "long enough pw"})
+    return httpx.get(
+        f"{running.gateway}/v1/agent/queue",  # type: ignore[no-any-return]
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+    ).json()
+
+
+def test_a_reported_death_holds_the_account_and_hands_off(running: Running) -> None:
+    holder = new_holder(running, overdue_days=50)
+    sms(running, holder.phone, "这个号码的机主已经去世了")
+    [reply] = outbox(running, holder.phone)
+    assert "节哀" in reply and "元" not in reply
+    assert "deceased" in view(running, holder)["flags"]
+    item = next(i for i in queue(running) if i["conversation_id"] == f"sms-{holder.phone}")
+    assert item["reason"] == "deceased" and item["priority"] == 1
+
+
+def test_repeated_confusion_brings_in_a_person(running: Running, conversation_id: str) -> None:
+    replies = [running.say(conversation_id, text) for text in ("滴滴答答乌拉拉", "啊啊啊啊", "哦哦哦")]
+    assert [r["mode"] for r in replies] == ["bot", "bot", "human"]
+    assert "分钟内" in replies[-1]["messages"][0]["text"]  # type: ignore[index]
+
+
+def test_an_sms_reply_to_a_campaign_starts_in_context(running: Running, database_url: str) -> None:
+    holder = new_holder(running, overdue_days=42)
+    r = httpx.post(
+        f"{running.gateway}/v1/campaigns",
+        headers=running.admin,
+        timeout=60,
+        json={"name": "sms", "segment": {"min_overdue_days": 42, "max_overdue_days": 42}, "template": "reminder"},
+    )
+    assert r.status_code == 201
+    with transaction(database_url) as s:  # as if the sender delivered it (its own tests cover sending)
+        pk = conduct.account_pk(s, holder.account_id)
+        s.execute(
+            update(ContactAttempt)
+            .where(ContactAttempt.account_pk == pk)
+            .values(status="sent", sent_at=datetime.now(UTC))
+        )
+    sms(running, holder.phone, "你好，收到短信了")
+    replies = outbox(running, holder.phone)
+    assert any("示例银行信用卡中心" in body and "身份证" in body for body in replies)
+    assert all("元" not in body for body in replies)
