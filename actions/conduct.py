@@ -10,7 +10,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, institution_vars, money, policy, wait_minutes
+from actions.context import clock, in_transaction, institution_vars, money, policy, refused, wait_minutes
 from actions.negotiate import _pending
 from ledger import accounts, conduct, conversations, negotiation
 from ledger.accounts import audit
@@ -55,8 +55,8 @@ class ActionCheckPayment(Action):
             }
 
         kind, facts = await in_transaction(look)
-        if kind == "unverified":
-            dispatcher.utter_message(response="utter_need_verification")
+        if refused(dispatcher, kind):
+            pass
         elif kind in ("found", "found_current"):
             response = "utter_payment_found" if kind == "found" else "utter_payment_found_current"
             dispatcher.utter_message(response=response, **facts)
@@ -90,11 +90,7 @@ class ActionHardship(Action):
 
         kind, max_periods = await in_transaction(look)
         dispatcher.utter_message(response="utter_hardship_empathy")
-        if kind == "unverified":
-            dispatcher.utter_message(response="utter_need_verification")
-            return []
-        if kind == "on_hold":
-            dispatcher.utter_message(response="utter_on_hold")
+        if refused(dispatcher, kind):
             return []
         if kind == "personalized":
             dispatcher.utter_message(
@@ -252,8 +248,8 @@ class ActionFeeWaiver(Action):
             return "review" if sit.rules.allows("fee_waiver") else "no"
 
         kind = await in_transaction(look)
-        if kind == "unverified":
-            dispatcher.utter_message(response="utter_need_verification")
+        if refused(dispatcher, kind):
+            pass
         elif kind == "review":
             dispatcher.utter_message(
                 response="utter_fee_waiver_review",

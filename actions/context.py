@@ -6,17 +6,16 @@ import asyncio
 import logging
 from collections.abc import Callable
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, TypeVar
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
+from ledger import templates
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.money import fen_to_text
 from ledger.policy import Policy, cached_policy
-from ledger.settings import ROOT, get_settings
+from ledger.settings import get_settings
 
 T = TypeVar("T")
 log = logging.getLogger("actions")
@@ -57,23 +56,23 @@ def percent(rate: Decimal, places: int | None = None) -> str:
     return f"{text}%"
 
 
-@lru_cache(maxsize=1)
-def _templates() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(ROOT / "templates" / "chat"),
-        undefined=StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-    )
-
-
 def render(name: str, **values: Any) -> str:
-    """Copy that lists several items (one offer a line) lives in templates/chat/, not in code."""
-    return _templates().get_template(name).render(**values).strip()
+    """Chat copy that lists several items (one offer a line) lives in templates/chat/."""
+    return templates.render("chat", name, **values)
 
 
 def wait_minutes() -> int:
     """What the holder is told about waiting for a person (policy.yml: handoff)."""
     return policy().handoff.expected_wait_minutes
+
+
+# The answers every account action gives when it cannot go on; keyed by the reason.
+REFUSALS = {"unverified": "utter_need_verification", "on_hold": "utter_on_hold", "settled": "utter_debt_settled"}
+
+
+def refused(dispatcher: Any, kind: str) -> bool:
+    """Say why nothing more can be done, if `kind` is one of the standard reasons."""
+    response = REFUSALS.get(kind)
+    if response:
+        dispatcher.utter_message(response=response)
+    return response is not None

@@ -17,7 +17,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, money, percent, policy, render
+from actions.context import clock, in_transaction, money, percent, policy, refused, render
 from ledger import conversations, negotiation
 from ledger.accounts import audit
 from ledger.errors import Conflict, LedgerError, OfferNotAllowed, ValidationFailed
@@ -104,14 +104,7 @@ class ActionOfferInstallment(Action):
                 return "nearest", (exc.details, alt, sit)
 
         kind, data = await in_transaction(build)
-        if kind in ("unverified", "on_hold", "settled"):
-            dispatcher.utter_message(
-                response={
-                    "unverified": "utter_need_verification",
-                    "on_hold": "utter_on_hold",
-                    "settled": "utter_debt_settled",
-                }[kind]
-            )
+        if refused(dispatcher, kind):
             return []
         if kind == "list":
             _, offers = data
@@ -165,11 +158,7 @@ class ActionOfferDeferment(Action):
                 return "nearest", negotiation.offer_for(sit, "deferment", today, pay_on=latest)
 
         kind, offer = await in_transaction(build)
-        if kind == "unverified":
-            dispatcher.utter_message(response="utter_need_verification")
-            return []
-        if kind == "on_hold":
-            dispatcher.utter_message(response="utter_on_hold")
+        if refused(dispatcher, kind):
             return []
         if kind == "not_allowed":
             dispatcher.utter_message(
@@ -222,8 +211,7 @@ async def propose_promise(
         return "ok", {"amount": fen}
 
     kind, facts = await in_transaction(check)
-    if kind == "unverified":
-        dispatcher.utter_message(response="utter_need_verification")
+    if refused(dispatcher, kind):
         return []
     if kind == "need_date":
         dispatcher.utter_message(response="utter_ask_promise_date", amount=money(facts["amount"]))

@@ -11,43 +11,28 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 
 import httpx
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import guard, links
 from api.due_queue import DueQueue, queue_for
 from api.sms import provider_for, send_sms
-from ledger import campaigns
+from ledger import campaigns, templates
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import Account, Campaign, ContactAttempt, ContactPreference, Hold
 from ledger.policy import Policy
-from ledger.settings import ROOT, Settings
+from ledger.settings import Settings
 
 log = logging.getLogger("api.campaigns")
 
 
-@lru_cache(maxsize=1)
-def _templates() -> Environment:
-    return Environment(
-        loader=FileSystemLoader(ROOT / "templates" / "sms"),
-        undefined=StrictUndefined,
-        autoescape=False,
-        keep_trailing_newline=False,
-    )
-
-
 def render(template: str, policy: Policy, link: str) -> str:
     inst = policy.institution
-    return (
-        _templates()
-        .get_template(f"{template}.j2")
-        .render(short_name=inst.short_name, institution=inst.name, hotline=inst.hotline, link=link)
-        .strip()
+    return templates.render(
+        "sms", f"{template}.j2", short_name=inst.short_name, institution=inst.name, hotline=inst.hotline, link=link
     )
 
 

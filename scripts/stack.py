@@ -227,6 +227,7 @@ def main() -> int:
         waited = stack.wait_healthy(progress=True)
         gw = f"http://127.0.0.1:{stack.ports['gateway']}"
         print(f"\nHealthy in {time.monotonic() - t0:.1f}s (processes up in {waited:.1f}s).")
+        print(f"  Chat page:  {gw}/chat      Agent console: {gw}/agent      KPI dashboard: {gw}/kpis")
         print(f'  Chat API:   POST {gw}/v1/chat/<conversation-id>/messages  {{"text": "你好"}}')
         print(f"  Health:     {gw}/healthz    API docs: {gw}/docs")
         print("  Admin token: in var/secrets.env (ADMIN_API_TOKEN)")

@@ -6,13 +6,30 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 
-from api.chat import BadInput, ChatService, clean_text
+from api.chat import BadInput, ChatService, Reply, clean_text
 from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.schemas import Button, ChatIn, ChatMessage, ChatOut
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 ConversationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
+def chat_out(conversation_id: str, mode: str, replies: list[Reply]) -> ChatOut:
+    """The chat API's response shape, for turns and for messages read later."""
+    return ChatOut(
+        conversation_id=conversation_id,
+        mode=mode,
+        messages=[
+            ChatMessage(
+                seq=r.seq,
+                text=r.text,
+                sender=r.sender,
+                buttons=[Button(**b) for b in r.buttons] if r.buttons else None,
+            )
+            for r in replies
+        ],
+    )
 
 
 def _service(request: Request) -> ChatService:
@@ -28,19 +45,7 @@ async def post_message(conversation_id: ConversationId, body: ChatIn, request: R
     except BadInput as exc:
         raise ApiError(422, "bad_message", str(exc)) from None
     result = await service.handle(conversation_id, text, "web")
-    return ChatOut(
-        conversation_id=conversation_id,
-        mode=result.mode,
-        messages=[
-            ChatMessage(
-                seq=r.seq,
-                text=r.text,
-                sender=r.sender,
-                buttons=[Button(**b) for b in r.buttons] if r.buttons else None,
-            )
-            for r in result.replies
-        ],
-    )
+    return chat_out(conversation_id, result.mode, result.replies)
 
 
 @router.get("/{conversation_id}/messages", response_model=ChatOut)
@@ -49,16 +54,4 @@ async def get_messages(
     conversation_id: ConversationId, request: Request, after: Annotated[int, Query(ge=0)] = 0
 ) -> ChatOut:
     mode, replies = await _service(request).messages_after(conversation_id, after)
-    return ChatOut(
-        conversation_id=conversation_id,
-        mode=mode,
-        messages=[
-            ChatMessage(
-                seq=r.seq,
-                text=r.text,
-                sender=r.sender,
-                buttons=[Button(**b) for b in r.buttons] if r.buttons else None,
-            )
-            for r in replies
-        ],
-    )
+    return chat_out(conversation_id, mode, replies)
