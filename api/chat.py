@@ -81,6 +81,10 @@ class RasaDown(Exception):
     pass
 
 
+class WrongChannel(Exception):
+    """The conversation belongs to another channel (an SMS conversation addressed from the web)."""
+
+
 class DuplicateMessage(Exception):
     """The provider sent this message before (same external id): it was processed once already."""
 
@@ -153,6 +157,8 @@ class ChatService:
             if external_id and session.scalar(duplicate):
                 raise DuplicateMessage(external_id)
             conv = conversations.get_or_create(session, conversation_id, channel)
+            if conv.channel != channel:  # never let one channel speak, or listen, for another
+                raise WrongChannel(conversation_id)
             if phone and conv.claimed_phone is None:
                 conversations.claim_phone(session, conv, phone)
             try:
@@ -287,7 +293,7 @@ class ChatService:
     async def messages_after(self, conversation_id: str, after: int) -> tuple[str, list[Reply]]:
         def read(session: Session) -> tuple[str, list[Reply]]:
             conv = conversations.find(session, conversation_id)
-            if conv is None:
+            if conv is None or conv.channel != "web":  # SMS conversations are not readable from the web
                 return "bot", []
             rows = conversations.messages_after(session, conv, after, ("bot", "agent"))
             return conv.mode, [Reply(m.seq, m.text, m.buttons, m.sender) for m in rows]

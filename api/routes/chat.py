@@ -5,14 +5,24 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
+from pydantic import AfterValidator
 
-from api.chat import BadInput, ChatService, Reply, clean_text
+from api.chat import BadInput, ChatService, Reply, WrongChannel, clean_text
 from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.schemas import Button, ChatIn, ChatMessage, ChatOut
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
-ConversationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
+
+
+def _not_an_sms_conversation(value: str) -> str:
+    if value.startswith("sms-"):
+        raise ValueError("sms- conversations belong to the SMS channel")
+    return value
+
+
+# Web conversation ids are the caller's choice, except the prefix the SMS channel uses.
+ConversationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$"), AfterValidator(_not_an_sms_conversation)]
 
 
 def chat_out(conversation_id: str, mode: str, replies: list[Reply]) -> ChatOut:
@@ -44,7 +54,10 @@ async def post_message(conversation_id: ConversationId, body: ChatIn, request: R
         text = clean_text(body.text, service.settings.max_message_chars)
     except BadInput as exc:
         raise ApiError(422, "bad_message", str(exc)) from None
-    result = await service.handle(conversation_id, text, "web")
+    try:
+        result = await service.handle(conversation_id, text, "web")
+    except WrongChannel:
+        raise ApiError(404, "not_found", "no such web conversation") from None
     return chat_out(conversation_id, result.mode, result.replies)
 
 

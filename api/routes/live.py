@@ -11,11 +11,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from api.auth import agent_from_token
-from api.chat import BadInput, ChatService, clean_text
+from api.chat import BadInput, ChatService, WrongChannel, clean_text
 from api.hub import QUEUE_TOPIC, conversation_topic
 
 router = APIRouter()
-CONVERSATION_ID = r"^[A-Za-z0-9_-]{8,64}$"
+CONVERSATION_ID = r"^(?!sms-)[A-Za-z0-9_-]{8,64}$"  # as the HTTP chat API: never an SMS conversation
 
 
 async def _pump(ws: WebSocket, queue: asyncio.Queue[dict[str, Any]]) -> None:
@@ -43,7 +43,11 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
             except (ValueError, AttributeError, BadInput) as exc:
                 await ws.send_json({"error": {"code": "bad_message", "message": str(exc), "details": {}}})
                 continue
-            result = await chat.handle(conversation_id, text, "web")
+            try:
+                result = await chat.handle(conversation_id, text, "web")
+            except WrongChannel:
+                await ws.close(code=4404)
+                return
             await ws.send_json(
                 {
                     "conversation_id": conversation_id,

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from starlette.websockets import WebSocketDisconnect
 
 from api.sms import SEGMENT_CHARS, TwilioProvider, as_sms, split_sms, twilio_signature, valid_twilio_signature
 from ledger.db import transaction
@@ -113,3 +114,20 @@ def test_twilio_provider_speaks_the_messages_api() -> None:
     assert req.url == "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json"
     assert req.headers["authorization"].startswith("Basic ")
     assert parse_qs(req.content.decode()) == {"To": ["+8613800000002"], "From": ["+15550001111"], "Body": ["您好"]}
+
+
+def test_an_sms_conversation_cannot_be_read_or_continued_from_the_web(
+    client: TestClient, admin: dict[str, str], database_url: str
+) -> None:
+    """SMS conversation ids are predictable (sms-<phone>): the web chat API must not reach them."""
+    phone = f"133{uuid.uuid4().int % 10**8:08d}"
+    client.post("/v1/sms/inbound", data={"From": f"+86{phone}", "Body": "你好", "MessageSid": _sid()})
+    assert client.get(f"/v1/chat/sms-{phone}/messages").status_code == 422
+    assert client.post(f"/v1/chat/sms-{phone}/messages", json={"text": "我欠多少"}).status_code == 422
+    with pytest.raises(WebSocketDisconnect), client.websocket_connect(f"/v1/chat/sms-{phone}/ws") as ws:
+        ws.receive_json()  # refused before it is accepted: nothing is sent
+    with transaction(database_url) as s:
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == f"sms-{phone}"))
+        assert conv is not None
+        texts = s.scalars(select(Message.text).where(Message.conversation_pk == conv.id, Message.sender == "user"))
+        assert list(texts) == ["你好"]
