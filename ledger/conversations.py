@@ -6,19 +6,22 @@ server and the agent console all see the same thing.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import audit
 from ledger.clock import Clock
 from ledger.masking import mask
-from ledger.models import Account, Cardholder, Conversation, HandoffTicket, Message
+from ledger.models import Account, AuditLog, Cardholder, Conversation, HandoffTicket, Message
 
-MAX_VERIFY_FAILURES = 3
+MAX_VERIFY_FAILURES = 3  # per conversation
+MAX_PHONE_FAILURES_PER_DAY = 5  # per phone, across conversations
 VerifyResult = Literal["verified", "retry", "locked", "need_more"]
 
 
@@ -112,6 +115,10 @@ def verify(
         return VerifyOutcome("locked", conv.failed_verifications)
     if not (conv.claimed_phone and id_last4 and card_last4):
         return VerifyOutcome("need_more", conv.failed_verifications)
+    phone_key = _phone_key(conv.claimed_phone)
+    if _recent_phone_failures(session, phone_key, clock) >= MAX_PHONE_FAILURES_PER_DAY:
+        # Guessing across fresh conversations stops here too; a person takes over.
+        return VerifyOutcome("locked", conv.failed_verifications)
     rows = session.execute(
         select(Account, Cardholder)
         .join(Cardholder, Account.cardholder_id == Cardholder.id)
@@ -123,10 +130,27 @@ def verify(
             audit(session, conv.conversation_id, "verify.passed", account.account_id)
             return VerifyOutcome("verified", conv.failed_verifications, account.account_id)
     conv.failed_verifications += 1
-    audit(session, conv.conversation_id, "verify.failed", conv.conversation_id, failures=conv.failed_verifications)
+    audit(session, conv.conversation_id, "verify.failed", phone_key, failures=conv.failed_verifications)
     if conv.failed_verifications >= MAX_VERIFY_FAILURES:
         return VerifyOutcome("locked", conv.failed_verifications)
     return VerifyOutcome("retry", conv.failed_verifications)
+
+
+def _phone_key(phone: str) -> str:
+    """Failures are counted per phone without writing the number itself into the audit log."""
+    return "phone:" + hashlib.sha256(phone.encode()).hexdigest()[:24]
+
+
+def _recent_phone_failures(session: Session, phone_key: str, clock: Clock) -> int:
+    since = clock.now() - timedelta(days=1)
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.action == "verify.failed", AuditLog.subject == phone_key, AuditLog.at >= since)
+        )
+        or 0
+    )
 
 
 def verified_account_id(session: Session, conversation_id: str) -> str | None:

@@ -60,3 +60,22 @@ def test_complaint_references_survive_masking(session: Session, clock: Clock) ->
     for _ in range(200):
         reference = record_complaint(session, None, None, "投诉", clock, "test").reference
         assert mask(f"编号{reference}") == f"编号{reference}"
+
+
+def test_guessing_across_fresh_conversations_is_stopped_per_phone(session: Session) -> None:
+    from datetime import datetime
+
+    from tests.conftest import TZ
+
+    now = Clock.at(datetime.now(TZ))  # the audit log is stamped by the database clock
+    rec = record(phone="13911114444", id_last4="1111", card_last4="2222")
+    accounts.upsert_account(session, rec)
+    outcomes = []
+    for i in range(7):  # a new conversation each time: the per-conversation lock never trips
+        conv = conversations.get_or_create(session, f"guess-{i:03d}-x", "web")
+        conversations.claim_phone(session, conv, rec.phone)
+        outcomes.append(conversations.verify(session, conv, f"{i:04d}", "0000", now).result)
+    assert outcomes == ["retry"] * 5 + ["locked"] * 2
+    right = conversations.get_or_create(session, "guess-right-x", "web")
+    conversations.claim_phone(session, right, rec.phone)
+    assert conversations.verify(session, right, "1111", "2222", now).result == "locked"  # until a person checks
