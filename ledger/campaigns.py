@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -284,11 +284,6 @@ def abandon_stale(session: Session, now: datetime, older_than: timedelta = timed
         .values(status="failed", reason="unknown_after_restart")
     )
     return int(getattr(done, "rowcount", 0))
-
-
-def iter_chunks(items: list[int], size: int) -> Iterable[list[int]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def recent_contact(session: Session, phone: str, since: datetime) -> tuple[str, str] | None:

@@ -16,6 +16,7 @@ from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.links import verify
 from ledger import campaigns, conversations
+from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import Account, Campaign, ContactAttempt
 
@@ -87,7 +88,7 @@ async def open_link(request: Request, t: str = Query(max_length=200)) -> dict[st
     Identity is still verified before any detail."""
     chat = request.app.state.chat
     settings = chat.settings
-    attempt_id = verify(t, settings.link_signing_key.get_secret_value(), chat_clock(settings).now())
+    attempt_id = verify(t, settings.link_signing_key.get_secret_value(), Clock.system(settings.app_timezone).now())
     if attempt_id is None:
         raise ApiError(403, "link_invalid", "this link is not valid or has expired")
 
@@ -121,9 +122,3 @@ async def open_link(request: Request, t: str = Query(max_length=200)) -> dict[st
         "mode": mode,
         "messages": [{"seq": r.seq, "text": r.text, "sender": r.sender, "buttons": r.buttons} for r in replies],
     }
-
-
-def chat_clock(settings: Any) -> Any:
-    from ledger.clock import Clock
-
-    return Clock.system(settings.app_timezone)
