@@ -67,3 +67,4 @@ def admin_or_agent(settings: SettingsDep, authorization: Annotated[str | None, H
 
 
 AgentDep = Annotated[str, Depends(current_agent)]
+AdminOrAgentDep = Depends(admin_or_agent)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from api import guard
 from api.hub import QUEUE_TOPIC, Hub, conversation_topic
+from api.schemas import Button, ChatMessage, ChatOut
 from ledger import conversations
 from ledger.db import transaction
 from ledger.masking import mask
@@ -87,6 +88,41 @@ class WrongChannel(Exception):
 
 class DuplicateMessage(Exception):
     """The provider sent this message before (same external id): it was processed once already."""
+
+
+def store_bot_replies(
+    session: Session, conv: Conversation, outgoing: list[tuple[str, Any]], channel: str
+) -> list[Reply]:
+    """Guard each reply (replacing what may not be said), store it, and return it as sent."""
+    verified = conv.verified_at is not None
+    replies = []
+    for reply_text, buttons in outgoing:
+        verdict = guard.check(reply_text, verified)
+        if verdict.blocked:
+            log.warning(
+                "guard replaced a reply", extra={"conversation_id": conv.conversation_id, "reason": verdict.blocked}
+            )
+        kept = [{"title": b["title"], "payload": b["payload"]} for b in buttons or []] or None
+        stored = conversations.append_message(session, conv, "bot", verdict.text, channel=channel, buttons=kept)
+        replies.append(Reply(stored.seq, stored.text, kept))
+    return replies
+
+
+def chat_out(conversation_id: str, mode: str, replies: list[Reply]) -> ChatOut:
+    """The chat API's response shape, for HTTP turns, reads after a seq, WebSocket turns and links."""
+    return ChatOut(
+        conversation_id=conversation_id,
+        mode=mode,
+        messages=[
+            ChatMessage(
+                seq=r.seq,
+                text=r.text,
+                sender=r.sender,
+                buttons=[Button(**b) for b in r.buttons] if r.buttons else None,
+            )
+            for r in replies
+        ],
+    )
 
 
 class ChatService:
@@ -192,20 +228,7 @@ class ChatService:
                 user_msg.intent, user_msg.confidence = answer.get("intent"), answer.get("confidence")
             if failed:
                 conversations.open_ticket(session, conv, "service_unavailable", 1, mask(text)[:200])
-            verified = conv.verified_at is not None
-            replies = []
-            for reply_text, buttons in outgoing:
-                verdict = guard.check(reply_text, verified)
-                if verdict.blocked:
-                    log.warning(
-                        "guard replaced a reply", extra={"conversation_id": conversation_id, "reason": verdict.blocked}
-                    )
-                kept_buttons = [{"title": b["title"], "payload": b["payload"]} for b in buttons or []] or None
-                stored = conversations.append_message(
-                    session, conv, "bot", verdict.text, channel=channel, buttons=kept_buttons
-                )
-                replies.append(Reply(stored.seq, stored.text, kept_buttons))
-            return TurnResult(conv.mode, replies)
+            return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
 
         result = await self._db(store_outbound)
         MESSAGES.labels(channel, "bot").inc(len(result.replies))
@@ -265,12 +288,7 @@ class ChatService:
 
         def store(session: Session) -> TurnResult:
             conv = conversations.get_or_create(session, conversation_id, channel)
-            replies = []
-            for text, buttons in outgoing:
-                verdict = guard.check(text, conv.verified_at is not None)
-                msg = conversations.append_message(session, conv, "bot", verdict.text, buttons=buttons)
-                replies.append(Reply(msg.seq, msg.text, buttons))
-            return TurnResult(conv.mode, replies)
+            return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
 
         async with self._lock(conversation_id):
             return await self._db(store)

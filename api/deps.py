@@ -50,12 +50,3 @@ def require_admin(settings: SettingsDep, authorization: Annotated[str | None, He
 
 
 AdminDep = Depends(require_admin)
-
-
-def _admin_or_agent(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    from api.auth import admin_or_agent  # api.auth imports this module
-
-    return admin_or_agent(settings, authorization)
-
-
-AdminOrAgentDep = Depends(_admin_or_agent)

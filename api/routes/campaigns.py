@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from api.campaign_sender import check_template
+from api.chat import chat_out
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep
 from api.errors import ApiError
 from api.limits import limiter, public_limit
@@ -117,8 +118,4 @@ async def open_link(request: Request, t: str = Query(max_length=200)) -> dict[st
     else:
         result = await chat.seed(cid, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id})
         mode, replies = result.mode, result.replies
-    return {
-        "conversation_id": cid,
-        "mode": mode,
-        "messages": [{"seq": r.seq, "text": r.text, "sender": r.sender, "buttons": r.buttons} for r in replies],
-    }
+    return chat_out(cid, mode, replies).model_dump()

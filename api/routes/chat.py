@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import AfterValidator
 
-from api.chat import BadInput, ChatService, Reply, WrongChannel, clean_text
+from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
 from api.errors import ApiError
 from api.limits import limiter, public_limit
-from api.schemas import Button, ChatIn, ChatMessage, ChatOut
+from api.schemas import ChatIn, ChatOut
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
@@ -23,23 +23,6 @@ def _not_an_sms_conversation(value: str) -> str:
 
 # Web conversation ids are the caller's choice, except the prefix the SMS channel uses.
 ConversationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$"), AfterValidator(_not_an_sms_conversation)]
-
-
-def chat_out(conversation_id: str, mode: str, replies: list[Reply]) -> ChatOut:
-    """The chat API's response shape, for turns and for messages read later."""
-    return ChatOut(
-        conversation_id=conversation_id,
-        mode=mode,
-        messages=[
-            ChatMessage(
-                seq=r.seq,
-                text=r.text,
-                sender=r.sender,
-                buttons=[Button(**b) for b in r.buttons] if r.buttons else None,
-            )
-            for r in replies
-        ],
-    )
 
 
 def _service(request: Request) -> ChatService:

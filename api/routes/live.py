@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from api.auth import agent_from_token
-from api.chat import BadInput, ChatService, WrongChannel, clean_text
+from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
 from api.hub import QUEUE_TOPIC, conversation_topic
 
 router = APIRouter()
@@ -48,15 +48,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
             except WrongChannel:
                 await ws.close(code=4404)
                 return
-            await ws.send_json(
-                {
-                    "conversation_id": conversation_id,
-                    "mode": result.mode,
-                    "messages": [
-                        {"seq": r.seq, "text": r.text, "sender": r.sender, "buttons": r.buttons} for r in result.replies
-                    ],
-                }
-            )
+            await ws.send_json(chat_out(conversation_id, result.mode, result.replies).model_dump())
     except WebSocketDisconnect:
         pass
     finally:

@@ -6,7 +6,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.deps import AdminOrAgentDep, SessionDep
+from api.auth import AdminOrAgentDep
+from api.deps import SessionDep
 from api.errors import ApiError
 from ledger import conversations
 from ledger.masking import mask
