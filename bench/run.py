@@ -20,9 +20,10 @@ from sqlalchemy import func, select
 
 from bench import campaign as campaign_bench
 from bench.machine import describe
-from bench.turns import compare
+from bench.turns import compare, holders_needed, make_holders
+from ledger.clock import Clock
 from ledger.db import transaction
-from ledger.models import Message
+from ledger.models import Message, Plan, Promise
 from scripts.stack import ROOT, Stack, prepare
 
 RESULTS = ROOT / "bench" / "results"
@@ -59,6 +60,7 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
         var = Path(tmp)
         url = f"sqlite+pysqlite:///{var / 'bench.db'}"
         secrets = prepare(url, var)
+        holders = make_holders(url, holders_needed(levels, conversations), Clock.system("Asia/Shanghai").today())
         stack = Stack(
             var=var,
             database_url=url,
@@ -71,18 +73,23 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
             startup = stack.wait_healthy(timeout=300)
             print(f"  stack healthy in {startup:.1f}s", flush=True)
             gw, rasa = (f"http://127.0.0.1:{stack.ports[k]}" for k in ("gateway", "rasa"))
-            rows, sent_to_gateway = asyncio.run(compare(gw, rasa, levels, conversations))
+            rows, totals = asyncio.run(compare(gw, rasa, levels, conversations, holders))
             memory = {name: rss_mib(p.pid) for name, p in stack.procs.items()}
             with transaction(url) as s:
                 stored_user = s.scalar(select(func.count()).select_from(Message).where(Message.sender == "user"))
+                plans = s.scalar(select(func.count()).select_from(Plan).where(Plan.created_via == "chat"))
+                promises = s.scalar(select(func.count()).select_from(Promise).where(Promise.created_via == "chat"))
             return {
                 "startup_s": round(startup, 1),
                 "wall_s": round(time.monotonic() - t0, 1),
                 "levels": rows,
                 "memory_rss_mib": memory,
-                "gateway_messages_sent": sent_to_gateway,
+                "gateway_messages_sent": totals["gateway_sent"],
                 "gateway_messages_stored": stored_user,
-                "lost_messages": sent_to_gateway - (stored_user or 0),
+                "lost_messages": totals["gateway_sent"] - (stored_user or 0),
+                # Both paths negotiate through the same action server, so both write to the ledger.
+                "plans_asked_recorded": [totals["plans_asked"], plans],
+                "promises_asked_recorded": [totals["promises_asked"], promises],
             }
         finally:
             stack.stop()
@@ -102,6 +109,11 @@ def main() -> int:
     }
     (RESULTS / "turns.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     print(f"memory (RSS MiB): {result['memory_rss_mib']}; lost messages: {result['lost_messages']}")
+    print(
+        "plans asked/recorded: {0[0]}/{0[1]}; promises asked/recorded: {1[0]}/{1[1]}".format(
+            result["plans_asked_recorded"], result["promises_asked_recorded"]
+        )
+    )
     print(f"== campaign: selection + compliance + enqueue over {campaign_accounts} accounts ==", flush=True)
     campaign = campaign_bench.run(campaign_accounts)
     (RESULTS / "campaign.json").write_text(json.dumps(campaign, indent=2, ensure_ascii=False))
@@ -117,7 +129,8 @@ def main() -> int:
             print(f"| campaign, {db} | {figures['accounts_per_s']} accounts/s over {figures['accounts']} |")
     print(f"| stack start to healthy | {result['startup_s']} s |")
     print(f"\nwrote {RESULTS}/turns.json and campaign.json")
-    return 0 if result["lost_messages"] == 0 else 1
+    written = all(a == b for a, b in (result["plans_asked_recorded"], result["promises_asked_recorded"]))
+    return 0 if result["lost_messages"] == 0 and written else 1
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ from typing import Any
 import psycopg
 
 from bench.machine import describe
-from bench.turns import measure
+from bench.turns import make_holders, measure
+from ledger.clock import Clock
 from scripts.stack import ROOT, Stack, prepare
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -42,6 +43,7 @@ def run_with(servers: int, concurrency: int, conversations: int) -> dict[str, An
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
         secrets = prepare(ledger, var)
+        holders = iter(make_holders(ledger, 4 + conversations, Clock.system("Asia/Shanghai").today()))
         ports = {"rasa": _port(), "actions": _port(), "gateway": _port()}
         for i in range(2, servers + 1):
             ports[f"rasa{i}"] = _port()
@@ -60,8 +62,10 @@ def run_with(servers: int, concurrency: int, conversations: int) -> dict[str, An
         try:
             startup = stack.wait_healthy(timeout=400)
             gateway = f"http://127.0.0.1:{ports['gateway']}"
-            asyncio.run(measure("gateway", gateway, 4, 4, f"warm{servers}"))
-            summary = asyncio.run(measure("gateway", gateway, concurrency, conversations, f"s{servers}")).summary()
+            asyncio.run(measure("gateway", gateway, 4, 4, f"warm{servers}", holders))
+            summary = asyncio.run(
+                measure("gateway", gateway, concurrency, conversations, f"s{servers}", holders)
+            ).summary()
             return {"rasa_servers": servers, "startup_s": round(startup, 1), **summary}
         finally:
             stack.stop()

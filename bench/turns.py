@@ -2,6 +2,10 @@
 
 Both paths use the same running Rasa server, model and action server in the same run,
 so the gateway's overhead is reported as a ratio. Loopback only; bounded in count.
+
+Every conversation has its own freshly imported holder (`make_holders`), so each one can
+verify, ask what it owes and why, then agree an installment plan or record a promise, and
+the ledger can be checked afterwards for what the chat wrote.
 """
 
 from __future__ import annotations
@@ -10,28 +14,62 @@ import asyncio
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import httpx
 
-from scripts.demo import DEMO
+from ledger.accounts import AccountRecord, upsert_account
+from ledger.db import transaction
 
-# One holder's conversation: verify, ask the amount and why, thank.
-SCRIPT = [
-    "你好",
-    "{phone}",
-    "身份证后四位{id4}，卡号后四位{card4}",
-    "我现在欠多少钱",
-    "利息怎么算的",
-    "会上征信吗",
-    "谢谢",
-]
+VERIFY = ["你好", "{phone}", "身份证后四位{id4}，卡号后四位{card4}", "我现在欠多少钱"]
+# Half the conversations agree a plan, half promise a payment; both end with thanks.
+PLAN = [*VERIFY, "利息怎么算的", "我想分6期", "好的", "谢谢"]
+PROMISE = [*VERIFY, "会上征信吗", "我下周五还500", "对的", "谢谢"]
+TURNS = len(PLAN)
+assert len(PROMISE) == TURNS
 
 
-def script_for(i: int) -> list[str]:
-    _, _, phone, id4, card4, *_ = DEMO[1 + i % (len(DEMO) - 1)]
-    return [t.format(phone=phone, id4=id4, card4=card4) for t in SCRIPT]
+@dataclass(frozen=True)
+class Holder:
+    phone: str
+    id4: str
+    card4: str
+
+
+def make_holders(database_url: str, n: int, today: date, start: int = 0) -> list[Holder]:
+    """Import `n` M1 holders (12 days overdue, 8,000 yuan) for the load; phones 137xxxxxxxx."""
+    holders = []
+    with transaction(database_url) as session:
+        for i in range(start, start + n):
+            h = Holder(f"137{i:08d}", f"{i % 10000:04d}", f"{(i * 7) % 10000:04d}")
+            due = today - timedelta(days=12)
+            upsert_account(
+                session,
+                AccountRecord(
+                    account_id=f"bench-{i:08d}",
+                    holder_name="压测用户",
+                    phone=h.phone,
+                    id_last4=h.id4,
+                    card_last4=h.card4,
+                    credit_limit=2_000_000,
+                    statement_balance=800_000,
+                    minimum_payment=80_000,
+                    statement_date=due - timedelta(days=20),
+                    due_date=due,
+                    paid_since_statement=0,
+                ),
+                actor="bench",
+            )
+            holders.append(h)
+    return holders
+
+
+def script_for(holder: Holder, i: int) -> list[str]:
+    script = PLAN if i % 2 == 0 else PROMISE
+    return [t.format(phone=holder.phone, id4=holder.id4, card4=holder.card4) for t in script]
 
 
 @dataclass
@@ -40,6 +78,8 @@ class Run:
     errors: int = 0
     sent: int = 0
     elapsed: float = 0.0
+    plans: int = 0  # conversations that asked for a plan
+    promises: int = 0  # conversations that made a promise
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -58,9 +98,15 @@ class Run:
         }
 
 
-async def _conversation(client: httpx.AsyncClient, target: str, base: str, i: int, run: Run, tag: str) -> None:
+async def _conversation(
+    client: httpx.AsyncClient, target: str, base: str, holder: Holder, i: int, run: Run, tag: str
+) -> None:
     cid = f"bench-{tag}-{uuid.uuid4().hex[:10]}"
-    for text in script_for(i):
+    if i % 2 == 0:
+        run.plans += 1
+    else:
+        run.promises += 1
+    for text in script_for(holder, i):
         start = time.perf_counter()
         run.sent += 1
         try:
@@ -78,39 +124,58 @@ async def _conversation(client: httpx.AsyncClient, target: str, base: str, i: in
             run.errors += 1
 
 
-async def measure(target: str, base: str, concurrency: int, conversations: int, tag: str) -> Run:
-    """Play `conversations` scripted conversations, `concurrency` at a time."""
+async def measure(
+    target: str, base: str, concurrency: int, conversations: int, tag: str, holders: Iterator[Holder]
+) -> Run:
+    """Play `conversations` scripted conversations, `concurrency` at a time, one fresh holder each."""
     run = Run()
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
         sem = asyncio.Semaphore(concurrency)
 
-        async def one(i: int) -> None:
+        async def one(i: int, holder: Holder) -> None:
             async with sem:
-                await _conversation(client, target, base, i, run, tag)
+                await _conversation(client, target, base, holder, i, run, tag)
 
         start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(conversations)))
+        await asyncio.gather(*(one(i, h) for i, h in zip(range(conversations), holders, strict=False)))
         run.elapsed = time.perf_counter() - start
     return run
 
 
+def holders_needed(levels: list[int], conversations_per_level: int) -> int:
+    """How many holders `compare` uses: two warm-up runs, then bare and gateway at each level."""
+    return 4 + sum(2 * max(conversations_per_level, level) for level in levels)
+
+
 async def compare(
-    gateway: str, rasa: str, levels: list[int], conversations_per_level: int, progress: bool = True
-) -> tuple[list[dict[str, Any]], int]:
+    gateway: str,
+    rasa: str,
+    levels: list[int],
+    conversations_per_level: int,
+    holders: list[Holder],
+    progress: bool = True,
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """For each concurrency level: bare Rasa, then the gateway, and the p50 ratio.
 
-    Also returns how many messages were sent to the gateway in all, to compare with the transcript.
+    Also returns totals: messages sent to the gateway (to compare with the transcript) and the
+    plans and promises asked for on both paths (to compare with the ledger).
     """
+    if len(holders) < holders_needed(levels, conversations_per_level):
+        raise ValueError("not enough holders: see holders_needed()")
+    pool = iter(holders)
     rows = []
-    await measure("rasa", rasa, 2, 2, "warm")  # first turns load caches; not counted
-    sent = (await measure("gateway", gateway, 2, 2, "warm")).sent
+    runs = [await measure("rasa", rasa, 2, 2, "warm", pool)]  # first turns load caches; not counted
+    warm_gw = await measure("gateway", gateway, 2, 2, "warm", pool)
+    runs.append(warm_gw)
+    sent = warm_gw.sent
     for level in levels:
         n = max(conversations_per_level, level)
-        bare = (await measure("rasa", rasa, level, n, f"r{level}")).summary()
-        gw_run = await measure("gateway", gateway, level, n, f"g{level}")
+        bare_run = await measure("rasa", rasa, level, n, f"r{level}", pool)
+        gw_run = await measure("gateway", gateway, level, n, f"g{level}", pool)
+        runs += [bare_run, gw_run]
         sent += gw_run.sent
-        gw = gw_run.summary()
+        bare, gw = bare_run.summary(), gw_run.summary()
         ratio = round(gw["p50_ms"] / bare["p50_ms"], 2) if bare["p50_ms"] else None
         rows.append({"concurrency": level, "bare_rasa": bare, "gateway": gw, "p50_ratio": ratio})
         if progress:
@@ -119,4 +184,9 @@ async def compare(
                 f"p99 {gw['p99_ms']:7.1f} ms  {gw['turns_per_s']:6.1f} turns/s  ratio {ratio}",
                 flush=True,
             )
-    return rows, sent
+    totals = {
+        "gateway_sent": sent,
+        "plans_asked": sum(r.plans for r in runs),
+        "promises_asked": sum(r.promises for r in runs),
+    }
+    return rows, totals
