@@ -44,7 +44,7 @@ class ActionTellDebt(Action):
                 "late_fee_rate": percent(fees.late_fee.rate),
             }
 
-        facts = await in_transaction(read)
+        facts = await in_transaction(read, readonly=True)
         if facts is None:
             dispatcher.utter_message(response="utter_need_verification")
             return []

@@ -54,7 +54,7 @@ class ActionCheckPayment(Action):
                 "outstanding": money(view.position.outstanding.total),
             }
 
-        kind, facts = await in_transaction(look)
+        kind, facts = await in_transaction(look, readonly=True)
         if refused(dispatcher, kind):
             pass
         elif kind in ("found", "found_current"):
@@ -247,7 +247,7 @@ class ActionFeeWaiver(Action):
             sit = negotiation.situation(session, account_id, policy(), clock())
             return "review" if sit.rules.allows("fee_waiver") else "no"
 
-        kind = await in_transaction(look)
+        kind = await in_transaction(look, readonly=True)
         if refused(dispatcher, kind):
             pass
         elif kind == "review":

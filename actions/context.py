@@ -29,12 +29,15 @@ def clock() -> Clock:
     return Clock.system(get_settings().app_timezone)
 
 
-async def in_transaction(work: Callable[[Session], T]) -> T:
-    """Run blocking database work in a worker thread, in one transaction."""
+async def in_transaction(work: Callable[[Session], T], readonly: bool = False) -> T:
+    """Run blocking database work in a worker thread, in one transaction.
+
+    `readonly=True` when the work only reads: it then never queues behind a writer.
+    """
     url = get_settings().database_url
 
     def run() -> T:
-        with transaction(url) as session:
+        with transaction(url, readonly) as session:
             return work(session)
 
     return await asyncio.to_thread(run)

@@ -26,7 +26,7 @@ class ActionGreet(Action):
         def verified(session: Session) -> bool:
             return conversations.verified_account_id(session, tracker.sender_id) is not None
 
-        if await in_transaction(verified):
+        if await in_transaction(verified, readonly=True):
             dispatcher.utter_message(response="utter_greet_verified")
         else:
             dispatcher.utter_message(response="utter_greet_unverified", **institution_vars())
@@ -51,7 +51,7 @@ class ActionVerifyIdentity(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         identity_given = any(_entity_values(tracker, n) for n in ("phone", "id_last4", "card_last4", "last4"))
         if not identity_given and await in_transaction(
-            lambda s: conversations.verified_account_id(s, tracker.sender_id) is not None
+            lambda s: conversations.verified_account_id(s, tracker.sender_id) is not None, readonly=True
         ):
             return await continue_negotiation(dispatcher, tracker, domain)
         phones = _entity_values(tracker, "phone")

@@ -210,7 +210,7 @@ async def propose_promise(
             return "too_much", {"outstanding": sit.outstanding}
         return "ok", {"amount": fen}
 
-    kind, facts = await in_transaction(check)
+    kind, facts = await in_transaction(check, readonly=True)
     if refused(dispatcher, kind):
         return []
     if kind == "need_date":

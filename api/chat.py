@@ -147,11 +147,11 @@ class ChatService:
             self._locks[conversation_id] = lock
         return lock
 
-    async def _db(self, work: Callable[[Session], T]) -> T:
+    async def _db(self, work: Callable[[Session], T], readonly: bool = False) -> T:
         url = self.settings.database_url
 
         def run() -> T:
-            with transaction(url) as session:
+            with transaction(url, readonly) as session:
                 return work(session)
 
         return await asyncio.to_thread(run)
@@ -316,4 +316,4 @@ class ChatService:
             rows = conversations.messages_after(session, conv, after, ("bot", "agent"))
             return conv.mode, [Reply(m.seq, m.text, m.buttons, m.sender) for m in rows]
 
-        return await self._db(read)
+        return await self._db(read, readonly=True)

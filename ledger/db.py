@@ -2,42 +2,144 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; SQLite gets WAL and a busy timeout so several processes can share the file."""
+class WriterLock:
+    """One writer at a time across threads and processes, for one SQLite file.
+
+    SQLite serialises writers itself, but a writer that finds the file locked polls: its busy
+    handler sleeps 1, 2, 5, 10 ... up to 100 ms between tries, so under load a short wait becomes
+    a long one and turns queue in no order. An flock on a side file wakes the next writer as soon
+    as the last one commits. The thread lock makes threads of one process take turns for the
+    process's single descriptor; flock does the same between processes.
+    """
+
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+        self._pid = 0
+
+    def acquire(self) -> None:
+        # Like SQLite's busy timeout: a thread that would wait on itself fails instead of hanging.
+        if not self._thread_lock.acquire(timeout=self.timeout):
+            raise TimeoutError(f"waited {self.timeout}s for the database writer lock")
+        try:
+            if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+                self._pid = os.getpid()
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def release(self) -> None:
+        assert self._fd is not None
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        self._thread_lock.release()
+
+
+class _LockingConnection(sqlite3.Connection):
+    """A pysqlite connection that gives the writer lock back once COMMIT or ROLLBACK has run."""
+
+    writer_lock: WriterLock | None = None
+    holds_lock = False
+
+    def begin_immediate(self) -> None:
+        if self.writer_lock is not None and not self.holds_lock:
+            self.writer_lock.acquire()
+            self.holds_lock = True
+        try:
+            self.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        if self.holds_lock and self.writer_lock is not None:
+            self.holds_lock = False
+            self.writer_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self._release()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self._release()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._release()
+
+
+def make_engine(url: str, readonly: bool = False) -> Engine:
+    """An engine for `url`. SQLite gets WAL, a busy timeout and one writer at a time.
+
+    `readonly` engines read a consistent snapshot without taking the writer lock (SQLite:
+    deferred BEGIN and `query_only`; PostgreSQL: READ ONLY transactions), so reads never queue
+    behind writes, and a write attempted through one fails loudly instead of slipping through.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        database = make_url(url).database
+        lock = WriterLock(f"{database}.writer-lock") if database and database != ":memory:" else None
+        connection_class = type("LockingConnection", (_LockingConnection,), {"writer_lock": lock})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False, "factory": connection_class}
+        )
 
         @event.listens_for(engine, "connect")
-        def _pragmas(conn, _record):  # type: ignore[no-untyped-def]
+        def _pragmas(conn: Any, _record: Any) -> None:
             # pysqlite's own transaction handling breaks SAVEPOINT; SQLAlchemy's documented recipe
             # takes it over. BEGIN IMMEDIATE takes the write lock up front, so two writers wait on
-            # the busy timeout instead of failing when a read turns into a write.
+            # the lock instead of failing when a read turns into a write.
             conn.isolation_level = None
             cur = conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA synchronous=NORMAL")
+            if readonly:
+                cur.execute("PRAGMA query_only=ON")
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        def _begin(conn: Any) -> None:
+            if readonly:
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.connection.dbapi_connection.begin_immediate()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return engine.execution_options(postgresql_readonly=True) if readonly else engine
 
 
-@lru_cache(maxsize=8)
-def _factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(make_engine(url), expire_on_commit=False)
+@lru_cache(maxsize=16)
+def _factory(url: str, readonly: bool = False) -> sessionmaker[Session]:
+    if readonly and not url.startswith("sqlite"):  # the same pool; each transaction marked READ ONLY
+        return sessionmaker(
+            _factory(url).kw["bind"].execution_options(postgresql_readonly=True), expire_on_commit=False
+        )
+    return sessionmaker(make_engine(url, readonly), expire_on_commit=False)
 
 
 def session_factory(url: str) -> sessionmaker[Session]:
@@ -45,7 +147,10 @@ def session_factory(url: str) -> sessionmaker[Session]:
 
 
 @contextmanager
-def transaction(url: str) -> Iterator[Session]:
-    """A session in one transaction: committed on success, rolled back on error."""
-    with _factory(url).begin() as session:
+def transaction(url: str, readonly: bool = False) -> Iterator[Session]:
+    """A session in one transaction: committed on success, rolled back on error.
+
+    `readonly=True` for work that only reads: it never waits for, or holds up, a writer.
+    """
+    with _factory(url, readonly).begin() as session:
         yield session
