@@ -33,13 +33,17 @@ def migrate(database_url: str) -> None:
     command.upgrade(cfg, "head")
 
 
+# Rasa's SQL tracker store, keeping trackers between turns (bot/tracker_store.py).
+TRACKER_STORE = "bot.tracker_store.CachedSQLTrackerStore"
+
+
 def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None) -> Path:
     """Rasa's endpoints file for this run: action server, tracker store, lock store."""
     conf: dict[str, object] = {"action_endpoint": {"url": f"http://127.0.0.1:{actions_port}/webhook"}}
     if tracker_url:
         u = urlparse(tracker_url)
         conf["tracker_store"] = {
-            "type": "SQL",
+            "type": TRACKER_STORE,
             "dialect": u.scheme.split("+")[0],
             "url": u.hostname,  # Rasa's SQL tracker store reads the host from `url`
             "port": u.port or 5432,
@@ -48,7 +52,7 @@ def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: 
             "password": u.password or "",
         }
     else:
-        conf["tracker_store"] = {"type": "SQL", "dialect": "sqlite", "db": str(var / "rasa_tracker.db")}
+        conf["tracker_store"] = {"type": TRACKER_STORE, "dialect": "sqlite", "db": str(var / "rasa_tracker.db")}
     if redis_url:
         u = urlparse(redis_url)
         conf["lock_store"] = {

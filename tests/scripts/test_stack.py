@@ -39,7 +39,7 @@ def test_endpoints_follow_the_environment(tmp_path: Path) -> None:
         endpoints(tmp_path, 5055, "postgresql://u:p@127.0.0.1:5432/rasa", "redis://127.0.0.1:6379/2").read_text()
     )
     assert conf["tracker_store"] == {
-        "type": "SQL",
+        "type": "bot.tracker_store.CachedSQLTrackerStore",
         "dialect": "postgresql",
         "url": "127.0.0.1",
         "port": 5432,

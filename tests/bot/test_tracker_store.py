@@ -1,0 +1,100 @@
+"""The cached SQL tracker store writes what Rasa's SQL store writes, and never serves a tracker the
+database would not: failed turns, other servers' writes and new sessions all go back to the rows."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, SlotSet, UserUttered
+
+from bot.tracker_store import CachedSQLTrackerStore
+
+ROOT = Path(__file__).resolve().parents[2]
+DOMAIN = Domain.load(str(ROOT / "domain.yml"))
+
+
+def cached(db: Path, **kw: int) -> CachedSQLTrackerStore:
+    return CachedSQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db), **kw)
+
+
+async def turn(store: SQLTrackerStore, sender: str, text: str, save: bool = True) -> object:
+    tracker = await store.get_or_create_tracker(sender)
+    tracker.update(UserUttered(text, {"name": "ask_debt_amount", "confidence": 0.9}))
+    tracker.update(ActionExecuted("action_tell_debt"))
+    tracker.update(BotUttered(f"回复：{text}"))
+    tracker.update(SlotSet("id_last4", "1234"))
+    tracker.update(ActionExecuted("action_listen"))
+    if save:
+        await store.save(tracker)
+    return tracker
+
+
+def run(coro: object) -> object:
+    return asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "tracker.db"
+
+
+def test_later_turns_are_served_from_memory_and_match_the_rows(db: Path) -> None:
+    store = cached(db)
+    for i in range(4):
+        last = run(turn(store, "c1", f"第{i}句"))
+    assert store.hits == 3  # every turn after the first (which starts the session)
+    from_rows = run(SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db)).retrieve("c1"))
+    assert list(from_rows.events) == list(last.events)  # type: ignore[attr-defined]
+    assert from_rows.current_state() == last.current_state()  # type: ignore[attr-defined]
+    assert [e.text for e in from_rows.events if isinstance(e, UserUttered)] == [f"第{i}句" for i in range(4)]  # type: ignore[attr-defined]
+
+
+def test_a_turn_that_never_saved_is_not_served_again(db: Path) -> None:
+    store = cached(db)
+    run(turn(store, "c1", "一"))
+    run(turn(store, "c1", "二", save=False))  # the turn failed before its save
+    tracker = run(store.retrieve("c1"))
+    texts = [e.text for e in tracker.events if isinstance(e, UserUttered)]  # type: ignore[attr-defined]
+    assert texts == ["一"]
+
+
+def test_another_servers_write_is_seen(db: Path) -> None:
+    ours, theirs = cached(db), cached(db)
+    run(turn(ours, "c1", "一"))
+    run(turn(ours, "c1", "二"))
+    run(turn(theirs, "c1", "三"))  # a second Rasa server took the conversation for a turn
+    tracker = run(turn(ours, "c1", "四"))
+    texts = [e.text for e in tracker.events if isinstance(e, UserUttered)]  # type: ignore[attr-defined]
+    assert texts == ["一", "二", "三", "四"]
+    from_rows = run(SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db)).retrieve("c1"))
+    assert list(from_rows.events) == list(tracker.events)  # type: ignore[attr-defined]
+
+
+def test_a_new_session_is_read_back_from_the_rows(db: Path) -> None:
+    store = cached(db)
+    run(turn(store, "c1", "一"))
+    tracker = run(store.retrieve("c1"))
+    tracker.update(ActionExecuted("action_session_start"))  # type: ignore[attr-defined]
+    tracker.update(SessionStarted())  # type: ignore[attr-defined]
+    tracker.update(ActionExecuted("action_listen"))  # type: ignore[attr-defined]
+    run(store.save(tracker))
+    hits = store.hits
+    again = run(store.retrieve("c1"))
+    assert store.hits == hits and again is not tracker  # read from the rows: the new session only
+    from_rows = run(SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db)).retrieve("c1"))
+    assert list(again.events) == list(from_rows.events)  # type: ignore[attr-defined]
+    assert not any(isinstance(e, UserUttered) for e in again.events)  # type: ignore[attr-defined]
+
+
+def test_the_cache_is_bounded(db: Path) -> None:
+    store = cached(db, cache_size=2)
+    for sender in ("a", "b", "c"):
+        run(turn(store, sender, "一"))
+        run(turn(store, sender, "二"))
+    assert len(store._kept) == 2 and "a" not in store._kept
+    tracker = run(store.retrieve("a"))  # dropped from memory, still in the database
+    assert [e.text for e in tracker.events if isinstance(e, UserUttered)] == ["一", "二"]  # type: ignore[attr-defined]
