@@ -108,9 +108,10 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             new = list(itertools.islice(tracker.events, stored, len(tracker.events)))
             rows = [self._row(sender_id, event) for event in new]
             session.add_all(rows)
-            session.commit()
+            session.flush()  # ids now: after the commit each would cost a query to refresh
             if rows:
                 last_id = max(r.id for r in rows)
+            session.commit()
         self._keep(tracker, last_id, new)
 
     def _row(self, sender_id: str, event: Any) -> Any:
