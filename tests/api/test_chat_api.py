@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -42,6 +43,15 @@ def test_bad_requests_are_refused_clearly(client: TestClient) -> None:
     r = client.post(url, json={"text": "\x00\x01"})
     assert r.status_code == 422
     r = client.post(url, content=b'{"text": "' + b"a" * 70_000 + b'"}', headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies as the body streams in
+        yield b'{"text": "'
+        for _ in range(20):
+            yield b"a" * 4096
+        yield b'"}'
+
+    r = client.post(url, content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
 
 
