@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import httpx
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,7 +95,7 @@ def store_bot_replies(
 ) -> list[Reply]:
     """Guard each reply (replacing what may not be said), store it, and return it as sent."""
     verified = conv.verified_at is not None
-    replies = []
+    messages = []
     for reply_text, buttons in outgoing:
         verdict = guard.check(reply_text, verified)
         if verdict.blocked:
@@ -103,9 +103,8 @@ def store_bot_replies(
                 "guard replaced a reply", extra={"conversation_id": conv.conversation_id, "reason": verdict.blocked}
             )
         kept = [{"title": b["title"], "payload": b["payload"]} for b in buttons or []] or None
-        stored = conversations.append_message(session, conv, "bot", verdict.text, channel=channel, buttons=kept)
-        replies.append(Reply(stored.seq, stored.text, kept))
-    return replies
+        messages.append(Message(sender="bot", channel=channel, text=verdict.text, buttons=kept))
+    return [Reply(m.seq, m.text, m.buttons) for m in conversations.append_messages(session, conv, messages)]
 
 
 def chat_out(conversation_id: str, mode: str, replies: list[Reply]) -> ChatOut:
@@ -223,9 +222,12 @@ class ChatService:
         def store_outbound(session: Session) -> TurnResult:
             conv = session.get(Conversation, conv_pk)
             assert conv is not None
-            user_msg = session.get(Message, msg_pk)
-            if user_msg is not None and answer.get("intent"):
-                user_msg.intent, user_msg.confidence = answer.get("intent"), answer.get("confidence")
+            if answer.get("intent"):
+                session.execute(
+                    update(Message)
+                    .where(Message.id == msg_pk)
+                    .values(intent=answer.get("intent"), confidence=answer.get("confidence"))
+                )
             if failed:
                 conversations.open_ticket(session, conv, "service_unavailable", 1, mask(text)[:200])
             return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))

@@ -60,28 +60,40 @@ def append_message(
     external_id: str | None = None,
 ) -> Message:
     """Store one message (masked) with the next sequence number of its conversation."""
-    # An atomic increment gives each message a unique, ordered seq even with concurrent writers.
-    seq = session.execute(
-        update(Conversation)
-        .where(Conversation.id == conv.id)
-        .values(last_seq=Conversation.last_seq + 1)
-        .returning(Conversation.last_seq)
-    ).scalar_one()
-    conv.last_seq = seq
-    msg = Message(
-        conversation_pk=conv.id,
-        seq=seq,
+    message = Message(
         sender=sender,
         channel=channel or conv.channel,
-        text=mask(text),
+        text=text,
         buttons=buttons,
         intent=intent,
         confidence=confidence,
         external_id=external_id,
     )
-    session.add(msg)
+    [stored] = append_messages(session, conv, [message])
+    return stored
+
+
+def append_messages(session: Session, conv: Conversation, messages: list[Message]) -> list[Message]:
+    """Store messages (masked) in order, with the next sequence numbers of their conversation.
+
+    One atomic increment reserves all their numbers, so each message gets a unique, ordered
+    seq even with concurrent writers, and a turn's replies cost one statement, not one each.
+    """
+    if not messages:
+        return []
+    last = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conv.id)
+        .values(last_seq=Conversation.last_seq + len(messages))
+        .returning(Conversation.last_seq)
+    ).scalar_one()
+    conv.last_seq = last
+    for seq, message in enumerate(messages, start=last - len(messages) + 1):
+        message.conversation_pk, message.seq, message.text = conv.id, seq, mask(message.text)
+        message.channel = message.channel or conv.channel
+    session.add_all(messages)
     session.flush()
-    return msg
+    return messages
 
 
 def messages_after(session: Session, conv: Conversation, after: int, senders: tuple[str, ...]) -> list[Message]:

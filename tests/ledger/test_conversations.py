@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 from ledger import accounts, conversations
 from ledger.clock import Clock
 from ledger.masking import mask
+from ledger.models import Message
 from tests.factories import record
 
 
@@ -46,6 +47,13 @@ def test_messages_are_stored_masked_in_order(session: Session) -> None:
     assert "6222021234567890123" not in stored[0].text and stored[0].text.endswith("0123")
     assert "110105194912310021" not in stored[1].text
     assert stored[2].text == "电话138****5678"
+    # A turn's replies are stored together: the next numbers, in order, masked the same way.
+    replies = conversations.append_messages(
+        session, conv, [Message(sender="bot", text="好的"), Message(sender="bot", text="卡号6222021234567890123")]
+    )
+    assert [(m.seq, m.channel) for m in replies] == [(4, "web"), (5, "web")] and conv.last_seq == 5
+    assert "6222021234567890123" not in replies[1].text
+    assert conversations.append_messages(session, conv, []) == [] and conv.last_seq == 5
 
 
 def test_masking_keeps_what_identifies_nothing() -> None:
