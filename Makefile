@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test lint typecheck validate unit e2e test-postgres rasa-test train bench campaign eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test lint typecheck validate unit e2e test-postgres rasa-test train bench profile campaign eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -101,6 +101,9 @@ bench: envs train ## run the benchmarks; figures to bench/results/*.json
 
 campaign: envs ## create and send a campaign: make campaign ARGS="--name 提醒 --buckets M1,M2"
 	$(APP_PY) -m scripts.campaign $(ARGS)
+
+profile: envs train ## py-spy on each process under 10 concurrent conversations -> var/profile/
+	$(APP_PY) -m bench.profile
 
 eval-nlu: envs train ## NLU on the held-out file and by 5-fold cross-validation -> bench/results/nlu.json
 	@$(BOT_PY) -m bench.nlu_eval 2> var/eval-nlu.log
