@@ -9,7 +9,8 @@ nobody else has written to the conversation since (the highest event id is uncha
 
 Anything it cannot vouch for is read from the database as before: a tracker handed out and
 not saved (a failed turn), a tracker changed after its save, a conversation another server
-wrote to, a new session, a restart of the process. The database stays the only truth; the
+wrote to, a restart of the process. When a session starts, what is kept is what the rows
+would give: the events from the session's start on. The database stays the only truth; the
 cache only saves work. Each conversation is pinned to one Rasa server and serialised by the
 lock store, so the fast path is the normal one.
 
@@ -128,9 +129,12 @@ class CachedSQLTrackerStore(SQLTrackerStore):
     def _keep(self, tracker: DialogueStateTracker, last_id: int | None, new: list[Any]) -> None:
         sender_id = tracker.sender_id
         self._kept.pop(sender_id, None)
-        # A session started: the database's view begins at it, so the next turn reads that view.
-        if any(isinstance(e, SessionStarted) for e in new):
-            return
+        starts = [e.timestamp for e in new if isinstance(e, SessionStarted)]
+        if starts and self.domain:
+            # A session started: the rows' view of the conversation begins at it (Rasa reads
+            # the events stamped at or after the latest SessionStarted), so keep exactly that.
+            events = [e for e in tracker.events if e.timestamp >= max(starts)]
+            tracker = DialogueStateTracker.from_events(sender_id, events, self.domain.slots)
         self._kept[sender_id] = _Kept(tracker, len(tracker.events), last_id)
         while len(self._kept) > self.cache_size:
             self._kept.popitem(last=False)

@@ -74,7 +74,7 @@ def test_another_servers_write_is_seen(db: Path) -> None:
     assert list(from_rows.events) == list(tracker.events)  # type: ignore[attr-defined]
 
 
-def test_a_new_session_is_read_back_from_the_rows(db: Path) -> None:
+def test_after_a_new_session_memory_holds_what_the_rows_hold(db: Path) -> None:
     store = cached(db)
     run(turn(store, "c1", "一"))
     tracker = run(store.retrieve("c1"))
@@ -84,10 +84,13 @@ def test_a_new_session_is_read_back_from_the_rows(db: Path) -> None:
     run(store.save(tracker))
     hits = store.hits
     again = run(store.retrieve("c1"))
-    assert store.hits == hits and again is not tracker  # read from the rows: the new session only
+    assert store.hits == hits + 1 and again is not tracker  # kept, trimmed to the new session
     from_rows = run(SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db)).retrieve("c1"))
     assert list(again.events) == list(from_rows.events)  # type: ignore[attr-defined]
     assert not any(isinstance(e, UserUttered) for e in again.events)  # type: ignore[attr-defined]
+    later = run(turn(store, "c1", "二"))  # and the next turn's rows follow on from it
+    from_rows = run(SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db)).retrieve("c1"))
+    assert list(later.events) == list(from_rows.events)  # type: ignore[attr-defined]
 
 
 def test_the_cache_is_bounded(db: Path) -> None:
