@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from decimal import Decimal
@@ -12,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from ledger import templates
 from ledger.clock import Clock
-from ledger.db import transaction
+from ledger.db import run_transaction
 from ledger.money import fen_to_text
 from ledger.policy import Policy, cached_policy
 from ledger.settings import get_settings
@@ -34,13 +33,7 @@ async def in_transaction(work: Callable[[Session], T], readonly: bool = False) -
 
     `readonly=True` when the work only reads: it then never queues behind a writer.
     """
-    url = get_settings().database_url
-
-    def run() -> T:
-        with transaction(url, readonly) as session:
-            return work(session)
-
-    return await asyncio.to_thread(run)
+    return await run_transaction(get_settings().database_url, work, readonly)
 
 
 def institution_vars() -> dict[str, str]:

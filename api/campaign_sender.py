@@ -21,7 +21,7 @@ from api.due_queue import DueQueue, queue_for
 from api.sms import provider_for, send_sms
 from ledger import campaigns, templates
 from ledger.clock import Clock
-from ledger.db import transaction
+from ledger.db import run_transaction, transaction
 from ledger.models import Account, Campaign, ContactAttempt, ContactPreference, Hold
 from ledger.policy import Policy
 from ledger.settings import Settings
@@ -113,30 +113,28 @@ class CampaignSender:
             self.queue.done(ids)  # claimed here or elsewhere: either way no longer due
             return prepared
 
-        batch = await asyncio.to_thread(take)
+        batch = await asyncio.to_thread(take)  # takes from the due queue too: its own transactions
         provider = provider_for(self.settings, self.http)
         sent = 0
         for item in batch:
             records = await send_sms(provider, self.settings, item.phone, item.text, split=False)
             ok = all(r.status == "sent" for r in records)
 
-            def finish(item: Outgoing = item, ok: bool = ok) -> None:
-                with transaction(url) as session:
-                    attempt = session.get(ContactAttempt, item.attempt_id)
-                    assert attempt is not None
-                    attempt.status = "sent" if ok else "failed"
-                    attempt.sent_at = self.clock.now()
+            def finish(session: Session, item: Outgoing = item, ok: bool = ok) -> None:
+                attempt = session.get(ContactAttempt, item.attempt_id)
+                assert attempt is not None
+                attempt.status = "sent" if ok else "failed"
+                attempt.sent_at = self.clock.now()
 
-            await asyncio.to_thread(finish)
+            await run_transaction(url, finish)
             sent += ok
         return sent
 
     async def run_forever(self, stop: asyncio.Event, interval: float = 2.0) -> None:
-        def recover() -> int:
-            with transaction(self.settings.database_url) as session:
-                return campaigns.abandon_stale(session, self.clock.now())
+        def recover(session: Session) -> int:
+            return campaigns.abandon_stale(session, self.clock.now())
 
-        stale = await asyncio.to_thread(recover)
+        stale = await run_transaction(self.settings.database_url, recover)
         if stale:
             log.warning("marked in-flight sends from before a restart as failed", extra={"count": stale})
         while not stop.is_set():

@@ -5,7 +5,6 @@ A Chinese provider implements `SmsProvider.send` and, for inbound, its own signa
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -16,7 +15,7 @@ from typing import Protocol
 import httpx
 from sqlalchemy.orm import Session
 
-from ledger.db import transaction
+from ledger.db import run_transaction
 from ledger.models import OutboundSms
 from ledger.settings import Settings
 
@@ -141,9 +140,5 @@ async def send_sms(
     def store(session: Session) -> None:
         session.add_all(records)
 
-    def run() -> None:
-        with transaction(settings.database_url) as session:
-            store(session)
-
-    await asyncio.to_thread(run)
+    await run_transaction(settings.database_url, store)
     return records

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -154,3 +156,32 @@ def transaction(url: str, readonly: bool = False) -> Iterator[Session]:
     """
     with _factory(url, readonly).begin() as session:
         yield session
+
+
+T = TypeVar("T")
+_writers: dict[int, ThreadPoolExecutor] = {}
+
+
+def _writer_thread() -> ThreadPoolExecutor:
+    """This process's one thread for SQLite write transactions."""
+    pid = os.getpid()
+    if pid not in _writers:
+        _writers[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+    return _writers[pid]
+
+
+async def run_transaction(url: str, work: Callable[[Session], T], readonly: bool = False) -> T:
+    """Run blocking database work in one transaction in a worker thread, off the event loop.
+
+    SQLite takes one writer at a time anyway, so a process sends its write transactions
+    through one thread, in the order they were asked for, and the pool's threads stay free
+    for reads. Reads, and everything on PostgreSQL, run in parallel in the default pool.
+    """
+
+    def run() -> T:
+        with transaction(url, readonly) as session:
+            return work(session)
+
+    if url.startswith("sqlite") and not readonly:
+        return await asyncio.get_running_loop().run_in_executor(_writer_thread(), run)
+    return await asyncio.to_thread(run)

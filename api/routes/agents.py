@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, status
@@ -16,7 +15,7 @@ from api.hub import QUEUE_TOPIC, conversation_topic
 from api.limits import limiter, login_limit
 from api.views import account_public
 from ledger import accounts, agents, handoff, negotiation
-from ledger.db import transaction
+from ledger.db import run_transaction, transaction
 from ledger.errors import LedgerError
 from ledger.money import fen_to_yuan
 
@@ -167,11 +166,7 @@ def approve(plan_id: str, agent: AgentDep, session: SessionDep) -> dict[str, str
 
 
 async def _release(conversation_id: str, agent: str, request: Request, settings: Any, resolved: bool) -> dict[str, Any]:
-    def run() -> None:
-        with transaction(settings.database_url) as session:
-            handoff.release(session, conversation_id, agent, resolved)
-
-    await asyncio.to_thread(run)
+    await run_transaction(settings.database_url, lambda s: handoff.release(s, conversation_id, agent, resolved))
     chat = _chat(request)
     resumed = await chat.resume_bot(conversation_id)
     chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.campaign_sender import check_template
 from api.chat import chat_out
@@ -18,7 +18,7 @@ from api.limits import limiter, public_limit
 from api.links import verify
 from ledger import campaigns, conversations
 from ledger.clock import Clock
-from ledger.db import transaction
+from ledger.db import run_transaction
 from ledger.models import Account, Campaign, ContactAttempt
 
 router = APIRouter(tags=["campaigns"])
@@ -93,26 +93,25 @@ async def open_link(request: Request, t: str = Query(max_length=200)) -> dict[st
     if attempt_id is None:
         raise ApiError(403, "link_invalid", "this link is not valid or has expired")
 
-    def tie() -> tuple[str, str, str, bool]:
-        with transaction(settings.database_url) as session:
-            row = session.execute(
-                select(ContactAttempt, Account, Campaign)
-                .join(Account, Account.id == ContactAttempt.account_pk)
-                .outerjoin(Campaign, Campaign.id == ContactAttempt.campaign_pk)
-                .where(ContactAttempt.id == attempt_id)
-            ).first()
-            if row is None:
-                raise ApiError(403, "link_invalid", "this link is not valid or has expired")
-            attempt, account, campaign = row
-            cid = f"lnk-{attempt.id}-{t.rsplit('.', 1)[-1][:10]}"
-            conv = conversations.find(session, cid)
-            fresh = conv is None
-            if conv is None:
-                conv = conversations.get_or_create(session, cid, "web")
-                conversations.claim_phone(session, conv, account.cardholder.phone)
-            return cid, account.account_id, campaign.campaign_id if campaign else "", fresh
+    def tie(session: Session) -> tuple[str, str, str, bool]:
+        row = session.execute(
+            select(ContactAttempt, Account, Campaign)
+            .join(Account, Account.id == ContactAttempt.account_pk)
+            .outerjoin(Campaign, Campaign.id == ContactAttempt.campaign_pk)
+            .where(ContactAttempt.id == attempt_id)
+        ).first()
+        if row is None:
+            raise ApiError(403, "link_invalid", "this link is not valid or has expired")
+        attempt, account, campaign = row
+        cid = f"lnk-{attempt.id}-{t.rsplit('.', 1)[-1][:10]}"
+        conv = conversations.find(session, cid)
+        fresh = conv is None
+        if conv is None:
+            conv = conversations.get_or_create(session, cid, "web")
+            conversations.claim_phone(session, conv, account.cardholder.phone)
+        return cid, account.account_id, campaign.campaign_id if campaign else "", fresh
 
-    cid, account_id, campaign_id, fresh = await asyncio.to_thread(tie)
+    cid, account_id, campaign_id, fresh = await run_transaction(settings.database_url, tie)
     if not fresh:
         mode, replies = await chat.messages_after(cid, 0)
     else:

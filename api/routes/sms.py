@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from api.chat import BadInput, DuplicateMessage, clean_text
 from api.deps import AdminDep, SessionDep
@@ -17,7 +17,7 @@ from api.limits import limiter, public_limit
 from api.schemas import normalise_phone
 from api.sms import as_sms, provider_for, send_sms, valid_twilio_signature
 from ledger import campaigns, conversations
-from ledger.db import transaction
+from ledger.db import run_transaction
 from ledger.models import OutboundSms
 
 router = APIRouter(prefix="/v1/sms", tags=["sms"])
@@ -69,13 +69,12 @@ async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> l
     settings = service.settings
     since = datetime.now(UTC) - timedelta(days=7)
 
-    def lookup() -> tuple[str, str] | None:
-        with transaction(settings.database_url) as session:
-            if conversations.find(session, cid) is not None:
-                return None
-            return campaigns.recent_contact(session, phone, since)
+    def lookup(session: Session) -> tuple[str, str] | None:
+        if conversations.find(session, cid) is not None:
+            return None
+        return campaigns.recent_contact(session, phone, since)
 
-    contact = await asyncio.to_thread(lookup)
+    contact = await run_transaction(settings.database_url, lookup, readonly=True)
     if contact is None:
         return []
     account_id, campaign_id = contact

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from ledger.db import transaction
 
@@ -86,3 +87,22 @@ def test_a_reader_does_not_wait_for_an_open_writer(database_url: str, table: str
 def _read(database_url: str, table: str) -> int:
     with transaction(database_url, readonly=True) as s:
         return int(s.execute(text(f"SELECT n FROM {table}")).scalar_one())
+
+
+def test_a_processs_writes_are_served_in_the_order_they_were_asked(database_url: str, table: str) -> None:
+    import asyncio
+
+    from ledger.db import run_transaction
+
+    async def many() -> None:
+        def write(i: int) -> Callable[[Session], None]:
+            return lambda s: s.execute(text(f"INSERT INTO {table} (id, n) VALUES (:id, :n)"), {"id": 100 + i, "n": i})
+
+        await asyncio.gather(*(run_transaction(database_url, write(i)) for i in range(30)))
+
+    asyncio.run(many())
+    with transaction(database_url, readonly=True) as s:
+        order = list(s.execute(text(f"SELECT n FROM {table} WHERE id >= 100 ORDER BY rowid")).scalars())
+    assert sorted(order) == list(range(30))  # nothing lost
+    if database_url.startswith("sqlite"):  # one writer at a time: first come, first served
+        assert order == list(range(30))
