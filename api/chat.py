@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import unicodedata
 import weakref
 import zlib
@@ -22,7 +23,7 @@ from api import guard
 from api.hub import QUEUE_TOPIC, Hub, conversation_topic
 from api.schemas import Button, ChatMessage, ChatOut
 from ledger import conversations
-from ledger.db import transaction
+from ledger.db import run_transaction
 from ledger.masking import mask
 from ledger.models import Conversation, Message
 from ledger.settings import Settings, rasa_servers
@@ -41,6 +42,7 @@ ALLOWED_PAYLOAD_INTENTS = {
     "promise_to_pay",
     "ask_plan_terms",
 }
+SLOW_TURN_SECONDS = 1.0
 HOLDING_REPLY = "抱歉，系统暂时繁忙。您的消息已记录，已为您转接人工客服，请稍候。"
 
 MESSAGES = Counter("gateway_messages_total", "Messages through the gateway", ["channel", "sender"])
@@ -132,6 +134,10 @@ class ChatService:
         self.http = http
         self.hub = hub or Hub()
         self._rasa = rasa_servers(settings)
+        # At most this many turns inside each Rasa server at once; the rest wait here, in order.
+        # Rasa runs a turn's CPU work on one event loop: letting every waiting turn in only
+        # interleaves them, so under overload some wait seconds behind later ones.
+        self._slots = {url: asyncio.Semaphore(settings.rasa_max_in_flight) for url in self._rasa}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def rasa_for(self, conversation_id: str) -> str:
@@ -147,24 +153,20 @@ class ChatService:
         return lock
 
     async def _db(self, work: Callable[[Session], T], readonly: bool = False) -> T:
-        url = self.settings.database_url
-
-        def run() -> T:
-            with transaction(url, readonly) as session:
-                return work(session)
-
-        return await asyncio.to_thread(run)
+        return await run_transaction(self.settings.database_url, work, readonly)
 
     async def _ask_rasa(self, conversation_id: str, text: str, channel: str) -> dict[str, Any]:
+        url = self.rasa_for(conversation_id)
         try:
-            resp = await self.http.post(
-                f"{self.rasa_for(conversation_id)}/webhooks/gateway/webhook",
-                json={"sender": conversation_id, "message": text, "metadata": {"channel": channel}},
-                timeout=self.settings.rasa_timeout_seconds,
-            )
+            # The wait for a free slot counts against the same deadline: a holding reply beats silence.
+            async with asyncio.timeout(self.settings.rasa_timeout_seconds), self._slots[url]:
+                resp = await self.http.post(
+                    f"{url}/webhooks/gateway/webhook",
+                    json={"sender": conversation_id, "message": text, "metadata": {"channel": channel}},
+                )
             resp.raise_for_status()
             return resp.json()  # type: ignore[no-any-return]
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, TimeoutError) as exc:
             raise RasaDown(type(exc).__name__) from exc
 
     async def handle(
@@ -204,7 +206,9 @@ class ChatService:
                 raise DuplicateMessage(external_id or "") from None
             return conv.id, msg.id, conv.mode
 
+        started = time.perf_counter()
         conv_pk, msg_pk, mode = await self._db(store_inbound)
+        stored = time.perf_counter()
         MESSAGES.labels(channel, "user").inc()
         if mode == "human":  # a person has it: the message reaches the agent, the bot stays quiet
             self.hub.publish(conversation_topic(conversation_id), {"type": "message", "sender": "user"})
@@ -232,7 +236,19 @@ class ChatService:
                 conversations.open_ticket(session, conv, "service_unavailable", 1, mask(text)[:200])
             return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
 
+        answered = time.perf_counter()
         result = await self._db(store_outbound)
+        done = time.perf_counter()
+        if done - started > SLOW_TURN_SECONDS:  # say where the time went
+            log.warning(
+                "slow turn",
+                extra={
+                    "conversation_id": conversation_id,
+                    "store_ms": round((stored - started) * 1000),
+                    "rasa_ms": round((answered - stored) * 1000),
+                    "reply_ms": round((done - answered) * 1000),
+                },
+            )
         MESSAGES.labels(channel, "bot").inc(len(result.replies))
         topic = conversation_topic(conversation_id)
         self.hub.publish(topic, {"type": "message", "sender": "user"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     rasa_urls: str = ""
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout_seconds: float = 1.8
+    rasa_max_in_flight: int = Field(default=8, ge=1)  # turns inside one Rasa server at once (api/chat.py)
     sms_provider: str = "outbox"  # outbox | twilio
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_account_sid: str = ""
