@@ -1,6 +1,6 @@
 """`make bench`: start the stack on a scratch database, run every benchmark, write JSON.
 
-BENCH_LEVELS (default "1,10,50") and BENCH_CONVERSATIONS (default 20 per level) size the
+BENCH_LEVELS (default "1,10,50") and BENCH_CONVERSATIONS (default 40 per level) size the
 load; CI runs the same harness on a tiny load through the test suite.
 """
 
@@ -97,7 +97,7 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
 
 def main() -> int:
     levels = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,10,50").split(",")]
-    conversations = int(os.environ.get("BENCH_CONVERSATIONS", "20"))
+    conversations = int(os.environ.get("BENCH_CONVERSATIONS", "40"))
     campaign_accounts = int(os.environ.get("BENCH_CAMPAIGN_ACCOUNTS", "100000"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(f"== turn latency: gateway vs bare Rasa at concurrency {levels} ==", flush=True)

@@ -148,6 +148,28 @@ def holders_needed(levels: list[int], conversations_per_level: int) -> int:
     return 4 + sum(2 * max(conversations_per_level, level) for level in levels)
 
 
+def merge(runs: list[Run]) -> Run:
+    """One run from several rounds: all their turns, their time added up."""
+    out = Run()
+    for r in runs:
+        out.latencies += r.latencies
+        out.errors += r.errors
+        out.sent += r.sent
+        out.elapsed += r.elapsed
+        out.plans += r.plans
+        out.promises += r.promises
+    return out
+
+
+def machine_speed_ms() -> float:
+    """A fixed pure-Python loop, timed: a shared machine's speed drifts, and this shows by how much."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(1_000_000):
+        total += i * i
+    return round((time.perf_counter() - start) * 1000, 1)
+
+
 async def compare(
     gateway: str,
     rasa: str,
@@ -171,13 +193,30 @@ async def compare(
     sent = warm_gw.sent
     for level in levels:
         n = max(conversations_per_level, level)
-        bare_run = await measure("rasa", rasa, level, n, f"r{level}", pool)
-        gw_run = await measure("gateway", gateway, level, n, f"g{level}", pool)
+        # Interleaved rounds, bare then gateway, each with `level` conversations at least: a slow
+        # spell of a shared machine then falls on both paths alike instead of skewing the ratio.
+        rounds = max(1, n // max(level, 10))
+        bare_rounds, gw_rounds, speeds = [], [], [machine_speed_ms()]
+        for r in range(rounds):
+            size = n // rounds + (1 if r < n % rounds else 0)
+            bare_rounds.append(await measure("rasa", rasa, level, size, f"r{level}", pool))
+            gw_rounds.append(await measure("gateway", gateway, level, size, f"g{level}", pool))
+        speeds.append(machine_speed_ms())
+        bare_run, gw_run = merge(bare_rounds), merge(gw_rounds)
         runs += [bare_run, gw_run]
         sent += gw_run.sent
         bare, gw = bare_run.summary(), gw_run.summary()
         ratio = round(gw["p50_ms"] / bare["p50_ms"], 2) if bare["p50_ms"] else None
-        rows.append({"concurrency": level, "bare_rasa": bare, "gateway": gw, "p50_ratio": ratio})
+        rows.append(
+            {
+                "concurrency": level,
+                "rounds": rounds,
+                "bare_rasa": bare,
+                "gateway": gw,
+                "p50_ratio": ratio,
+                "machine_speed_ms_before_after": speeds,
+            }
+        )
         if progress:
             print(
                 f"  c={level:<3} bare p50 {bare['p50_ms']:7.1f} ms  gateway p50 {gw['p50_ms']:7.1f} ms "
