@@ -76,3 +76,35 @@ def test_conversations_are_pinned_to_one_rasa_server() -> None:
     assert first == [service.rasa_for(i) for i in ids]  # stable for a conversation's lifetime
     assert {"http://a:1", "http://b:2"} == set(first) and 60 < first.count("http://a:1") < 140
     assert ChatService(Settings(rasa_url="http://only:5005"), httpx.AsyncClient()).rasa_for("x") == "http://only:5005"
+
+
+def test_turns_beyond_the_rasa_limit_wait_in_order_and_a_late_one_gets_the_holding_reply(database_url: str) -> None:
+    import asyncio
+
+    import httpx
+
+    from api.chat import HOLDING_REPLY, ChatService
+    from ledger.settings import Settings
+
+    inside, most = 0, 0
+
+    async def slow_rasa(request: httpx.Request) -> httpx.Response:  # stands in for a busy Rasa server
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.3)
+        inside -= 1
+        return httpx.Response(200, json={"intent": "greet", "confidence": 0.9, "messages": [{"text": "您好"}]})
+
+    async def run() -> list[str]:
+        settings = Settings(database_url=database_url, rasa_max_in_flight=2, rasa_timeout_seconds=0.75)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(slow_rasa)) as http:
+            service = ChatService(settings, http)
+            ids = [f"limit-{uuid.uuid4().hex[:8]}" for _ in range(5)]
+            results = await asyncio.gather(*(service.handle(cid, "你好") for cid in ids))
+        return [r.replies[0].text for r in results]
+
+    replies = asyncio.run(run())
+    assert most == 2  # never more than the limit inside Rasa at once
+    # Two rounds of 0.3 s fit in the 0.75 s deadline; the fifth turn's wait does not.
+    assert replies.count("您好") == 4 and replies.count(HOLDING_REPLY) == 1
