@@ -78,14 +78,19 @@ def main() -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
-        url = f"sqlite+pysqlite:///{var / 'profile.db'}"
+        # PROFILE_DATABASE_URL / TRACKER_STORE_URL profile the PostgreSQL set-up instead (fresh databases).
+        url = os.environ.get("PROFILE_DATABASE_URL") or f"sqlite+pysqlite:///{var / 'profile.db'}"
         secrets = prepare(url, var)
         holders = iter(make_holders(url, conversations + 4, Clock.system("Asia/Shanghai").today()))
         stack = Stack(
             var=var,
             database_url=url,
             ports={"rasa": _port(), "actions": _port(), "gateway": _port()},
-            env_extra={"RASA_TIMEOUT_SECONDS": "30", "RATE_LIMIT_PER_MINUTE": "1000000"},
+            env_extra={
+                "RASA_TIMEOUT_SECONDS": "30",
+                "RATE_LIMIT_PER_MINUTE": "1000000",
+                **{k: os.environ[k] for k in ("TRACKER_STORE_URL", "REDIS_URL") if os.environ.get(k)},
+            },
         )
         stack.start(secrets)
         try:
