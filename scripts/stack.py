@@ -136,12 +136,15 @@ class Stack:
             ],
         }
 
-    def start(self, secrets: dict[str, str]) -> None:
+    def start(self, secrets: dict[str, str], names: list[str] | None = None) -> None:
+        """Start the processes named (all by default) that are not running yet."""
         self.var.mkdir(parents=True, exist_ok=True)
         env = self.env(secrets)
         ep = endpoints(self.var, self.ports["actions"], env.get("TRACKER_STORE_URL"), env.get("REDIS_URL"))
         commands = self.commands(secrets, ep)
         for name, cmd in commands.items():
+            if (names is not None and name not in names) or name in self.procs:
+                continue
             log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
             self.procs[name] = subprocess.Popen(
                 cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -166,7 +169,7 @@ class Stack:
             if progress and state != last:
                 print(f"  [{time.monotonic() - start:5.1f}s] {state}", flush=True)
                 last = state
-            time.sleep(0.5)
+            time.sleep(0.25)
         raise TimeoutError(f"not healthy after {timeout}s: {last}")
 
     def stop(self) -> None:
@@ -184,17 +187,27 @@ class Stack:
 
 def prepare(database_url: str, var: Path) -> dict[str, str]:
     """Secrets, schema, demo data: everything the stack needs before it starts."""
-    from scripts.demo import load_demo
+    secrets = secrets_for(var)
+    prepare_database(database_url)
+    return secrets
+
+
+def secrets_for(var: Path) -> dict[str, str]:
     from scripts.secrets_file import ensure_secrets
 
-    secrets = ensure_secrets(var / "secrets.env")
+    return ensure_secrets(var / "secrets.env")
+
+
+def prepare_database(database_url: str) -> None:
+    """The ledger's schema and the demo holders (the gateway and actions need them; Rasa does not)."""
+    from scripts.demo import load_demo
+
     migrate(database_url)
     from ledger.clock import Clock
     from ledger.db import transaction
 
     with transaction(database_url) as session:
         load_demo(session, Clock.system(os.environ.get("APP_TIMEZONE", "Asia/Shanghai")).today())
-    return secrets
 
 
 def main() -> int:
@@ -215,7 +228,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, _interrupt)
     signal.signal(signal.SIGTERM, _interrupt)
     t0 = time.monotonic()
-    secrets = prepare(database_url, var)
+    secrets = secrets_for(var)
     stack = Stack(
         var=var,
         database_url=database_url,
@@ -225,9 +238,13 @@ def main() -> int:
             "gateway": int(os.environ.get("PORT_GATEWAY", 8000)),
         },
     )
-    print("Starting action server, Rasa and gateway (logs in var/*.log) ...", flush=True)
-    stack.start(secrets)
+    print("Starting Rasa, then the action server and gateway (logs in var/*.log) ...", flush=True)
     try:
+        # Rasa's imports and model load are most of the start-up and need no ledger: begin them
+        # first, and bring the schema and demo holders up to date meanwhile.
+        stack.start(secrets, names=stack.rasa_names())
+        prepare_database(database_url)
+        stack.start(secrets)
         waited = stack.wait_healthy(progress=True)
         gw = f"http://127.0.0.1:{stack.ports['gateway']}"
         print(f"\nHealthy in {time.monotonic() - t0:.1f}s (processes up in {waited:.1f}s).")
