@@ -10,6 +10,7 @@ import asyncio
 import collections
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -122,7 +123,7 @@ def main() -> int:
             }
             run = asyncio.run(measure("gateway", gateway, 10, conversations, "prof", holders))
             for spy_proc in spies.values():
-                spy_proc.send_signal(subprocess.signal.SIGINT)
+                spy_proc.send_signal(signal.SIGINT)
             for spy_proc in spies.values():
                 spy_proc.wait(timeout=60)
             print(f"10 concurrent: {run.summary()}")

@@ -47,6 +47,18 @@ def rss_mib(pid: int) -> float:
     return round(total / 1024, 1)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its children so far, in seconds."""
+    total = 0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError):
+            continue
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _children(pid: int) -> list[int]:
     try:
         kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -73,7 +85,8 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
             startup = stack.wait_healthy(timeout=300)
             print(f"  stack healthy in {startup:.1f}s", flush=True)
             gw, rasa = (f"http://127.0.0.1:{stack.ports[k]}" for k in ("gateway", "rasa"))
-            rows, totals = asyncio.run(compare(gw, rasa, levels, conversations, holders))
+            cpu = lambda: {name: cpu_seconds(p.pid) for name, p in stack.procs.items()}  # noqa: E731
+            rows, totals = asyncio.run(compare(gw, rasa, levels, conversations, holders, cpu=cpu))
             memory = {name: rss_mib(p.pid) for name, p in stack.procs.items()}
             with transaction(url) as s:
                 stored_user = s.scalar(select(func.count()).select_from(Message).where(Message.sender == "user"))
@@ -124,6 +137,8 @@ def main() -> int:
             f"| turns, {c} concurrent | gateway p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms, "
             f"{g['turns_per_s']} turns/s; bare Rasa p50 {b['p50_ms']} ms; ratio {row['p50_ratio']} |"
         )
+        per_turn = ", ".join(f"{k} {v}" for k, v in row["cpu_ms_per_turn"]["gateway"].items())
+        print(f"| CPU ms per turn, {c} concurrent, through the gateway | {per_turn} |")
     for db, figures in campaign["results"].items():
         if "accounts_per_s" in figures:
             print(f"| campaign, {db} | {figures['accounts_per_s']} accounts/s over {figures['accounts']} |")

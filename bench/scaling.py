@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 
 from bench.machine import describe
-from bench.turns import make_holders, measure
+from bench.turns import machine_speed_ms, make_holders, measure
 from ledger.clock import Clock
 from scripts.stack import ROOT, Stack, prepare
 
@@ -63,10 +63,16 @@ def run_with(servers: int, concurrency: int, conversations: int) -> dict[str, An
             startup = stack.wait_healthy(timeout=400)
             gateway = f"http://127.0.0.1:{ports['gateway']}"
             asyncio.run(measure("gateway", gateway, 4, 4, f"warm{servers}", holders))
+            speed = machine_speed_ms()
             summary = asyncio.run(
                 measure("gateway", gateway, concurrency, conversations, f"s{servers}", holders)
             ).summary()
-            return {"rasa_servers": servers, "startup_s": round(startup, 1), **summary}
+            return {
+                "rasa_servers": servers,
+                "startup_s": round(startup, 1),
+                "machine_speed_ms_before_after": [speed, machine_speed_ms()],
+                **summary,
+            }
         finally:
             stack.stop()
 

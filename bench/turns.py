@@ -14,7 +14,7 @@ import asyncio
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -177,11 +177,13 @@ async def compare(
     conversations_per_level: int,
     holders: list[Holder],
     progress: bool = True,
+    cpu: Callable[[], dict[str, float]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """For each concurrency level: bare Rasa, then the gateway, and the p50 ratio.
 
     Also returns totals: messages sent to the gateway (to compare with the transcript) and the
-    plans and promises asked for on both paths (to compare with the ledger).
+    plans and promises asked for on both paths (to compare with the ledger). `cpu`, when given,
+    reads each process's CPU seconds so far; each path's CPU per turn is then reported.
     """
     if len(holders) < holders_needed(levels, conversations_per_level):
         raise ValueError("not enough holders: see holders_needed()")
@@ -196,11 +198,17 @@ async def compare(
         # Interleaved rounds, bare then gateway, each with `level` conversations at least: a slow
         # spell of a shared machine then falls on both paths alike instead of skewing the ratio.
         rounds = max(1, n // max(level, 10))
-        bare_rounds, gw_rounds, speeds = [], [], [machine_speed_ms()]
+        bare_rounds: list[Run] = []
+        gw_rounds: list[Run] = []
+        speeds = [machine_speed_ms()]
+        used: dict[str, dict[str, float]] = {"rasa": {}, "gateway": {}}
         for r in range(rounds):
             size = n // rounds + (1 if r < n % rounds else 0)
-            bare_rounds.append(await measure("rasa", rasa, level, size, f"r{level}", pool))
-            gw_rounds.append(await measure("gateway", gateway, level, size, f"g{level}", pool))
+            for target, base, out in (("rasa", rasa, bare_rounds), ("gateway", gateway, gw_rounds)):
+                before = cpu() if cpu else {}
+                out.append(await measure(target, base, level, size, f"{target[0]}{level}", pool))
+                for name, seconds in (cpu() if cpu else {}).items():
+                    used[target][name] = used[target].get(name, 0.0) + seconds - before.get(name, 0.0)
         speeds.append(machine_speed_ms())
         bare_run, gw_run = merge(bare_rounds), merge(gw_rounds)
         runs += [bare_run, gw_run]
@@ -215,6 +223,10 @@ async def compare(
                 "gateway": gw,
                 "p50_ratio": ratio,
                 "machine_speed_ms_before_after": speeds,
+                "cpu_ms_per_turn": {
+                    path: {k: round(1000 * v / max(1, len(run.latencies)), 1) for k, v in used[key].items()}
+                    for path, key, run in (("bare_rasa", "rasa", bare_run), ("gateway", "gateway", gw_run))
+                },
             }
         )
         if progress:
