@@ -101,8 +101,10 @@ def test_a_processs_writes_are_served_in_the_order_they_were_asked(database_url:
         await asyncio.gather(*(run_transaction(database_url, write(i)) for i in range(30)))
 
     asyncio.run(many())
+    sqlite = database_url.startswith("sqlite")
+    insertion = "rowid" if sqlite else "n"  # SQLite's rowid follows insertion; PostgreSQL has none
     with transaction(database_url, readonly=True) as s:
-        order = list(s.execute(text(f"SELECT n FROM {table} WHERE id >= 100 ORDER BY rowid")).scalars())
+        order = list(s.execute(text(f"SELECT n FROM {table} WHERE id >= 100 ORDER BY {insertion}")).scalars())
     assert sorted(order) == list(range(30))  # nothing lost
-    if database_url.startswith("sqlite"):  # one writer at a time: first come, first served
+    if sqlite:  # one writer at a time: first come, first served
         assert order == list(range(30))
