@@ -15,7 +15,8 @@ cache only saves work. Each conversation is pinned to one Rasa server and serial
 lock store, so the fast path is the normal one.
 
 In endpoints.yml: `tracker_store: {type: bot.tracker_store.CachedSQLTrackerStore, ...}` with
-the SQL store's keys, plus `cache_size` (trackers kept, least recently used dropped first).
+the SQL store's keys, plus `cache_size` (trackers kept, least recently used dropped first;
+default 2000, about 50 KB each for an eight-turn conversation, so ~100 MB at most).
 On SQLite the file runs in WAL mode with `synchronous=NORMAL`: a commit no longer waits for
 the disk twice, and the ledger (not the tracker) is what must survive a power cut.
 """
