@@ -96,7 +96,7 @@ test: envs train browser lint typecheck validate rasa-test ## everything: lint, 
 	  DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot; \
 	else echo "== PostgreSQL not reachable at $(PG_URL): skipped =="; fi
 
-bench: envs train ## run the benchmarks; figures to bench/results/*.json
+bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers -> bench/results/*.json
 	$(APP_PY) -m bench.run
 
 campaign: envs ## create and send a campaign: make campaign ARGS="--name 提醒 --buckets M1,M2"

@@ -1,4 +1,8 @@
-"""`make bench`: start the stack on a scratch database, run every benchmark, write JSON.
+"""`make bench`: every speed benchmark, JSON into bench/results/ and a table on stdout.
+
+Turn latency (gateway against bare Rasa, on a scratch SQLite stack), the campaign over
+100,000 accounts (SQLite, and PostgreSQL when it answers), and one against two Rasa servers
+when PostgreSQL and Redis answer. NLU accuracy has its own target, `make eval-nlu`.
 
 BENCH_LEVELS (default "1,10,50") and BENCH_CONVERSATIONS (default 40 per level) size the
 load; CI runs the same harness on a tiny load through the test suite.
@@ -19,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench import campaign as campaign_bench
+from bench import scaling as scaling_bench
 from bench.machine import describe
 from bench.turns import compare, holders_needed, make_holders
 from ledger.clock import Clock
@@ -143,7 +148,17 @@ def main() -> int:
         if "accounts_per_s" in figures:
             print(f"| campaign, {db} | {figures['accounts_per_s']} accounts/s over {figures['accounts']} |")
     print(f"| stack start to healthy | {result['startup_s']} s |")
-    print(f"\nwrote {RESULTS}/turns.json and campaign.json")
+    why_not = scaling_bench.available()
+    if why_not:
+        print(f"\n(one vs two Rasa servers skipped: {why_not})")
+    else:
+        print("\n== one vs two Rasa servers (PostgreSQL tracker and ledger, Redis locks) ==", flush=True)
+        scaling_bench.main()
+        rows = json.loads((RESULTS / "scaling.json").read_text())["rows"]
+        print("\n| Rasa servers | turns/s | p50 | p99 |\n|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['rasa_servers']} | {r['turns_per_s']} | {r['p50_ms']} ms | {r['p99_ms']} ms |")
+    print(f"\nwrote {RESULTS}/turns.json, campaign.json and (when it ran) scaling.json")
     written = all(a == b for a, b in (result["plans_asked_recorded"], result["promises_asked_recorded"]))
     return 0 if result["lost_messages"] == 0 and written else 1
 

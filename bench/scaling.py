@@ -22,6 +22,7 @@ from scripts.stack import ROOT, Stack, prepare
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LEDGER_DB, TRACKER_DB = "repay_scale_ledger", "repay_scale_tracker"
+REDIS = "redis://127.0.0.1:6379/3"
 
 
 def _port() -> int:
@@ -53,7 +54,7 @@ def run_with(servers: int, concurrency: int, conversations: int) -> dict[str, An
             ports=ports,
             env_extra={
                 "TRACKER_STORE_URL": f"postgresql://postgres@127.0.0.1:5432/{TRACKER_DB}",
-                "REDIS_URL": "redis://127.0.0.1:6379/3",
+                "REDIS_URL": REDIS,
                 "RASA_TIMEOUT_SECONDS": "30",
                 "RATE_LIMIT_PER_MINUTE": "1000000",
             },
@@ -75,6 +76,21 @@ def run_with(servers: int, concurrency: int, conversations: int) -> dict[str, An
             }
         finally:
             stack.stop()
+
+
+def available() -> str | None:
+    """Why the scaling run cannot happen here (PostgreSQL or Redis not answering), or None."""
+    import redis
+
+    try:
+        psycopg.connect(PG_ADMIN, connect_timeout=3).close()
+    except psycopg.Error:
+        return "PostgreSQL does not answer at 127.0.0.1:5432"
+    try:
+        redis.Redis.from_url(REDIS, socket_connect_timeout=3).ping()
+    except redis.RedisError:
+        return "Redis does not answer at 127.0.0.1:6379"
+    return None
 
 
 def main() -> int:
