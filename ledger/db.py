@@ -136,12 +136,15 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
 
 
 @lru_cache(maxsize=16)
-def _factory(url: str, readonly: bool = False) -> sessionmaker[Session]:
+def _engine(url: str, readonly: bool = False) -> Engine:
     if readonly and not url.startswith("sqlite"):  # the same pool; each transaction marked READ ONLY
-        return sessionmaker(
-            _factory(url).kw["bind"].execution_options(postgresql_readonly=True), expire_on_commit=False
-        )
-    return sessionmaker(make_engine(url, readonly), expire_on_commit=False)
+        return _engine(url).execution_options(postgresql_readonly=True)
+    return make_engine(url, readonly)  # SQLite: its own connections, opened query_only
+
+
+@lru_cache(maxsize=16)
+def _factory(url: str, readonly: bool = False) -> sessionmaker[Session]:
+    return sessionmaker(_engine(url, readonly), expire_on_commit=False)
 
 
 def session_factory(url: str) -> sessionmaker[Session]:
