@@ -70,8 +70,11 @@ class CachedSQLTrackerStore(SQLTrackerStore):
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
         kept = self._kept.pop(sender_id, None)
         with self.session_scope() as session:
-            unchanged = kept is not None and len(kept.tracker.events) == kept.stored
-            if kept is not None and unchanged and self._last_id(session, sender_id) == kept.last_id:
+            if (
+                kept is not None
+                and len(kept.tracker.events) == kept.stored  # not changed since its save
+                and self._last_id(session, sender_id) == kept.last_id  # nor its rows
+            ):
                 self.hits += 1
                 self._hand_out(sender_id, kept)
                 return kept.tracker
