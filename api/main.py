@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import errors
 from api.campaign_sender import CampaignSender
 from api.chat import ChatService
-from api.hub import Hub
+from api.hub import Hub, RedisHub
 from api.limits import limiter
 from api.logs import configure_logging
 from api.routes import accounts, agents, campaigns, chat, health, kpis, live, pages, sms, transcripts
@@ -85,7 +85,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     cached_policy(str(settings.policy_path))  # a bad policy file stops start-up here, naming the line
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)) as http:
         app.state.http = http
-        app.state.chat = ChatService(settings, http, Hub())
+        hub = RedisHub(settings.redis_url) if settings.redis_url else Hub()
+        await hub.start()
+        app.state.chat = ChatService(settings, http, hub)
         stop = asyncio.Event()
         sender = asyncio.create_task(
             CampaignSender(settings, cached_policy(str(settings.policy_path)), http).run_forever(stop)
@@ -95,6 +97,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             stop.set()
             await sender
+            await hub.stop()
 
 
 def create_app() -> FastAPI:
