@@ -96,8 +96,10 @@ test: envs train browser lint typecheck validate rasa-test ## everything: lint, 
 	  DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot; \
 	else echo "== PostgreSQL not reachable at $(PG_URL): skipped =="; fi
 
-bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers -> bench/results/*.json
+bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers, tracker store -> bench/results/*.json
 	$(APP_PY) -m bench.run
+	@echo "== tracker store: Rasa's SQL store against ours, in-process =="
+	@$(BOT_PY) -m bench.tracker_store 2>> var/bench-tracker.log
 
 campaign: envs ## create and send a campaign: make campaign ARGS="--name 提醒 --buckets M1,M2"
 	$(APP_PY) -m scripts.campaign $(ARGS)
