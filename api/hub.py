@@ -96,9 +96,15 @@ class RedisHub(Hub):
                     await pubsub.psubscribe(self.prefix + "*")
                     self._listening.set()
                     async for message in pubsub.listen():
-                        if message["type"] == "pmessage":
-                            topic = message["channel"].decode()[len(self.prefix) :]
-                            super().publish(topic, json.loads(message["data"]))
+                        if message["type"] != "pmessage":
+                            continue
+                        topic = message["channel"].decode()[len(self.prefix) :]
+                        try:
+                            event = json.loads(message["data"])
+                        except ValueError:  # not one of ours: never let it stop the listener
+                            log.warning("unreadable live update ignored", extra={"topic": topic})
+                            continue
+                        super().publish(topic, event)
             except RedisError as exc:
                 log.warning("live-update listener lost Redis; retrying", extra={"reason": type(exc).__name__})
                 await asyncio.sleep(1)

@@ -16,10 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.run import _port
 from bench.turns import make_holders, measure
 from ledger.clock import Clock
-from scripts.stack import ROOT, Stack, prepare
+from scripts.stack import ROOT, Stack, free_port, prepare
 
 OUT = ROOT / "var" / "profile"
 
@@ -86,7 +85,7 @@ def main() -> int:
         stack = Stack(
             var=var,
             database_url=url,
-            ports={"rasa": _port(), "actions": _port(), "gateway": _port()},
+            ports={"rasa": free_port(), "actions": free_port(), "gateway": free_port()},
             env_extra={
                 "RASA_TIMEOUT_SECONDS": "30",
                 "RATE_LIMIT_PER_MINUTE": "1000000",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import tempfile
 import time
@@ -29,15 +28,9 @@ from bench.turns import compare, holders_needed, make_holders
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import Message, Plan, Promise
-from scripts.stack import ROOT, Stack, prepare
+from scripts.stack import ROOT, Stack, free_port, prepare
 
 RESULTS = ROOT / "bench" / "results"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_mib(pid: int) -> float:
@@ -81,7 +74,7 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
         stack = Stack(
             var=var,
             database_url=url,
-            ports={"rasa": _port(), "actions": _port(), "gateway": _port()},
+            ports={"rasa": free_port(), "actions": free_port(), "gateway": free_port()},
             env_extra={"RASA_TIMEOUT_SECONDS": "30", "RATE_LIMIT_PER_MINUTE": "1000000"},
         )
         t0 = time.monotonic()
@@ -90,7 +83,10 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
             startup = stack.wait_healthy(timeout=300)
             print(f"  stack healthy in {startup:.1f}s", flush=True)
             gw, rasa = (f"http://127.0.0.1:{stack.ports[k]}" for k in ("gateway", "rasa"))
-            cpu = lambda: {name: cpu_seconds(p.pid) for name, p in stack.procs.items()}  # noqa: E731
+
+            def cpu() -> dict[str, float]:
+                return {name: cpu_seconds(p.pid) for name, p in stack.procs.items()}
+
             rows, totals = asyncio.run(compare(gw, rasa, levels, conversations, holders, cpu=cpu))
             memory = {name: rss_mib(p.pid) for name, p in stack.procs.items()}
             with transaction(url) as s:

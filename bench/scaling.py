@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import tempfile
 import time
@@ -18,17 +17,11 @@ import psycopg
 from bench.machine import describe
 from bench.turns import machine_speed_ms, make_holders, measure
 from ledger.clock import Clock
-from scripts.stack import ROOT, Stack, prepare
+from scripts.stack import ROOT, Stack, free_port, prepare
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LEDGER_DB, TRACKER_DB = "repay_scale_ledger", "repay_scale_tracker"
 REDIS = "redis://127.0.0.1:6379/3"
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fresh(*names: str) -> None:
@@ -45,9 +38,9 @@ def run_with(servers: int, concurrency: int, conversations: int) -> dict[str, An
         var = Path(tmp)
         secrets = prepare(ledger, var)
         holders = iter(make_holders(ledger, 4 + conversations, Clock.system("Asia/Shanghai").today()))
-        ports = {"rasa": _port(), "actions": _port(), "gateway": _port()}
+        ports = {"rasa": free_port(), "actions": free_port(), "gateway": free_port()}
         for i in range(2, servers + 1):
-            ports[f"rasa{i}"] = _port()
+            ports[f"rasa{i}"] = free_port()
         stack = Stack(
             var=var,
             database_url=ledger,

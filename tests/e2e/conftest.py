@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,13 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scripts.stack import MODEL, Stack, prepare
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from scripts.stack import MODEL, Stack, free_port, prepare
 
 
 @dataclass
