@@ -30,6 +30,7 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
         daily_interest_rate=str(fees.daily_interest_rate),
         late_fee_rate=str(fees.late_fee.rate),
         flags=view.flags,
+        timezone=acc.cardholder.timezone,
         overdue_days=pos.overdue_days,
         bucket=pos.bucket,
         amount_due=money(due.total),
