@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from ledger.errors import LedgerError
 from ledger.models import (
     Account,
     Cardholder,
@@ -137,6 +138,29 @@ def decide(facts: ContactFacts, wanted_at: datetime, rules: ContactPolicy, purpo
     if at != local:
         return Decision("defer", "quiet_hours", at)
     return Decision("send", "ok", local)
+
+
+class ContactNotAllowed(LedgerError):
+    """An outbound message the rules do not allow now; `details` say why and when it may go."""
+
+    code = "contact_not_allowed"
+    status = 409
+
+    @classmethod
+    def because(cls, decision: Decision) -> ContactNotAllowed:
+        when = decision.send_at.isoformat() if decision.outcome == "defer" and decision.send_at else None
+        return cls(REFUSAL_TEXT.get(decision.reason, decision.reason), reason=decision.reason, next_window=when)
+
+
+# What an agent reads when their message to the person may not go out.
+REFUSAL_TEXT: dict[str, str] = {
+    "quiet_hours": "outside the holder's contact window; it may go at next_window",
+    "hold": "the account is on hold (dispute, deceased or legal): no collection contact",
+    "opted_out": "the person opted out of this channel",
+    "number_suppressed": "this number opted out, or was reported as not the holder's",
+    "frequency_cap": "the person's contact cap for the day or the week is reached",
+    "hardship": "reminders are paused after a hardship",
+}
 
 
 # --- reading the facts ---------------------------------------------------------------------------

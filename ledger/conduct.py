@@ -8,10 +8,11 @@ every card of that phone, and says who asked and when.
 from __future__ import annotations
 
 import secrets
-from datetime import date, timedelta
+import unicodedata
+from datetime import date, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.accounts import audit, get_account
@@ -26,6 +27,7 @@ from ledger.models import (
     Hardship,
     Hold,
     LedgerEntry,
+    Message,
     NumberSuppression,
 )
 
@@ -205,6 +207,38 @@ def record_hardship(
     audit(session, actor, "hardship.record", account_id, kind=kind, pause_days=pause_days)
     session.flush()
     return row
+
+
+SMS_OPT_OUT_WORDS = frozenset({"退订", "TD", "T", "退订短信", "取消订阅"})
+
+
+def is_sms_opt_out(text: str) -> bool:
+    """The carrier-style reply that stops SMS to the number it came from (退订 / TD / T)."""
+    plain = unicodedata.normalize("NFKC", text).strip().strip("。.!！ ").upper()
+    return plain in SMS_OPT_OUT_WORDS
+
+
+def holder_names(session: Session, phone: str | None, account_pk: int | None) -> list[str]:
+    """The names of the holders a conversation is tied to (by its phone or account), for the guard."""
+    names: set[str] = set()
+    if phone:
+        names |= set(session.scalars(select(Cardholder.name).where(Cardholder.phone == phone)))
+    if account_pk is not None:
+        names |= set(
+            session.scalars(
+                select(Cardholder.name)
+                .join(Account, Account.cardholder_id == Cardholder.id)
+                .where(Account.id == account_pk)
+            )
+        )
+    return sorted(names)
+
+
+def last_message_from_person(session: Session, conversation_pk: int) -> datetime | None:
+    """When the person last wrote in this conversation: a message soon after is a reply."""
+    return session.scalar(
+        select(func.max(Message.created_at)).where(Message.conversation_pk == conversation_pk, Message.sender == "user")
+    )
 
 
 def cardholders_by_phone(session: Session, phone: str) -> list[int]:
