@@ -48,7 +48,7 @@ def check_template(template: str, policy: Policy) -> str | None:
         return "the message must name the institution"
     if "退订" not in text and "TD" not in text.upper():
         return "the message must say how to opt out (退订回T)"
-    if guard.ACCOUNT_DETAIL.search(text) or "逾期" in text or "欠款" in text:
+    if guard.ACCOUNT_DETAIL.search(guard.normalise(text)) or "逾期" in text or "欠款" in text:
         return "the message must not carry amounts or debt details a third party could read"
     return None
 

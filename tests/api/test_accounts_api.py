@@ -78,3 +78,12 @@ def test_payment_is_posted_once(client: TestClient, admin: dict[str, str]) -> No
     naive = {**pay, "paid_at": "2026-04-01T10:00:00", "reference": "naive"}
     r = client.post(f"/v1/accounts/{body['account_id']}/payments", json=naive, headers=admin)
     assert r.status_code == 422
+
+
+def test_the_holders_time_zone_comes_from_the_import(client: TestClient, admin: dict[str, str]) -> None:
+    default = client.post("/v1/accounts", json=account_body(), headers=admin).json()
+    assert default["timezone"] == "Asia/Shanghai"
+    urumqi = client.post("/v1/accounts", json=account_body(timezone="Asia/Urumqi"), headers=admin)
+    assert urumqi.status_code == 201 and urumqi.json()["timezone"] == "Asia/Urumqi"
+    bad = client.post("/v1/accounts", json=account_body(timezone="Mars/Olympus"), headers=admin)
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "timezone"

@@ -46,12 +46,13 @@ def queue(running: Running) -> list[dict]:  # type: ignore[type-arg]
     ).json()
 
 
-def test_a_reported_death_holds_the_account_and_hands_off(running: Running) -> None:
+def test_a_reported_death_goes_to_a_person_and_changes_nothing_unverified(running: Running) -> None:
+    """Whoever holds the phone is not verified: a person checks the report before any hold."""
     holder = new_holder(running, overdue_days=50)
     sms(running, holder.phone, "这个号码的机主已经去世了")
     [reply] = outbox(running, holder.phone)
-    assert "节哀" in reply and "元" not in reply
-    assert "deceased" in view(running, holder)["flags"]
+    assert "节哀" in reply and "元" not in reply and "账户" not in reply
+    assert "deceased" not in view(running, holder)["flags"]
     item = next(i for i in queue(running) if i["conversation_id"] == f"sms-{holder.phone}")
     assert item["reason"] == "deceased" and item["priority"] == 1
 
