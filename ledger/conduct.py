@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from ledger.accounts import audit, get_account
 from ledger.clock import Clock
+from ledger.errors import NotFound
 from ledger.masking import mask
 from ledger.models import (
     Account,
@@ -155,10 +156,44 @@ def review_suppression(session: Session, suppression_id: int, agent: str, keep: 
     """An agent checked a wrong-number report: keep it (the number stays silent) or lift it."""
     row = session.get(NumberSuppression, suppression_id)
     if row is None:
-        raise ValueError("no such suppression")
+        raise NotFound("no such suppression", suppression_id=suppression_id)
     row.reviewed_by, row.reviewed_at, row.active = agent, clock.now(), keep
     audit(session, agent, "number.review", str(suppression_id), keep=keep)
     session.flush()
+
+
+def open_requests(session: Session) -> list[ContactRequest]:
+    """Requests from people not verified that a person has not dealt with yet, oldest first."""
+    return list(
+        session.scalars(
+            select(ContactRequest).where(ContactRequest.status == "open").order_by(ContactRequest.created_at)
+        )
+    )
+
+
+def close_request(session: Session, reference: str, agent: str) -> ContactRequest:
+    request = session.scalar(select(ContactRequest).where(ContactRequest.reference == reference))
+    if request is None:
+        raise NotFound("no such request", reference=reference)
+    request.status = "done"
+    audit(session, agent, "request.close", reference)
+    session.flush()
+    return request
+
+
+def unreviewed_suppressions(session: Session) -> list[NumberSuppression]:
+    """Wrong-number reports still silencing a number, waiting for an agent."""
+    return list(
+        session.scalars(
+            select(NumberSuppression)
+            .where(
+                NumberSuppression.active,
+                NumberSuppression.reason == "wrong_number",
+                NumberSuppression.reviewed_at.is_(None),
+            )
+            .order_by(NumberSuppression.created_at)
+        )
+    )
 
 
 def open_request(

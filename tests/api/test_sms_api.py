@@ -228,3 +228,37 @@ def test_an_agent_sms_goes_through_the_contact_decision(
     chat.clock = Clock.at(datetime(2026, 4, 6, 23, 0, tzinfo=sh))
     assert client.post(url, json={"text": "收到，谢谢您"}, headers=agent).status_code == 200
     assert outbox()[len(before) :] == ["您好，我是人工客服", "收到，谢谢您"]
+
+
+def test_an_agent_reviews_a_wrong_number_report_and_closes_the_request(
+    client: TestClient, admin: dict[str, str], database_url: str, policy: Policy
+) -> None:
+    from ledger import compliance, conduct
+    from ledger.clock import Clock
+    from tests.api.test_agents_api import login, make_agent
+
+    number = f"135{uuid.uuid4().int % 10**8:08d}"
+    account_id = _register(database_url, number)
+    clock = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    with transaction(database_url) as s:
+        pk = conduct.account_pk(s, account_id)
+        row = conduct.suppress_number(s, number, "all", "wrong_number", clock, f"sms-{number}", account_pk=pk)
+        request = conduct.open_request(s, "wrong_number", f"sms-{number}", "sms", number, "你打错了", clock)
+        suppression_id, reference = row.id, request.reference
+    agent = login(client, make_agent(client, admin))
+    listed = client.get("/v1/agent/suppressions", headers=agent).json()
+    mine = next(i for i in listed if i["id"] == suppression_id)
+    assert mine["account_id"] == account_id and number not in str(mine)  # the number is masked
+    requests = client.get("/v1/agent/contact-requests", headers=agent).json()
+    assert any(r["reference"] == reference and r["kind"] == "wrong_number" for r in requests)
+    assert client.get("/v1/agent/suppressions").status_code == 401
+    r = client.post(f"/v1/agent/suppressions/{suppression_id}/review", json={"keep": False}, headers=agent)
+    assert r.status_code == 200 and r.json()["active"] is False
+    closed = client.post(f"/v1/agent/contact-requests/{reference}/close", headers=agent)
+    assert closed.json()["status"] == "done"
+    assert suppression_id not in [i["id"] for i in client.get("/v1/agent/suppressions", headers=agent).json()]
+    with transaction(database_url) as s:
+        decision = compliance.decide_contact(
+            s, phone=number, account_pk=pk, channel="sms", purpose="campaign", at=clock.now(), rules=policy.contact
+        )
+    assert decision.outcome == "send"  # it was the holder's number after all
