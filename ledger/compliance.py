@@ -132,7 +132,9 @@ def decide(facts: ContactFacts, wanted_at: datetime, rules: ContactPolicy, purpo
         return Decision("skip", "hardship")
     days = [c.astimezone(zone).date() for c in facts.contacts]
     on_day = sum(1 for d in days if d == day)
-    in_week = sum(1 for d in days if day - timedelta(days=6) <= d <= day)
+    # Every 7-day window that would hold this message, not only the one ending on its day: a send
+    # planned for later in the week counts too.
+    in_week = max(sum(1 for d in days if day - timedelta(days=6 - k) <= d <= day + timedelta(days=k)) for k in range(7))
     if on_day >= rules.sms_per_day or in_week >= rules.sms_per_7_days:
         return Decision("skip", "frequency_cap")
     if at != local:

@@ -206,3 +206,23 @@ def test_the_import_time_zone_sets_the_window(session: Session, policy: Policy) 
     )
     assert d.outcome == "defer" and d.send_at == datetime(2026, 12, 10, 8, 0, tzinfo=ZoneInfo("Asia/Urumqi"))
     assert d.send_at - at(9, 30) == timedelta(minutes=30)
+
+
+@given(
+    st.lists(
+        st.datetimes(min_value=datetime(2026, 12, 1), max_value=datetime(2026, 12, 20), timezones=st.just(SH)),
+        max_size=25,
+    )
+)
+def test_whatever_campaigns_ask_the_person_never_exceeds_the_caps(policy: Policy, asks: list[datetime]) -> None:
+    """Every request decided against what is already planned: per local day and per 7 days, the caps hold."""
+    planned: list[datetime] = []
+    for wanted in asks:  # in any order: a campaign for next week can be made before one for tomorrow
+        d = decide(replace(CLEAR, contacts=tuple(planned)), wanted, policy.contact)
+        if d.outcome != "skip":
+            assert d.send_at is not None and in_window(d.send_at, "Asia/Shanghai", policy.contact)
+            planned.append(d.send_at)
+    days = sorted(p.date() for p in planned)
+    for day in set(days):
+        assert days.count(day) <= policy.contact.sms_per_day
+        assert sum(1 for d in days if day - timedelta(days=6) <= d <= day) <= policy.contact.sms_per_7_days
