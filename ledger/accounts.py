@@ -61,7 +61,7 @@ class AccountView:
     position: AccountPosition
     plans: list[Plan]
     promises: list[tuple[Promise, str]]  # with the status as of today
-    preferences: dict[str, tuple[str, datetime]]
+    preferences: dict[str, tuple[str, datetime, str | None]]  # value, when it changed, who asked
     holds: list[Hold]
     complaints: list[Complaint]
     flags: list[str] = field(default_factory=list)
@@ -222,7 +222,7 @@ def account_view(session: Session, account_id: str, policy: Policy, clock: Clock
         for p in session.scalars(select(Promise).where(Promise.account_pk == account.id).order_by(Promise.id))
     ]
     prefs = {
-        c.channel: (c.value, c.changed_at)
+        c.channel: (c.value, c.changed_at, c.asked_by)
         for c in session.scalars(
             select(ContactPreference).where(ContactPreference.cardholder_id == account.cardholder_id)
         )
