@@ -66,9 +66,10 @@ FORBIDDEN = re.compile(
 )
 SAFE_UNVERIFIED = "为保护您的信息，需要先核实身份。请提供您在本行登记的手机号码。"
 SAFE_REPLACEMENT = "抱歉，这条消息未能发送，工作人员会尽快跟进。"
+# What the agent console shows when it refuses an agent's message (the agents read Chinese).
 WHY = {
-    "forbidden_phrase": "the message contains threatening or exaggerated wording",
-    "unverified_detail": "the other side has not verified identity: no amount, day count or holder name",
+    "forbidden_phrase": "消息含威胁或夸大后果的说法，未发送",
+    "unverified_detail": "对方尚未核实身份，不能提及金额、天数或持卡人姓名，未发送",
 }
 
 
@@ -82,7 +83,7 @@ class Verdict:
     def why(self) -> str | None:
         if self.blocked is None:
             return None
-        return f"{WHY[self.blocked]}: {self.matched!r}" if self.matched else WHY[self.blocked]
+        return f"{WHY[self.blocked]}（“{self.matched}”）" if self.matched else WHY[self.blocked]
 
 
 def normalise(text: str) -> str:

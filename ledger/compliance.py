@@ -156,12 +156,12 @@ class ContactNotAllowed(LedgerError):
 
 # What an agent reads when their message to the person may not go out.
 REFUSAL_TEXT: dict[str, str] = {
-    "quiet_hours": "outside the holder's contact window; it may go at next_window",
-    "hold": "the account is on hold (dispute, deceased or legal): no collection contact",
-    "opted_out": "the person opted out of this channel",
-    "number_suppressed": "this number opted out, or was reported as not the holder's",
-    "frequency_cap": "the person's contact cap for the day or the week is reached",
-    "hardship": "reminders are paused after a hardship",
+    "quiet_hours": "现在不在对方当地的可联系时段，未发送（next_window 之后可以发送）",
+    "hold": "账户处于暂停状态（争议、身故或法律原因），不能联系",
+    "opted_out": "对方已退订这个渠道，未发送",
+    "number_suppressed": "这个号码已退订，或被报告不是持卡人的号码，未发送",
+    "frequency_cap": "已达到对方当天或7天内的联系次数上限，未发送",
+    "hardship": "对方申报了困难，提醒暂停中，未发送",
 }
 
 

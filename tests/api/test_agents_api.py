@@ -84,7 +84,7 @@ def test_handoff_flow_through_the_api(client: TestClient, admin: dict[str, str])
     assert guarded.status_code == 422
     error = guarded.json()["error"]
     assert error["code"] == "message_blocked" and error["details"]["reason"] == "unverified_detail"
-    assert "verified" in error["message"]
+    assert "核实身份" in error["message"] and "欠款" in error["message"]  # why, and which words
     assert "2145" not in str(client.get(f"/v1/chat/{cid}/messages?after=0").json())
     assert (
         client.post(f"/v1/agent/conversations/{cid}/notes", json={"text": "客户情绪平稳"}, headers=agent).status_code
