@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -14,14 +15,42 @@ from actions.context import clock, in_transaction, institution_vars, money, poli
 from actions.negotiate import _pending
 from ledger import accounts, conduct, conversations, negotiation
 from ledger.accounts import audit
+from ledger.models import Conversation
 
 ABUSE_LIMIT = 3
-STOP_CONFIRMATIONS = {
-    "sms": "utter_stop_contact_sms",
-    "calls": "utter_stop_contact_calls",
-    "third_party": "utter_stop_contact_third_party",
-}
 THIRD_PARTY_WORDS = ("家人", "家里", "父母", "爸", "妈", "老婆", "老公", "单位", "同事", "朋友", "联系人", "领导")
+# "我" as the one not to be contacted (不要再联系我, 别给我和我老婆打电话), not as a possessive
+# (我家里, 我老婆) or the subject (我不想...).
+_ME_AS_OBJECT = re.compile(r"我(?![家的老爸妈父母单同朋领亲孩儿女不想希要是们觉])")
+IDENTITY_THEFT_WORDS = ("冒名", "冒用", "盗用我的身份", "身份被盗", "不是我办的", "没办过", "我没有办", "被人冒")
+HARDSHIP_KINDS = (
+    ("illness", ("病", "住院", "手术", "医院", "治疗", "癌")),
+    ("job_loss", ("失业", "下岗", "裁员", "没工作", "没了工作", "丢了工作", "找不到工作", "被辞", "辞退", "开除")),
+    ("business", ("生意", "倒闭", "破产", "亏本", "亏损", "店关")),
+    ("disaster", ("火灾", "水灾", "洪水", "地震", "车祸", "事故")),
+    ("family", ("家里出事", "家人", "离婚", "孩子", "父母", "老人")),
+)
+
+
+def day_text(d: date) -> str:
+    """A date as the holder reads it: 12月30日."""
+    return f"{d.month}月{d.day}日"
+
+
+def hardship_kind(text: str) -> conduct.HardshipKind:
+    for kind, words in HARDSHIP_KINDS:
+        if any(w in text for w in words):
+            return kind  # type: ignore[return-value]
+    return "other"
+
+
+def _phone_is_the_senders(conv: Conversation | None) -> bool:
+    """The number is proven (the provider's From, or the number our SMS link went to), not typed."""
+    return (
+        conv is not None
+        and conv.claimed_phone is not None
+        and (conv.channel == "sms" or conv.conversation_id.startswith("lnk-"))
+    )
 
 
 def _hand_off(session: Session, sender_id: str, reason: str, priority: int, summary: str) -> None:
@@ -48,7 +77,7 @@ class ActionCheckPayment(Action):
             last_day, last_amount = paid[0]
             kind = "found" if view.position.amount_due.total else "found_current"
             return kind, {
-                "date": last_day.isoformat(),
+                "date": day_text(last_day),
                 "amount": money(last_amount),
                 "amount_due": money(view.position.amount_due.total),
                 "outstanding": money(view.position.outstanding.total),
@@ -76,20 +105,29 @@ class ActionHardship(Action):
         return "action_hardship"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        def look(session: Session) -> tuple[str, int]:
+        text = tracker.latest_message.get("text") or ""
+        pause_days = policy().contact.hardship_pause_days
+
+        def look(session: Session) -> tuple[str, int, str]:
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             if account_id is None:
-                return "unverified", 0
+                return "unverified", 0, ""
+            record = conduct.record_hardship(
+                session, account_id, hardship_kind(text), text, pause_days, clock(), tracker.sender_id
+            )
+            until = day_text(record.pause_until)
             sit = negotiation.situation(session, account_id, policy(), clock())
             if sit.on_hold:
-                return "on_hold", 0
+                return "on_hold", 0, until
             if sit.rules.allows("personalized"):
                 audit(session, tracker.sender_id, "plan.offer", account_id, kind="personalized")
-                return "personalized", sit.rules.personalized_max_periods
-            return "options", 0
+                return "personalized", sit.rules.personalized_max_periods, until
+            return "options", 0, until
 
-        kind, max_periods = await in_transaction(look)
+        kind, max_periods, until = await in_transaction(look)
         dispatcher.utter_message(response="utter_hardship_empathy")
+        if until and pause_days:
+            dispatcher.utter_message(response="utter_hardship_recorded", until=until)
         if refused(dispatcher, kind):
             return []
         if kind == "personalized":
@@ -111,23 +149,40 @@ class ActionHardship(Action):
 
 
 class ActionDispute(Action):
-    """A disputed charge, fraud or identity theft: hold the account, record it, hand to a person."""
+    """A disputed charge, fraud or identity theft. From the verified holder: hold the account and hand
+    to a person. From anyone else: a ticket for a person, nothing changed, and the same words whether
+    or not the phone is ours (an identity-theft victim can never verify: a person takes it from here)."""
 
     def name(self) -> str:
         return "action_dispute"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
+        theft = any(w in text for w in IDENTITY_THEFT_WORDS)
 
-        def record(session: Session) -> None:
+        def record(session: Session) -> bool:
             account_id = conversations.verified_account_id(session, tracker.sender_id)
-            if account_id is not None:  # unverified: a person verifies first, then holds
+            if account_id is not None:
                 conduct.place_hold(session, account_id, "dispute", text, actor=tracker.sender_id)
+            else:
+                _request(session, tracker.sender_id, "identity_theft" if theft else "dispute", text)
             _hand_off(session, tracker.sender_id, "dispute", 1, text)
+            return account_id is not None
 
-        await in_transaction(record)
-        dispatcher.utter_message(response="utter_dispute_recorded")
+        verified = await in_transaction(record)
+        if verified:
+            dispatcher.utter_message(response="utter_dispute_recorded")
+        else:
+            dispatcher.utter_message(response="utter_request_recorded")
+            if theft:
+                dispatcher.utter_message(response="utter_identity_theft_help", **institution_vars())
         return [ConversationPaused()]
+
+
+def _request(session: Session, sender_id: str, kind: conduct.RequestKind, text: str) -> None:
+    """A ticket for a person, from someone not verified: what they said and the number, registered or not."""
+    conv = conversations.get_or_create(session, sender_id, "web")
+    conduct.open_request(session, kind, sender_id, conv.channel, conv.claimed_phone, text, clock())
 
 
 class ActionComplaint(Action):
@@ -152,49 +207,96 @@ class ActionComplaint(Action):
 
 
 def _scope(text: str) -> list[tuple[str, str]]:
-    """Which contact the holder wants stopped: family/work, calls, or (default) SMS."""
+    """Exactly what the person asked to stop: their family/work being contacted, calls, SMS, or
+    (with no channel named) both calls and SMS to them."""
     changes = []
-    if any(
-        w in text
-        for w in ("家人", "家里", "父母", "爸", "妈", "老婆", "老公", "单位", "同事", "朋友", "联系人", "领导")
-    ):
+    plain = text.strip()
+    family = any(w in plain for w in THIRD_PARTY_WORDS)
+    if family:
         changes.append(("third_party", "forbidden"))
-    if any(w in text for w in ("电话", "打给", "打我", "来电")):
-        changes.append(("calls", "opted_out"))
-    only_sms = "只" in text and "短信" in text
-    if not changes or (not only_sms and ("短信" in text or "退订" in text or text.strip().upper() in ("TD", "T"))):
+    if family and not _ME_AS_OBJECT.search(plain):
+        return changes  # 别给我家里打电话: the family, not the holder's own phone
+    calls = any(w in plain for w in ("电话", "打给", "打我", "来电", "别打", "不要打"))
+    sms = "短信" in plain or "退订" in plain or conduct.is_sms_opt_out(plain)
+    if ("只" in plain or "就行" in plain or "就好" in plain) and "短信" in plain and "不要短信" not in plain:
+        return [*changes, ("calls", "opted_out")]  # 只发短信: SMS stays, calls stop
+    if "只" in plain and "电话" in plain and "短信" in plain:
+        return [*changes, ("sms", "opted_out")]
+    if sms:
         changes.append(("sms", "opted_out"))
+    if calls:
+        changes.append(("calls", "opted_out"))
+    if not sms and not calls and not family:
+        changes += [("sms", "opted_out"), ("calls", "opted_out")]
     return changes
 
 
+# The number owner's own channels (no holder is involved): what an SMS sender's request stops.
+_NUMBER_CHANNEL = {"sms": "sms", "calls": "call"}
+NUMBER_CONFIRMATIONS = {
+    frozenset({"sms"}): "utter_stop_contact_number_sms",
+    frozenset({"calls"}): "utter_stop_contact_number_calls",
+    frozenset({"sms", "calls"}): "utter_stop_contact_number_all",
+}
+
+
+def _confirmation(changes: list[tuple[str, str]]) -> list[str]:
+    channels = {c for c, _ in changes}
+    out = []
+    if {"sms", "calls"} <= channels:
+        out.append("utter_stop_contact_all")
+    elif "sms" in channels:
+        out.append("utter_stop_contact_sms")
+    elif "calls" in channels:
+        out.append("utter_stop_contact_calls")
+    if "third_party" in channels:
+        out.append("utter_stop_contact_third_party")
+    return out
+
+
 class ActionStopContact(Action):
-    """Honour a stop or restrict request at once and confirm what changed."""
+    """Honour a stop or restrict request at once and say exactly what was recorded.
+
+    The verified holder: their preferences, for every card of their phone. An SMS sender: their
+    own number stops receiving what they named (the number's owner decides). Anyone else: a ticket
+    for a person, nothing changed, the same words whether or not the phone is registered."""
 
     def name(self) -> str:
         return "action_stop_contact"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        changes = _scope(tracker.latest_message.get("text") or "")
+        text = tracker.latest_message.get("text") or ""
+        changes = _scope(text)
 
-        def record(session: Session) -> bool:
+        def record(session: Session) -> tuple[str, list[tuple[str, str]]]:
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             if account_id is not None:
-                holders = [conduct.cardholder_of(session, account_id)]
-            else:
-                conv = conversations.find(session, tracker.sender_id)
-                holders = (
-                    conduct.cardholders_by_phone(session, conv.claimed_phone) if conv and conv.claimed_phone else []
-                )
-            for holder in holders:
+                holder = conduct.cardholder_of(session, account_id)
                 for channel, value in changes:
                     conduct.set_preference(session, holder, channel, value, clock(), actor=tracker.sender_id)
-            return bool(holders)
+                return "holder", changes
+            conv = conversations.find(session, tracker.sender_id)
+            number = [(c, v) for c, v in changes if c in _NUMBER_CHANNEL]
+            if conv is not None and conv.channel == "sms" and conv.claimed_phone and number:
+                for channel, _ in number:
+                    conduct.suppress_number(
+                        session, conv.claimed_phone, _NUMBER_CHANNEL[channel], "opt_out", clock(), tracker.sender_id
+                    )
+                if len(number) < len(changes):  # family contact is the holder's to decide: a person checks
+                    _request(session, tracker.sender_id, "stop_contact", text)
+                return "number", number
+            _request(session, tracker.sender_id, "stop_contact", text)
+            return "unverified", []
 
-        if not await in_transaction(record):
-            dispatcher.utter_message(response="utter_stop_contact_need_phone")
-            return []
-        for channel, _ in changes:
-            dispatcher.utter_message(response=STOP_CONFIRMATIONS[channel])
+        who, done = await in_transaction(record)
+        if who == "holder":
+            for response in _confirmation(done):
+                dispatcher.utter_message(response=response, **institution_vars())
+        elif who == "number":
+            channels = frozenset(c for c, _ in done)
+            dispatcher.utter_message(response=NUMBER_CONFIRMATIONS[channels])
+        else:
+            dispatcher.utter_message(response="utter_request_recorded")
         return []
 
 
@@ -269,35 +371,79 @@ class ActionFeeWaiver(Action):
         return []
 
 
-DEATH_WORDS = ("去世", "过世", "离世", "身故", "病故", "死了", "不在人世")
+DEATH_WORDS = ("去世", "过世", "离世", "身故", "病故", "死了", "不在人世", "走了")
+WRONG_NUMBER_WORDS = (
+    "打错",
+    "发错",
+    "不是他的号",
+    "不是她的号",
+    "不是我的卡",
+    "换号",
+    "新号",
+    "号码是我新",
+    "号是我新",
+    "不认识这个人",
+    "不认识他",
+    "不认识她",
+    "没有这个人",
+    "查无此人",
+)
 
 
 class ActionThirdParty(Action):
-    """Not the holder: nothing about the debt. A reported death: condolences, hold, a person follows up."""
+    """Not the holder: nothing about the debt, and a verified conversation ends its verification at once.
+
+    A death report or a wrong-number report from someone not verified changes no account: a ticket
+    for a person, the same words whether or not the number is ours. A wrong number reported from the
+    number itself (its SMS, or our link) stops contact to that number for those accounts until an
+    agent has reviewed it."""
 
     def name(self) -> str:
         return "action_third_party"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        if not any(word in text for word in DEATH_WORDS):
-            dispatcher.utter_message(response="utter_wrong_person", **institution_vars())
-            return []
+        death = any(word in text for word in DEATH_WORDS)
+        wrong_number = not death and any(word in text for word in WRONG_NUMBER_WORDS)
 
-        def record(session: Session) -> None:
-            # Contact stops at once for the accounts this conversation is tied to (verified, or by the
-            # phone of an SMS or link); a person verifies the report before anything else changes.
+        def record(session: Session) -> str:
             account_id = conversations.verified_account_id(session, tracker.sender_id)
-            conv = conversations.find(session, tracker.sender_id)
-            tied = (
-                [account_id]
-                if account_id
-                else (conduct.accounts_by_phone(session, conv.claimed_phone) if conv and conv.claimed_phone else [])
-            )
-            for acc in tied:
-                conduct.place_hold(session, acc, "deceased", f"reported in chat: {text[:200]}", tracker.sender_id)
-            _hand_off(session, tracker.sender_id, "deceased", 1, text)
+            conv = conversations.get_or_create(session, tracker.sender_id, "web")
+            if death and account_id is not None:
+                holder_phone = accounts.get_account(session, account_id).cardholder.phone
+                for acc in conduct.accounts_by_phone(session, holder_phone):
+                    conduct.place_hold(session, acc, "deceased", f"reported in chat: {text[:200]}", tracker.sender_id)
+                conversations.end_verification(session, conv, "deceased_reported")
+                _hand_off(session, tracker.sender_id, "deceased", 1, text)
+                return "deceased"
+            if account_id is not None:  # the one talking is not (or no longer) the verified holder
+                conversations.end_verification(session, conv, "third_party")
+            if death:
+                _request(session, tracker.sender_id, "deceased", text)
+                _hand_off(session, tracker.sender_id, "deceased", 1, text)
+                return "deceased_unverified"
+            if wrong_number:
+                _request(session, tracker.sender_id, "wrong_number", text)
+                if _phone_is_the_senders(conv):
+                    assert conv.claimed_phone is not None
+                    for acc in conduct.accounts_by_phone(session, conv.claimed_phone):
+                        conduct.suppress_number(
+                            session,
+                            conv.claimed_phone,
+                            "all",
+                            "wrong_number",
+                            clock(),
+                            tracker.sender_id,
+                            account_pk=conduct.account_pk(session, acc),
+                        )
+            return "third_party"
 
-        await in_transaction(record)
-        dispatcher.utter_message(response="utter_deceased")
-        return [ConversationPaused()]
+        kind = await in_transaction(record)
+        if kind == "deceased":
+            dispatcher.utter_message(response="utter_deceased")
+            return [ConversationPaused()]
+        if kind == "deceased_unverified":
+            dispatcher.utter_message(response="utter_deceased_unverified")
+            return [ConversationPaused()]
+        dispatcher.utter_message(response="utter_wrong_person", **institution_vars())
+        return []

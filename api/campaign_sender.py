@@ -1,4 +1,7 @@
-"""Sends queued campaign messages when they are due: each claimed once, re-checked, rendered, sent.
+"""Sends queued campaign messages when they are due: each claimed once, decided again, rendered, sent.
+
+A send that finds itself in quiet hours (a backlog after downtime) is deferred to the holder's
+next window and queued again; nothing here decides on its own (ledger/compliance.py does).
 
 Runs inside the gateway (a background task) and in the `campaign` CLI. The queue is the
 database (due rows) or, with REDIS_URL, a Redis sorted set; either way the database claim
@@ -13,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import guard, links
@@ -22,7 +24,7 @@ from api.sms import provider_for, send_sms
 from ledger import campaigns, templates
 from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction, transaction
-from ledger.models import Account, Campaign, ContactAttempt, ContactPreference, Hold
+from ledger.models import Account, Campaign, ContactAttempt
 from ledger.policy import Policy
 from ledger.settings import Settings
 
@@ -46,7 +48,7 @@ def check_template(template: str, policy: Policy) -> str | None:
         return "the message must name the institution"
     if "退订" not in text and "TD" not in text.upper():
         return "the message must say how to opt out (退订回T)"
-    if guard.ACCOUNT_DETAIL.search(text) or "逾期" in text or "欠款" in text:
+    if guard.ACCOUNT_DETAIL.search(guard.normalise(text)) or "逾期" in text or "欠款" in text:
         return "the message must not carry amounts or debt details a third party could read"
     return None
 
@@ -76,25 +78,22 @@ class CampaignSender:
             return None  # another worker has it, or it was already sent
         attempt = session.get(ContactAttempt, attempt_id)
         assert attempt is not None
+        # The one decision, made again at the moment of sending: the window, the person's caps on
+        # the day it actually goes, opt-outs, holds, arrangements and payments since selection.
+        decision = campaigns.decide_at_send_time(session, attempt, now, self.policy.contact)
+        if decision.outcome == "defer":
+            assert decision.send_at is not None
+            self.queue.requeue(attempt.id, decision.send_at)
+            return None
+        if decision.outcome == "skip":
+            return None
         account = session.get(Account, attempt.account_pk)
         assert account is not None
-        # The rules are checked again at send time: an opt-out or a hold may have arrived since.
-        opted_out = session.scalar(
-            select(ContactPreference.id).where(
-                ContactPreference.cardholder_id == account.cardholder_id,
-                ContactPreference.channel == "sms",
-                ContactPreference.value == "opted_out",
-            )
-        )
-        held = session.scalar(select(Hold.id).where(Hold.account_pk == account.id, Hold.active))
-        if opted_out or held:
-            attempt.status, attempt.reason = "skipped", "opted_out" if opted_out else "hold"
-            return None
         campaign = session.get(Campaign, attempt.campaign_pk) if attempt.campaign_pk else None
         token = links.issue(attempt.id, self.settings.link_signing_key.get_secret_value(), now)
         link = f"{self.settings.public_base_url.rstrip('/')}/chat?t={token}"
         text = render(campaign.template if campaign else "reminder", self.policy, link)
-        return Outgoing(attempt.id, account.cardholder.phone, text)
+        return Outgoing(attempt.id, attempt.to_phone or account.cardholder.phone, text)
 
     async def run_once(self, limit: int = 200) -> int:
         """Send what is due now; returns how many went out."""
@@ -105,12 +104,12 @@ class CampaignSender:
             with transaction(url) as session:
                 ids = self.queue.due(session, now, limit)
             prepared = []
+            self.queue.done(ids)  # claimed here or elsewhere: either way no longer due (a deferral requeues)
             for attempt_id in ids:  # one short transaction per claim, so a crash loses at most one
                 with transaction(url) as session:
                     item = self._prepare(session, attempt_id, now)
                 if item:
                     prepared.append(item)
-            self.queue.done(ids)  # claimed here or elsewhere: either way no longer due
             return prepared
 
         batch = await asyncio.to_thread(take)  # takes from the due queue too: its own transactions

@@ -20,12 +20,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api import guard
+from api.errors import ApiError
 from api.hub import QUEUE_TOPIC, Hub, conversation_topic
 from api.schemas import Button, ChatMessage, ChatOut
-from ledger import conversations
+from ledger import compliance, conduct, conversations
+from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
 from ledger.masking import mask
 from ledger.models import Conversation, Message
+from ledger.policy import Policy, cached_policy
 from ledger.settings import Settings, rasa_servers
 
 log = logging.getLogger("api.chat")
@@ -97,9 +100,10 @@ def store_bot_replies(
 ) -> list[Reply]:
     """Guard each reply (replacing what may not be said), store it, and return it as sent."""
     verified = conv.verified_at is not None
+    names = conduct.holder_names(session, conv.claimed_phone, conv.account_pk) if not verified else []
     messages = []
     for reply_text, buttons in outgoing:
-        verdict = guard.check(reply_text, verified)
+        verdict = guard.check(reply_text, verified, names=names)
         if verdict.blocked:
             log.warning(
                 "guard replaced a reply", extra={"conversation_id": conv.conversation_id, "reason": verdict.blocked}
@@ -129,16 +133,23 @@ def chat_out(conversation_id: str, mode: str, replies: list[Reply]) -> ChatOut:
 class ChatService:
     """One per process: owns the HTTP client to Rasa and the per-conversation ordering locks."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, hub: Hub | None = None) -> None:
+    def __init__(
+        self, settings: Settings, http: httpx.AsyncClient, hub: Hub | None = None, clock: Clock | None = None
+    ) -> None:
         self.settings = settings
         self.http = http
         self.hub = hub or Hub()
+        self.clock = clock or process_clock(settings.app_timezone)
         self._rasa = rasa_servers(settings)
         # At most this many turns inside each Rasa server at once; the rest wait here, in order.
         # Rasa runs a turn's CPU work on one event loop: letting every waiting turn in only
         # interleaves them, so under overload some wait seconds behind later ones.
         self._slots = {url: asyncio.Semaphore(settings.rasa_max_in_flight) for url in self._rasa}
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    @property
+    def policy(self) -> Policy:
+        return cached_policy(str(self.settings.policy_path))
 
     def rasa_for(self, conversation_id: str) -> str:
         """The Rasa server this conversation is pinned to: stable for its lifetime (Rasa's Redis lock
@@ -264,13 +275,40 @@ class ChatService:
 
         def store(session: Session) -> tuple[Reply, str, str | None]:
             conv = require_claimed_by(session, conversation_id, agent)
-            verdict = guard.check(text, conv.verified_at is not None)
-            if verdict.blocked:
+            verified = conv.verified_at is not None
+            names = conduct.holder_names(session, conv.claimed_phone, conv.account_pk) if not verified else []
+            verdict = guard.check(text, verified, names=names)
+            if verdict.blocked:  # nothing stored or sent: the agent reads why and writes it again
                 log.warning(
-                    "guard replaced an agent message",
+                    "guard refused an agent message",
                     extra={"conversation_id": conversation_id, "reason": verdict.blocked},
                 )
-            msg = conversations.append_message(session, conv, "agent", verdict.text)
+                raise ApiError(422, "message_blocked", verdict.why or verdict.blocked, reason=verdict.blocked)
+            if conv.channel == "sms" and conv.claimed_phone:
+                # An SMS from an agent is an outbound contact unless it answers the person's own message.
+                now = self.clock.now()
+                decision = compliance.decide_contact(
+                    session,
+                    phone=conv.claimed_phone,
+                    account_pk=conv.account_pk,
+                    channel="sms",
+                    purpose="agent",
+                    at=now,
+                    rules=self.policy.contact,
+                    last_inbound_at=conduct.last_message_from_person(session, conv.id),
+                )
+                if decision.outcome != "send":
+                    raise compliance.ContactNotAllowed.because(decision)
+                compliance.record_contact(
+                    session,
+                    phone=conv.claimed_phone,
+                    account_pk=conv.account_pk,
+                    channel="sms",
+                    purpose="agent",
+                    decision=decision,
+                    at=now,
+                )
+            msg = conversations.append_message(session, conv, "agent", text)
             return Reply(msg.seq, msg.text, None, "agent"), conv.channel, conv.claimed_phone
 
         async with self._lock(conversation_id):

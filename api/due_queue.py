@@ -22,6 +22,10 @@ class DueQueue(Protocol):
 
     def done(self, ids: list[int]) -> None: ...
 
+    def requeue(self, attempt_id: int, when: datetime) -> None:
+        """A send deferred at send time (the database row is already queued for `when`)."""
+        ...
+
 
 class DatabaseQueue:
     def due(self, session: Session, now: datetime, limit: int) -> list[int]:
@@ -29,6 +33,9 @@ class DatabaseQueue:
 
     def done(self, ids: list[int]) -> None:
         return None
+
+    def requeue(self, attempt_id: int, when: datetime) -> None:
+        return None  # the row itself says when
 
 
 class RedisQueue:
@@ -63,6 +70,9 @@ class RedisQueue:
     def done(self, ids: list[int]) -> None:
         if ids:
             self.redis.zrem(self.key, *[str(i) for i in ids])
+
+    def requeue(self, attempt_id: int, when: datetime) -> None:
+        self.redis.zadd(self.key, {str(attempt_id): when.timestamp()})
 
 
 def queue_for(redis_url: str | None) -> DueQueue:

@@ -18,7 +18,7 @@ from api.chat import ChatService
 from api.hub import Hub, RedisHub
 from api.limits import limiter
 from api.logs import configure_logging
-from api.routes import accounts, agents, campaigns, chat, health, kpis, live, pages, sms, transcripts
+from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts
 from ledger.policy import cached_policy
 from ledger.settings import get_settings
 
@@ -113,7 +113,7 @@ def create_app() -> FastAPI:
             status_code=429,
         )
 
-    for module in (health, accounts, campaigns, kpis, chat, sms, transcripts, agents, live, pages):
+    for module in (health, accounts, campaigns, kpis, chat, sms, transcripts, agents, conduct, live, pages):
         app.include_router(module.router)
     return app
 

@@ -42,6 +42,7 @@ class AccountCreate(BaseModel):
     daily_interest_rate: Decimal | None = Field(default=None, ge=0, le=Decimal("0.001"))
     late_fee_rate: Decimal | None = Field(default=None, ge=0, le=Decimal("0.2"))
     flags: list[Literal["deceased", "legal_hold", "dispute"]] = []
+    timezone: str = Field(default="Asia/Shanghai", max_length=64, examples=["Asia/Shanghai", "Asia/Urumqi"])
 
     @field_validator("phone")
     @classmethod
@@ -101,6 +102,7 @@ class AccountPublic(BaseModel):
     daily_interest_rate: str
     late_fee_rate: str
     flags: list[str]
+    timezone: str
     overdue_days: int
     bucket: str
     amount_due: Money

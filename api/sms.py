@@ -8,16 +8,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Protocol
 
 import httpx
 from sqlalchemy.orm import Session
 
+from ledger import compliance
+from ledger.clock import Clock
 from ledger.db import run_transaction
 from ledger.models import OutboundSms
+from ledger.policy import Policy
 from ledger.settings import Settings
+
+log = logging.getLogger("api.sms")
 
 SEGMENT_CHARS = 70  # one UCS-2 SMS segment: what a Chinese message fits in
 _BREAKS = re.compile(r"(?<=[。！？；!?;])")
@@ -142,3 +149,35 @@ async def send_sms(
 
     await run_transaction(settings.database_url, store)
     return records
+
+
+async def send_reply(
+    provider: SmsProvider,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+    to: str,
+    text: str,
+    conversation_id: str,
+    wrote_at: datetime,
+) -> bool:
+    """Answer a person's SMS, through the same contact decision as every other send."""
+
+    def decide(session: Session) -> compliance.Decision:
+        return compliance.decide_contact(
+            session,
+            phone=to,
+            account_pk=None,
+            channel="sms",
+            purpose="reply",
+            at=clock.now(),
+            rules=policy.contact,
+            last_inbound_at=wrote_at,
+        )
+
+    decision = await run_transaction(settings.database_url, decide, readonly=True)
+    if decision.outcome != "send":
+        log.warning("reply not sent", extra={"conversation_id": conversation_id, "reason": decision.reason})
+        return False
+    await send_sms(provider, settings, to, text, conversation_id)
+    return True

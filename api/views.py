@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from api.schemas import AccountPublic, BreakdownPublic, PlanPublic, PromisePublic, ScheduleRowPublic, money
 from ledger.accounts import AccountView, fee_policy_for
+from ledger.masking import mask
 from ledger.policy import Policy
 
 
@@ -12,9 +13,10 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
     fees = fee_policy_for(acc, policy)
     due = pos.amount_due
     prefs: dict[str, str | None] = {}
-    for channel, (value, changed) in view.preferences.items():
+    for channel, (value, changed, asked_by) in view.preferences.items():
         prefs[channel] = value
         prefs[f"{channel}_changed_at"] = changed.isoformat() if changed else None
+        prefs[f"{channel}_asked_by"] = mask(asked_by) if asked_by else None  # a conversation, an agent, "import"
     return AccountPublic(
         account_id=acc.account_id,
         holder_name=acc.cardholder.name,
@@ -30,6 +32,7 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
         daily_interest_rate=str(fees.daily_interest_rate),
         late_fee_rate=str(fees.late_fee.rate),
         flags=view.flags,
+        timezone=acc.cardholder.timezone,
         overdue_days=pos.overdue_days,
         bucket=pos.bucket,
         amount_due=money(due.total),

@@ -6,6 +6,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -50,6 +51,7 @@ class AccountRecord:
     daily_interest_rate: Decimal | None = None
     late_fee_rate: Decimal | None = None
     flags: tuple[str, ...] = ()
+    timezone: str = "Asia/Shanghai"  # the holder's; the contact window is in their local time
 
 
 @dataclass
@@ -59,7 +61,7 @@ class AccountView:
     position: AccountPosition
     plans: list[Plan]
     promises: list[tuple[Promise, str]]  # with the status as of today
-    preferences: dict[str, tuple[str, datetime]]
+    preferences: dict[str, tuple[str, datetime, str | None]]  # value, when it changed, who asked
     holds: list[Hold]
     complaints: list[Complaint]
     flags: list[str] = field(default_factory=list)
@@ -89,6 +91,10 @@ def validate_record(rec: AccountRecord) -> None:
     bad = [f for f in rec.flags if f not in HOLD_FLAGS]
     if bad:
         raise ValidationFailed("unknown flags", field="flags", unknown=bad)
+    try:
+        ZoneInfo(rec.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed("unknown time zone", field="timezone", timezone=rec.timezone) from None
 
 
 def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> Account:
@@ -96,7 +102,17 @@ def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> 
     validate_record(rec)
     account = session.scalar(select(Account).where(Account.account_id == rec.account_id).with_for_update(of=Account))
     if account is None:
-        holder = Cardholder(name=rec.holder_name, phone=rec.phone, id_last4=rec.id_last4)
+        # The person's preferences (same phone, another card) carry over to the new card.
+        known = {
+            p.channel: p
+            for p in session.scalars(
+                select(ContactPreference)
+                .join(Cardholder, Cardholder.id == ContactPreference.cardholder_id)
+                .where(Cardholder.phone == rec.phone)
+                .order_by(ContactPreference.changed_at)
+            )
+        }
+        holder = Cardholder(name=rec.holder_name, phone=rec.phone, id_last4=rec.id_last4, timezone=rec.timezone)
         session.add(holder)
         session.flush()
         account = Account(
@@ -104,11 +120,21 @@ def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> 
         )
         session.add(account)
         session.flush()
-        for channel, value in DEFAULT_PREFERENCES.items():
-            session.add(ContactPreference(cardholder_id=holder.id, channel=channel, value=value))
+        for channel, value in {**DEFAULT_PREFERENCES, **{c: p.value for c, p in known.items()}}.items():
+            pref = ContactPreference(cardholder_id=holder.id, channel=channel, value=value)
+            was = known.get(channel)
+            if was is not None:
+                pref.value, pref.changed_at, pref.asked_by, pref.source = (
+                    was.value,
+                    was.changed_at,
+                    was.asked_by,
+                    was.source,
+                )
+            session.add(pref)
     else:
         holder = account.cardholder
         holder.name, holder.phone, holder.id_last4 = rec.holder_name, rec.phone, rec.id_last4
+        holder.timezone = rec.timezone
         account.card_last4, account.credit_limit = rec.card_last4, rec.credit_limit
         account.statements.clear()
     account.daily_interest_rate = rec.daily_interest_rate
@@ -202,7 +228,7 @@ def account_view(session: Session, account_id: str, policy: Policy, clock: Clock
         for p in session.scalars(select(Promise).where(Promise.account_pk == account.id).order_by(Promise.id))
     ]
     prefs = {
-        c.channel: (c.value, c.changed_at)
+        c.channel: (c.value, c.changed_at, c.asked_by)
         for c in session.scalars(
             select(ContactPreference).where(ContactPreference.cardholder_id == account.cardholder_id)
         )

@@ -11,14 +11,20 @@ from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import audit
 from ledger.clock import Clock
-from ledger.compliance import ContactFacts, decide
+from ledger.compliance import (
+    PERSON_WIDE_HOLDS,
+    ContactFacts,
+    Decision,
+    counted_contacts,
+    decide,
+    decide_contact,
+)
 from ledger.errors import NotFound, ValidationFailed
 from ledger.fees import bucket_for
 from ledger.models import (
@@ -27,8 +33,10 @@ from ledger.models import (
     Cardholder,
     ContactAttempt,
     ContactPreference,
+    Hardship,
     Hold,
     LedgerEntry,
+    NumberSuppression,
     Plan,
     Promise,
     Statement,
@@ -36,7 +44,7 @@ from ledger.models import (
 from ledger.policy import BUCKETS, ContactPolicy
 
 ACTIVE_ATTEMPT = ("queued", "sending", "sent")
-SKIP_KEYS = ("opted_out", "quiet_hours", "frequency_cap", "hold", "arrangement")
+SKIP_KEYS = ("opted_out", "quiet_hours", "frequency_cap", "hold", "arrangement", "number_suppressed", "hardship")
 Progress = Callable[[int], None]
 
 
@@ -76,6 +84,7 @@ class CampaignResult:
 class Candidate:
     account_pk: int
     cardholder_id: int
+    phone: str
     timezone: str
     overdue_days: int
 
@@ -93,6 +102,7 @@ def select_candidates(session: Session, segment: Segment, today: date) -> list[C
         select(
             Account.id,
             Account.cardholder_id,
+            Cardholder.phone,
             Cardholder.timezone,
             Statement.due_date,
             Statement.minimum_payment,
@@ -103,56 +113,76 @@ def select_candidates(session: Session, segment: Segment, today: date) -> list[C
         .join(Cardholder, Cardholder.id == Account.cardholder_id)
         .outerjoin(posted, posted.c.account_pk == Account.id)
         .where(Statement.due_date < today)
+        .order_by(Account.id)
     )
     out = []
-    for pk, holder, tz, due, minimum, paid_since, paid_posted in rows:
+    for pk, holder, phone, tz, due, minimum, paid_since, paid_posted in rows:
         if paid_since + paid_posted >= minimum:
             continue
         overdue = (today - due).days
         if segment.matches(overdue):
-            out.append(Candidate(pk, holder, tz, overdue))
+            out.append(Candidate(pk, holder, phone, tz, overdue))
     return out
 
 
-def _facts_loader(session: Session, today: date, now: datetime) -> Callable[[Candidate, datetime], ContactFacts]:
-    opted_out = set(
-        session.scalars(
-            select(ContactPreference.cardholder_id).where(
-                ContactPreference.channel == "sms", ContactPreference.value == "opted_out"
-            )
-        )
-    )
-    holds: defaultdict[int, set[str]] = defaultdict(set)
-    for pk, kind in session.execute(select(Hold.account_pk, Hold.kind).where(Hold.active)):
-        holds[pk].add(kind)
-    plans = set(session.scalars(select(Plan.account_pk).where(Plan.status.in_(("active", "pending_approval")))))
-    promises = set(
-        session.scalars(select(Promise.account_pk).where(Promise.status == "open", Promise.due_date >= today))
-    )
-    recent: defaultdict[int, list[datetime]] = defaultdict(list)
-    for pk, when in session.execute(
-        select(ContactAttempt.account_pk, ContactAttempt.scheduled_at).where(
-            ContactAttempt.status.in_(ACTIVE_ATTEMPT), ContactAttempt.scheduled_at >= now - timedelta(days=8)
-        )
-    ):
-        if when is not None:
-            recent[pk].append(when)
+class _BulkFacts:
+    """The facts `compliance.decide` needs for every candidate, read in a few queries (not one per
+    account), per person: opt-outs and caps follow the phone, across all of its holder's cards."""
 
-    def facts(c: Candidate, send_at: datetime) -> ContactFacts:
-        tz = ZoneInfo(c.timezone)
-        local_day = send_at.astimezone(tz).date()
-        times = [t.astimezone(tz) for t in recent.get(c.account_pk, ())]
+    def __init__(self, session: Session, today: date, now: datetime) -> None:
+        phone_of_holder = dict(session.execute(select(Cardholder.id, Cardholder.phone)).tuples().all())
+        self.opted_out = {
+            phone_of_holder[h]
+            for h in session.scalars(
+                select(ContactPreference.cardholder_id).where(
+                    ContactPreference.channel == "sms", ContactPreference.value == "opted_out"
+                )
+            )
+            if h in phone_of_holder
+        }
+        self.suppressed: set[tuple[str, int | None]] = {
+            (phone, pk)
+            for phone, pk in session.execute(
+                select(NumberSuppression.phone, NumberSuppression.account_pk).where(
+                    NumberSuppression.active, NumberSuppression.channel.in_(("sms", "all"))
+                )
+            )
+        }
+        self.holds: defaultdict[int, set[str]] = defaultdict(set)
+        self.person_holds: defaultdict[str, set[str]] = defaultdict(set)
+        for pk, kind, phone in session.execute(
+            select(Hold.account_pk, Hold.kind, Cardholder.phone)
+            .join(Account, Account.id == Hold.account_pk)
+            .join(Cardholder, Cardholder.id == Account.cardholder_id)
+            .where(Hold.active)
+        ):
+            self.holds[pk].add(kind)
+            if kind in PERSON_WIDE_HOLDS:
+                self.person_holds[phone].add(kind)
+        self.arranged = set(
+            session.scalars(select(Plan.account_pk).where(Plan.status.in_(("active", "pending_approval")))).all()
+        ) | set(session.scalars(select(Promise.account_pk).where(Promise.status == "open", Promise.due_date >= today)))
+        self.hardship = dict(
+            session.execute(select(Hardship.phone, func.max(Hardship.pause_until)).group_by(Hardship.phone))
+            .tuples()
+            .all()
+        )
+        self.contacts = counted_contacts(session, None, "sms", now, planned=True)
+
+    def facts(self, c: Candidate) -> ContactFacts:
         return ContactFacts(
             timezone=c.timezone,
-            sms_opted_out=c.cardholder_id in opted_out,
-            holds=frozenset(holds.get(c.account_pk, ())),
-            sent_today=sum(1 for t in times if t.date() == local_day),
-            sent_last_7_days=sum(1 for t in times if local_day - timedelta(days=6) <= t.date() <= local_day),
-            has_active_plan=c.account_pk in plans,
-            has_open_promise_not_due=c.account_pk in promises,
+            opted_out=c.phone in self.opted_out,
+            number_suppressed=(c.phone, None) in self.suppressed or (c.phone, c.account_pk) in self.suppressed,
+            holds=frozenset(self.holds.get(c.account_pk, set()) | self.person_holds.get(c.phone, set())),
+            has_arrangement=c.account_pk in self.arranged,
+            hardship_until=self.hardship.get(c.phone),
+            contacts=tuple(self.contacts.get(c.phone, ())),
         )
 
-    return facts
+    def planned(self, c: Candidate, at: datetime) -> None:
+        """A send just queued counts against the person's caps for the rest of this campaign."""
+        self.contacts.setdefault(c.phone, []).append(at)
 
 
 def create_campaign(
@@ -166,7 +196,9 @@ def create_campaign(
     progress: Progress | None = None,
     chunk: int = 5000,
 ) -> CampaignResult:
-    """Select, decide and enqueue in one transaction; returns the counts the API reports."""
+    """Select, decide and enqueue in one transaction; returns the counts the API reports.
+
+    Each queued send is decided again when its time comes (api/campaign_sender.py)."""
     now = clock.now()
     wanted = send_at or now
     if wanted.tzinfo is None:
@@ -189,11 +221,11 @@ def create_campaign(
     session.flush()
     result = CampaignResult(campaign)
     candidates = select_candidates(session, segment, clock.today())
-    facts = _facts_loader(session, clock.today(), now)
+    bulk = _BulkFacts(session, clock.today(), wanted)
     result.selected = campaign.selected = len(candidates)
     rows: list[dict[str, object]] = []
     for i, cand in enumerate(candidates, 1):
-        decision = decide(facts(cand, wanted), wanted, rules)
+        decision = decide(bulk.facts(cand), wanted, rules, "campaign")
         if decision.outcome == "skip":
             result.skipped[decision.reason] += 1
             status, when = "skipped", None
@@ -202,13 +234,18 @@ def create_campaign(
             if decision.outcome == "defer":
                 result.skipped["quiet_hours"] += 1
             status, when = "queued", decision.send_at
+            assert when is not None
+            bulk.planned(cand, when)
         rows.append(
             {
                 "campaign_pk": campaign.id,
                 "account_pk": cand.account_pk,
                 "channel": "sms",
+                "purpose": "campaign",
+                "to_phone": cand.phone,
                 "status": status,
                 "reason": decision.reason,
+                "selected_at": now,
                 "scheduled_at": when,
                 "bucket": bucket_for(cand.overdue_days),
             }
@@ -232,6 +269,36 @@ def create_campaign(
         skipped=dict(result.skipped),
     )
     return result
+
+
+def decide_at_send_time(session: Session, attempt: ContactAttempt, now: datetime, rules: ContactPolicy) -> Decision:
+    """Decide a queued campaign send again when its time comes, and record the outcome on it:
+    skipped (with the reason), deferred to the next window (queued again), or cleared to send."""
+    phone = attempt.to_phone
+    if phone is None and attempt.account_pk is not None:
+        phone = session.scalar(
+            select(Cardholder.phone)
+            .join(Account, Account.cardholder_id == Cardholder.id)
+            .where(Account.id == attempt.account_pk)
+        )
+        attempt.to_phone = phone
+    assert phone is not None, "a campaign attempt is always for an account, and every holder has a phone"
+    decision = decide_contact(
+        session,
+        phone=phone,
+        account_pk=attempt.account_pk,
+        channel="wechat" if attempt.channel == "wechat" else "sms",
+        purpose="notice" if attempt.purpose == "notice" else "campaign",
+        at=now,
+        rules=rules,
+        selected_at=attempt.selected_at,
+        exclude_attempt=attempt.id,
+    )
+    if decision.outcome == "skip":
+        attempt.status, attempt.reason = "skipped", decision.reason
+    elif decision.outcome == "defer":
+        attempt.status, attempt.reason, attempt.scheduled_at = "queued", decision.reason, decision.send_at
+    return decision
 
 
 def campaign_status(session: Session, campaign_id: str) -> dict[str, object]:

@@ -1,21 +1,48 @@
-"""Conduct records: holds, complaints, contact preferences. Each change is audited."""
+"""Conduct records: holds, complaints, contact preferences per person, number suppressions,
+requests from people not verified, hardship. Each change is audited.
+
+A person is a phone number and the holder behind it: a preference set for one card applies to
+every card of that phone, and says who asked and when.
+"""
 
 from __future__ import annotations
 
 import secrets
-from datetime import date
+import unicodedata
+from datetime import date, datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.accounts import audit, get_account
 from ledger.clock import Clock
-from ledger.models import Account, Cardholder, Complaint, ContactPreference, Hold, LedgerEntry
+from ledger.errors import NotFound
+from ledger.masking import mask
+from ledger.models import (
+    Account,
+    Cardholder,
+    Complaint,
+    ContactPreference,
+    ContactRequest,
+    Hardship,
+    Hold,
+    LedgerEntry,
+    Message,
+    NumberSuppression,
+)
 
 HOLD_KINDS = ("dispute", "deceased", "legal_hold")
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O: read aloud and typed back without confusion
 _DIGITS = "23456789"
-PREFERENCE_VALUES = {"sms": ("allowed", "opted_out"), "calls": ("allowed", "opted_out"), "third_party": ("forbidden",)}
+PREFERENCE_VALUES = {
+    "sms": ("allowed", "opted_out"),
+    "calls": ("allowed", "opted_out"),
+    "wechat": ("allowed", "opted_out"),
+    "third_party": ("forbidden",),
+}
+RequestKind = Literal["stop_contact", "deceased", "dispute", "identity_theft", "wrong_number", "third_party"]
+HardshipKind = Literal["illness", "job_loss", "business", "family", "disaster", "other"]
 
 
 def place_hold(session: Session, account_id: str, kind: str, reason: str, actor: str) -> Hold:
@@ -52,24 +79,201 @@ def record_complaint(
 
 
 def set_preference(
-    session: Session, cardholder_id: int, channel: str, value: str, clock: Clock, actor: str
+    session: Session,
+    cardholder_id: int,
+    channel: str,
+    value: str,
+    clock: Clock,
+    actor: str,
+    source: str = "chat",
 ) -> ContactPreference:
-    """Record a contact preference at once (退订, "only SMS", "don't call my family")."""
+    """Record a contact preference at once (退订, "only SMS", "don't call my family") for the person:
+    every holder record of the same phone, with who asked and when. Returns this holder's record."""
     if value not in PREFERENCE_VALUES.get(channel, ()):
         raise ValueError(f"{channel} cannot be {value}")
-    pref = session.scalar(
-        select(ContactPreference).where(
-            ContactPreference.cardholder_id == cardholder_id, ContactPreference.channel == channel
+    phone = session.scalar(select(Cardholder.phone).where(Cardholder.id == cardholder_id))
+    holders = cardholders_by_phone(session, phone) if phone else [cardholder_id]
+    mine: ContactPreference | None = None
+    for holder in holders:
+        pref = session.scalar(
+            select(ContactPreference).where(
+                ContactPreference.cardholder_id == holder, ContactPreference.channel == channel
+            )
+        )
+        if pref is None:
+            pref = ContactPreference(cardholder_id=holder, channel=channel, value=value, changed_at=clock.now())
+            session.add(pref)
+        if pref.value != value or pref.asked_by is None:
+            pref.value, pref.changed_at = value, clock.now()
+        pref.asked_by, pref.source = actor[:64], source
+        if holder == cardholder_id:
+            mine = pref
+    audit(session, actor, "preference.set", str(cardholder_id), channel=channel, value=value, holders=len(holders))
+    session.flush()
+    assert mine is not None
+    return mine
+
+
+def suppress_number(
+    session: Session,
+    phone: str,
+    channel: str,
+    reason: Literal["opt_out", "wrong_number"],
+    clock: Clock,
+    actor: str,
+    account_pk: int | None = None,
+) -> NumberSuppression:
+    """Stop writing to a number: its owner's 退订 (every account), or "not the holder's number any
+    more" (that account, until an agent reviews it). Idempotent."""
+    found = session.scalar(
+        select(NumberSuppression).where(
+            NumberSuppression.phone == phone,
+            NumberSuppression.channel == channel,
+            NumberSuppression.reason == reason,
+            NumberSuppression.account_pk.is_(None)
+            if account_pk is None
+            else NumberSuppression.account_pk == account_pk,
+            NumberSuppression.active,
         )
     )
-    if pref is None:
-        pref = ContactPreference(cardholder_id=cardholder_id, channel=channel, value=value, changed_at=clock.now())
-        session.add(pref)
-    elif pref.value != value:
-        pref.value, pref.changed_at = value, clock.now()
-    audit(session, actor, "preference.set", str(cardholder_id), channel=channel, value=value)
+    if found is None:
+        found = NumberSuppression(
+            phone=phone,
+            channel=channel,
+            account_pk=account_pk,
+            reason=reason,
+            asked_by=actor[:64],
+            active=True,
+            created_at=clock.now(),
+        )
+        session.add(found)
+        audit(session, actor, "number.suppress", mask(phone), channel=channel, reason=reason, account_pk=account_pk)
     session.flush()
-    return pref
+    return found
+
+
+def review_suppression(session: Session, suppression_id: int, agent: str, keep: bool, clock: Clock) -> None:
+    """An agent checked a wrong-number report: keep it (the number stays silent) or lift it."""
+    row = session.get(NumberSuppression, suppression_id)
+    if row is None:
+        raise NotFound("no such suppression", suppression_id=suppression_id)
+    row.reviewed_by, row.reviewed_at, row.active = agent, clock.now(), keep
+    audit(session, agent, "number.review", str(suppression_id), keep=keep)
+    session.flush()
+
+
+def open_requests(session: Session) -> list[ContactRequest]:
+    """Requests from people not verified that a person has not dealt with yet, oldest first."""
+    return list(
+        session.scalars(
+            select(ContactRequest).where(ContactRequest.status == "open").order_by(ContactRequest.created_at)
+        )
+    )
+
+
+def close_request(session: Session, reference: str, agent: str) -> ContactRequest:
+    request = session.scalar(select(ContactRequest).where(ContactRequest.reference == reference))
+    if request is None:
+        raise NotFound("no such request", reference=reference)
+    request.status = "done"
+    audit(session, agent, "request.close", reference)
+    session.flush()
+    return request
+
+
+def unreviewed_suppressions(session: Session) -> list[NumberSuppression]:
+    """Wrong-number reports still silencing a number, waiting for an agent."""
+    return list(
+        session.scalars(
+            select(NumberSuppression)
+            .where(
+                NumberSuppression.active,
+                NumberSuppression.reason == "wrong_number",
+                NumberSuppression.reviewed_at.is_(None),
+            )
+            .order_by(NumberSuppression.created_at)
+        )
+    )
+
+
+def open_request(
+    session: Session,
+    kind: RequestKind,
+    conversation_id: str,
+    channel: str,
+    phone: str | None,
+    text: str,
+    clock: Clock,
+) -> ContactRequest:
+    """A ticket for a person: someone not verified asked for something that would change an account.
+    Nothing changes until a person has checked it."""
+    code = secrets.choice(_LETTERS) + "".join(secrets.choice(_LETTERS + _DIGITS) for _ in range(5))
+    request = ContactRequest(
+        reference=f"RQ{clock.today():%Y%m%d}-{code}",
+        kind=kind,
+        conversation_id=conversation_id,
+        channel=channel,
+        phone=phone,
+        text=mask(text)[:2000],
+        status="open",
+        created_at=clock.now(),
+    )
+    session.add(request)
+    audit(session, conversation_id, "request.open", request.reference, kind=kind)
+    session.flush()
+    return request
+
+
+def record_hardship(
+    session: Session, account_id: str, kind: HardshipKind, text: str, pause_days: int, clock: Clock, actor: str
+) -> Hardship:
+    """A verified holder's hardship, with its kind: reminders to the person pause for `pause_days`."""
+    account = get_account(session, account_id)
+    row = Hardship(
+        account_pk=account.id,
+        phone=account.cardholder.phone,
+        kind=kind,
+        text=mask(text)[:2000],
+        recorded_by=actor[:64],
+        recorded_at=clock.now(),
+        pause_until=clock.today() + timedelta(days=pause_days),
+    )
+    session.add(row)
+    audit(session, actor, "hardship.record", account_id, kind=kind, pause_days=pause_days)
+    session.flush()
+    return row
+
+
+SMS_OPT_OUT_WORDS = frozenset({"退订", "TD", "T", "退订短信", "取消订阅"})
+
+
+def is_sms_opt_out(text: str) -> bool:
+    """The carrier-style reply that stops SMS to the number it came from (退订 / TD / T)."""
+    plain = unicodedata.normalize("NFKC", text).strip().strip("。.!！ ").upper()
+    return plain in SMS_OPT_OUT_WORDS
+
+
+def holder_names(session: Session, phone: str | None, account_pk: int | None) -> list[str]:
+    """The names of the holders a conversation is tied to (by its phone or account), for the guard."""
+    names: set[str] = set()
+    if phone:
+        names |= set(session.scalars(select(Cardholder.name).where(Cardholder.phone == phone)))
+    if account_pk is not None:
+        names |= set(
+            session.scalars(
+                select(Cardholder.name)
+                .join(Account, Account.cardholder_id == Cardholder.id)
+                .where(Account.id == account_pk)
+            )
+        )
+    return sorted(names)
+
+
+def last_message_from_person(session: Session, conversation_pk: int) -> datetime | None:
+    """When the person last wrote in this conversation: a message soon after is a reply."""
+    return session.scalar(
+        select(func.max(Message.created_at)).where(Message.conversation_pk == conversation_pk, Message.sender == "user")
+    )
 
 
 def cardholders_by_phone(session: Session, phone: str) -> list[int]:

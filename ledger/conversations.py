@@ -175,6 +175,16 @@ def verified_account_id(session: Session, conversation_id: str) -> str | None:
     return row[0] if row else None
 
 
+def end_verification(session: Session, conv: Conversation, reason: str) -> None:
+    """Someone other than the holder is talking (我是他老婆, 他不在，我替他): the conversation is no
+    longer verified, at once, so nothing more about the account is said or shown in it."""
+    if conv.verified_at is None and conv.account_pk is None:
+        return
+    conv.verified_at, conv.account_pk = None, None
+    audit(session, conv.conversation_id, "verify.ended", conv.conversation_id, reason=reason)
+    session.flush()
+
+
 def open_ticket(session: Session, conv: Conversation, reason: str, priority: int, summary: str) -> HandoffTicket:
     """Hand the conversation to a person: one waiting ticket at a time, and the gateway stops calling the bot."""
     ticket = session.scalar(

@@ -55,6 +55,8 @@ def kpis(session: Session, start: date, end: date, policy: Policy, tz: str) -> d
     targeted: dict[int, tuple[str, str]] = {}
     contacted: set[int] = set()
     for pk, status, bucket, campaign in attempts:
+        if pk is None:  # campaign attempts always name an account; agent messages to a bare number do not
+            continue
         targeted.setdefault(pk, (bucket, campaign))
         if status == "sent":
             contacted.add(pk)

@@ -174,6 +174,55 @@ class ContactPreference(Base):
     channel: Mapped[str] = mapped_column(String(16))  # sms | calls | third_party
     value: Mapped[str] = mapped_column(String(16))  # allowed | opted_out | forbidden
     changed_at: Mapped[datetime] = _now()
+    asked_by: Mapped[str | None] = mapped_column(String(64))  # who asked: a conversation id, an agent, "import"
+    source: Mapped[str | None] = mapped_column(String(16))  # chat | sms | agent | import
+
+
+class NumberSuppression(Base):
+    """A phone number we must not write to: its owner said 退订 (the whole number), or said it is not
+    the holder's number any more (that account only, until an agent reviews it)."""
+
+    __tablename__ = "number_suppressions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(11), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # sms | wechat | call | all
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))  # None: every account
+    reason: Mapped[str] = mapped_column(String(16))  # opt_out | wrong_number
+    asked_by: Mapped[str] = mapped_column(String(64))
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime)
+    reviewed_by: Mapped[str | None] = mapped_column(String(64))
+    reviewed_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+
+
+class ContactRequest(Base):
+    """A request from someone not verified (stop contact, death, dispute, identity theft, wrong number):
+    nothing on the account changes; a person checks it and acts."""
+
+    __tablename__ = "contact_requests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    conversation_id: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(16))
+    phone: Mapped[str | None] = mapped_column(String(11))  # the number given or proven, registered or not
+    text: Mapped[str] = mapped_column(Text)  # what they said, masked
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
+    created_at: Mapped[datetime] = mapped_column(AwareDateTime)
+
+
+class Hardship(Base):
+    """A verified holder's hardship (illness, job loss, ...): reminders pause for the policy's days."""
+
+    __tablename__ = "hardships"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    phone: Mapped[str] = mapped_column(String(11), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # illness | job_loss | business | family | disaster | other
+    text: Mapped[str] = mapped_column(Text)
+    recorded_by: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(AwareDateTime)
+    pause_until: Mapped[date] = mapped_column(Date)  # reminders resume the day after
 
 
 class Hold(Base):
@@ -315,13 +364,17 @@ class ContactAttempt(Base):
         UniqueConstraint("campaign_pk", "account_pk", name="uq_attempt_once_per_campaign"),
         Index("ix_attempt_due", "status", "scheduled_at"),
         Index("ix_attempt_account_time", "account_pk", "scheduled_at"),
+        Index("ix_attempt_phone_time", "to_phone", "scheduled_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_pk: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
-    account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))  # None: an unregistered number
     channel: Mapped[str] = mapped_column(String(8), default="sms")
+    purpose: Mapped[str] = mapped_column(String(12), default="campaign")  # campaign | agent | notice
+    to_phone: Mapped[str | None] = mapped_column(String(11))  # the person: caps are counted per number
     status: Mapped[str] = mapped_column(String(12))  # queued | sending | sent | skipped | failed
     reason: Mapped[str] = mapped_column(String(24))  # ok | quiet_hours | opted_out | hold | ...
+    selected_at: Mapped[datetime | None] = mapped_column(AwareDateTime)  # payments after this cancel the send
     scheduled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     bucket: Mapped[str] = mapped_column(String(4))

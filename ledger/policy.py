@@ -84,8 +84,12 @@ class BucketPolicy(_Strict):
 class ContactPolicy(_Strict):
     window_start: time
     window_end: time
-    sms_per_day: int = Field(ge=0, le=6)
+    sms_per_day: int = Field(ge=0, le=6)  # per person (phone), across their cards and written channels
     sms_per_7_days: int = Field(ge=0, le=42)
+    # A message within this many minutes of the person's own message is a reply, not a contact attempt.
+    reply_window_minutes: int = Field(default=60, ge=0, le=24 * 60)
+    # Reminders pause this long after a verified holder tells us of a hardship (illness, job loss).
+    hardship_pause_days: int = Field(default=30, ge=0, le=180)
 
     # CBA 2026: no outbound contact 22:00-08:00 without consent; the policy may only narrow it.
     @field_validator("window_start")

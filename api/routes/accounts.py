@@ -29,6 +29,7 @@ def create_account(body: AccountCreate, session: SessionDep, policy: PolicyDep, 
         daily_interest_rate=body.daily_interest_rate,
         late_fee_rate=body.late_fee_rate,
         flags=tuple(body.flags),
+        timezone=body.timezone,
     )
     accounts.upsert_account(session, record, actor="admin")
     return account_public(accounts.account_view(session, body.account_id, policy, clock), policy)

@@ -15,8 +15,8 @@ from api.deps import AdminDep, SessionDep
 from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.schemas import normalise_phone
-from api.sms import as_sms, provider_for, send_sms, valid_twilio_signature
-from ledger import campaigns, conversations
+from api.sms import as_sms, provider_for, send_reply, valid_twilio_signature
+from ledger import campaigns, conduct, conversations
 from ledger.clock import process_clock
 from ledger.db import run_transaction
 from ledger.models import OutboundSms
@@ -55,13 +55,21 @@ async def inbound(request: Request) -> Response:
         raise ApiError(422, "validation_failed", str(exc)) from None
     cid = f"sms-{phone}"
     provider = provider_for(settings, request.app.state.http)
+    wrote_at = service.clock.now()
     seeded = await _seed_if_replying_to_campaign(service, cid, phone)
     try:
         result = await service.handle(cid, text, "sms", external_id=sid, phone=phone)
     except DuplicateMessage:
         return _twiml()  # the provider retried: already answered once
+    if conduct.is_sms_opt_out(text):
+        # The number's owner decides what it receives: recorded here, whatever the bot says (or if it is away).
+        await run_transaction(
+            settings.database_url,
+            lambda s: conduct.suppress_number(s, phone, "sms", "opt_out", service.clock, actor=cid),
+        )
     for reply in [*seeded, *result.replies]:
-        await send_sms(provider, settings, phone, as_sms(reply.text, reply.buttons), cid)
+        text_out = as_sms(reply.text, reply.buttons)
+        await send_reply(provider, settings, service.policy, service.clock, phone, text_out, cid, wrote_at)
     return _twiml()
 
 

@@ -131,12 +131,15 @@ def test_third_abuse_hands_off() -> None:
         ("以后只发短信别打电话", [("calls", "opted_out")]),
         ("不要联系我家人", [("third_party", "forbidden")]),
         ("别给我和我老婆打电话", [("third_party", "forbidden"), ("calls", "opted_out")]),
+        ("别给我家里打电话", [("third_party", "forbidden")]),  # the family's phone, not the holder's
+        ("不要再联系我了", [("sms", "opted_out"), ("calls", "opted_out")]),  # no channel named: both
+        ("别再发短信了", [("sms", "opted_out")]),
     ],
 )
 def test_stop_contact_scope(text: str, changes: list[tuple[str, str]]) -> None:
     assert _scope(text) == changes
 
 
-def test_stop_contact_without_any_phone_asks_for_one() -> None:
+def test_stop_contact_from_someone_not_verified_is_a_ticket_not_a_change() -> None:
     msgs, _ = run(ActionStopContact(), tracker(f"act-{uuid.uuid4().hex[:10]}", "TD", "stop_contact"))
-    assert msgs[0]["response"] == "utter_stop_contact_need_phone"
+    assert msgs[0]["response"] == "utter_request_recorded"

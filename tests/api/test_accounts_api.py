@@ -78,3 +78,36 @@ def test_payment_is_posted_once(client: TestClient, admin: dict[str, str]) -> No
     naive = {**pay, "paid_at": "2026-04-01T10:00:00", "reference": "naive"}
     r = client.post(f"/v1/accounts/{body['account_id']}/payments", json=naive, headers=admin)
     assert r.status_code == 422
+
+
+def test_the_holders_time_zone_comes_from_the_import(client: TestClient, admin: dict[str, str]) -> None:
+    default = client.post("/v1/accounts", json=account_body(), headers=admin).json()
+    assert default["timezone"] == "Asia/Shanghai"
+    urumqi = client.post("/v1/accounts", json=account_body(timezone="Asia/Urumqi"), headers=admin)
+    assert urumqi.status_code == 201 and urumqi.json()["timezone"] == "Asia/Urumqi"
+    bad = client.post("/v1/accounts", json=account_body(timezone="Mars/Olympus"), headers=admin)
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "timezone"
+
+
+def test_the_view_says_who_asked_for_a_contact_preference_and_when(
+    client: TestClient, admin: dict[str, str], database_url: str
+) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ledger import conduct
+    from ledger.clock import Clock
+    from ledger.db import transaction
+
+    number = f"1370{uuid.uuid4().int % 10**7:07d}"
+    first, second = account_body(phone=number), account_body(phone=number)
+    for body in (first, second):
+        assert client.post("/v1/accounts", json=body, headers=admin).status_code == 201
+    asked = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    with transaction(database_url) as s:
+        holder = conduct.cardholder_of(s, first["account_id"])
+        conduct.set_preference(s, holder, "calls", "opted_out", asked, actor=f"sms-{number}", source="sms")
+    prefs = client.get(f"/v1/accounts/{second['account_id']}", headers=admin).json()["contact_preferences"]
+    assert prefs["calls"] == "opted_out" and prefs["sms"] == "allowed"  # the person's, on the other card
+    assert prefs["calls_changed_at"].startswith("2026-04-05T")
+    assert prefs["calls_asked_by"] == f"sms-{number[:3]}****{number[-4:]}"

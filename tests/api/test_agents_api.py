@@ -78,11 +78,14 @@ def test_handoff_flow_through_the_api(client: TestClient, admin: dict[str, str])
         "sender": "agent",
         "buttons": None,
     }
-    # A verified-only detail from an agent to an unverified holder is stopped by the guard.
-    guarded = client.post(
-        f"/v1/agent/conversations/{cid}/messages", json={"text": "您欠款 2145.00 元"}, headers=agent
-    ).json()
-    assert "2145" not in guarded["text"]
+    # A verified-only detail from an agent to an unverified holder is stopped by the guard, and the
+    # agent is told why; nothing is stored or delivered.
+    guarded = client.post(f"/v1/agent/conversations/{cid}/messages", json={"text": "您欠款 2145.00 元"}, headers=agent)
+    assert guarded.status_code == 422
+    error = guarded.json()["error"]
+    assert error["code"] == "message_blocked" and error["details"]["reason"] == "unverified_detail"
+    assert "核实身份" in error["message"] and "欠款" in error["message"]  # why, and which words
+    assert "2145" not in str(client.get(f"/v1/chat/{cid}/messages?after=0").json())
     assert (
         client.post(f"/v1/agent/conversations/{cid}/notes", json={"text": "客户情绪平稳"}, headers=agent).status_code
         == 201

@@ -42,7 +42,15 @@ def test_campaign_api_counts_and_defers_quiet_hours(client: TestClient, admin: d
     r = client.post("/v1/campaigns", json=body, headers=admin)
     assert r.status_code == 201, r.text
     out = r.json()
-    assert set(out["skipped"]) == {"opted_out", "quiet_hours", "frequency_cap", "hold", "arrangement"}
+    assert set(out["skipped"]) == {
+        "opted_out",
+        "quiet_hours",
+        "frequency_cap",
+        "hold",
+        "arrangement",
+        "number_suppressed",
+        "hardship",
+    }
     assert out["skipped"]["quiet_hours"] == out["queued"]  # every send asked for 23:30 moves to 08:00
     status = client.get(f"/v1/campaigns/{out['campaign_id']}", headers=admin).json()
     assert status["selected"] == out["selected"] and status["progress"]["sent"] == 0
@@ -110,6 +118,49 @@ def test_sender_sends_each_message_once_and_survives_a_crash(settings_with_key, 
     with transaction(settings.database_url) as s:
         assert campaigns.abandon_stale(s, later) >= 1
         assert s.get(ContactAttempt, stuck_id).status == "failed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("queue_kind", ["database", "redis"])
+def test_a_backlog_processed_at_23_sends_nothing_until_08(settings_with_key, policy: Policy, queue_kind: str) -> None:  # type: ignore[no-untyped-def]
+    """The sender was down all day: at 23:00 it finds a 10:00 send due. It goes at 08:00, once."""
+    from api.due_queue import DatabaseQueue, DueQueue, RedisQueue
+
+    settings = settings_with_key
+    key = f"test:due:{uuid.uuid4().hex}"
+    queue: DueQueue = RedisQueue("redis://127.0.0.1:6379/0", key) if queue_kind == "redis" else DatabaseQueue()
+    rec = record(phone=f"132{uuid.uuid4().int % 10**8:08d}")
+    ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+    with transaction(settings.database_url) as s:
+        accounts.upsert_account(s, rec)
+        made = campaigns.create_campaign(s, "b", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
+        attempt_id = s.scalar(
+            select(ContactAttempt.id).where(
+                ContactAttempt.campaign_pk == made.campaign.id, ContactAttempt.to_phone == rec.phone
+            )
+        )
+
+    def sent_to_phone() -> int:
+        with transaction(settings.database_url) as s:
+            return len(s.scalars(select(OutboundSms).where(OutboundSms.to_phone == rec.phone)).all())
+
+    async def tick(when: datetime) -> None:
+        async with httpx.AsyncClient() as http:
+            sender = CampaignSender(settings, policy, http, Clock.at(when), queue=queue)
+            while await sender.run_once(limit=1000):
+                pass
+
+    for when in (datetime(2026, 4, 5, 23, 0, tzinfo=TZ), datetime(2026, 4, 6, 7, 59, tzinfo=TZ)):
+        asyncio.run(tick(when))
+        assert sent_to_phone() == 0, when
+    with transaction(settings.database_url) as s:
+        attempt = s.get(ContactAttempt, attempt_id)
+        assert attempt is not None and (attempt.status, attempt.reason) == ("queued", "quiet_hours")
+        assert attempt.scheduled_at == datetime(2026, 4, 6, 8, 0, tzinfo=TZ)
+    asyncio.run(tick(datetime(2026, 4, 6, 8, 0, tzinfo=TZ)))
+    asyncio.run(tick(datetime(2026, 4, 6, 9, 0, tzinfo=TZ)))
+    assert sent_to_phone() == 1
+    if isinstance(queue, RedisQueue):
+        queue.redis.delete(key)
 
 
 def test_links_are_signed_and_expire() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -15,6 +17,7 @@ from starlette.websockets import WebSocketDisconnect
 from api.sms import SEGMENT_CHARS, TwilioProvider, as_sms, split_sms, twilio_signature, valid_twilio_signature
 from ledger.db import transaction
 from ledger.models import Conversation, Message
+from ledger.policy import Policy
 from ledger.settings import Settings
 
 
@@ -131,3 +134,131 @@ def test_an_sms_conversation_cannot_be_read_or_continued_from_the_web(
         assert conv is not None
         texts = s.scalars(select(Message.text).where(Message.conversation_pk == conv.id, Message.sender == "user"))
         assert list(texts) == ["你好"]
+
+
+def _register(database_url: str, number: str) -> str:
+    from ledger import accounts
+    from tests.factories import record
+
+    rec = record(phone=number)
+    with transaction(database_url) as s:
+        accounts.upsert_account(s, rec)
+    return rec.account_id
+
+
+@pytest.mark.parametrize("word", ["退订", "TD", "t", "ＴＤ"])
+def test_an_inbound_opt_out_stops_sms_to_that_number(
+    client: TestClient, database_url: str, policy: Policy, word: str
+) -> None:
+    from ledger import compliance, conduct
+
+    registered, unregistered = (f"131{uuid.uuid4().int % 10**8:08d}" for _ in range(2))
+    account_id = _register(database_url, registered)
+    for number in (registered, unregistered):
+        r = client.post("/v1/sms/inbound", data={"From": f"+86{number}", "Body": word, "MessageSid": _sid()})
+        assert r.status_code == 200
+    ten = datetime(2026, 12, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    with transaction(database_url) as s:
+        pk = conduct.account_pk(s, account_id)
+        for number, account_pk in ((registered, pk), (unregistered, None)):
+            decision = compliance.decide_contact(
+                s, phone=number, account_pk=account_pk, channel="sms", purpose="campaign", at=ten, rules=policy.contact
+            )
+            assert decision.reason == "number_suppressed", number
+        # The number said 退订 to SMS only: a call to the holder is another matter.
+        call = compliance.decide_contact(
+            s, phone=registered, account_pk=pk, channel="call", purpose="agent", at=ten, rules=policy.contact
+        )
+        assert call.outcome == "send"
+
+
+def _sms_conversation_with_agent(
+    client: TestClient, admin: dict[str, str], database_url: str, number: str
+) -> dict[str, str]:
+    """An SMS conversation a person has taken (Rasa is down in these tests: it goes to the queue)."""
+    from tests.api.test_agents_api import login, make_agent
+
+    client.post("/v1/sms/inbound", data={"From": f"+86{number}", "Body": "你好", "MessageSid": _sid()})
+    agent = login(client, make_agent(client, admin))
+    assert client.post(f"/v1/agent/conversations/sms-{number}/claim", headers=agent).status_code == 200
+    return agent
+
+
+def _set_last_inbound(database_url: str, number: str, when: datetime) -> None:
+    with transaction(database_url) as s:
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == f"sms-{number}"))
+        assert conv is not None
+        for m in s.scalars(select(Message).where(Message.conversation_pk == conv.id, Message.sender == "user")):
+            m.created_at = when
+
+
+def test_an_agent_sms_goes_through_the_contact_decision(
+    client: TestClient, admin: dict[str, str], database_url: str
+) -> None:
+    from ledger.clock import Clock
+
+    sh = ZoneInfo("Asia/Shanghai")
+    number = f"130{uuid.uuid4().int % 10**8:08d}"
+    _register(database_url, number)
+    agent = _sms_conversation_with_agent(client, admin, database_url, number)
+    chat = client.app.state.chat  # type: ignore[attr-defined]
+    _set_last_inbound(database_url, number, datetime(2026, 4, 5, 9, 0, tzinfo=sh))
+    url = f"/v1/agent/conversations/sms-{number}/messages"
+
+    def outbox() -> list[str]:
+        return [m["body"] for m in client.get(f"/v1/sms/outbox?to={number}", headers=admin).json()]
+
+    before = outbox()
+    # 23:00, the holder last wrote this morning: quiet hours, refused, the agent told when it may go.
+    chat.clock = Clock.at(datetime(2026, 4, 5, 23, 0, tzinfo=sh))
+    late = client.post(url, json={"text": "您好，我是人工客服"}, headers=agent)
+    assert late.status_code == 409
+    error = late.json()["error"]
+    assert error["code"] == "contact_not_allowed" and error["details"]["reason"] == "quiet_hours"
+    assert error["details"]["next_window"].startswith("2026-04-06T08:00")
+    assert outbox() == before
+    # 10:00 next day: it goes, and it counts against the person's cap for the day.
+    chat.clock = Clock.at(datetime(2026, 4, 6, 10, 0, tzinfo=sh))
+    assert client.post(url, json={"text": "您好，我是人工客服"}, headers=agent).status_code == 200
+    chat.clock = Clock.at(datetime(2026, 4, 6, 11, 0, tzinfo=sh))
+    capped = client.post(url, json={"text": "请问方便回电吗"}, headers=agent)
+    assert capped.status_code == 409 and capped.json()["error"]["details"]["reason"] == "frequency_cap"
+    # The holder writes at 22:58: answering within the reply window is a reply, even at 23:00.
+    _set_last_inbound(database_url, number, datetime(2026, 4, 6, 22, 58, tzinfo=sh))
+    chat.clock = Clock.at(datetime(2026, 4, 6, 23, 0, tzinfo=sh))
+    assert client.post(url, json={"text": "收到，谢谢您"}, headers=agent).status_code == 200
+    assert outbox()[len(before) :] == ["您好，我是人工客服", "收到，谢谢您"]
+
+
+def test_an_agent_reviews_a_wrong_number_report_and_closes_the_request(
+    client: TestClient, admin: dict[str, str], database_url: str, policy: Policy
+) -> None:
+    from ledger import compliance, conduct
+    from ledger.clock import Clock
+    from tests.api.test_agents_api import login, make_agent
+
+    number = f"135{uuid.uuid4().int % 10**8:08d}"
+    account_id = _register(database_url, number)
+    clock = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
+    with transaction(database_url) as s:
+        pk = conduct.account_pk(s, account_id)
+        row = conduct.suppress_number(s, number, "all", "wrong_number", clock, f"sms-{number}", account_pk=pk)
+        request = conduct.open_request(s, "wrong_number", f"sms-{number}", "sms", number, "你打错了", clock)
+        suppression_id, reference = row.id, request.reference
+    agent = login(client, make_agent(client, admin))
+    listed = client.get("/v1/agent/suppressions", headers=agent).json()
+    mine = next(i for i in listed if i["id"] == suppression_id)
+    assert mine["account_id"] == account_id and number not in str(mine)  # the number is masked
+    requests = client.get("/v1/agent/contact-requests", headers=agent).json()
+    assert any(r["reference"] == reference and r["kind"] == "wrong_number" for r in requests)
+    assert client.get("/v1/agent/suppressions").status_code == 401
+    r = client.post(f"/v1/agent/suppressions/{suppression_id}/review", json={"keep": False}, headers=agent)
+    assert r.status_code == 200 and r.json()["active"] is False
+    closed = client.post(f"/v1/agent/contact-requests/{reference}/close", headers=agent)
+    assert closed.json()["status"] == "done"
+    assert suppression_id not in [i["id"] for i in client.get("/v1/agent/suppressions", headers=agent).json()]
+    with transaction(database_url) as s:
+        decision = compliance.decide_contact(
+            s, phone=number, account_pk=pk, channel="sms", purpose="campaign", at=clock.now(), rules=policy.contact
+        )
+    assert decision.outcome == "send"  # it was the holder's number after all

@@ -46,12 +46,13 @@ def queue(running: Running) -> list[dict]:  # type: ignore[type-arg]
     ).json()
 
 
-def test_a_reported_death_holds_the_account_and_hands_off(running: Running) -> None:
+def test_a_reported_death_goes_to_a_person_and_changes_nothing_unverified(running: Running) -> None:
+    """Whoever holds the phone is not verified: a person checks the report before any hold."""
     holder = new_holder(running, overdue_days=50)
     sms(running, holder.phone, "这个号码的机主已经去世了")
     [reply] = outbox(running, holder.phone)
-    assert "节哀" in reply and "元" not in reply
-    assert "deceased" in view(running, holder)["flags"]
+    assert "节哀" in reply and "元" not in reply and "账户" not in reply
+    assert "deceased" not in view(running, holder)["flags"]
     item = next(i for i in queue(running) if i["conversation_id"] == f"sms-{holder.phone}")
     assert item["reason"] == "deceased" and item["priority"] == 1
 
@@ -82,3 +83,15 @@ def test_an_sms_reply_to_a_campaign_starts_in_context(running: Running, database
     replies = outbox(running, holder.phone)
     assert any("示例银行信用卡中心" in body and "身份证" in body for body in replies)
     assert all("元" not in body for body in replies)
+
+
+def test_a_third_party_after_verification_learns_nothing_more(running: Running, conversation_id: str) -> None:
+    from tests.e2e.accounts import verified
+
+    holder = new_holder(running, overdue_days=45)
+    verified(running, conversation_id, holder)
+    assert "元" in running.texts(conversation_id, "我欠多少钱")
+    answer = running.texts(conversation_id, "我是他老婆，他到底欠了多少")
+    assert "元" not in answer and "逾期" not in answer and "机主" in answer
+    again = running.texts(conversation_id, "那他欠多少钱")
+    assert "元" not in again and "核实身份" in again

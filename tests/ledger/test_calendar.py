@@ -22,7 +22,7 @@ from tests.calendar import CALENDAR
 pytestmark = pytest.mark.calendar
 
 AT = {name: datetime.fromisoformat(iso) for name, iso in CALENDAR.items()}
-NOBODY_SAID_NO = ContactFacts("Asia/Shanghai", False, frozenset(), 0, 0, False, False)
+NOBODY_SAID_NO = ContactFacts("Asia/Shanghai")
 
 
 @pytest.mark.parametrize(
