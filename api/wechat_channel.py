@@ -104,7 +104,12 @@ class WeChatChannel:
         except DuplicateMessage:
             return
         now = self.clock.now()
-        await self._db(lambda s: wechat.bind_if_verified(s, openid, cid, now))
+
+        def after(session: Session) -> None:
+            wechat.bind_if_verified(session, openid, cid, now)
+            wechat.note_stop_request(session, openid, external_id, now)
+
+        await self._db(after)
         await self._send(openid, cid, result.replies)
 
     async def _local_turn(self, openid: str, cid: str, said: str, answer: str, external_id: str) -> None:

@@ -165,6 +165,7 @@ def create_campaign(
     clock: Clock,
     progress: Progress | None = None,
     chunk: int = 5000,
+    channel: str = "sms",
 ) -> CampaignResult:
     """Select, decide and enqueue in one transaction; returns the counts the API reports."""
     now = clock.now()
@@ -189,6 +190,11 @@ def create_campaign(
     session.flush()
     result = CampaignResult(campaign)
     candidates = select_candidates(session, segment, clock.today())
+    if channel == "wechat":  # only holders who bound their WeChat by verifying there (ledger/wechat.py)
+        from ledger.wechat import bound_cardholders
+
+        bound = bound_cardholders(session)
+        candidates = [c for c in candidates if c.cardholder_id in bound]
     facts = _facts_loader(session, clock.today(), now)
     result.selected = campaign.selected = len(candidates)
     rows: list[dict[str, object]] = []
@@ -206,7 +212,7 @@ def create_campaign(
             {
                 "campaign_pk": campaign.id,
                 "account_pk": cand.account_pk,
-                "channel": "sms",
+                "channel": channel,
                 "status": status,
                 "reason": decision.reason,
                 "scheduled_at": when,

@@ -328,6 +328,8 @@ class WeChatUser(Base):
     # measures VERIFY_IDLE_MINUTES.
     last_interaction_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    # 退订 from this follower: no more reminders here (the follower decides what it receives).
+    reminders_opted_out_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     created_at: Mapped[datetime] = _now()
 
 

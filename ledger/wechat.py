@@ -11,15 +11,29 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger import conversations
+from ledger import compliance, conversations
 from ledger.accounts import audit
 from ledger.errors import Conflict
-from ledger.models import Account, Cardholder, Conversation, WeChatBinding, WeChatPush, WeChatUser
+from ledger.models import (
+    Account,
+    Cardholder,
+    ContactAttempt,
+    Conversation,
+    Hold,
+    Message,
+    Plan,
+    Promise,
+    WeChatBinding,
+    WeChatPush,
+    WeChatUser,
+)
+from ledger.policy import ContactPolicy
 
 CHANNEL = "wechat"
 # WeChat lets an account answer with customer-service messages only within 48 hours of the
@@ -179,3 +193,90 @@ def require_service_window(session: Session, conversation_id: str, now: datetime
             conversation_id=conversation_id,
         )
     return follower.openid
+
+
+def note_stop_request(session: Session, openid: str, external_id: str, now: datetime) -> bool:
+    """After a turn: if the bot read the message as a stop request (退订), this follower gets no more
+    reminders. True when that was recorded now."""
+    intent = session.scalar(
+        select(Message.intent).where(Message.channel == CHANNEL, Message.external_id == external_id)
+    )
+    follower = user(session, openid)
+    if intent != "stop_contact" or follower.reminders_opted_out_at is not None:
+        return False
+    follower.reminders_opted_out_at = now
+    audit(session, "wechat", "wechat.reminders_opted_out", follower.conversation_id or "")
+    return True
+
+
+def bound_cardholders(session: Session) -> set[int]:
+    """Holders a reminder can reach on WeChat: bound, still following, not opted out."""
+    return set(
+        session.scalars(
+            select(WeChatBinding.cardholder_id)
+            .join(WeChatUser, WeChatUser.openid == WeChatBinding.openid)
+            .where(
+                WeChatBinding.ended_at.is_(None),
+                WeChatUser.subscribed.is_(True),
+                WeChatUser.reminders_opted_out_at.is_(None),
+            )
+        )
+    )
+
+
+def reminder_openid(session: Session, cardholder_id: int) -> str | None:
+    """The follower a reminder to this holder goes to, if any (the latest binding)."""
+    return session.scalar(
+        select(WeChatBinding.openid)
+        .join(WeChatUser, WeChatUser.openid == WeChatBinding.openid)
+        .where(
+            WeChatBinding.cardholder_id == cardholder_id,
+            WeChatBinding.ended_at.is_(None),
+            WeChatUser.subscribed.is_(True),
+        )
+        .order_by(WeChatBinding.bound_at.desc())
+        .limit(1)
+    )
+
+
+def reminder_decision(
+    session: Session, account: Account, openid: str, now: datetime, rules: ContactPolicy
+) -> compliance.Decision:
+    """The conduct rules for one WeChat reminder, now: the same decision as an SMS (ledger/compliance.py),
+    with the caps counted for the person across channels and the opt-out of this follower."""
+    holder = account.cardholder
+    tz = ZoneInfo(holder.timezone)
+    today = now.astimezone(tz).date()
+    follower = user(session, openid)
+    accounts_of_holder = select(Account.id).where(Account.cardholder_id == holder.id)
+    sent = [
+        t.astimezone(tz).date()
+        for t in session.scalars(
+            select(ContactAttempt.sent_at).where(
+                ContactAttempt.account_pk.in_(accounts_of_holder),
+                ContactAttempt.status == "sent",
+                ContactAttempt.sent_at >= now - timedelta(days=8),
+            )
+        )
+        if t is not None
+    ]
+    holds = frozenset(session.scalars(select(Hold.kind).where(Hold.account_pk == account.id, Hold.active)))
+    facts = compliance.ContactFacts(
+        timezone=holder.timezone,
+        # The current rules take one opt-out flag (named for SMS): here it is this follower's own.
+        sms_opted_out=follower.reminders_opted_out_at is not None,
+        holds=holds,
+        sent_today=sum(1 for d in sent if d == today),
+        sent_last_7_days=sum(1 for d in sent if today - timedelta(days=6) <= d <= today),
+        has_active_plan=session.scalar(
+            select(Plan.id).where(Plan.account_pk == account.id, Plan.status.in_(("active", "pending_approval")))
+        )
+        is not None,
+        has_open_promise_not_due=session.scalar(
+            select(Promise.id).where(
+                Promise.account_pk == account.id, Promise.status == "open", Promise.due_date >= today
+            )
+        )
+        is not None,
+    )
+    return compliance.decide(facts, now, rules)

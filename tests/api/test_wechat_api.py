@@ -3,21 +3,31 @@ message kinds and events, agent replies through the customer-service API inside 
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
-from api.wechat import BadSignature, encrypt_push, push_xml, read_push, signature
+from api.campaign_sender import CampaignSender
+from api.wechat import BadSignature, deliver, encrypt_push, push_xml, read_push, signature
+from api.wechat_reminders import check_template as check_wechat_template
+from ledger import accounts, campaigns, conversations, wechat
+from ledger.clock import Clock
 from ledger.db import transaction
-from ledger.models import Conversation, Message, WeChatPush, WeChatUser
-from ledger.settings import Settings
+from ledger.models import ContactAttempt, Conversation, Message, WeChatOutbound, WeChatPush, WeChatUser
+from ledger.policy import Policy
+from ledger.settings import Settings, get_settings
 from tests.api.test_agents_api import login, make_agent
+from tests.conftest import TZ
+from tests.factories import record
 
 TOKEN = "wxtesttoken"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -254,3 +264,104 @@ def test_agent_replies_go_out_guarded_and_only_inside_the_48_hour_window(
     assert len(_outbox(wx, admin, openid)) == len(texts)
     transcript = wx.get(f"/v1/conversations/{cid}/transcript", headers=admin).json()
     assert "还在吗？" not in str(transcript)
+
+
+def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(database_url: str) -> None:
+    calls: list[tuple[str, str | None, dict[str, object]]] = []
+    tokens = iter(["tok-1", "tok-2"])
+
+    def api(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        calls.append((request.url.path, request.url.params.get("access_token"), body))
+        if request.url.path == "/cgi-bin/stable_token":
+            return httpx.Response(200, json={"access_token": next(tokens), "expires_in": 7200})
+        if request.url.path == "/cgi-bin/message/custom/send":
+            sends_with_first = [c for c in calls if c[0].endswith("/custom/send") and c[1] == "tok-1"]
+            if request.url.params.get("access_token") == "tok-1" and len(sends_with_first) > 1:
+                return httpx.Response(200, json={"errcode": 42001, "errmsg": "access_token expired"})
+            return httpx.Response(200, json={"errcode": 0, "errmsg": "ok"})
+        return httpx.Response(200, json={"errcode": 43004, "errmsg": "require subscribe"})
+
+    settings = Settings(
+        database_url=database_url,
+        wechat_provider="wechat",
+        wechat_app_id=f"wx{uuid.uuid4().hex[:16]}",
+        wechat_app_secret=SecretStr("app-secret"),
+        wechat_api_base="https://wechat.invalid",
+    )
+    openid = _openid()
+
+    async def run() -> list[str]:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
+            first = await deliver(settings, http, openid, "您好", "wx-test")
+            second = await deliver(settings, http, openid, "还在吗", "wx-test")  # token expired meanwhile
+            template = await deliver(settings, http, openid, "提醒", template=("tpl-1", {"first": "提醒"}, None))
+            return [first.status, second.status, template.status]
+
+    assert asyncio.run(run()) == ["sent", "sent", "failed"]
+    paths = [c[0] for c in calls]
+    assert paths.count("/cgi-bin/stable_token") == 2  # once, then renewed once
+    assert calls[0][2] == {
+        "grant_type": "client_credential",
+        "appid": settings.wechat_app_id,
+        "secret": "app-secret",
+        "force_refresh": False,
+    }
+    assert calls[1][2] == {"touser": openid, "msgtype": "text", "text": {"content": "您好"}}
+    assert calls[-1][2] == {"touser": openid, "template_id": "tpl-1", "data": {"first": {"value": "提醒"}}}
+    with transaction(database_url) as s:
+        failed = s.scalars(select(WeChatOutbound).where(WeChatOutbound.openid == openid)).all()[-1]
+        assert failed.kind == "template" and failed.error is not None and "43004" in failed.error
+
+
+def test_a_wechat_campaign_reaches_bound_holders_with_a_template_message(
+    database_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No gateway runs here: its own background sender (on the real clock) must not take the sends.
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("WECHAT_PROVIDER", "outbox")
+    get_settings.cache_clear()
+    ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+    openid = _openid()
+    with transaction(database_url) as s:
+        bound = accounts.upsert_account(s, record(phone=f"137{uuid.uuid4().int % 10**8:08d}", id_last4="555X"))
+        unbound = accounts.upsert_account(s, record(phone=f"137{uuid.uuid4().int % 10**8:08d}"))
+        current = wechat.conversation_for(s, openid, ten_am.now(), timedelta(minutes=15))
+        conv = conversations.find(s, current.conversation_id)
+        assert conv is not None
+        conversations.claim_phone(s, conv, bound.cardholder.phone)
+        assert conversations.verify(s, conv, "555X", bound.card_last4, ten_am).result == "verified"
+        assert wechat.bind_if_verified(s, openid, conv.conversation_id, ten_am.now())
+        result = campaigns.create_campaign(
+            s, "微信提醒", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am, channel="wechat"
+        )
+        attempts = dict(
+            s.execute(
+                select(ContactAttempt.account_pk, ContactAttempt.channel).where(
+                    ContactAttempt.campaign_pk == result.campaign.id
+                )
+            ).all()
+        )
+    assert attempts.get(bound.id) == "wechat" and unbound.id not in attempts  # only holders with a bound openid
+
+    async def send() -> int:
+        async with httpx.AsyncClient() as http:
+            return await CampaignSender(get_settings(), policy, http, clock=ten_am).run_once()
+
+    assert asyncio.run(send()) >= 1
+    asyncio.run(send())  # nothing twice
+    get_settings.cache_clear()
+    with transaction(database_url) as s:
+        [reminder] = s.scalars(select(WeChatOutbound).where(WeChatOutbound.openid == openid)).all()
+        assert reminder.kind == "template" and reminder.status == "sent"
+        assert "示例银行" in reminder.text and "退订" in reminder.text and "元" not in reminder.text
+        status = s.scalar(select(ContactAttempt.status).where(ContactAttempt.campaign_pk == result.campaign.id))
+        assert status == "sent"
+
+
+def test_campaigns_choose_sms_or_wechat(wx: TestClient, admin: dict[str, str], policy: Policy) -> None:
+    body = {"name": "x", "segment": {"buckets": ["M1"]}, "template": "reminder", "channel": "fax"}
+    assert wx.post("/v1/campaigns", json=body, headers=admin).status_code == 422
+    r = wx.post("/v1/campaigns", json={**body, "channel": "wechat", "template": "nope"}, headers=admin)
+    assert r.status_code == 422 and r.json()["error"]["code"] == "template_not_allowed"
+    assert check_wechat_template("reminder", policy) is None

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from ledger import accounts, conversations, wechat
 from ledger.clock import Clock
+from ledger.models import Account, ContactAttempt, Hold
+from ledger.policy import Policy
 from tests.factories import record
 
 IDLE = timedelta(minutes=15)
@@ -98,3 +100,57 @@ def test_the_48_hour_window(session: Session, clock: Clock) -> None:
         wechat.require_service_window(session, current.conversation_id, clock.now() + timedelta(hours=48))
     wechat.unsubscribed(session, openid, clock.now())
     assert not wechat.in_service_window(wechat.user(session, openid), clock.now())
+
+
+def _bound_holder(session: Session, clock: Clock, phone: str) -> tuple[Account, str]:
+    rec = record(phone=phone, id_last4="555X", card_last4="7788")
+    account = accounts.upsert_account(session, rec)
+    openid = _openid()
+    current = wechat.conversation_for(session, openid, clock.now(), IDLE)
+    _verify_existing(session, current.conversation_id, clock, phone)
+    assert wechat.bind_if_verified(session, openid, current.conversation_id, clock.now())
+    return account, openid
+
+
+def _verify_existing(session: Session, cid: str, clock: Clock, phone: str) -> None:
+    conv = conversations.find(session, cid)
+    assert conv is not None
+    conversations.claim_phone(session, conv, phone)
+    assert conversations.verify(session, conv, "555X", "7788", clock).result == "verified"
+
+
+def test_a_wechat_reminder_passes_the_same_conduct_rules_as_an_sms(
+    session: Session, clock: Clock, policy: Policy
+) -> None:
+    account, openid = _bound_holder(session, clock, "13922227777")
+    assert account.cardholder_id in wechat.bound_cardholders(session)
+    assert wechat.reminder_openid(session, account.cardholder_id) == openid
+    decide = lambda at: wechat.reminder_decision(session, account, openid, at, policy.contact)  # noqa: E731
+    assert decide(clock.now()).outcome == "send"  # 10:00 local
+    late = decide(clock.now().replace(hour=23))
+    assert (late.outcome, late.reason) == ("defer", "quiet_hours") and late.send_at is not None
+    assert late.send_at.hour == 8
+    # An SMS already went to this person today: the cap counts across channels.
+    session.add(
+        ContactAttempt(
+            account_pk=account.id, channel="sms", status="sent", reason="ok", bucket="M1", sent_at=clock.now()
+        )
+    )
+    session.flush()
+    assert (decide(clock.now()).outcome, decide(clock.now()).reason) == ("skip", "frequency_cap")
+
+
+def test_a_hold_or_the_followers_stop_request_stops_reminders(session: Session, clock: Clock, policy: Policy) -> None:
+    account, openid = _bound_holder(session, clock, "13922228888")
+    session.add(Hold(account_pk=account.id, kind="dispute", reason="", active=True))
+    session.flush()
+    assert wechat.reminder_decision(session, account, openid, clock.now(), policy.contact).reason == "hold"
+
+    other, other_openid = _bound_holder(session, clock, "13922229999")
+    conv = conversations.find(session, wechat.user(session, other_openid).conversation_id or "")
+    assert conv is not None
+    conversations.append_message(session, conv, "user", "退订", intent="stop_contact", external_id="msg:stop-1")
+    assert wechat.note_stop_request(session, other_openid, "msg:stop-1", clock.now())
+    assert other.cardholder_id not in wechat.bound_cardholders(session)
+    decision = wechat.reminder_decision(session, other, other_openid, clock.now(), policy.contact)
+    assert (decision.outcome, decision.reason) == ("skip", "opted_out")

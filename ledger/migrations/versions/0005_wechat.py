@@ -24,6 +24,7 @@ def upgrade() -> None:
         sa.Column("subscribed", sa.Boolean(), nullable=False),
         sa.Column("last_interaction_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("unsubscribed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("reminders_opted_out_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("openid"),
