@@ -226,3 +226,11 @@ def test_recognised_voice_is_understood_like_text(running: Running, database_url
         }
     )
     assert "手机号码" in user.replies_after(before)
+
+
+def test_a_stop_request_in_wechat_stops_reminders_to_that_follower(running: Running, database_url: str) -> None:
+    user = Follower(running)
+    user.says("退订")
+    with transaction(database_url) as s:
+        follower = s.scalar(select(WeChatUser).where(WeChatUser.openid == user.openid))
+        assert follower is not None and follower.reminders_opted_out_at is not None
