@@ -79,7 +79,7 @@ class WeChatChannel:
         if push.kind == "text" and push.text and push.text.strip() in UNBIND_WORDS:
             now = self.clock.now()
             await self._db(lambda s: wechat.unbind(s, push.openid, now, "unbind"))
-            await self._local_turn(push.openid, cid, push.text.strip(), UNBOUND, push.dedupe_key)
+            await self._local_turn(push.openid, cid, push.text.strip(), UNBOUND, push.dedupe_key, always=True)
             return
         if push.kind in ("text", "voice") and push.text:
             try:
@@ -112,14 +112,17 @@ class WeChatChannel:
         await self._db(after)
         await self._send(openid, cid, result.replies)
 
-    async def _local_turn(self, openid: str, cid: str, said: str, answer: str, external_id: str) -> None:
-        """A message the bot is not asked about: stored, answered here unless a person has it."""
+    async def _local_turn(
+        self, openid: str, cid: str, said: str, answer: str, external_id: str, always: bool = False
+    ) -> None:
+        """A message the bot is not asked about: stored, answered here unless a person has it
+        (`always`: a confirmation the holder must get either way)."""
 
         def store(session: Session) -> tuple[str, list[Reply]]:
             conv = conversations.find(session, cid)
             assert conv is not None
             conversations.append_message(session, conv, "user", said, channel="wechat", external_id=external_id)
-            if conv.mode == "human":
+            if conv.mode == "human" and not always:
                 return "human", []
             return conv.mode, store_bot_replies(session, conv, [(answer, None)], "wechat")
 

@@ -365,3 +365,15 @@ def test_campaigns_choose_sms_or_wechat(wx: TestClient, admin: dict[str, str], p
     r = wx.post("/v1/campaigns", json={**body, "channel": "wechat", "template": "nope"}, headers=admin)
     assert r.status_code == 422 and r.json()["error"]["code"] == "template_not_allowed"
     assert check_wechat_template("reminder", policy) is None
+
+
+def test_unbinding_is_confirmed_even_while_a_person_has_the_conversation(
+    wx: TestClient, admin: dict[str, str], database_url: str
+) -> None:
+    openid = _openid()
+    assert _post(wx, _text(openid, "转人工")) == 200  # Rasa is down here: a person takes over
+    cid = _conversation(database_url, openid)
+    assert _post(wx, _text(openid, "解绑")) == 200
+    assert "解除绑定" in _outbox(wx, admin, openid)[-1]["text"]
+    assert _conversation(database_url, openid) == cid  # the person keeps the conversation
+    assert _user_messages(database_url, cid) == ["转人工", "解绑"]
