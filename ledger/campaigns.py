@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -190,12 +190,14 @@ def create_campaign(
     session.flush()
     result = CampaignResult(campaign)
     candidates = select_candidates(session, segment, clock.today())
-    if channel == "wechat":  # only holders who bound their WeChat by verifying there (ledger/wechat.py)
+    facts = _facts_loader(session, clock.today(), now)
+    if channel == "wechat":  # holders who bound their WeChat by verifying there and did not 退订 it
         from ledger.wechat import bound_cardholders
 
         bound = bound_cardholders(session)
         candidates = [c for c in candidates if c.cardholder_id in bound]
-    facts = _facts_loader(session, clock.today(), now)
+        sms_facts = facts  # opt-outs are per channel: an SMS opt-out does not stop WeChat reminders
+        facts = lambda c, at: replace(sms_facts(c, at), sms_opted_out=False)  # noqa: E731
     result.selected = campaign.selected = len(candidates)
     rows: list[dict[str, object]] = []
     for i, cand in enumerate(candidates, 1):

@@ -22,7 +22,15 @@ from api.wechat_reminders import check_template as check_wechat_template
 from ledger import accounts, campaigns, conversations, wechat
 from ledger.clock import Clock
 from ledger.db import transaction
-from ledger.models import ContactAttempt, Conversation, Message, WeChatOutbound, WeChatPush, WeChatUser
+from ledger.models import (
+    ContactAttempt,
+    ContactPreference,
+    Conversation,
+    Message,
+    WeChatOutbound,
+    WeChatPush,
+    WeChatUser,
+)
 from ledger.policy import Policy
 from ledger.settings import Settings, get_settings
 from tests.api.test_agents_api import login, make_agent
@@ -326,6 +334,11 @@ def test_a_wechat_campaign_reaches_bound_holders_with_a_template_message(
     with transaction(database_url) as s:
         bound = accounts.upsert_account(s, record(phone=f"137{uuid.uuid4().int % 10**8:08d}", id_last4="555X"))
         unbound = accounts.upsert_account(s, record(phone=f"137{uuid.uuid4().int % 10**8:08d}"))
+        s.execute(  # opted out of SMS only: opt-outs are per channel
+            update(ContactPreference)
+            .where(ContactPreference.cardholder_id == bound.cardholder_id, ContactPreference.channel == "sms")
+            .values(value="opted_out")
+        )
         current = wechat.conversation_for(s, openid, ten_am.now(), timedelta(minutes=15))
         conv = conversations.find(s, current.conversation_id)
         assert conv is not None
