@@ -64,6 +64,7 @@ class Push:
     text: str | None = None  # Content, or a voice message's Recognition
     event: str | None = None  # subscribe | unsubscribe | CLICK | SCAN | VIEW | ...
     event_key: str | None = None
+    menu_id: str | None = None  # bizmsgmenuid: the holder tapped a choice of a menu message we sent
 
     @property
     def dedupe_key(self) -> str:
@@ -104,6 +105,7 @@ def parse_push(xml: str | bytes) -> Push:
         text=text,
         event=_text(fields, "Event"),
         event_key=_text(fields, "EventKey"),
+        menu_id=_text(fields, "bizmsgmenuid"),
     )
 
 
@@ -156,8 +158,12 @@ def encrypt_push(settings: Settings, xml: str, nonce: str, timestamp: str) -> st
     return str(_crypto(settings).encrypt_message(xml, nonce, timestamp))
 
 
-def as_text(text: str, buttons: list[dict[str, str]] | None) -> str:
-    """Quick replies become words the holder can type back (the menu has the main three)."""
+Buttons = list[dict[str, str]] | None
+
+
+def as_text(text: str, buttons: Buttons) -> str:
+    """Quick replies as words the holder can type back: the record of a menu message, and what a
+    provider without menus would send."""
     if not buttons:
         return text
     return f"{text}\n（可回复：{'、'.join(b['title'] for b in buttons)}）"
@@ -175,7 +181,7 @@ class WeChatApiError(Exception):
 class WeChatSender(Protocol):
     name: str
 
-    async def send_text(self, openid: str, text: str) -> None: ...
+    async def send_text(self, openid: str, text: str, buttons: Buttons = None) -> None: ...
 
     async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str | None) -> None: ...
 
@@ -185,7 +191,7 @@ class OutboxSender:
 
     name = "outbox"
 
-    async def send_text(self, openid: str, text: str) -> None:
+    async def send_text(self, openid: str, text: str, buttons: Buttons = None) -> None:
         return None
 
     async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str | None) -> None:
@@ -240,10 +246,13 @@ class WeChatApi:
             if errcode not in EXPIRED_TOKEN or attempt:
                 raise WeChatApiError(errcode, str(body.get("errmsg", "")))
 
-    async def send_text(self, openid: str, text: str) -> None:
-        await self._post(
-            "/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}}
-        )
+    async def send_text(self, openid: str, text: str, buttons: Buttons = None) -> None:
+        if not buttons:
+            payload: dict[str, Any] = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        else:  # a menu message: a tap comes back as a text push carrying the choice's id
+            choices = [{"id": b["payload"].lstrip("/"), "content": b["title"]} for b in buttons]
+            payload = {"touser": openid, "msgtype": "msgmenu", "msgmenu": {"head_content": text, "list": choices}}
+        await self._post("/cgi-bin/message/custom/send", payload)
 
     async def send_template(self, openid: str, template_id: str, data: dict[str, str], url: str | None) -> None:
         payload: dict[str, Any] = {
@@ -269,13 +278,14 @@ async def deliver(
     text: str,
     conversation_id: str | None = None,
     template: tuple[str, dict[str, str], str | None] | None = None,
+    buttons: Buttons = None,
 ) -> WeChatOutbound:
     """Send one message (a customer-service text, or a template when given) and record it, sent or failed."""
     sender = sender_for(settings, http)
     status, error = "sent", None
     try:
         if template is None:
-            await sender.send_text(openid, text)
+            await sender.send_text(openid, text, buttons)
         else:
             await sender.send_template(openid, *template)
     except (httpx.HTTPError, WeChatApiError, ValueError) as exc:
@@ -284,7 +294,7 @@ async def deliver(
     record = WeChatOutbound(
         openid=openid,
         kind="text" if template is None else "template",
-        text=mask(text),
+        text=mask(as_text(text, buttons)),
         provider=sender.name,
         status=status,
         error=error,

@@ -17,9 +17,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api import links
-from api.chat import BadInput, ChatService, DuplicateMessage, Reply, clean_text, store_bot_replies
+from api.chat import (
+    ALLOWED_PAYLOAD_INTENTS,
+    BadInput,
+    ChatService,
+    DuplicateMessage,
+    Reply,
+    clean_text,
+    store_bot_replies,
+)
 from api.hub import QUEUE_TOPIC, conversation_topic
-from api.wechat import Push, as_text, deliver
+from api.wechat import Push, deliver
 from ledger import conversations, wechat
 from ledger.accounts import audit
 from ledger.clock import Clock
@@ -81,6 +89,9 @@ class WeChatChannel:
             await self._db(lambda s: wechat.unbind(s, push.openid, now, "unbind"))
             await self._local_turn(push.openid, cid, push.text.strip(), UNBOUND, push.dedupe_key, always=True)
             return
+        if push.menu_id in ALLOWED_PAYLOAD_INTENTS:  # a tap on one of the bot's buttons (a menu message)
+            await self._bot_turn(push.openid, cid, f"/{push.menu_id}", push.dedupe_key)
+            return
         if push.kind in ("text", "voice") and push.text:
             try:
                 text = clean_text(push.text, self.settings.max_message_chars)
@@ -137,7 +148,7 @@ class WeChatChannel:
 
     async def _send(self, openid: str, cid: str, replies: list[Reply]) -> None:
         for reply in replies:
-            await deliver(self.settings, self.chat.http, openid, as_text(reply.text, reply.buttons), cid)
+            await deliver(self.settings, self.chat.http, openid, reply.text, cid, buttons=reply.buttons)
 
     async def _event(self, push: Push) -> None:
         event = (push.event or "").lower()

@@ -236,11 +236,16 @@ def test_events_are_processed_once_and_unsubscribing_is_recorded(
         assert follower is not None and not follower.subscribed and follower.unsubscribed_at is not None
 
 
-def test_a_menu_click_is_the_bots_button(wx: TestClient, database_url: str) -> None:
+def test_a_menu_click_or_a_tapped_choice_is_the_bots_button(wx: TestClient, database_url: str) -> None:
     openid = _openid()
     click = {"FromUserName": openid, "MsgType": "event", "Event": "CLICK", "EventKey": "request_human"}
     assert _post(wx, click) == 200
-    assert _user_messages(database_url, _conversation(database_url, openid)) == ["/request_human"]
+    tapped = {**_text(openid, "查询欠款"), "bizmsgmenuid": "ask_debt_amount"}  # a choice in a menu message
+    assert _post(wx, tapped) == 200
+    forged = {**_text(openid, "随便"), "bizmsgmenuid": "inform"}  # not one of the bot's buttons: plain text
+    assert _post(wx, forged) == 200
+    messages = _user_messages(database_url, _conversation(database_url, openid))
+    assert messages == ["/request_human", "/ask_debt_amount", "随便"]
 
 
 def test_agent_replies_go_out_guarded_and_only_inside_the_48_hour_window(
@@ -303,10 +308,12 @@ def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(
         async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
             first = await deliver(settings, http, openid, "您好", "wx-test")
             second = await deliver(settings, http, openid, "还在吗", "wx-test")  # token expired meanwhile
+            buttons = [{"title": "查询欠款", "payload": "/ask_debt_amount"}]
+            menu = await deliver(settings, http, openid, "请问有什么可以帮您？", "wx-test", buttons=buttons)
             template = await deliver(settings, http, openid, "提醒", template=("tpl-1", {"first": "提醒"}, None))
-            return [first.status, second.status, template.status]
+            return [first.status, second.status, menu.status, template.status]
 
-    assert asyncio.run(run()) == ["sent", "sent", "failed"]
+    assert asyncio.run(run()) == ["sent", "sent", "sent", "failed"]
     paths = [c[0] for c in calls]
     assert paths.count("/cgi-bin/stable_token") == 2  # once, then renewed once
     assert calls[0][2] == {
@@ -316,6 +323,11 @@ def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(
         "force_refresh": False,
     }
     assert calls[1][2] == {"touser": openid, "msgtype": "text", "text": {"content": "您好"}}
+    assert calls[-2][2] == {  # the bot's buttons as a menu message
+        "touser": openid,
+        "msgtype": "msgmenu",
+        "msgmenu": {"head_content": "请问有什么可以帮您？", "list": [{"id": "ask_debt_amount", "content": "查询欠款"}]},
+    }
     assert calls[-1][2] == {"touser": openid, "template_id": "tpl-1", "data": {"first": {"value": "提醒"}}}
     with transaction(database_url) as s:
         failed = s.scalars(select(WeChatOutbound).where(WeChatOutbound.openid == openid)).all()[-1]
