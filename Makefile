@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test lint typecheck validate unit e2e test-postgres rasa-test train bench profile campaign eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test lint typecheck validate unit e2e test-calendar test-postgres rasa-test train bench profile campaign eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -76,6 +76,13 @@ unit: envs ## unit and integration tests (no Rasa processes)
 
 e2e: envs train ## end-to-end: real Rasa, action server and gateway
 	$(APP_PY) -m pytest -q tests/e2e -m e2e
+
+test-calendar: envs train ## the date- and hour-sensitive tests, unit and end to end, at each instant of tests/calendar.py
+	@$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider -m calendar tests/bot
+	@for at in $$($(APP_PY) -c 'from tests.calendar import CALENDAR; print(*CALENDAR.values())'); do \
+	  echo "== the clock at $$at (Asia/Shanghai) =="; \
+	  TEST_CLOCK=$$at $(APP_PY) -m pytest -q -m calendar tests --ignore=tests/bot || exit 1; \
+	done
 
 test-postgres: envs train ## the suite against PostgreSQL ($$PG_URL)
 	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from ledger import templates
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
 from ledger.money import fen_to_text
 from ledger.policy import Policy, cached_policy
@@ -25,7 +25,7 @@ def policy() -> Policy:
 
 
 def clock() -> Clock:
-    return Clock.system(get_settings().app_timezone)
+    return process_clock(get_settings().app_timezone)
 
 
 async def in_transaction(work: Callable[[Session], T], readonly: bool = False) -> T:

@@ -11,7 +11,7 @@ from fastapi import Depends, Header
 
 from api.deps import SettingsDep
 from api.errors import ApiError
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.settings import Settings
 
 TOKEN_LIFETIME = timedelta(hours=8)
@@ -37,9 +37,17 @@ def _key(settings: Settings) -> str:
 
 
 def agent_from_token(token: str, settings: Settings) -> str | None:
+    # Expiry is checked against the app's clock (the one that issued it), not PyJWT's wall clock.
     try:
-        claims = jwt.decode(token, _key(settings), algorithms=[ALGORITHM], options={"require": ["exp", "sub"]})
+        claims = jwt.decode(
+            token,
+            _key(settings),
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
+        )
     except jwt.PyJWTError:
+        return None
+    if int(claims["exp"]) <= process_clock(settings.app_timezone).now().timestamp():
         return None
     return str(claims["sub"]) if claims.get("role") == "agent" else None
 

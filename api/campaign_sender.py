@@ -20,7 +20,7 @@ from api import guard, links, wechat_reminders
 from api.due_queue import DueQueue, queue_for
 from api.sms import provider_for, send_sms
 from ledger import campaigns, templates
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction, transaction
 from ledger.models import Account, Campaign, ContactAttempt, ContactPreference, Hold
 from ledger.policy import Policy
@@ -69,7 +69,7 @@ class CampaignSender:
         queue: DueQueue | None = None,
     ):
         self.settings, self.policy, self.http = settings, policy, http
-        self.clock = clock or Clock.system(settings.app_timezone)
+        self.clock = clock or process_clock(settings.app_timezone)
         self.queue = queue or queue_for(settings.redis_url)
 
     def _prepare(self, session: Session, attempt_id: int, now: datetime) -> Outgoing | None:

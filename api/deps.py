@@ -10,7 +10,7 @@ from fastapi import Depends, Header
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.db import session_factory
 from ledger.policy import Policy, cached_policy
 from ledger.settings import Settings, get_settings
@@ -28,7 +28,7 @@ def policy_dep(settings: SettingsDep) -> Policy:
 
 
 def clock_dep(settings: SettingsDep) -> Clock:
-    return Clock.system(settings.app_timezone)
+    return process_clock(settings.app_timezone)
 
 
 def session_dep(settings: SettingsDep) -> Iterator[Session]:

@@ -27,7 +27,8 @@ from ledger.db import transaction
 VERIFY = ["你好", "{phone}", "身份证后四位{id4}，卡号后四位{card4}", "我现在欠多少钱"]
 # Half the conversations agree a plan, half promise a payment; both end with thanks.
 PLAN = [*VERIFY, "利息怎么算的", "我想分6期", "好的", "谢谢"]
-PROMISE = [*VERIFY, "会上征信吗", "我下周五还500", "对的", "谢谢"]
+# "三天后": inside every bucket's promise window (policy.yml: promise_max_days >= 7) on any day.
+PROMISE = [*VERIFY, "会上征信吗", "我三天后还500", "对的", "谢谢"]
 TURNS = len(PLAN)
 assert len(PROMISE) == TURNS
 

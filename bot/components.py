@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +20,7 @@ from rasa.shared.nlu.training_data.training_data import TrainingData
 
 from bot.extract import extract
 from bot.normalize import normalize
+from ledger.clock import process_clock
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
@@ -75,7 +75,7 @@ class ChineseEntityExtractor(GraphComponent, EntityExtractorMixin):
         return cls(config)
 
     def process(self, messages: list[Message]) -> list[Message]:
-        today = datetime.now(self._tz).date()
+        today = process_clock(self._tz.key).today()
         for message in messages:
             text = message.get(TEXT) or ""
             found = extract(text, today)

@@ -69,8 +69,14 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(6)}"
 
 
-def audit(session: Session, actor: str, action: str, subject: str, **detail: object) -> None:
-    session.add(AuditLog(actor=actor, action=action, subject=subject, detail=detail))
+def audit(
+    session: Session, actor: str, action: str, subject: str, at: datetime | None = None, **detail: object
+) -> None:
+    """One audit row; `at` from the caller's clock where a rule later counts rows by time."""
+    row = AuditLog(actor=actor, action=action, subject=subject, detail=detail)
+    if at is not None:
+        row.at = at
+    session.add(row)
 
 
 def validate_record(rec: AccountRecord) -> None:

@@ -142,7 +142,7 @@ def verify(
             audit(session, conv.conversation_id, "verify.passed", account.account_id)
             return VerifyOutcome("verified", conv.failed_verifications, account.account_id)
     conv.failed_verifications += 1
-    audit(session, conv.conversation_id, "verify.failed", phone_key, failures=conv.failed_verifications)
+    audit(session, conv.conversation_id, "verify.failed", phone_key, at=clock.now(), failures=conv.failed_verifications)
     if conv.failed_verifications >= MAX_VERIFY_FAILURES:
         return VerifyOutcome("locked", conv.failed_verifications)
     return VerifyOutcome("retry", conv.failed_verifications)

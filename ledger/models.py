@@ -23,6 +23,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from ledger.clock import process_clock
+
 
 class AwareDateTime(TypeDecorator[datetime]):
     """Always aware on the way out: SQLite keeps no offset, so values are stored and read as UTC."""
@@ -47,8 +49,17 @@ class Base(DeclarativeBase):
     type_annotation_map = {datetime: AwareDateTime}  # noqa: RUF012 - read by SQLAlchemy at class creation
 
 
+def stamp() -> datetime:
+    """When a row is written, by the process's clock (so a test stack's rows agree with its "now")."""
+    return process_clock().now()
+
+
 def _now() -> Mapped[datetime]:
-    return mapped_column(AwareDateTime, server_default=func.now())
+    return mapped_column(AwareDateTime, default=stamp, server_default=func.now())
+
+
+def _updated() -> Mapped[datetime]:
+    return mapped_column(AwareDateTime, default=stamp, server_default=func.now(), onupdate=stamp)
 
 
 class Cardholder(Base):
@@ -71,7 +82,7 @@ class Account(Base):
     daily_interest_rate: Mapped[Decimal | None] = mapped_column(Numeric(10, 6))
     late_fee_rate: Mapped[Decimal | None] = mapped_column(Numeric(6, 4))
     created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = mapped_column(AwareDateTime, server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = _updated()
 
     cardholder: Mapped[Cardholder] = relationship(lazy="joined", innerjoin=True)
     statements: Mapped[list[Statement]] = relationship(
@@ -200,7 +211,7 @@ class Conversation(Base):
     failed_verifications: Mapped[int] = mapped_column(Integer, default=0)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = _now()
-    updated_at: Mapped[datetime] = mapped_column(AwareDateTime, server_default=func.now(), onupdate=func.now())
+    updated_at: Mapped[datetime] = _updated()
 
 
 class Message(Base):

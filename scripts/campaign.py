@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from api.campaign_sender import CampaignSender, check_template
 from ledger import campaigns
-from ledger.clock import Clock
+from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.policy import cached_policy
 from ledger.settings import get_settings
@@ -33,7 +33,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = get_settings()
     policy = cached_policy(str(settings.policy_path))
-    clock = Clock.system(settings.app_timezone)
+    clock = process_clock(settings.app_timezone)
     problem = check_template(args.template, policy)
     if problem:
         print(f"refused: {problem}", file=sys.stderr)

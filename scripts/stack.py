@@ -211,11 +211,11 @@ def prepare_database(database_url: str) -> None:
     from scripts.demo import load_demo
 
     migrate(database_url)
-    from ledger.clock import Clock
+    from ledger.clock import process_clock
     from ledger.db import transaction
 
     with transaction(database_url) as session:
-        load_demo(session, Clock.system(os.environ.get("APP_TIMEZONE", "Asia/Shanghai")).today())
+        load_demo(session, process_clock(os.environ.get("APP_TIMEZONE", "Asia/Shanghai")).today())
 
 
 def main() -> int:

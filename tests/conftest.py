@@ -1,5 +1,10 @@
 """Shared fixtures: one migrated database per run (SQLite file, or DATABASE_URL when set),
-each test in a transaction rolled back at teardown; a fixed clock; the shipped policy."""
+each test in a transaction rolled back at teardown; a fixed clock; the shipped policy.
+
+No test reads the wall clock. The whole run, and every process an end-to-end test starts, sees
+"now" as `TEST_CLOCK` (ledger/clock.py): by default a Monday 10:00; `make test-calendar` runs
+the tests marked `calendar` again at each instant of tests/calendar.py.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,16 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
-from ledger.clock import Clock
+from ledger.clock import TEST_CLOCK_ENV, Clock, process_clock
 from ledger.db import make_engine
 from ledger.policy import Policy, load_policy
+from tests.calendar import DEFAULT
 
 ROOT = Path(__file__).resolve().parents[1]
 TZ = ZoneInfo("Asia/Shanghai")
+
+# Set before any test runs, so in-process code (process_clock) and the stacks it starts agree.
+os.environ.setdefault(TEST_CLOCK_ENV, DEFAULT)
 
 
 def fresh_schema(url: str) -> None:
@@ -71,4 +80,11 @@ def policy() -> Policy:
 
 @pytest.fixture
 def clock() -> Clock:
+    """The worked examples' fixed day (a Sunday); they hold whatever the suite's instant is."""
     return Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+
+
+@pytest.fixture
+def suite_clock() -> Clock:
+    """The run's instant (TEST_CLOCK): what the processes of a test stack also see as now."""
+    return process_clock("Asia/Shanghai")

@@ -18,7 +18,7 @@ from api.limits import limiter, public_limit
 from api.links import verify
 from api.wechat_reminders import check_template as check_wechat
 from ledger import campaigns, conversations
-from ledger.clock import Clock
+from ledger.clock import process_clock
 from ledger.db import run_transaction
 from ledger.models import Account, Campaign, ContactAttempt
 
@@ -93,7 +93,7 @@ async def open_link(request: Request, t: str = Query(max_length=200)) -> dict[st
     Identity is still verified before any detail."""
     chat = request.app.state.chat
     settings = chat.settings
-    attempt_id = verify(t, settings.link_signing_key.get_secret_value(), Clock.system(settings.app_timezone).now())
+    attempt_id = verify(t, settings.link_signing_key.get_secret_value(), process_clock(settings.app_timezone).now())
     if attempt_id is None:
         raise ApiError(403, "link_invalid", "this link is not valid or has expired")
 

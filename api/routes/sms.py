@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,6 +17,7 @@ from api.limits import limiter, public_limit
 from api.schemas import normalise_phone
 from api.sms import as_sms, provider_for, send_sms, valid_twilio_signature
 from ledger import campaigns, conversations
+from ledger.clock import process_clock
 from ledger.db import run_transaction
 from ledger.models import OutboundSms
 
@@ -67,7 +68,7 @@ async def inbound(request: Request) -> Response:
 async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> list[Any]:
     """A first message from a phone our campaign wrote to in the last week starts in context."""
     settings = service.settings
-    since = datetime.now(UTC) - timedelta(days=7)
+    since = process_clock(settings.app_timezone).now() - timedelta(days=7)
 
     def lookup(session: Session) -> tuple[str, str] | None:
         if conversations.find(session, cid) is not None:

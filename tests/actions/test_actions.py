@@ -18,11 +18,14 @@ from sqlalchemy import select
 from actions.conduct import ActionInsult, ActionStopContact, _scope
 from actions.negotiate import ActionConfirm, ActionOfferInstallment, ActionPromiseToPay
 from ledger import accounts, conversations
-from ledger.clock import Clock
+from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import Plan
 from ledger.settings import get_settings
 from tests.factories import record
+
+# Offers and promise windows are worked out from the process clock's today.
+pytestmark = pytest.mark.calendar
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +37,7 @@ def _settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
 
 
 def verified_conversation(database_url: str, overdue_days: int = 45) -> tuple[str, str]:
-    today = Clock.system().today()
+    today = process_clock().today()
     due = today - timedelta(days=overdue_days)
     rec = record(phone=f"137{uuid.uuid4().int % 10**8:08d}", statement_date=due - timedelta(days=20), due_date=due)
     cid = f"act-{uuid.uuid4().hex[:10]}"
@@ -42,7 +45,7 @@ def verified_conversation(database_url: str, overdue_days: int = 45) -> tuple[st
         accounts.upsert_account(s, rec)
         conv = conversations.get_or_create(s, cid, "web")
         conversations.claim_phone(s, conv, rec.phone)
-        assert conversations.verify(s, conv, rec.id_last4, rec.card_last4, Clock.system()).result == "verified"
+        assert conversations.verify(s, conv, rec.id_last4, rec.card_last4, process_clock()).result == "verified"
     return cid, rec.account_id
 
 
@@ -84,7 +87,7 @@ def test_nothing_is_offered_before_verification() -> None:
 
 def test_promise_in_the_past_is_refused(database_url: str) -> None:
     cid, _ = verified_conversation(database_url)
-    yesterday = (Clock.system().today() - timedelta(days=1)).isoformat()
+    yesterday = (process_clock().today() - timedelta(days=1)).isoformat()
     msgs, events = run(
         ActionPromiseToPay(),
         tracker(
@@ -102,7 +105,7 @@ def test_promise_in_the_past_is_refused(database_url: str) -> None:
 
 def test_promise_beyond_the_window_names_the_latest_date(database_url: str) -> None:
     cid, _ = verified_conversation(database_url, overdue_days=20)  # M1: 10 days
-    far = (Clock.system().today() + timedelta(days=40)).isoformat()
+    far = (process_clock().today() + timedelta(days=40)).isoformat()
     msgs, _ = run(
         ActionPromiseToPay(),
         tracker(
@@ -110,7 +113,7 @@ def test_promise_beyond_the_window_names_the_latest_date(database_url: str) -> N
         ),
     )
     assert msgs[0]["response"] == "utter_promise_too_late"
-    assert msgs[0]["latest"] == (Clock.system().today() + timedelta(days=10)).isoformat()
+    assert msgs[0]["latest"] == (process_clock().today() + timedelta(days=10)).isoformat()
 
 
 def test_third_abuse_hands_off() -> None:

@@ -107,3 +107,18 @@ def test_public_chat_is_rate_limited(client: TestClient, monkeypatch: pytest.Mon
     codes = [client.get(f"/v1/chat/{cid}/messages").status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     assert client.get(f"/v1/chat/{cid}/messages").json()["error"]["code"] == "rate_limited"
+
+
+def test_an_agent_token_lapses_after_eight_hours_of_the_apps_clock(
+    client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from ledger.clock import process_clock
+
+    headers = login(client, make_agent(client, admin))
+    issued = process_clock().now()
+    monkeypatch.setenv("TEST_CLOCK", (issued + timedelta(hours=7, minutes=59)).isoformat())
+    assert client.get("/v1/agent/queue", headers=headers).status_code == 200
+    monkeypatch.setenv("TEST_CLOCK", (issued + timedelta(hours=8)).isoformat())
+    assert client.get("/v1/agent/queue", headers=headers).status_code == 401

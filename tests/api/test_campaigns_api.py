@@ -14,7 +14,7 @@ from sqlalchemy import select
 from api import links
 from api.campaign_sender import CampaignSender, check_template
 from ledger import accounts, campaigns
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.db import transaction
 from ledger.models import ContactAttempt, OutboundSms
 from ledger.policy import Policy
@@ -30,8 +30,9 @@ def test_templates_name_the_bank_carry_an_opt_out_and_no_debt_detail(policy: Pol
     assert "cannot be rendered" in (check_template("nope", policy) or "")
 
 
+@pytest.mark.calendar
 def test_campaign_api_counts_and_defers_quiet_hours(client: TestClient, admin: dict[str, str]) -> None:
-    tomorrow = (datetime.now(TZ) + timedelta(days=1)).date()
+    tomorrow = process_clock().today() + timedelta(days=1)
     body = {
         "name": "夜间",
         "segment": {"buckets": ["M1", "M2", "M3"]},

@@ -6,10 +6,10 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
 import httpx
 
+from ledger.clock import process_clock
 from tests.e2e.conftest import Running
 
 
@@ -25,9 +25,13 @@ class Holder:
 
 
 def today() -> date:
-    from datetime import datetime
+    """The stack's today: the test run's TEST_CLOCK, which every process of the stack also reads."""
+    return process_clock().today()
 
-    return datetime.now(ZoneInfo("Asia/Shanghai")).date()
+
+def said(day: date) -> str:
+    """A date as the bot writes it."""
+    return day.isoformat()
 
 
 def new_holder(
@@ -71,9 +75,3 @@ def view(running: Running, holder: Holder) -> dict:  # type: ignore[type-arg]
 
 def verified(running: Running, conversation_id: str, holder: Holder) -> None:
     assert "验证通过" in running.texts(conversation_id, holder.credentials())
-
-
-def next_weekday(start: date, weekday: int, weeks_ahead: int = 0) -> date:
-    """The given weekday (Mon=0) of the week `weeks_ahead` after this one."""
-    monday = start - timedelta(days=start.weekday())
-    return monday + timedelta(days=7 * weeks_ahead + weekday)

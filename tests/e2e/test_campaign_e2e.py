@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import httpx
 import pytest
 from sqlalchemy import select
 
 from api import links
 from ledger import conduct
+from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import ContactAttempt
 from ledger.money import fen_to_text, yuan_to_fen
-from tests.conftest import TZ
 from tests.e2e.accounts import new_holder, view
 from tests.e2e.conftest import Running
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.calendar]
 
 
 def test_link_opens_a_conversation_greeted_in_context(running: Running, database_url: str) -> None:
@@ -33,7 +31,7 @@ def test_link_opens_a_conversation_greeted_in_context(running: Running, database
         pk = conduct.account_pk(s, holder.account_id)
         attempt_id = s.scalar(select(ContactAttempt.id).where(ContactAttempt.account_pk == pk))
     assert attempt_id is not None  # queued now, or deferred out of quiet hours: the link is the same
-    token = links.issue(attempt_id, running.secrets["LINK_SIGNING_KEY"], datetime.now(TZ))
+    token = links.issue(attempt_id, running.secrets["LINK_SIGNING_KEY"], process_clock().now())
     opened = httpx.get(f"{running.gateway}/v1/chat/link", params={"t": token}, timeout=30).json()
     cid = opened["conversation_id"]
     greeting = opened["messages"][0]["text"]

@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 from sqlalchemy import update
 
 from ledger import conduct
+from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import ContactAttempt
 from tests.e2e.accounts import new_holder, view
 from tests.e2e.conftest import Running
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.calendar]
 
 
 def sms(running: Running, phone: str, body: str) -> None:
@@ -76,7 +76,7 @@ def test_an_sms_reply_to_a_campaign_starts_in_context(running: Running, database
         s.execute(
             update(ContactAttempt)
             .where(ContactAttempt.account_pk == pk)
-            .values(status="sent", sent_at=datetime.now(UTC))
+            .values(status="sent", sent_at=process_clock().now())
         )
     sms(running, holder.phone, "你好，收到短信了")
     replies = outbox(running, holder.phone)

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 
 from ledger.money import fen_to_text, yuan_to_fen
-from tests.e2e.accounts import new_holder, next_weekday, today, verified, view
+from tests.e2e.accounts import new_holder, said, today, verified, view
 from tests.e2e.conftest import Running
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.calendar]
 
 
 def fen_of(text: str) -> list[int]:
@@ -56,20 +56,22 @@ def test_installment_options_are_listed_with_their_cost(running: Running, conver
 def test_promise_to_pay_is_confirmed_then_recorded(running: Running, conversation_id: str) -> None:
     holder = new_holder(running, overdue_days=20)
     verified(running, conversation_id, holder)
-    friday = next_weekday(today(), 4, weeks_ahead=1)
-    summary = running.texts(conversation_id, "我下周五还500")
-    assert friday.isoformat() in summary and "500.00元" in summary
+    # Five days ahead, said as month and day: inside M1's 10-day window on any date, and across
+    # a month's or a year's end it must still mean the coming day, never one in the past.
+    day = today() + timedelta(days=5)
+    summary = running.texts(conversation_id, f"我{day.month}月{day.day}日还500")
+    assert said(day) in summary and "500.00元" in summary
     assert view(running, holder)["promises"] == []
     assert "已为您记录" in running.texts(conversation_id, "对的")
     [promise] = view(running, holder)["promises"]
-    assert promise["amount"] == "500.00" and promise["due_date"] == friday.isoformat() and promise["status"] == "open"
+    assert promise["amount"] == "500.00" and promise["due_date"] == day.isoformat() and promise["status"] == "open"
 
 
 def test_promise_without_a_date_asks_for_one(running: Running, conversation_id: str) -> None:
     holder = new_holder(running, overdue_days=20)
     verified(running, conversation_id, holder)
     assert "哪一天" in running.texts(conversation_id, "我会还的，还1000")
-    tomorrow = (today() + timedelta(days=1)).isoformat()
+    tomorrow = said(today() + timedelta(days=1))
     assert tomorrow in running.texts(conversation_id, "明天")
 
 
@@ -77,11 +79,11 @@ def test_deferment_within_policy(running: Running, conversation_id: str) -> None
     holder = new_holder(running, overdue_days=20)  # M1: at most 15 days
     verified(running, conversation_id, holder)
     offer = running.texts(conversation_id, "能不能宽限几天")
-    latest = (today() + timedelta(days=15)).isoformat()
-    assert latest in offer
+    latest = today() + timedelta(days=15)
+    assert said(latest) in offer
     running.texts(conversation_id, "/affirm")
     [plan] = view(running, holder)["plans"]
-    assert plan["type"] == "deferment" and plan["schedule"][0]["due_date"] == latest
+    assert plan["type"] == "deferment" and plan["schedule"][0]["due_date"] == latest.isoformat()
 
 
 def test_hardship_leads_to_a_personalised_plan_for_approval(running: Running, conversation_id: str) -> None:
@@ -142,7 +144,7 @@ def test_already_paid_is_checked_in_the_ledger(running: Running, conversation_id
     assert r.status_code == 201
     verified(running, conversation_id, holder)
     answer = running.texts(conversation_id, "我已经还了啊")
-    assert "300.00元" in answer and today().isoformat() in answer
+    assert "300.00元" in answer and said(today()) in answer
 
 
 def test_abuse_stays_calm_then_a_person_takes_over(running: Running, conversation_id: str) -> None:

@@ -120,15 +120,13 @@ def test_agent_takes_over_and_hands_back(running: Running, browser: Browser) -> 
 
 
 def test_sms_link_opens_the_chat_page_in_context(running: Running, browser: Browser, database_url: str) -> None:
-    from datetime import datetime
-
     from sqlalchemy import select
 
     from api import links
     from ledger import conduct
+    from ledger.clock import process_clock
     from ledger.db import transaction
     from ledger.models import ContactAttempt
-    from tests.conftest import TZ
 
     holder = new_holder(running, overdue_days=41)
     r = httpx.post(
@@ -142,7 +140,7 @@ def test_sms_link_opens_the_chat_page_in_context(running: Running, browser: Brow
         pk = conduct.account_pk(s, holder.account_id)
         attempt_id = s.scalar(select(ContactAttempt.id).where(ContactAttempt.account_pk == pk))
     assert attempt_id is not None
-    token = links.issue(attempt_id, running.secrets["LINK_SIGNING_KEY"], datetime.now(TZ))
+    token = links.issue(attempt_id, running.secrets["LINK_SIGNING_KEY"], process_clock().now())
     page = phone_page(browser)
     page.goto(f"{running.gateway}/chat?t={token}")
     expect(page.locator(".msg.bot").first).to_contain_text("您通过我们发送的短信", timeout=20_000)

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from ledger import accounts, conduct, conversations, negotiation
 from ledger.campaigns import Segment, create_campaign
-from ledger.clock import Clock
+from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.kpis import kpis
 from ledger.models import ContactAttempt
@@ -21,7 +21,7 @@ from tests.factories import record
 def test_kpis_follow_their_definitions(tmp_path: Path, policy: Policy) -> None:
     url = f"sqlite+pysqlite:///{tmp_path / 'kpi.db'}"
     fresh_schema(url)
-    clock = Clock.system()
+    clock = process_clock()  # rows are stamped by the same clock
     today = clock.today()
     due = today - timedelta(days=15)
     recs = [record(phone=f"1370000000{i}", due_date=due, statement_date=due - timedelta(days=20)) for i in range(4)]
