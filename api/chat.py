@@ -265,10 +265,10 @@ class ChatService:
         def store(session: Session) -> tuple[Reply, str, str | None]:
             conv = require_claimed_by(session, conversation_id, agent)
             if conv.channel == "wechat":  # outside WeChat's 48-hour window nothing may be sent: say so, store nothing
-                from ledger.clock import Clock
+                from ledger.clock import process_clock
                 from ledger.wechat import require_service_window
 
-                require_service_window(session, conversation_id, Clock.system(self.settings.app_timezone).now())
+                require_service_window(session, conversation_id, process_clock(self.settings.app_timezone).now())
             verdict = guard.check(text, conv.verified_at is not None)
             if verdict.blocked:
                 log.warning(

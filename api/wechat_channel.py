@@ -30,7 +30,7 @@ from api.hub import QUEUE_TOPIC, conversation_topic
 from api.wechat import Push, deliver
 from ledger import conversations, wechat
 from ledger.accounts import audit
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
 from ledger.models import Account, Campaign, ContactAttempt
 
@@ -58,7 +58,7 @@ class WeChatChannel:
     def __init__(self, chat: ChatService, clock: Clock | None = None) -> None:
         self.chat = chat
         self.settings = chat.settings
-        self.clock = clock or Clock.system(chat.settings.app_timezone)
+        self.clock = clock or process_clock(chat.settings.app_timezone)
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     def _lock(self, openid: str) -> asyncio.Lock:
