@@ -90,6 +90,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await hub.start()
         app.state.chat = ChatService(settings, http, hub)
         app.state.wechat = WeChatChannel(app.state.chat)
+        wechat_backlog = asyncio.create_task(app.state.wechat.recover())  # pushes a stopped gateway left
         stop = asyncio.Event()
         sender = asyncio.create_task(
             CampaignSender(settings, cached_policy(str(settings.policy_path)), http).run_forever(stop)
@@ -98,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
         finally:
             stop.set()
+            wechat_backlog.cancel()
             await sender
             await hub.stop()
 

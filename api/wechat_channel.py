@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -32,7 +33,7 @@ from ledger import conversations, wechat
 from ledger.accounts import audit
 from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
-from ledger.models import Account, Campaign, ContactAttempt
+from ledger.models import Account, Campaign, ContactAttempt, Message
 
 log = logging.getLogger("api.wechat")
 
@@ -72,12 +73,29 @@ class WeChatChannel:
         return await run_transaction(self.settings.database_url, work, readonly)
 
     async def process(self, push: Push) -> None:
-        """Handle one stored push; never raises (the push is recorded, the failure logged)."""
+        """Handle one stored push; never raises. A push that fails stays pending (logged) and is
+        taken up again when a gateway starts."""
         async with self._lock(push.openid):
             try:
                 await self._process(push)
+                now = self.clock.now()
+                await self._db(lambda s: wechat.push_done(s, push.dedupe_key, now))
             except Exception:
                 log.exception("wechat push failed", extra={"kind": push.kind})
+
+    async def recover(self, older_than: timedelta = timedelta(seconds=60)) -> int:
+        """Process the pushes a stopped gateway had answered but not handled; returns how many.
+
+        Only pushes older than `older_than`, so a push another worker is handling right now is left
+        alone; a message stored before the stop is not answered twice (its id is taken)."""
+        since = self.clock.now() - older_than
+        pending: list[dict[str, object]] = await self._db(lambda s: wechat.pending_pushes(s, since), readonly=True)
+        names = {f.name for f in fields(Push)}
+        for payload in pending:
+            await self.process(Push(**{k: v for k, v in payload.items() if k in names}))  # type: ignore[arg-type]
+        if pending:
+            log.warning("processed wechat pushes left from before a restart", extra={"count": len(pending)})
+        return len(pending)
 
     async def _process(self, push: Push) -> None:
         if push.kind == "event":
@@ -132,6 +150,9 @@ class WeChatChannel:
         def store(session: Session) -> tuple[str, list[Reply]]:
             conv = conversations.find(session, cid)
             assert conv is not None
+            seen = select(Message.id).where(Message.channel == "wechat", Message.external_id == external_id)
+            if session.scalar(seen):  # taken up again after a restart: it was answered then
+                return conv.mode, []
             conversations.append_message(session, conv, "user", said, channel="wechat", external_id=external_id)
             if conv.mode == "human" and not always:
                 return "human", []

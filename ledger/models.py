@@ -366,6 +366,9 @@ class WeChatPush(Base):
     dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
     openid: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(32))  # text | voice | image | ... | event:subscribe ...
+    # The push itself, until it is processed: a gateway that dies after answering WeChat picks it up again.
+    payload: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    done_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     received_at: Mapped[datetime] = _now()
 
 

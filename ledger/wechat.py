@@ -53,16 +53,35 @@ class Current:
     lapsed: bool  # the previous one's verification lapsed (idle) before this message
 
 
-def record_push(session: Session, dedupe_key: str, openid: str, kind: str) -> bool:
-    """Store a push's key; False when WeChat already delivered it (a retry)."""
+def record_push(
+    session: Session, dedupe_key: str, openid: str, kind: str, payload: dict[str, object] | None = None
+) -> bool:
+    """Store a push (its key, and itself until processed); False when WeChat already delivered it."""
     if session.scalar(select(WeChatPush.id).where(WeChatPush.dedupe_key == dedupe_key)):
         return False
     try:
         with session.begin_nested():
-            session.add(WeChatPush(dedupe_key=dedupe_key, openid=openid, kind=kind[:32]))
+            session.add(WeChatPush(dedupe_key=dedupe_key, openid=openid, kind=kind[:32], payload=payload))
     except IntegrityError:  # the same push raced in on another connection
         return False
     return True
+
+
+def push_done(session: Session, dedupe_key: str, now: datetime) -> None:
+    push = session.scalar(select(WeChatPush).where(WeChatPush.dedupe_key == dedupe_key))
+    if push is not None:
+        push.done_at, push.payload = now, None
+
+
+def pending_pushes(session: Session, older_than: datetime, limit: int = 500) -> list[dict[str, object]]:
+    """Pushes stored but never processed (their gateway stopped after answering), oldest first."""
+    rows = session.scalars(
+        select(WeChatPush.payload)
+        .where(WeChatPush.done_at.is_(None), WeChatPush.payload.is_not(None), WeChatPush.received_at < older_than)
+        .order_by(WeChatPush.id)
+        .limit(limit)
+    )
+    return [dict(p) for p in rows if p]
 
 
 def user(session: Session, openid: str) -> WeChatUser:

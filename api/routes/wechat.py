@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
@@ -43,7 +44,7 @@ async def callback(request: Request, background: BackgroundTasks) -> str:
     except BadPush as exc:
         raise ApiError(400, "bad_push", str(exc)) from None
     fresh = await run_transaction(
-        settings.database_url, lambda s: wechat.record_push(s, push.dedupe_key, push.openid, push.kind)
+        settings.database_url, lambda s: wechat.record_push(s, push.dedupe_key, push.openid, push.kind, asdict(push))
     )
     if fresh:  # a retry of a push already stored is answered and dropped
         background.add_task(channel.process, push)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
@@ -17,7 +19,7 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
 from api.campaign_sender import CampaignSender
-from api.wechat import BadSignature, deliver, encrypt_push, push_xml, read_push, signature
+from api.wechat import BadSignature, Push, deliver, encrypt_push, push_xml, read_push, signature
 from api.wechat_reminders import check_template as check_wechat_template
 from ledger import accounts, campaigns, conversations, wechat
 from ledger.clock import Clock
@@ -402,3 +404,30 @@ def test_unbinding_is_confirmed_even_while_a_person_has_the_conversation(
     assert "解除绑定" in _outbox(wx, admin, openid)[-1]["text"]
     assert _conversation(database_url, openid) == cid  # the person keeps the conversation
     assert _user_messages(database_url, cid) == ["转人工", "解绑"]
+
+
+def test_a_push_answered_before_a_crash_is_handled_when_the_gateway_starts(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, admin: dict[str, str], database_url: str
+) -> None:
+    monkeypatch.setenv("WECHAT_TOKEN", TOKEN)
+    openid = _openid()
+    push = Push(openid=openid, kind="text", created="1700000000", msg_id=f"66{uuid.uuid4().int % 10**16}", text="你好")
+    with transaction(database_url) as s:  # stored and answered "success", then the gateway died
+        assert wechat.record_push(s, push.dedupe_key, openid, push.kind, asdict(push))
+        s.execute(
+            update(WeChatPush)
+            .where(WeChatPush.dedupe_key == push.dedupe_key)
+            .values(received_at=datetime(2020, 1, 1, tzinfo=UTC))
+        )
+    client: TestClient = request.getfixturevalue("client")  # a gateway starts
+    for _ in range(100):
+        if _outbox(client, admin, openid):
+            break
+        time.sleep(0.1)
+    assert len(_outbox(client, admin, openid)) == 1
+    assert _user_messages(database_url, _conversation(database_url, openid)) == ["你好"]
+    with transaction(database_url) as s:
+        done = s.scalar(select(WeChatPush).where(WeChatPush.dedupe_key == push.dedupe_key))
+        assert done is not None and done.done_at is not None and done.payload is None
+    assert client.portal is not None
+    assert client.portal.call(client.app.state.wechat.recover) == 0  # nothing twice

@@ -51,6 +51,8 @@ def upgrade() -> None:
         sa.Column("dedupe_key", sa.String(length=128), nullable=False),
         sa.Column("openid", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=True),
+        sa.Column("done_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("dedupe_key"),
