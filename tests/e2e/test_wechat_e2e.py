@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import urlencode
 
 import httpx
@@ -23,6 +26,8 @@ from ledger.money import fen_to_text, yuan_to_fen
 from ledger.settings import Settings
 from tests.e2e.accounts import Holder, new_holder, view
 from tests.e2e.conftest import Running
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.e2e
 LONG_AGO = datetime(2020, 1, 1, tzinfo=UTC)  # idle past any VERIFY_IDLE_MINUTES, on any date
@@ -234,3 +239,26 @@ def test_a_stop_request_in_wechat_stops_reminders_to_that_follower(running: Runn
     with transaction(database_url) as s:
         follower = s.scalar(select(WeChatUser).where(WeChatUser.openid == user.openid))
         assert follower is not None and follower.reminders_opted_out_at is not None
+
+
+def test_the_local_push_script_talks_to_the_gateway_as_wechat_would(running: Running) -> None:
+    env = {**os.environ, **running.secrets, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.wechat_push",
+            "--gateway",
+            running.gateway,
+            "--openid",
+            f"o-script-{uuid.uuid4().hex[:8]}",
+            "你好",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "callback: 200 success" in done.stdout and "[text]" in done.stdout and "手机号码" in done.stdout
