@@ -40,7 +40,14 @@ class ActionGreetOutbound(Action):
         return "action_greet_outbound"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        dispatcher.utter_message(response="utter_greet_outbound", **institution_vars())
+        def channel(session: Session) -> str | None:
+            conv = conversations.find(session, tracker.sender_id)
+            return conv.channel if conv else None
+
+        wechat = await in_transaction(channel, readonly=True) == "wechat"  # from a WeChat reminder, not an SMS
+        dispatcher.utter_message(
+            response="utter_greet_outbound_wechat" if wechat else "utter_greet_outbound", **institution_vars()
+        )
         return []
 
 

@@ -18,7 +18,7 @@ from datetime import datetime
 import httpx
 from sqlalchemy.orm import Session
 
-from api import guard, links
+from api import guard, links, wechat_reminders
 from api.due_queue import DueQueue, queue_for
 from api.sms import provider_for, send_sms
 from ledger import campaigns, templates
@@ -58,6 +58,7 @@ class Outgoing:
     attempt_id: int
     phone: str
     text: str
+    wechat: wechat_reminders.Reminder | None = None  # a WeChat template reminder instead of an SMS
 
 
 class CampaignSender:
@@ -89,6 +90,11 @@ class CampaignSender:
             return None
         account = session.get(Account, attempt.account_pk)
         assert account is not None
+        if attempt.channel == "wechat":  # decided now by the same conduct rules: api/wechat_reminders.py
+            found = session.get(Campaign, attempt.campaign_pk) if attempt.campaign_pk else None
+            template = found.template if found else "reminder"
+            reminder = wechat_reminders.prepare(session, attempt, account, template, self.settings, self.policy, now)
+            return Outgoing(attempt.id, "", reminder.text, reminder) if reminder else None
         campaign = session.get(Campaign, attempt.campaign_pk) if attempt.campaign_pk else None
         token = links.issue(attempt.id, self.settings.link_signing_key.get_secret_value(), now)
         link = f"{self.settings.public_base_url.rstrip('/')}/chat?t={token}"
@@ -116,8 +122,11 @@ class CampaignSender:
         provider = provider_for(self.settings, self.http)
         sent = 0
         for item in batch:
-            records = await send_sms(provider, self.settings, item.phone, item.text, split=False)
-            ok = all(r.status == "sent" for r in records)
+            if item.wechat is not None:
+                ok = await wechat_reminders.send(self.settings, self.http, item.wechat, self.policy)
+            else:
+                records = await send_sms(provider, self.settings, item.phone, item.text, split=False)
+                ok = all(r.status == "sent" for r in records)
 
             def finish(session: Session, item: Outgoing = item, ok: bool = ok) -> None:
                 attempt = session.get(ContactAttempt, item.attempt_id)

@@ -275,6 +275,10 @@ class ChatService:
 
         def store(session: Session) -> tuple[Reply, str, str | None]:
             conv = require_claimed_by(session, conversation_id, agent)
+            if conv.channel == "wechat":  # outside WeChat's 48-hour window nothing may be sent: say so, store nothing
+                from ledger.wechat import require_service_window
+
+                require_service_window(session, conversation_id, self.clock.now())
             verified = conv.verified_at is not None
             names = conduct.holder_names(session, conv.claimed_phone, conv.account_pk) if not verified else []
             verdict = guard.check(text, verified, names=names)
@@ -322,6 +326,10 @@ class ChatService:
             from api.sms import provider_for, send_sms
 
             await send_sms(provider_for(self.settings, self.http), self.settings, phone, reply.text, conversation_id)
+        elif channel == "wechat":
+            from api.wechat import deliver_to_conversation
+
+            await deliver_to_conversation(self.settings, self.http, conversation_id, reply.text)
         return reply
 
     async def seed(

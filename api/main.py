@@ -18,7 +18,8 @@ from api.chat import ChatService
 from api.hub import Hub, RedisHub
 from api.limits import limiter
 from api.logs import configure_logging
-from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts
+from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts, wechat
+from api.wechat_channel import WeChatChannel
 from ledger.policy import cached_policy
 from ledger.settings import get_settings
 
@@ -88,6 +89,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         hub = RedisHub(settings.redis_url) if settings.redis_url else Hub()
         await hub.start()
         app.state.chat = ChatService(settings, http, hub)
+        app.state.wechat = WeChatChannel(app.state.chat)
+        wechat_backlog = asyncio.create_task(app.state.wechat.recover())  # pushes a stopped gateway left
         stop = asyncio.Event()
         sender = asyncio.create_task(
             CampaignSender(settings, cached_policy(str(settings.policy_path)), http).run_forever(stop)
@@ -96,6 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             yield
         finally:
             stop.set()
+            wechat_backlog.cancel()
             await sender
             await hub.stop()
 
@@ -113,7 +117,7 @@ def create_app() -> FastAPI:
             status_code=429,
         )
 
-    for module in (health, accounts, campaigns, kpis, chat, sms, transcripts, agents, conduct, live, pages):
+    for module in (health, accounts, campaigns, kpis, chat, sms, wechat, transcripts, agents, conduct, live, pages):
         app.include_router(module.router)
     return app
 

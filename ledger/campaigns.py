@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import func, insert, select, update
@@ -195,6 +195,7 @@ def create_campaign(
     clock: Clock,
     progress: Progress | None = None,
     chunk: int = 5000,
+    channel: str = "sms",
 ) -> CampaignResult:
     """Select, decide and enqueue in one transaction; returns the counts the API reports.
 
@@ -222,10 +223,18 @@ def create_campaign(
     result = CampaignResult(campaign)
     candidates = select_candidates(session, segment, clock.today())
     bulk = _BulkFacts(session, clock.today(), wanted)
+    facts = bulk.facts
+    if channel == "wechat":  # holders who bound their WeChat by verifying there
+        from ledger.wechat import bound_cardholders
+
+        bound = bound_cardholders(session)
+        candidates = [c for c in candidates if c.cardholder_id in bound]
+        # SMS opt-outs and number suppressions are the phone's; the follower's own 退订 is checked at send time.
+        facts = lambda c: replace(bulk.facts(c), opted_out=False, number_suppressed=False)  # noqa: E731
     result.selected = campaign.selected = len(candidates)
     rows: list[dict[str, object]] = []
     for i, cand in enumerate(candidates, 1):
-        decision = decide(bulk.facts(cand), wanted, rules, "campaign")
+        decision = decide(facts(cand), wanted, rules, "campaign")
         if decision.outcome == "skip":
             result.skipped[decision.reason] += 1
             status, when = "skipped", None
@@ -240,7 +249,7 @@ def create_campaign(
             {
                 "campaign_pk": campaign.id,
                 "account_pk": cand.account_pk,
-                "channel": "sms",
+                "channel": channel,
                 "purpose": "campaign",
                 "to_phone": cand.phone,
                 "status": status,

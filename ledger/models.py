@@ -378,3 +378,63 @@ class ContactAttempt(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     bucket: Mapped[str] = mapped_column(String(4))
+
+
+class WeChatUser(Base):
+    """A WeChat follower (openid) of the bank's Official Account and its current conversation."""
+
+    __tablename__ = "wechat_users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), unique=True)
+    conversation_id: Mapped[str | None] = mapped_column(String(64))
+    subscribed: Mapped[bool] = mapped_column(default=True)
+    # The holder's last message or click: starts WeChat's 48-hour customer-service window and
+    # measures VERIFY_IDLE_MINUTES.
+    last_interaction_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    # 退订 from this follower: no more reminders here (the follower decides what it receives).
+    reminders_opted_out_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    created_at: Mapped[datetime] = _now()
+
+
+class WeChatBinding(Base):
+    """An openid proved to be a holder's (verified in a conversation); ended by 解绑 or unsubscribing."""
+
+    __tablename__ = "wechat_bindings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    cardholder_id: Mapped[int] = mapped_column(ForeignKey("cardholders.id"), index=True)
+    account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    conversation_id: Mapped[str] = mapped_column(String(64))
+    bound_at: Mapped[datetime] = mapped_column(AwareDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(16))  # unbind | unsubscribe | rebound
+
+
+class WeChatPush(Base):
+    """Every push WeChat delivered, once: the key is MsgId, or FromUserName+CreateTime for events."""
+
+    __tablename__ = "wechat_pushes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(128), unique=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # text | voice | image | ... | event:subscribe ...
+    # The push itself, until it is processed: a gateway that dies after answering WeChat picks it up again.
+    payload: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    done_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    received_at: Mapped[datetime] = _now()
+
+
+class WeChatOutbound(Base):
+    """Every message handed to WeChat (the `outbox` provider only records it)."""
+
+    __tablename__ = "wechat_outbound"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    openid: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # text | template
+    text: Mapped[str] = mapped_column(Text)
+    provider: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))  # sent | failed
+    error: Mapped[str | None] = mapped_column(String(128))
+    conversation_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = _now()

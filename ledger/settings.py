@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     tracker_store_url: str | None = None
     max_message_chars: int = 1000
     public_base_url: str = "http://127.0.0.1:8000"
+    verify_idle_minutes: int = Field(default=15, ge=1)  # a verified conversation silent this long verifies again
+    # WeChat Official Account (api/wechat.py): token and AES key as set in the account's console.
+    wechat_provider: str = "outbox"  # outbox | wechat
+    wechat_token: SecretStr = SecretStr("")
+    wechat_app_id: str = ""
+    wechat_app_secret: SecretStr = SecretStr("")
+    wechat_encoding_aes_key: SecretStr = SecretStr("")
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_reminder_template_id: str = ""
 
 
 def rasa_servers(settings: Settings) -> list[str]:

@@ -4,9 +4,26 @@ from __future__ import annotations
 
 import os
 import secrets
+import string
 from pathlib import Path
 
-NAMES = ("ADMIN_API_TOKEN", "RASA_AUTH_TOKEN", "LINK_SIGNING_KEY", "AGENT_JWT_KEY")
+NAMES = (
+    "ADMIN_API_TOKEN",
+    "RASA_AUTH_TOKEN",
+    "LINK_SIGNING_KEY",
+    "AGENT_JWT_KEY",
+    "WECHAT_TOKEN",
+    "WECHAT_ENCODING_AES_KEY",
+)
+
+
+def _generate(name: str) -> str:
+    # WeChat's console takes a Token of 3-32 letters or digits and an EncodingAESKey of 43.
+    if name == "WECHAT_TOKEN":
+        return secrets.token_hex(16)
+    if name == "WECHAT_ENCODING_AES_KEY":
+        return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
+    return secrets.token_urlsafe(32)
 
 
 def ensure_secrets(path: Path) -> dict[str, str]:
@@ -20,7 +37,7 @@ def ensure_secrets(path: Path) -> dict[str, str]:
                 values[key.strip()] = value.strip()
     missing = [n for n in NAMES if not values.get(n)]
     for name in missing:
-        values[name] = secrets.token_urlsafe(32)
+        values[name] = _generate(name)
     if missing or not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -16,6 +16,7 @@ from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep
 from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.links import verify
+from api.wechat_reminders import check_template as check_wechat
 from ledger import campaigns, conversations
 from ledger.clock import process_clock
 from ledger.db import run_transaction
@@ -37,17 +38,20 @@ class CampaignCreate(BaseModel):
     segment: SegmentIn
     template: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
     send_at: datetime | None = None
+    channel: Literal["sms", "wechat"] = "sms"  # wechat: template messages to holders with a bound openid
 
 
 @router.post("/v1/campaigns", status_code=status.HTTP_201_CREATED, dependencies=[AdminDep])
 def create(body: CampaignCreate, session: SessionDep, policy: PolicyDep, clock: ClockDep) -> dict[str, Any]:
-    problem = check_template(body.template, policy)
+    problem = check_template(body.template, policy) if body.channel == "sms" else check_wechat(body.template, policy)
     if problem:
         raise ApiError(422, "template_not_allowed", problem, template=body.template)
     segment = campaigns.Segment(
         tuple(body.segment.buckets), body.segment.min_overdue_days, body.segment.max_overdue_days
     )
-    result = campaigns.create_campaign(session, body.name, segment, body.template, body.send_at, policy.contact, clock)
+    result = campaigns.create_campaign(
+        session, body.name, segment, body.template, body.send_at, policy.contact, clock, channel=body.channel
+    )
     skipped = {key: result.skipped.get(key, 0) for key in campaigns.SKIP_KEYS}
     return {
         "campaign_id": result.campaign.campaign_id,

@@ -1,0 +1,231 @@
+"""What a WeChat push does: find the follower's conversation, run the turn, send the replies.
+
+Runs after the callback has answered WeChat (a retry comes after 5 s); one push at a time per
+follower, in arrival order. Text (and recognised voice) goes to the bot like web chat; other
+messages and events get fixed answers here; replies go out through the customer-service API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from dataclasses import fields
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api import links
+from api.chat import (
+    ALLOWED_PAYLOAD_INTENTS,
+    BadInput,
+    ChatService,
+    DuplicateMessage,
+    Reply,
+    clean_text,
+    store_bot_replies,
+)
+from api.hub import QUEUE_TOPIC, conversation_topic
+from api.wechat import Push, deliver
+from ledger import conversations, wechat
+from ledger.accounts import audit
+from ledger.clock import Clock, process_clock
+from ledger.db import run_transaction
+from ledger.models import Account, Campaign, ContactAttempt, Message
+
+log = logging.getLogger("api.wechat")
+
+UNBIND_WORDS = {"解绑", "解除绑定", "取消绑定"}
+# Menu CLICK keys (set when the bank creates its menu) -> the bot's own buttons.
+MENU = {
+    "ask_debt_amount": "/ask_debt_amount",
+    "request_installment": "/request_installment",
+    "request_human": "/request_human",
+}
+PLACEHOLDERS = {"voice": "[语音]", "image": "[图片]", "video": "[视频]", "shortvideo": "[视频]", "location": "[位置]"}
+VOICE_NOT_RECOGNISED = "抱歉，这条语音没能识别出文字。方便的话请直接输入文字，我们马上为您处理。"
+NOT_TEXT = "抱歉，目前只能处理文字消息。请用文字描述您的问题；如需人工服务，请回复“转人工”。"
+UNBOUND = "已为您解除绑定。之后如需查询账户信息，需要重新核实身份。"
+UNKNOWN_MENU = "请直接输入您的问题，例如“查询欠款”“协商还款”，或回复“转人工”。"
+TOO_LONG = "抱歉，这条消息太长了，请分几条简短发送。"
+SCENE_PREFIX = "qrscene_"
+
+
+class WeChatChannel:
+    """One per gateway process, beside the ChatService it hands text turns to."""
+
+    def __init__(self, chat: ChatService, clock: Clock | None = None) -> None:
+        self.chat = chat
+        self.settings = chat.settings
+        self.clock = clock or process_clock(chat.settings.app_timezone)
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def _lock(self, openid: str) -> asyncio.Lock:
+        lock = self._locks.get(openid)
+        if lock is None:
+            lock = asyncio.Lock()
+            self._locks[openid] = lock
+        return lock
+
+    async def _db(self, work: Any, readonly: bool = False) -> Any:
+        return await run_transaction(self.settings.database_url, work, readonly)
+
+    async def process(self, push: Push) -> None:
+        """Handle one stored push; never raises. A push that fails stays pending (logged) and is
+        taken up again when a gateway starts."""
+        async with self._lock(push.openid):
+            try:
+                await self._process(push)
+                now = self.clock.now()
+                await self._db(lambda s: wechat.push_done(s, push.dedupe_key, now))
+            except Exception:
+                log.exception("wechat push failed", extra={"kind": push.kind})
+
+    async def recover(self, older_than: timedelta = timedelta(seconds=60)) -> int:
+        """Process the pushes a stopped gateway had answered but not handled; returns how many.
+
+        Only pushes older than `older_than`, so a push another worker is handling right now is left
+        alone; a message stored before the stop is not answered twice (its id is taken)."""
+        since = self.clock.now() - older_than
+        pending: list[dict[str, object]] = await self._db(lambda s: wechat.pending_pushes(s, since), readonly=True)
+        names = {f.name for f in fields(Push)}
+        for payload in pending:
+            await self.process(Push(**{k: v for k, v in payload.items() if k in names}))  # type: ignore[arg-type]
+        if pending:
+            log.warning("processed wechat pushes left from before a restart", extra={"count": len(pending)})
+        return len(pending)
+
+    async def _process(self, push: Push) -> None:
+        if push.kind == "event":
+            await self._event(push)
+            return
+        cid = await self._conversation(push.openid)
+        if push.kind == "text" and push.text and push.text.strip() in UNBIND_WORDS:
+            now = self.clock.now()
+            await self._db(lambda s: wechat.unbind(s, push.openid, now, "unbind"))
+            await self._local_turn(push.openid, cid, push.text.strip(), UNBOUND, push.dedupe_key, always=True)
+            return
+        if push.menu_id in ALLOWED_PAYLOAD_INTENTS:  # a tap on one of the bot's buttons (a menu message)
+            await self._bot_turn(push.openid, cid, f"/{push.menu_id}", push.dedupe_key)
+            return
+        if push.kind in ("text", "voice") and push.text:
+            try:
+                text = clean_text(push.text, self.settings.max_message_chars)
+            except BadInput:
+                await self._local_turn(push.openid, cid, push.text[:200], TOO_LONG, push.dedupe_key)
+                return
+            await self._bot_turn(push.openid, cid, text, push.dedupe_key)
+            return
+        placeholder = PLACEHOLDERS.get(push.kind, f"[{push.kind}]")
+        answer = VOICE_NOT_RECOGNISED if push.kind == "voice" else NOT_TEXT
+        await self._local_turn(push.openid, cid, placeholder, answer, push.dedupe_key)
+
+    async def _conversation(self, openid: str) -> str:
+        now, idle = self.clock.now(), timedelta(minutes=self.settings.verify_idle_minutes)
+        current: wechat.Current = await self._db(lambda s: wechat.conversation_for(s, openid, now, idle))
+        return current.conversation_id
+
+    async def _bot_turn(self, openid: str, cid: str, text: str, external_id: str) -> None:
+        try:
+            result = await self.chat.handle(cid, text, "wechat", external_id=external_id)
+        except DuplicateMessage:
+            return
+        now = self.clock.now()
+
+        def after(session: Session) -> None:
+            wechat.bind_if_verified(session, openid, cid, now)
+            wechat.note_stop_request(session, openid, external_id, now)
+
+        await self._db(after)
+        await self._send(openid, cid, result.replies)
+
+    async def _local_turn(
+        self, openid: str, cid: str, said: str, answer: str, external_id: str, always: bool = False
+    ) -> None:
+        """A message the bot is not asked about: stored, answered here unless a person has it
+        (`always`: a confirmation the holder must get either way)."""
+
+        def store(session: Session) -> tuple[str, list[Reply]]:
+            conv = conversations.find(session, cid)
+            assert conv is not None
+            seen = select(Message.id).where(Message.channel == "wechat", Message.external_id == external_id)
+            if session.scalar(seen):  # taken up again after a restart: it was answered then
+                return conv.mode, []
+            conversations.append_message(session, conv, "user", said, channel="wechat", external_id=external_id)
+            if conv.mode == "human" and not always:
+                return "human", []
+            return conv.mode, store_bot_replies(session, conv, [(answer, None)], "wechat")
+
+        mode, replies = await self._db(store)
+        topic = conversation_topic(cid)
+        self.chat.hub.publish(topic, {"type": "message", "sender": "user"})
+        for reply in replies:
+            self.chat.hub.publish(topic, {"type": "message", "seq": reply.seq, "sender": "bot", "text": reply.text})
+        if mode == "human":
+            self.chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": cid})
+        await self._send(openid, cid, replies)
+
+    async def _send(self, openid: str, cid: str, replies: list[Reply]) -> None:
+        for reply in replies:
+            await deliver(self.settings, self.chat.http, openid, reply.text, cid, buttons=reply.buttons)
+
+    async def _event(self, push: Push) -> None:
+        event = (push.event or "").lower()
+        now = self.clock.now()
+        if event == "unsubscribe":
+            await self._db(lambda s: wechat.unsubscribed(s, push.openid, now))
+            return
+        if event in ("subscribe", "scan"):
+            cid = await self._conversation(push.openid)
+            scene = push.event_key or ""
+            scene = scene.removeprefix(SCENE_PREFIX) if event == "subscribe" else scene
+            await self._greet(push.openid, cid, scene)
+            return
+        if event == "click":
+            cid = await self._conversation(push.openid)
+            payload = MENU.get((push.event_key or "").lower())
+            if payload is None:
+                await self._local_turn(
+                    push.openid, cid, f"[菜单] {push.event_key or ''}", UNKNOWN_MENU, push.dedupe_key
+                )
+            else:
+                await self._bot_turn(push.openid, cid, payload, push.dedupe_key)
+            return
+        # VIEW, LOCATION, TEMPLATESENDJOBFINISH ...: recorded with the push, nothing to say.
+
+    async def _greet(self, openid: str, cid: str, scene: str) -> None:
+        """A new follower is greeted; a signed scene (QR code or link from our reminder) ties the
+        conversation to that account's holder, who still verifies before any detail."""
+        now = self.clock.now()
+        attempt_id = links.verify(scene, self.settings.link_signing_key.get_secret_value(), now) if scene else None
+
+        def tie(session: Session) -> tuple[str, dict[str, str]] | None:
+            conv = conversations.find(session, cid)
+            if conv is None or conv.mode == "human":
+                return None
+            if attempt_id is None:
+                return "greet", {}
+            row = session.execute(
+                select(Account, Campaign)
+                .join(ContactAttempt, ContactAttempt.account_pk == Account.id)
+                .outerjoin(Campaign, Campaign.id == ContactAttempt.campaign_pk)
+                .where(ContactAttempt.id == attempt_id)
+            ).first()
+            if row is None:
+                return "greet", {}
+            account, campaign = row
+            if conv.verified_at is None:
+                conversations.claim_phone(session, conv, account.cardholder.phone)
+            audit(session, cid, "wechat.scene", account.account_id)
+            return "EXTERNAL_outbound_contact", {
+                "account": account.account_id,
+                "campaign": campaign.campaign_id if campaign else "",
+            }
+
+        seed = await self._db(tie)
+        if seed is None:
+            return
+        result = await self.chat.seed(cid, seed[0], seed[1], channel="wechat")
+        await self._send(openid, cid, result.replies)
