@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from api.schemas import AccountPublic, BreakdownPublic, PlanPublic, PromisePublic, ScheduleRowPublic, money
 from ledger.accounts import AccountView, fee_policy_for
+from ledger.masking import mask
 from ledger.policy import Policy
 
 
@@ -60,6 +61,6 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
             for p, status in view.promises
         ],
         contact_preferences=prefs,
-        disputes=[{"kind": h.kind, "reason": h.reason} for h in view.holds if h.kind == "dispute"],
+        disputes=[{"kind": h.kind, "reason": mask(h.reason)} for h in view.holds if h.kind == "dispute"],
         complaints=[{"reference": c.reference, "status": c.status} for c in view.complaints],
     )

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     tracker_store_url: str | None = None
     max_message_chars: int = 1000
+    verify_idle_minutes: int = Field(default=15, ge=1)  # a verified conversation silent this long verifies again
+    sms_inbound_dev_secret: SecretStr = SecretStr("")  # outbox mode: inbound SMS need X-SMS-Dev-Secret
+    trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
+    rasa_channel_secret: SecretStr = SecretStr("")  # X-Channel-Secret on Rasa's channel webhooks
+    action_server_secret: SecretStr = SecretStr("")  # X-Action-Secret on every action-server call
     public_base_url: str = "http://127.0.0.1:8000"
 
 

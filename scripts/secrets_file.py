@@ -6,7 +6,15 @@ import os
 import secrets
 from pathlib import Path
 
-NAMES = ("ADMIN_API_TOKEN", "RASA_AUTH_TOKEN", "LINK_SIGNING_KEY", "AGENT_JWT_KEY")
+NAMES = (
+    "ADMIN_API_TOKEN",
+    "RASA_AUTH_TOKEN",
+    "LINK_SIGNING_KEY",
+    "AGENT_JWT_KEY",
+    "RASA_CHANNEL_SECRET",  # the gateway -> Rasa channel webhooks (X-Channel-Secret)
+    "ACTION_SERVER_SECRET",  # Rasa and the gateway -> the action server (X-Action-Secret)
+    "SMS_INBOUND_DEV_SECRET",  # outbox mode: who may play the phone (X-SMS-Dev-Secret)
+)
 
 
 def ensure_secrets(path: Path) -> dict[str, str]:
