@@ -7,6 +7,10 @@ to find which events are new when it saves: 40% of the Rasa server's CPU in our 
 tracker in memory, and at the next turn hands it back once one indexed query shows that
 nobody else has written to the conversation since (the highest event id is unchanged).
 
+Rows are scrubbed (`scrub`): user text masked, verification answers blanked in entities and in
+the id_last4/card_last4 slots, so a tracker rebuilt from them lacks those and asks again; the
+tracker kept in memory keeps them until the verifying action clears them.
+
 Anything it cannot vouch for is read from the database as before: a tracker handed out and
 not saved (a failed turn), a tracker changed after its save, a conversation another server
 wrote to, a restart of the process. When a session starts, what is kept is what the rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ class Running:
     admin: dict[str, str]
     secrets: dict[str, str]
     sessions: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (conversation id, token)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # threads saying to one new label share it
 
     def open_session(self, label: str | None = None, link_token: str | None = None) -> str:
         """A new web chat session (through our SMS link when `link_token` is given); returns its id.
@@ -45,9 +47,10 @@ class Running:
 
     def cid(self, label: str) -> str:
         """The server-chosen conversation id behind a test's label (opening the session if new)."""
-        if label not in self.sessions:
-            self.open_session(label)
-        return self.sessions[label][0]
+        with self.lock:
+            if label not in self.sessions:
+                self.open_session(label)
+            return self.sessions[label][0]
 
     def auth(self, label: str) -> dict[str, str]:
         self.cid(label)
