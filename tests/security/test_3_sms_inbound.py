@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from pydantic import SecretStr
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from ledger.db import transaction

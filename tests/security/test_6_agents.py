@@ -7,14 +7,12 @@ import time
 import uuid
 from datetime import timedelta
 
-import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.testclient import WebSocketTestSession
 from starlette.websockets import WebSocketDisconnect
 
 from api.hub import QUEUE_TOPIC
-
 from ledger.accounts import upsert_account
 from ledger.db import transaction
 from ledger.models import Conversation
