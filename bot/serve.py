@@ -11,12 +11,17 @@ import os
 import sys
 
 
+def rasa_argv(args: list[str], token: str) -> list[str]:
+    """What Rasa's CLI parses, in this process only. "=" form: a generated token may begin with "-",
+    which argparse would take for an option."""
+    return ["rasa", *args, f"--auth-token={token}"]
+
+
 def main() -> None:
     token = os.environ.get("RASA_AUTH_TOKEN", "")
     if not token:
         sys.exit("RASA_AUTH_TOKEN is not set: refusing to start Rasa's HTTP API without a token")
-    # "=" form: a generated token may begin with "-", which argparse would take for an option.
-    sys.argv = ["rasa", *sys.argv[1:], f"--auth-token={token}"]
+    sys.argv = rasa_argv(sys.argv[1:], token)
     from rasa.__main__ import main as rasa_main
 
     rasa_main()

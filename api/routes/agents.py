@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from api.auth import AgentDep, PrincipalDep, issue_token
 from api.chat import ChatService
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep, SettingsDep
+from api.errors import ApiError
 from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
 from api.limits import limiter, login_limit
 from api.views import account_public
@@ -178,9 +179,11 @@ async def reply(conversation_id: str, body: TextIn, agent: AgentDep, request: Re
 
 @router.post("/v1/agent/conversations/{conversation_id}/notes", status_code=status.HTTP_201_CREATED)
 def add_note(
-    conversation_id: str, body: TextIn, agent: AgentDep, session: SessionDep, clock: ClockDep
+    conversation_id: str, body: TextIn, principal: PrincipalDep, session: SessionDep, clock: ClockDep
 ) -> dict[str, str]:
-    note = handoff.add_note(session, conversation_id, agent, body.text, clock)
+    if not agents.may_read(session, principal.role, principal.username, conversation_id):
+        raise ApiError(404, "not_found", "no such conversation, or not one you have claimed")
+    note = handoff.add_note(session, conversation_id, principal.username, body.text, clock)
     return {"agent": note.agent, "text": note.text}
 
 
