@@ -19,8 +19,11 @@
     if (!r.ok) { $("loginError").textContent = body.error ? body.error.message : "登录失败"; return; }
     token = body.access_token; sessionStorage.setItem("agent.token", token); start();
   };
+  let queueLoads = 0;
   async function loadQueue() {
+    const mine = ++queueLoads;
     const items = await api("/v1/agent/queue");
+    if (mine !== queueLoads) return;   // a later load is on its way: a slow, older answer must not win
     $("queue").innerHTML = items.length ? "" : '<div class="item">暂无等待中的会话</div>';
     for (const it of items) {
       const div = document.createElement("div");
