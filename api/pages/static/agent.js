@@ -101,7 +101,12 @@
       setTimeout(connect, 2000);
     };
   }
+  $("logout").onclick = async () => {   // the token stops working on the server too, not only here
+    try { await fetch("/v1/agent/logout", {method: "POST", headers: {Authorization: "Bearer " + token}}); } catch (e) { /* offline */ }
+    sessionStorage.removeItem("agent.token"); location.reload();
+  };
   function start() {
+    $("logout").hidden = false;
     $("login").style.display = "none"; $("app").style.display = "grid";
     loadQueue(); connect(); setInterval(loadQueue, 15000);
   }
