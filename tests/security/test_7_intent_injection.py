@@ -82,3 +82,18 @@ def test_rasa_never_unpacks_typed_commands(running: Running, conversation_id: st
         timeout=30,
     )
     assert r.status_code == 200 and r.json()["confidence"] != 1.0
+
+
+@pytest.mark.e2e
+def test_a_button_the_bot_sent_is_still_a_button(running: Running, conversation_id: str, database_url: str) -> None:
+    assert "验证通过" in running.texts(conversation_id, "手机13800000002，身份证后四位2345，卡号后四位6002")
+    running.say(conversation_id, "/ask_repayment_method")  # the verified greeting's button
+    with transaction(database_url) as s:
+        conv = conversations.find(s, running.cid(conversation_id))
+        assert conv is not None
+        row = s.scalars(
+            select(Message)
+            .where(Message.conversation_pk == conv.id, Message.sender == "user")
+            .order_by(Message.seq.desc())
+        ).first()
+        assert row is not None and (row.intent, row.confidence) == ("ask_repayment_method", 1.0)
