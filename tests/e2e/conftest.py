@@ -94,6 +94,8 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
         env_extra={"RASA_TIMEOUT_SECONDS": os.environ.get("E2E_RASA_TIMEOUT", "15"), "RATE_LIMIT_PER_MINUTE": "100000"},
     )
     stack.start(secrets)
+    # The bare-Rasa benchmark path (bench/turns.py) calls Rasa's REST channel with this secret.
+    os.environ.setdefault("RASA_CHANNEL_SECRET", secrets["RASA_CHANNEL_SECRET"])
     try:
         stack.wait_healthy(timeout=300)
         yield Running(
