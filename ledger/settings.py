@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +45,14 @@ class Settings(BaseSettings):
     rasa_channel_secret: SecretStr = SecretStr("")  # X-Channel-Secret on Rasa's channel webhooks
     action_server_secret: SecretStr = SecretStr("")  # X-Action-Secret on every action-server call
     public_base_url: str = "http://127.0.0.1:8000"
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        """A typo here would otherwise fail every request; fail at start-up instead, naming it."""
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # raises ValueError: "... does not appear to be ..."
+        return value
 
 
 def rasa_servers(settings: Settings) -> list[str]:
