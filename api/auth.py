@@ -1,30 +1,54 @@
-"""Agent tokens (JWT, HS256, expiring) and the dependencies that check them."""
+"""Agent tokens (JWT, HS256, expiring, revocable) and the dependencies that check them.
+
+A token names its agent and its id (`jti`); the id is recorded when the token is issued, so
+logging out or disabling the agent ends it at once. The role is read from the database on
+every call, never trusted from the token.
+"""
 
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import jwt
 from fastapi import Depends, Header
+from sqlalchemy.orm import Session
 
 from api.deps import SettingsDep
 from api.errors import ApiError
+from ledger import agents
 from ledger.clock import Clock, process_clock
+from ledger.db import transaction
+from ledger.models import Agent
 from ledger.settings import Settings
 
 TOKEN_LIFETIME = timedelta(hours=8)
 ALGORITHM = "HS256"
 
 
-def issue_token(username: str, settings: Settings, clock: Clock) -> str:
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an agent or supervisor (with the token's id and expiry), or the admin."""
+
+    username: str
+    role: str  # agent | supervisor | admin
+    jti: str = ""
+    expires_at: datetime | None = None
+
+
+def issue_token(session: Session, agent: Agent, settings: Settings, clock: Clock) -> str:
     now = clock.now()
+    expires, jti = now + TOKEN_LIFETIME, uuid.uuid4().hex
+    agents.record_token(session, agent.username, jti, expires)
     claims = {
-        "sub": username,
-        "role": "agent",
+        "sub": agent.username,
+        "role": agent.role,
+        "jti": jti,
         "iat": int(now.timestamp()),
-        "exp": int((now + TOKEN_LIFETIME).timestamp()),
+        "exp": int(expires.timestamp()),
     }
     return jwt.encode(claims, _key(settings), algorithm=ALGORITHM)
 
@@ -36,43 +60,65 @@ def _key(settings: Settings) -> str:
     return key
 
 
-def agent_from_token(token: str, settings: Settings) -> str | None:
-    # Expiry is checked against the app's clock (the one that issued it), not PyJWT's wall clock.
+def principal_from_token(token: str, settings: Settings, clock: Clock | None = None) -> Principal | None:
+    """The agent a token speaks for, if it is authentic, unexpired and not revoked.
+
+    Expiry is checked against the app's clock (the one that issued it), not PyJWT's wall clock."""
     try:
         claims = jwt.decode(
             token,
             _key(settings),
             algorithms=[ALGORITHM],
-            options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
+            options={"require": ["exp", "sub", "jti"], "verify_exp": False, "verify_iat": False},
         )
     except jwt.PyJWTError:
         return None
-    if int(claims["exp"]) <= process_clock(settings.app_timezone).now().timestamp():
+    clock = clock or process_clock(settings.app_timezone)
+    if int(claims["exp"]) <= clock.now().timestamp():
         return None
-    return str(claims["sub"]) if claims.get("role") == "agent" else None
+    with transaction(settings.database_url, readonly=True) as session:
+        agent = agents.live_token(session, str(claims["jti"]), clock)
+        if agent is None or agent.username != claims["sub"]:
+            return None
+        return Principal(agent.username, agent.role, str(claims["jti"]), datetime.fromtimestamp(claims["exp"], UTC))
+
+
+def agent_from_token(token: str, settings: Settings) -> str | None:
+    principal = principal_from_token(token, settings)
+    return principal.username if principal else None
 
 
 def _bearer(authorization: str | None) -> str:
     return (authorization or "").removeprefix("Bearer ").strip()
 
 
-def current_agent(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> str:
-    username = agent_from_token(_bearer(authorization), settings)
-    if username is None:
+def current_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
+    principal = principal_from_token(_bearer(authorization), settings)
+    if principal is None:
         raise ApiError(401, "unauthorized", "a valid agent token is required")
-    return username
+    return principal
 
 
-def admin_or_agent(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> str:
+def current_agent(principal: Annotated[Principal, Depends(current_principal)]) -> str:
+    return principal.username
+
+
+def admin_or_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
     token = _bearer(authorization)
     admin = settings.admin_api_token.get_secret_value()
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
-        return "admin"
-    username = agent_from_token(token, settings)
-    if username is None:
+        return Principal("admin", "admin")
+    principal = principal_from_token(token, settings)
+    if principal is None:
         raise ApiError(401, "unauthorized", "an admin or agent token is required")
-    return username
+    return principal
+
+
+def admin_or_agent(principal: Annotated[Principal, Depends(admin_or_principal)]) -> str:
+    return principal.username
 
 
 AgentDep = Annotated[str, Depends(current_agent)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+AdminOrPrincipalDep = Annotated[Principal, Depends(admin_or_principal)]
 AdminOrAgentDep = Depends(admin_or_agent)

@@ -11,6 +11,7 @@ import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -26,25 +27,15 @@ from api.schemas import Button, ChatMessage, ChatOut
 from ledger import compliance, conduct, conversations
 from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
-from ledger.masking import mask
+from ledger.masking import mask, mask_values
 from ledger.models import Conversation, Message
 from ledger.policy import Policy, cached_policy
 from ledger.settings import Settings, rasa_servers
 
 log = logging.getLogger("api.chat")
 T = TypeVar("T")
+# The shape of a button payload; whether one may pass is decided per conversation (offered_payloads).
 BUTTON_PAYLOAD = re.compile(r"^/[a-z_]{2,40}$")
-ALLOWED_PAYLOAD_INTENTS = {
-    "ask_debt_amount",
-    "ask_repayment_method",
-    "request_installment",
-    "request_human",
-    "affirm",
-    "deny",
-    "request_deferment",
-    "promise_to_pay",
-    "ask_plan_terms",
-}
 SLOW_TURN_SECONDS = 1.0
 HOLDING_REPLY = "抱歉，系统暂时繁忙。您的消息已记录，已为您转接人工客服，请稍候。"
 
@@ -57,15 +48,31 @@ class BadInput(ValueError):
     """Text that cannot be accepted; the message says why."""
 
 
+def _command_char(ch: str) -> bool:
+    """Characters that vanish, or become "/", on the way to Rasa's RegexMessageHandler."""
+    return ch.isspace() or unicodedata.category(ch) == "Cf" or unicodedata.normalize("NFKC", ch) == "/"
+
+
 def clean_text(raw: str, limit: int) -> str:
-    """Reject what cannot be a message; keep everything else exactly (emoji, traditional, SQL-looking text)."""
+    """Reject what cannot be a message; keep everything else exactly (emoji, traditional, SQL-looking text).
+
+    Text that would read as a command once normalised (zero-width characters, a full-width
+    slash) loses its leading slashes unless it has exactly a button payload's shape; whether
+    that payload may pass is decided by the conversation (only what the bot offered there).
+    """
     text = "".join(ch for ch in raw if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")).strip()
     if not text:
         raise BadInput("the message is empty")
     if len(text) > limit:
         raise BadInput(f"the message is longer than {limit} characters")
-    if text.startswith("/") and not (BUTTON_PAYLOAD.match(text) and text[1:] in ALLOWED_PAYLOAD_INTENTS):
-        text = text.lstrip("/") or text  # typed text, not a button: never an intent injection
+    probe = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf").strip()
+    if probe.startswith("/"):
+        if BUTTON_PAYLOAD.match(probe):
+            return probe
+        rest = text
+        while rest and _command_char(rest[0]):
+            rest = rest[1:]
+        text = rest or text.replace("/", "").replace("\uff0f", "") or "?"
     return text
 
 
@@ -174,6 +181,7 @@ class ChatService:
                 resp = await self.http.post(
                     f"{url}/webhooks/gateway/webhook",
                     json={"sender": conversation_id, "message": text, "metadata": {"channel": channel}},
+                    headers={"X-Channel-Secret": self.settings.rasa_channel_secret.get_secret_value()},
                 )
             resp.raise_for_status()
             return resp.json()  # type: ignore[no-any-return]
@@ -187,20 +195,31 @@ class ChatService:
         channel: str = "web",
         external_id: str | None = None,
         phone: str | None = None,
+        channel_menu: bool = False,
     ) -> TurnResult:
         """Process one inbound message in order with the others of its conversation.
 
         `phone` ties the conversation to a sender's registered number (SMS); identity is still
         verified before any detail. A repeated `external_id` raises DuplicateMessage.
+        `channel_menu`: `text` is the payload of the channel's own signed menu (a WeChat CLICK
+        key the gateway mapped), not typed text, so it may reach Rasa as an intent.
         """
         with TURN_SECONDS.labels(channel).time():
             async with self._lock(conversation_id):
-                return await self._handle(conversation_id, text, channel, external_id, phone)
+                return await self._handle(conversation_id, text, channel, external_id, phone, channel_menu)
 
     async def _handle(
-        self, conversation_id: str, text: str, channel: str, external_id: str | None, phone: str | None
+        self,
+        conversation_id: str,
+        text: str,
+        channel: str,
+        external_id: str | None,
+        phone: str | None,
+        channel_menu: bool = False,
     ) -> TurnResult:
-        def store_inbound(session: Session) -> tuple[int, int, str]:
+        idle = timedelta(minutes=self.settings.verify_idle_minutes)
+
+        def store_inbound(session: Session) -> tuple[int, int, str, str]:
             duplicate = select(Message.id).where(Message.channel == channel, Message.external_id == external_id)
             if external_id and session.scalar(duplicate):
                 raise DuplicateMessage(external_id)
@@ -209,16 +228,21 @@ class ChatService:
                 raise WrongChannel(conversation_id)
             if phone and conv.claimed_phone is None:
                 conversations.claim_phone(session, conv, phone)
+            conversations.note_holder_message(session, conv, self.clock, idle)
+            said = text
+            offered = channel_menu or said in conversations.offered_payloads(session, conv)
+            if said.startswith("/") and not offered:
+                said = said.lstrip("/")  # a payload nobody offered here is typed text, never an intent
             try:
                 msg = conversations.append_message(
-                    session, conv, "user", text, channel=channel, external_id=external_id
+                    session, conv, "user", said, channel=channel, external_id=external_id
                 )
             except IntegrityError:  # the same provider message raced in from a retry
                 raise DuplicateMessage(external_id or "") from None
-            return conv.id, msg.id, conv.mode
+            return conv.id, msg.id, conv.mode, said
 
         started = time.perf_counter()
-        conv_pk, msg_pk, mode = await self._db(store_inbound)
+        conv_pk, msg_pk, mode, text = await self._db(store_inbound)
         stored = time.perf_counter()
         MESSAGES.labels(channel, "user").inc()
         if mode == "human":  # a person has it: the message reaches the agent, the bot stays quiet
@@ -238,11 +262,11 @@ class ChatService:
             conv = session.get(Conversation, conv_pk)
             assert conv is not None
             if answer.get("intent"):
-                session.execute(
-                    update(Message)
-                    .where(Message.id == msg_pk)
-                    .values(intent=answer.get("intent"), confidence=answer.get("confidence"))
-                )
+                values: dict[str, Any] = {"intent": answer.get("intent"), "confidence": answer.get("confidence")}
+                answers = [str(v) for v in answer.get("secret_values") or []]
+                if answers:  # bare verification answers ("2345 6002") the NLU recognised: masked too
+                    values["text"] = mask_values(mask(text), answers)
+                session.execute(update(Message).where(Message.id == msg_pk).values(**values))
             if failed:
                 conversations.open_ticket(session, conv, "service_unavailable", 1, mask(text)[:200])
             return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))

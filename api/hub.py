@@ -111,6 +111,7 @@ class RedisHub(Hub):
 
 
 QUEUE_TOPIC = "agents:queue"
+AGENT_TOKENS_TOPIC = "agents:tokens"  # {"type": "revoked", "jti" | "username"}: consoles using it close
 
 
 def conversation_topic(conversation_id: str) -> str:

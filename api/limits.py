@@ -1,10 +1,20 @@
-"""Rate limits on public endpoints, per client address (slowapi; in-memory, or Redis when REDIS_URL is set)."""
+"""Rate limits on public endpoints, per client address (slowapi; in-memory, or Redis when REDIS_URL is set).
+
+The client address is the peer's, unless the peer is a proxy named in TRUSTED_PROXIES: then it
+is the right-most X-Forwarded-For entry that is not itself a trusted proxy. Anyone else can
+write any X-Forwarded-For they like, so it is never believed from them.
+"""
 
 from __future__ import annotations
 
-from slowapi import Limiter
-from slowapi.util import get_remote_address
+import ipaddress
+from functools import lru_cache
 
+from limits import parse
+from slowapi import Limiter
+from starlette.requests import HTTPConnection
+
+from api.errors import ApiError
 from ledger.settings import get_settings
 
 
@@ -12,7 +22,35 @@ def _storage() -> str:
     return get_settings().redis_url or "memory://"
 
 
-limiter = Limiter(key_func=get_remote_address, storage_uri=_storage(), headers_enabled=False)
+@lru_cache(maxsize=8)
+def _trusted(spec: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip())
+
+
+def _is_trusted(address: str, spec: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in _trusted(spec))
+
+
+def client_address(request: HTTPConnection) -> str:
+    """The address limits are counted against (HTTP requests and WebSockets alike).
+    (The parameter's name is how slowapi knows to pass the request.)"""
+    conn = request
+    peer = conn.client.host if conn.client else "unknown"
+    spec = get_settings().trusted_proxies
+    if not spec or not _is_trusted(peer, spec):
+        return peer
+    hops = [h.strip() for h in conn.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _is_trusted(hop, spec):
+            return hop
+    return hops[0] if hops else peer
+
+
+limiter = Limiter(key_func=client_address, storage_uri=_storage(), headers_enabled=False)
 
 
 def public_limit() -> str:
@@ -21,3 +59,12 @@ def public_limit() -> str:
 
 def login_limit() -> str:
     return "10/minute"
+
+
+def count_turn(conn: HTTPConnection, conversation_id: str) -> None:
+    """One holder message, by HTTP or WebSocket: counted per address and per conversation."""
+    item = parse(public_limit())
+    backend = limiter.limiter
+    for scope, key in (("turn-address", client_address(conn)), ("turn-conversation", conversation_id)):
+        if not backend.hit(item, scope, key):
+            raise ApiError(429, "rate_limited", "too many requests; please slow down", limit=str(item))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 LINK_LIFETIME = timedelta(hours=72)
 
@@ -34,3 +34,12 @@ def verify(token: str, key: str, now: datetime) -> int | None:
     if not key or not hmac.compare_digest(_tag(key, f"{attempt}.{expires}"), tag):
         return None
     return attempt_id if now.timestamp() < expires_at else None
+
+
+def expiry(token: str) -> datetime | None:
+    """When the token stops opening anything (read from the token; authenticity is verify's job)."""
+    try:
+        _, expires, _ = token.split(".")
+        return datetime.fromtimestamp(int(expires), tz=UTC)
+    except (ValueError, OverflowError):
+        return None

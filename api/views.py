@@ -63,6 +63,6 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
             for p, status in view.promises
         ],
         contact_preferences=prefs,
-        disputes=[{"kind": h.kind, "reason": h.reason} for h in view.holds if h.kind == "dispute"],
+        disputes=[{"kind": h.kind, "reason": mask(h.reason)} for h in view.holds if h.kind == "dispute"],
         complaints=[{"reference": c.reference, "status": c.status} for c in view.complaints],
     )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from api import links
 from api.chat import (
-    ALLOWED_PAYLOAD_INTENTS,
+    BUTTON_PAYLOAD,
     BadInput,
     ChatService,
     DuplicateMessage,
@@ -107,7 +107,7 @@ class WeChatChannel:
             await self._db(lambda s: wechat.unbind(s, push.openid, now, "unbind"))
             await self._local_turn(push.openid, cid, push.text.strip(), UNBOUND, push.dedupe_key, always=True)
             return
-        if push.menu_id in ALLOWED_PAYLOAD_INTENTS:  # a tap on one of the bot's buttons (a menu message)
+        if push.menu_id and await self._offered(cid, f"/{push.menu_id}"):  # a tap on a button the bot sent here
             await self._bot_turn(push.openid, cid, f"/{push.menu_id}", push.dedupe_key)
             return
         if push.kind in ("text", "voice") and push.text:
@@ -122,14 +122,25 @@ class WeChatChannel:
         answer = VOICE_NOT_RECOGNISED if push.kind == "voice" else NOT_TEXT
         await self._local_turn(push.openid, cid, placeholder, answer, push.dedupe_key)
 
+    async def _offered(self, cid: str, payload: str) -> bool:
+        """Whether the bot offered this button in this conversation (anything else is typed text)."""
+        if not BUTTON_PAYLOAD.fullmatch(payload):
+            return False
+
+        def look(session: Session) -> bool:
+            conv = conversations.find(session, cid)
+            return conv is not None and payload in conversations.offered_payloads(session, conv)
+
+        return bool(await self._db(look, readonly=True))
+
     async def _conversation(self, openid: str) -> str:
         now, idle = self.clock.now(), timedelta(minutes=self.settings.verify_idle_minutes)
         current: wechat.Current = await self._db(lambda s: wechat.conversation_for(s, openid, now, idle))
         return current.conversation_id
 
-    async def _bot_turn(self, openid: str, cid: str, text: str, external_id: str) -> None:
+    async def _bot_turn(self, openid: str, cid: str, text: str, external_id: str, menu: bool = False) -> None:
         try:
-            result = await self.chat.handle(cid, text, "wechat", external_id=external_id)
+            result = await self.chat.handle(cid, text, "wechat", external_id=external_id, channel_menu=menu)
         except DuplicateMessage:
             return
         now = self.clock.now()
@@ -190,8 +201,8 @@ class WeChatChannel:
                 await self._local_turn(
                     push.openid, cid, f"[菜单] {push.event_key or ''}", UNKNOWN_MENU, push.dedupe_key
                 )
-            else:
-                await self._bot_turn(push.openid, cid, payload, push.dedupe_key)
+            else:  # the Official Account's own menu, signed by WeChat: its keys are the bot's intents
+                await self._bot_turn(push.openid, cid, payload, push.dedupe_key, menu=True)
             return
         # VIEW, LOCATION, TEMPLATESENDJOBFINISH ...: recorded with the push, nothing to say.
 

@@ -70,6 +70,7 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
         var = Path(tmp)
         url = f"sqlite+pysqlite:///{var / 'bench.db'}"
         secrets = prepare(url, var)
+        os.environ.setdefault("RASA_CHANNEL_SECRET", secrets["RASA_CHANNEL_SECRET"])  # bare Rasa's REST channel
         holders = make_holders(url, holders_needed(levels, conversations), Clock.system("Asia/Shanghai").today())
         stack = Stack(
             var=var,

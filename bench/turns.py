@@ -11,6 +11,7 @@ the ledger can be checked afterwards for what the chat wrote.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 import uuid
@@ -102,7 +103,12 @@ class Run:
 async def _conversation(
     client: httpx.AsyncClient, target: str, base: str, holder: Holder, i: int, run: Run, tag: str
 ) -> None:
-    cid = f"bench-{tag}-{uuid.uuid4().hex[:10]}"
+    cid, headers = f"bench-{tag}-{uuid.uuid4().hex[:10]}", {}
+    if target == "gateway":  # a web session first (not timed): the server chooses the id
+        opened = (await client.post(f"{base}/v1/chat/sessions", json={})).json()
+        cid, headers = opened["conversation_id"], {"Authorization": f"Bearer {opened['session_token']}"}
+    else:  # bare Rasa's REST channel takes only callers holding the channel secret
+        headers = {"X-Channel-Secret": os.environ.get("RASA_CHANNEL_SECRET", "")}
     if i % 2 == 0:
         run.plans += 1
     else:
@@ -112,10 +118,12 @@ async def _conversation(
         run.sent += 1
         try:
             if target == "gateway":
-                r = await client.post(f"{base}/v1/chat/{cid}/messages", json={"text": text})
+                r = await client.post(f"{base}/v1/chat/{cid}/messages", json={"text": text}, headers=headers)
                 ok = r.status_code == 200 and r.json().get("mode") == "bot"
             else:
-                r = await client.post(f"{base}/webhooks/rest/webhook", json={"sender": cid, "message": text})
+                r = await client.post(
+                    f"{base}/webhooks/rest/webhook", json={"sender": cid, "message": text}, headers=headers
+                )
                 ok = r.status_code == 200 and isinstance(r.json(), list)
         except httpx.HTTPError:
             ok = False

@@ -3,20 +3,118 @@
 Like the REST channel, but the message is parsed once up front and the parse goes back
 with the replies, so the gateway can write intent and confidence into the transcript
 without a second round trip for the tracker.
+
+Only the gateway may call it: every request carries header `X-Channel-Secret` equal to
+RASA_CHANNEL_SECRET (unset: every request is refused). The REST-compatible channel kept for
+the bare-Rasa benchmark (`/webhooks/rest/webhook`) takes the same secret and the same checks.
+
+No message becomes an intent by its spelling: text that reads as `/intent{...}` once
+normalised reaches Rasa as an intent only when it is exactly a button payload the bot sent
+in that conversation; anything else is parsed as the words it is.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
+from rasa.shared.core.events import BotUttered
+from rasa.shared.core.training_data.story_reader.yaml_story_reader import YAMLStoryReader
+from rasa.shared.nlu.constants import ENTITIES, INTENT, TEXT
+from rasa.shared.nlu.training_data.message import Message
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import speedups
+from bot.normalize import looks_like_command, strip_invisible
+
+SECRET_HEADER = "X-Channel-Secret"
+SECRET_ENTITIES = ("id_last4", "card_last4", "last4")
+
+
+def secret_ok(given: str | None) -> bool:
+    expected = os.environ.get("RASA_CHANNEL_SECRET", "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), (given or "").encode())
+
+
+async def _refuse_strangers(request: Request) -> HTTPResponse | None:
+    if not secret_ok(request.headers.get(SECRET_HEADER)):
+        return response.json({"error": "forbidden"}, status=403)
+    return None
+
+
+async def offered_payloads(agent: Any, sender: str) -> set[str]:
+    """Every button payload the bot sent in this conversation (from its tracker)."""
+    tracker = await agent.tracker_store.retrieve(sender) if agent.tracker_store else None
+    if tracker is None:
+        return set()
+    return {
+        str(button.get("payload", ""))
+        for event in tracker.events
+        if isinstance(event, BotUttered)
+        for button in (event.data or {}).get("buttons") or []
+    }
+
+
+async def admit(agent: Any, sender: str, text: str) -> tuple[str, dict[str, Any]]:
+    """The text Rasa will see and its parse. An offered payload is unpacked here, directly; anything
+    else goes through the NLU pipeline, whose normaliser never lets a leading "/" through."""
+    if looks_like_command(text):
+        payload = strip_invisible(text).strip()
+        if payload in await offered_payloads(agent, sender):
+            unpacked = YAMLStoryReader.unpack_regex_message(Message(data={TEXT: payload}), agent.domain)
+            parse: dict[str, Any] = {TEXT: payload, INTENT: {"name": None, "confidence": 0.0}, ENTITIES: []}
+            parse.update(unpacked.as_dict(only_output_properties=True))
+            return payload, parse
+        text = strip_invisible(text).strip().lstrip("/").strip() or "?"
+    return text, await agent.parse_message(text)
+
+
+def _handler(
+    on_new_message: Callable[[UserMessage], Awaitable[Any]], channel: str, with_parse: bool
+) -> Callable[[Request], Awaitable[HTTPResponse]]:
+    async def receive(request: Request) -> HTTPResponse:
+        body = request.json or {}
+        sender, text = body.get("sender"), body.get("message")
+        if not isinstance(sender, str) or not isinstance(text, str):
+            return response.json({"error": "sender and message are required"}, status=400)
+        text, parse = await admit(request.app.ctx.agent, sender, text)
+        collector = CollectingOutputChannel()
+        await on_new_message(
+            UserMessage(text, collector, sender, parse_data=parse, input_channel=channel, metadata=body.get("metadata"))
+        )
+        if not with_parse:
+            return response.json(collector.messages)
+        intent = parse.get("intent") or {}
+        # The verification answers in this message, so the gateway can mask them in its transcript.
+        secret = [e.get("value") for e in parse.get("entities") or [] if e.get("entity") in SECRET_ENTITIES]
+        return response.json(
+            {
+                "intent": intent.get("name"),
+                "confidence": intent.get("confidence"),
+                "secret_values": [str(v) for v in secret if v],
+                "messages": collector.messages,
+            }
+        )
+
+    return receive
+
+
+def _blueprint(name: str, handler: Callable[[Request], Awaitable[HTTPResponse]]) -> Blueprint:
+    hook = Blueprint(name, __name__)
+    hook.middleware("request")(_refuse_strangers)
+
+    @hook.route("/", methods=["GET"])
+    async def health(_: Request) -> HTTPResponse:
+        return response.json({"status": "ok"})
+
+    hook.add_route(handler, "/webhook", methods=["POST"])
+    return hook
 
 
 class GatewayInput(RestInput):
@@ -29,33 +127,15 @@ class GatewayInput(RestInput):
         return "gateway"
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
-        hook = Blueprint("gateway_webhook", __name__)
+        return _blueprint("gateway_webhook", _handler(on_new_message, "gateway", with_parse=True))
 
-        @hook.route("/", methods=["GET"])
-        async def health(_: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
 
-        @hook.route("/webhook", methods=["POST"])
-        async def receive(request: Request) -> HTTPResponse:
-            body = request.json or {}
-            sender, text = body.get("sender"), body.get("message")
-            if not isinstance(sender, str) or not isinstance(text, str):
-                return response.json({"error": "sender and message are required"}, status=400)
-            agent = request.app.ctx.agent
-            parse = await agent.parse_message(text) if not text.startswith("/") else None
-            collector = CollectingOutputChannel()
-            await on_new_message(
-                UserMessage(
-                    text, collector, sender, parse_data=parse, input_channel="gateway", metadata=body.get("metadata")
-                )
-            )
-            intent = (parse or {}).get("intent") or {}
-            return response.json(
-                {
-                    "intent": intent.get("name"),
-                    "confidence": intent.get("confidence"),
-                    "messages": collector.messages,
-                }
-            )
+class SecretRestInput(RestInput):
+    """Rasa's REST channel (same URL and reply shape), behind the channel secret and the same checks."""
 
-        return hook
+    @classmethod
+    def name(cls) -> str:
+        return "rest"
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        return _blueprint("rest_webhook", _handler(on_new_message, "rest", with_parse=False))

@@ -64,10 +64,26 @@ def _is_emoji(ch: str) -> bool:
     return cat == "So" or (cat == "Cn" and ord(ch) > 0x2000) or 0x1F000 <= ord(ch) <= 0x1FAFF
 
 
-def normalize(text: str) -> str:
-    """NFKC (full-width digits and letters), traditional -> simplified, emoji and control chars out."""
+def strip_invisible(text: str) -> str:
+    """NFKC, then control and format characters (zero-width spaces, joiners, bidi marks) out."""
     text = unicodedata.normalize("NFKC", text)
     text = _CONTROL.sub("", text)
+    return "".join(ch for ch in text if unicodedata.category(ch) != "Cf")
+
+
+def looks_like_command(text: str) -> bool:
+    """Would Rasa's RegexMessageHandler read this as `/intent{entities}` once normalised?"""
+    return strip_invisible(text).strip().startswith("/")
+
+
+def normalize(text: str) -> str:
+    """NFKC (full-width digits and letters), traditional -> simplified, emoji and control chars out.
+
+    The result never starts with "/": RegexMessageHandler runs after this component and would
+    otherwise take typed text for an intent with entities (button payloads never come this way:
+    the channel parses an offered payload itself).
+    """
+    text = strip_invisible(text)
     emoji = [ch for ch in text if _is_emoji(ch)]
     text = "".join(" " if _is_emoji(ch) else ch for ch in text)
     if emoji and not text.replace("\ufe0f", "").strip():
@@ -75,5 +91,5 @@ def normalize(text: str) -> str:
     text = text.replace("\ufe0f", "")
     text = _t2s().convert(text)
     text = _REPEAT_PUNCT.sub(r"\1", text)
-    text = _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", text).strip().lstrip("/ ") or "?"
     return SHORTHAND.get(text.lower().strip("~!.?。！？ "), text)

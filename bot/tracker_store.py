@@ -7,6 +7,10 @@ to find which events are new when it saves: 40% of the Rasa server's CPU in our 
 tracker in memory, and at the next turn hands it back once one indexed query shows that
 nobody else has written to the conversation since (the highest event id is unchanged).
 
+Rows are scrubbed (`scrub`): user text masked, verification answers blanked in entities and in
+the id_last4/card_last4 slots, so a tracker rebuilt from them lacks those and asks again; the
+tracker kept in memory keeps them until the verifying action clears them.
+
 Anything it cannot vouch for is read from the database as before: a tracker handed out and
 not saved (a failed turn), a tracker changed after its save, a conversation another server
 wrote to, a restart of the process. When a session starts, what is kept is what the rows
@@ -36,7 +40,36 @@ from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.orm import sessionmaker
 
+from ledger.masking import mask, mask_values
+
 log = logging.getLogger(__name__)
+SECRET_ENTITIES = ("id_last4", "card_last4", "last4")  # verification answers
+SECRET_SLOTS = ("id_last4", "card_last4")
+
+
+def scrub(data: dict[str, Any]) -> dict[str, Any]:
+    """An event as stored: user text masked (numbers, verification answers), the answers' entity
+    values and slots blanked. The tracker in memory keeps them for the turn that needs them; a
+    tracker rebuilt from the rows merely asks again for what it lacks."""
+    kind = data.get("event")
+    if kind == "slot" and data.get("name") in SECRET_SLOTS and data.get("value") is not None:
+        return {**data, "value": None}
+    if kind != "user":
+        return data
+    data = json.loads(json.dumps(data))  # the parse data is shared with the live tracker: copy first
+    parse = data.get("parse_data") or {}
+    entities = parse.get("entities") or []
+    answers = [str(e.get("value")) for e in entities if e.get("entity") in SECRET_ENTITIES]
+    text = mask_values(mask(data.get("text") or ""), answers)
+    data["text"] = text
+    if parse:
+        parse["text"] = text
+    for entity in entities:
+        if entity.get("entity") in SECRET_ENTITIES:
+            entity["value"] = "****"
+        elif entity.get("entity") == "phone":
+            entity["value"] = mask(str(entity.get("value", "")))
+    return data
 
 
 @dataclass
@@ -120,7 +153,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         self._keep(tracker, last_id, new)
 
     def _row(self, sender_id: str, event: Any) -> Any:
-        data = event.as_dict()
+        data = scrub(event.as_dict())
         return self.SQLEvent(
             sender_id=sender_id,
             type_name=event.type_name,

@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pwdlib import PasswordHash
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger.accounts import audit
 from ledger.clock import Clock
-from ledger.errors import Conflict, LedgerError, ValidationFailed
-from ledger.models import Agent
+from ledger.errors import Conflict, LedgerError, NotFound, ValidationFailed
+from ledger.models import Agent, AgentToken, Conversation, HandoffTicket
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
+ROLES = ("agent", "supervisor")
 _hasher = PasswordHash.recommended()  # Argon2id
 
 
@@ -29,16 +30,26 @@ class AccountLocked(LedgerError):
     status = 423
 
 
-def create_agent(session: Session, username: str, password: str, display_name: str, actor: str) -> Agent:
+def create_agent(
+    session: Session, username: str, password: str, display_name: str, actor: str, role: str = "agent"
+) -> Agent:
     if len(password) < 10:
         raise ValidationFailed("the password needs at least 10 characters", field="password")
-    agent = Agent(username=username, display_name=display_name, password_hash=_hasher.hash(password), failed_logins=0)
+    if role not in ROLES:
+        raise ValidationFailed("role is agent or supervisor", field="role")
+    agent = Agent(
+        username=username,
+        display_name=display_name,
+        password_hash=_hasher.hash(password),
+        failed_logins=0,
+        role=role,
+    )
     try:
         with session.begin_nested():
             session.add(agent)
     except IntegrityError:
         raise Conflict("that username is taken", username=username) from None
-    audit(session, actor, "agent.create", username)
+    audit(session, actor, "agent.create", username, role=role)
     return agent
 
 
@@ -49,6 +60,9 @@ def authenticate(session: Session, username: str, password: str, clock: Clock) -
         _hasher.hash(password)  # same work either way, so timing does not reveal which usernames exist
         raise LoginFailed("wrong username or password")
     now = clock.now()
+    if agent.disabled_at is not None:
+        _hasher.hash(password)
+        raise LoginFailed("wrong username or password")
     if agent.locked_until and agent.locked_until > now:
         raise AccountLocked("too many failed logins; try again later", until=agent.locked_until.isoformat())
     ok, new_hash = _hasher.verify_and_update(password, agent.password_hash)
@@ -62,3 +76,59 @@ def authenticate(session: Session, username: str, password: str, clock: Clock) -
     if new_hash:
         agent.password_hash = new_hash
     return agent
+
+
+def record_token(session: Session, username: str, jti: str, expires_at: datetime) -> None:
+    session.add(AgentToken(jti=jti, username=username, expires_at=expires_at))
+    session.flush()
+
+
+def live_token(session: Session, jti: str, clock: Clock) -> Agent | None:
+    """The agent a token (by its id) still speaks for: not revoked, not expired, agent not disabled."""
+    row = session.execute(
+        select(AgentToken, Agent).join(Agent, Agent.username == AgentToken.username).where(AgentToken.jti == jti)
+    ).first()
+    if row is None:
+        return None
+    token, agent = row
+    if token.revoked_at is not None or token.expires_at <= clock.now() or agent.disabled_at is not None:
+        return None
+    return agent
+
+
+def revoke_token(session: Session, jti: str, clock: Clock) -> None:
+    session.execute(
+        update(AgentToken).where(AgentToken.jti == jti, AgentToken.revoked_at.is_(None)).values(revoked_at=clock.now())
+    )
+
+
+def disable(session: Session, username: str, actor: str, clock: Clock) -> Agent:
+    """The agent can no longer log in, and every token it holds stops working at once."""
+    agent = session.scalar(select(Agent).where(Agent.username == username).with_for_update())
+    if agent is None:
+        raise NotFound("no such agent", username=username)
+    agent.disabled_at = agent.disabled_at or clock.now()
+    session.execute(
+        update(AgentToken)
+        .where(AgentToken.username == username, AgentToken.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    audit(session, actor, "agent.disable", username)
+    return agent
+
+
+def may_read(session: Session, role: str, username: str, conversation_id: str) -> bool:
+    """Supervisors (and the admin) read every conversation; an agent only one it has claimed."""
+    if role in ("supervisor", "admin"):
+        return True
+    claimed = session.scalar(
+        select(HandoffTicket.id)
+        .join(Conversation, HandoffTicket.conversation_pk == Conversation.id)
+        .where(
+            Conversation.conversation_id == conversation_id,
+            HandoffTicket.status == "claimed",
+            HandoffTicket.agent == username,
+        )
+        .limit(1)
+    )
+    return claimed is not None

@@ -52,7 +52,7 @@ def place_hold(session: Session, account_id: str, kind: str, reason: str, actor:
     account = get_account(session, account_id)
     hold = session.scalar(select(Hold).where(Hold.account_pk == account.id, Hold.kind == kind, Hold.active))
     if hold is None:
-        hold = Hold(account_pk=account.id, kind=kind, reason=reason[:500], active=True)
+        hold = Hold(account_pk=account.id, kind=kind, reason=mask(reason)[:500], active=True)
         session.add(hold)
         audit(session, actor, "hold.place", account_id, kind=kind)
     session.flush()
@@ -70,7 +70,11 @@ def record_complaint(
     code = secrets.choice(_LETTERS) + "".join(secrets.choice(_LETTERS + _DIGITS) for _ in range(5))
     reference = f"TS{clock.today():%Y%m%d}-{code}"
     complaint = Complaint(
-        reference=reference, account_pk=account_pk, conversation_id=conversation_id, text=text[:2000], status="open"
+        reference=reference,
+        account_pk=account_pk,
+        conversation_id=conversation_id,
+        text=mask(text)[:2000],
+        status="open",
     )
     session.add(complaint)
     audit(session, actor, "complaint.record", reference, conversation_id=conversation_id)

@@ -96,6 +96,31 @@ def append_messages(session: Session, conv: Conversation, messages: list[Message
     return messages
 
 
+def note_holder_message(session: Session, conv: Conversation, clock: Clock, idle: timedelta) -> bool:
+    """The holder wrote: a verification older than `idle` without a word from them lapses first.
+
+    Returns True when it lapsed (the holder must verify again before any detail).
+    """
+    now = clock.now()
+    lapsed = False
+    if conv.verified_at is not None:
+        last = max(t for t in (conv.last_holder_at, conv.verified_at) if t is not None)
+        if now - last >= idle:
+            conv.verified_at = None
+            audit(session, conv.conversation_id, "verify.lapsed", conv.conversation_id)
+            lapsed = True
+    conv.last_holder_at = now
+    return lapsed
+
+
+def offered_payloads(session: Session, conv: Conversation) -> set[str]:
+    """Every button payload the bot or an agent sent in this conversation."""
+    rows = session.scalars(
+        select(Message.buttons).where(Message.conversation_pk == conv.id, Message.buttons.is_not(None))
+    )
+    return {str(b.get("payload", "")) for buttons in rows for b in (buttons or [])}
+
+
 def messages_after(session: Session, conv: Conversation, after: int, senders: tuple[str, ...]) -> list[Message]:
     return list(
         session.scalars(
@@ -194,7 +219,7 @@ def open_ticket(session: Session, conv: Conversation, reason: str, priority: int
     )
     if ticket is None:
         ticket = HandoffTicket(
-            conversation_pk=conv.id, reason=reason, priority=priority, summary=summary, status="waiting"
+            conversation_pk=conv.id, reason=reason, priority=priority, summary=mask(summary), status="waiting"
         )
         session.add(ticket)
     conv.mode = "human"

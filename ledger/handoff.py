@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from ledger.accounts import audit
 from ledger.clock import Clock
 from ledger.errors import Conflict, NotFound
+from ledger.masking import mask
 from ledger.models import Account, AgentNote, Conversation, HandoffTicket, Message
 
 OPEN = ("waiting", "claimed")
@@ -105,7 +106,7 @@ def add_note(session: Session, conversation_id: str, agent: str, text: str, cloc
     conv = session.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
     if conv is None:
         raise NotFound("no such conversation", conversation_id=conversation_id)
-    note = AgentNote(conversation_pk=conv.id, agent=agent, text=text[:2000], created_at=clock.now())
+    note = AgentNote(conversation_pk=conv.id, agent=agent, text=mask(text)[:2000], created_at=clock.now())
     session.add(note)
     session.flush()
     return note

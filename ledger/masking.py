@@ -1,22 +1,67 @@
-"""Mask card, ID and phone numbers before text reaches a log or a transcript."""
+"""Mask card, ID and phone numbers, and verification answers, before text is stored, served or logged.
+
+Numbers are found in any spacing a person types them in (`138-0000-0002`, `138 0000 0002`,
+`6222  0212 ...`), full-width digits included (`\\d` is any Unicode digit). A verification
+answer is four characters after words that ask for one (`身份证后四位3200`, `卡号尾号6200`);
+a bare answer (`3200 6200`) is masked by value once the NLU has recognised it (mask_values).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-# Runs of digits (with optional spaces/dashes) long enough to be a card, ID or phone number.
-_ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])(\d{6})\d{8}(\d{3}[\dXx])(?![0-9A-Za-z])")  # 18-char resident ID
-_CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)")
+_SEP = r"[ \t\-\u3000]{0,2}"  # what people put between digits: spaces (doubled too), dashes
+_ID_NUMBER = re.compile(rf"(?<![0-9A-Za-z])\d(?:{_SEP}\d){{16}}{_SEP}[\dXx](?![0-9A-Za-z])")  # resident ID, 18
+_CARD = re.compile(rf"(?<!\d)\d(?:{_SEP}\d){{12,18}}(?!\d)")  # 13-19 digits
+_PHONE = re.compile(rf"(?<!\d)[1１]{_SEP}[3-9３-９](?:{_SEP}\d){{9}}(?!\d)")  # mainland mobile, 11 digits
+_ANSWER = re.compile(
+    r"(后四位|后4位|末四位|末4位|后四|尾号|尾数|身份证号码?|身份证|证件号码?)"
+    r"([\s:：是为的号码]{0,4})"
+    r"(\d{3}[\dXxＸｘ])(?![\d.．元])"
+)
+_FULLWIDTH = {chr(c): chr(c + 0xFEE0) for c in range(ord("0"), ord("9") + 1)}
 
 
-def _mask_card(m: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", m.group(0))
-    return "*" * (len(digits) - 4) + digits[-4:]
+def _chars(match: re.Match[str]) -> str:
+    return re.sub(r"[^\dXx]", "", match.group(0))
+
+
+def _mask_all(m: re.Match[str]) -> str:
+    # Not even the last four: the last four of a card or an ID are what a holder verifies with.
+    return "*" * len(_chars(m))
+
+
+def _mask_phone(m: re.Match[str]) -> str:
+    digits = _chars(m)
+    return f"{digits[:3]}****{digits[-4:]}"
 
 
 def mask(text: str) -> str:
-    """Keep only what identifies nothing on its own: the last four of a card/ID, phone as 138****5678."""
-    text = _ID_NUMBER.sub(lambda m: "*" * 14 + m.group(2)[-4:], text)
-    text = _CARD.sub(_mask_card, text)
-    return _PHONE.sub(lambda m: f"{m.group(1)}****{m.group(2)}", text)
+    """Keep only what identifies nothing on its own: a phone as 138****5678; of card and ID numbers,
+    and of verification answers, nothing."""
+    text = _ID_NUMBER.sub(_mask_all, text)
+    text = _CARD.sub(_mask_all, text)
+    text = _PHONE.sub(_mask_phone, text)
+    return _ANSWER.sub(lambda m: m.group(1) + m.group(2) + "****", text)
+
+
+def _value_pattern(value: str) -> re.Pattern[str] | None:
+    if not re.fullmatch(r"[0-9]{3}[0-9Xx]", value):
+        return None
+    parts = []
+    for ch in value:
+        if ch in "Xx":
+            parts.append("[XxＸｘ]")
+        else:
+            parts.append(f"[{ch}{_FULLWIDTH[ch]}]")
+    return re.compile(r"(?<![\d])" + "".join(parts) + r"(?![\d])")
+
+
+def mask_values(text: str, values: Iterable[str]) -> str:
+    """Mask these verification answers (four characters each) wherever they stand alone in `text`."""
+    for value in values:
+        pattern = _value_pattern(str(value).strip())
+        if pattern is not None:
+            text = pattern.sub("****", text)
+    return text

@@ -259,6 +259,7 @@ class Conversation(Base):
     verified_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     failed_verifications: Mapped[int] = mapped_column(Integer, default=0)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_holder_at: Mapped[datetime | None] = mapped_column(AwareDateTime)  # verification lapses after silence
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _updated()
 
@@ -330,6 +331,31 @@ class Agent(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")  # agent | supervisor
+    disabled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    created_at: Mapped[datetime] = _now()
+
+
+class AgentToken(Base):
+    """One issued agent token (by its JWT id): logging out or disabling the agent revokes it."""
+
+    __tablename__ = "agent_tokens"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(64), index=True)
+    expires_at: Mapped[datetime] = mapped_column(AwareDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+
+
+class ChatSession(Base):
+    """A web chat session: the holder's browser tab proves itself with the token (only its hash is kept)."""
+
+    __tablename__ = "chat_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    conversation_pk: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    link_attempt_pk: Mapped[int | None] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(AwareDateTime)
     created_at: Mapped[datetime] = _now()
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     tracker_store_url: str | None = None
     max_message_chars: int = 1000
-    public_base_url: str = "http://127.0.0.1:8000"
     verify_idle_minutes: int = Field(default=15, ge=1)  # a verified conversation silent this long verifies again
+    sms_inbound_dev_secret: SecretStr = SecretStr("")  # outbox mode: inbound SMS need X-SMS-Dev-Secret
+    trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
+    rasa_channel_secret: SecretStr = SecretStr("")  # X-Channel-Secret on Rasa's channel webhooks
+    action_server_secret: SecretStr = SecretStr("")  # X-Action-Secret on every action-server call
+    public_base_url: str = "http://127.0.0.1:8000"
     # WeChat Official Account (api/wechat.py): token and AES key as set in the account's console.
     wechat_provider: str = "outbox"  # outbox | wechat
     wechat_token: SecretStr = SecretStr("")
@@ -48,6 +53,14 @@ class Settings(BaseSettings):
     wechat_encoding_aes_key: SecretStr = SecretStr("")
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_reminder_template_id: str = ""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        """A typo here would otherwise fail every request; fail at start-up instead, naming it."""
+        for part in filter(None, (p.strip() for p in value.split(","))):
+            ipaddress.ip_network(part, strict=False)  # raises ValueError: "... does not appear to be ..."
+        return value
 
 
 def rasa_servers(settings: Settings) -> list[str]:

@@ -14,6 +14,9 @@ NAMES = (
     "AGENT_JWT_KEY",
     "WECHAT_TOKEN",
     "WECHAT_ENCODING_AES_KEY",
+    "RASA_CHANNEL_SECRET",  # the gateway -> Rasa channel webhooks (X-Channel-Secret)
+    "ACTION_SERVER_SECRET",  # Rasa and the gateway -> the action server (X-Action-Secret)
+    "SMS_INBOUND_DEV_SECRET",  # outbox mode: who may play the phone (X-SMS-Dev-Secret)
 )
 
 

@@ -21,6 +21,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_PY = ROOT / ".venv/app/bin/python"
+BOT_PY = ROOT / ".venv/bot/bin/python"
 RASA = ROOT / ".venv/bot/bin/rasa"
 MODEL = ROOT / "models/current.tar.gz"
 
@@ -47,7 +48,13 @@ TRACKER_STORE = "bot.tracker_store.CachedSQLTrackerStore"
 
 def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None) -> Path:
     """Rasa's endpoints file for this run: action server, tracker store, lock store."""
-    conf: dict[str, object] = {"action_endpoint": {"url": f"http://127.0.0.1:{actions_port}/webhook"}}
+    conf: dict[str, object] = {
+        "action_endpoint": {
+            "url": f"http://127.0.0.1:{actions_port}/webhook",
+            # Rasa reads ${VAR} from its environment: the secret is in neither this file nor argv.
+            "headers": {"X-Action-Secret": "${ACTION_SERVER_SECRET}"},
+        }
+    }
     if tracker_url:
         u = urlparse(tracker_url)
         conf["tracker_store"] = {
@@ -108,16 +115,17 @@ class Stack:
         return env
 
     def commands(self, secrets: dict[str, str], endpoints_file: Path) -> dict[str, list[str]]:
-        """The command line of each process."""
+        """The command line of each process. No secret is on any of them (they reach the
+        processes through the environment): `ps` shows command lines to every local user."""
         return {
-            "actions": [str(APP_PY), "-m", "rasa_sdk", "--actions", "actions", "-p", str(self.ports["actions"])],
+            "actions": [str(APP_PY), "-m", "actions.serve", "--actions", "actions", "-p", str(self.ports["actions"])],
             **{
                 name: [
-                    str(RASA),
+                    str(BOT_PY),
+                    "-m",
+                    "bot.serve",  # Rasa's CLI, with --auth-token added in-process from RASA_AUTH_TOKEN
                     "run",
                     "--enable-api",
-                    # "=" form: a generated token may begin with "-", which argparse would take for an option.
-                    f"--auth-token={secrets['RASA_AUTH_TOKEN']}",
                     "-m",
                     str(MODEL),
                     "--endpoints",
@@ -141,12 +149,13 @@ class Stack:
                 "--port",
                 str(self.ports["gateway"]),
                 "--no-access-log",
+                "--no-proxy-headers",  # X-Forwarded-For is believed only from TRUSTED_PROXIES (api/limits.py)
             ],
         }
 
     def start(self, secrets: dict[str, str], names: list[str] | None = None) -> None:
         """Start the processes named (all by default) that are not running yet."""
-        self.var.mkdir(parents=True, exist_ok=True)
+        private_var(self.var)
         env = self.env(secrets)
         ep = endpoints(self.var, self.ports["actions"], env.get("TRACKER_STORE_URL"), env.get("REDIS_URL"))
         commands = self.commands(secrets, ep)
@@ -193,24 +202,44 @@ class Stack:
                 proc.wait()
 
 
-def prepare(database_url: str, var: Path) -> dict[str, str]:
-    """Secrets, schema, demo data: everything the stack needs before it starts."""
+def private_var(var: Path) -> None:
+    """var/ holds secrets, databases and logs: readable by this user only, and so is all that
+    this process and its children create from now on."""
+    os.umask(0o077)
+    var.mkdir(parents=True, exist_ok=True)
+    var.chmod(0o700)
+    for path in var.rglob("*"):
+        path.chmod(0o700 if path.is_dir() else 0o600)
+
+
+def wants_demo(database_url: str) -> bool:
+    """Demo holders (whose answers the README publishes) only in the default SQLite file, or on request."""
+    from ledger.settings import Settings
+
+    return os.environ.get("DEMO") == "1" or database_url == Settings.model_fields["database_url"].default
+
+
+def prepare(database_url: str, var: Path, demo: bool = True) -> dict[str, str]:
+    """Secrets, schema, demo data: everything the stack needs before it starts (tests, benchmarks)."""
     secrets = secrets_for(var)
-    prepare_database(database_url)
+    prepare_database(database_url, demo)
     return secrets
 
 
 def secrets_for(var: Path) -> dict[str, str]:
     from scripts.secrets_file import ensure_secrets
 
+    private_var(var)
     return ensure_secrets(var / "secrets.env")
 
 
-def prepare_database(database_url: str) -> None:
-    """The ledger's schema and the demo holders (the gateway and actions need them; Rasa does not)."""
+def prepare_database(database_url: str, demo: bool = True) -> None:
+    """The ledger's schema and, when asked, the demo holders (the gateway and actions need them; Rasa does not)."""
     from scripts.demo import load_demo
 
     migrate(database_url)
+    if not demo:
+        return
     from ledger.clock import process_clock
     from ledger.db import transaction
 
@@ -251,13 +280,13 @@ def main() -> int:
         # Rasa's imports and model load are most of the start-up and need no ledger: begin them
         # first, and bring the schema and demo holders up to date meanwhile.
         stack.start(secrets, names=stack.rasa_names())
-        prepare_database(database_url)
+        prepare_database(database_url, wants_demo(database_url))
         stack.start(secrets)
         waited = stack.wait_healthy(progress=True)
         gw = f"http://127.0.0.1:{stack.ports['gateway']}"
         print(f"\nHealthy in {time.monotonic() - t0:.1f}s (processes up in {waited:.1f}s).")
         print(f"  Chat page:  {gw}/chat      Agent console: {gw}/agent      KPI dashboard: {gw}/kpis")
-        print(f'  Chat API:   POST {gw}/v1/chat/<conversation-id>/messages  {{"text": "你好"}}')
+        print(f"  Chat API:   POST {gw}/v1/chat/sessions, then /v1/chat/<id>/messages with the session token")
         print(f"  Health:     {gw}/healthz    API docs: {gw}/docs")
         print("  Admin token: in var/secrets.env (ADMIN_API_TOKEN)")
         print("  Demo holders (phone / ID last 4 / card last 4): see README, e.g. 13800000002 / 2345 / 6002 (M2)")

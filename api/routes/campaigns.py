@@ -1,26 +1,19 @@
-"""Outbound campaigns (admin) and the signed link that opens a conversation from an SMS."""
+"""Outbound campaigns (admin). The signed link an SMS carries is redeemed by POST /v1/chat/sessions."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from api.campaign_sender import check_template
-from api.chat import chat_out
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep
 from api.errors import ApiError
-from api.limits import limiter, public_limit
-from api.links import verify
 from api.wechat_reminders import check_template as check_wechat
-from ledger import campaigns, conversations
-from ledger.clock import process_clock
-from ledger.db import run_transaction
-from ledger.models import Account, Campaign, ContactAttempt
+from ledger import campaigns
+from ledger.models import Campaign
 
 router = APIRouter(tags=["campaigns"])
 
@@ -84,41 +77,3 @@ def progress(campaign_id: str, session: SessionDep) -> dict[str, Any]:
         "by_status": by_status,
         "by_reason": found["by_reason"],
     }
-
-
-@router.get("/v1/chat/link")
-@limiter.limit(public_limit)
-async def open_link(request: Request, t: str = Query(max_length=200)) -> dict[str, Any]:
-    """Open the conversation an SMS link points to: tied to the account's phone, greeted in context.
-    Identity is still verified before any detail."""
-    chat = request.app.state.chat
-    settings = chat.settings
-    attempt_id = verify(t, settings.link_signing_key.get_secret_value(), process_clock(settings.app_timezone).now())
-    if attempt_id is None:
-        raise ApiError(403, "link_invalid", "this link is not valid or has expired")
-
-    def tie(session: Session) -> tuple[str, str, str, bool]:
-        row = session.execute(
-            select(ContactAttempt, Account, Campaign)
-            .join(Account, Account.id == ContactAttempt.account_pk)
-            .outerjoin(Campaign, Campaign.id == ContactAttempt.campaign_pk)
-            .where(ContactAttempt.id == attempt_id)
-        ).first()
-        if row is None:
-            raise ApiError(403, "link_invalid", "this link is not valid or has expired")
-        attempt, account, campaign = row
-        cid = f"lnk-{attempt.id}-{t.rsplit('.', 1)[-1][:10]}"
-        conv = conversations.find(session, cid)
-        fresh = conv is None
-        if conv is None:
-            conv = conversations.get_or_create(session, cid, "web")
-            conversations.claim_phone(session, conv, account.cardholder.phone)
-        return cid, account.account_id, campaign.campaign_id if campaign else "", fresh
-
-    cid, account_id, campaign_id, fresh = await run_transaction(settings.database_url, tie)
-    if not fresh:
-        mode, replies = await chat.messages_after(cid, 0)
-    else:
-        result = await chat.seed(cid, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id})
-        mode, replies = result.mode, result.replies
-    return chat_out(cid, mode, replies).model_dump()

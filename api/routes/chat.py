@@ -1,16 +1,28 @@
-"""Web chat API: POST a message, GET the messages after a sequence number."""
+"""Web chat API: open a session, POST a message, GET the messages after a sequence number.
+
+The server chooses the conversation id and gives the tab a session token; every call on the
+conversation carries it as `Authorization: Bearer`. Without it, or with another
+conversation's, 401 and nothing is stored.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
-from pydantic import AfterValidator
+from fastapi import APIRouter, Body, Path, Query, Request, status
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
+from api import links
 from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
 from api.errors import ApiError
-from api.limits import limiter, public_limit
+from api.limits import count_turn, limiter, public_limit
 from api.schemas import ChatIn, ChatOut
+from ledger import sessions
+from ledger.db import run_transaction
+from ledger.models import Account, Campaign, ContactAttempt
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
 
@@ -21,18 +33,89 @@ def _not_an_sms_conversation(value: str) -> str:
     return value
 
 
-# Web conversation ids are the caller's choice, except the prefix the SMS channel uses.
 ConversationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$"), AfterValidator(_not_an_sms_conversation)]
 
 
-def _service(request: Request) -> ChatService:
-    return request.app.state.chat  # type: ignore[no-any-return]
+class SessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    link_token: str | None = Field(default=None, max_length=200)
+
+
+class SessionOut(BaseModel):
+    conversation_id: str
+    session_token: str
+    expires_at: str
+
+
+def _service(conn: HTTPConnection) -> ChatService:
+    return conn.app.state.chat  # type: ignore[no-any-return]
+
+
+def bearer(conn: HTTPConnection) -> str:
+    header = conn.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
+async def authorise(conn: HTTPConnection, conversation_id: str, token: str) -> None:
+    """401 unless `token` is a live session of this very conversation."""
+    service = _service(conn)
+    conv = await run_transaction(
+        service.settings.database_url,
+        lambda s: sessions.authorised(s, conversation_id, token, service.clock),
+        readonly=True,
+    )
+    if conv is None:
+        raise ApiError(401, "unauthorized", "a valid session token for this conversation is required")
+
+
+@router.post("/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionOut)
+@limiter.limit(public_limit)
+async def open_session(request: Request, body: Annotated[SessionIn | None, Body()] = None) -> SessionOut:
+    """A new web conversation. With `link_token` (our SMS link) it is tied to the account's phone and
+    greeted in context; every redemption starts afresh, with no history; an expired link opens nothing."""
+    service = _service(request)
+    settings = service.settings
+    link = body.link_token if body else None
+    if not link:
+        opened = await run_transaction(settings.database_url, lambda s: sessions.open_session(s, service.clock))
+        return SessionOut(
+            conversation_id=opened.conversation_id, session_token=opened.token, expires_at=opened.expires_at.isoformat()
+        )
+    key = settings.link_signing_key.get_secret_value()
+    attempt_id = links.verify(link, key, service.clock.now())
+    expires = links.expiry(link)
+    if attempt_id is None or expires is None:
+        raise ApiError(403, "link_invalid", "this link is not valid or has expired")
+
+    def tie(session: Session) -> tuple[sessions.OpenedSession, str, str]:
+        row = session.execute(
+            select(ContactAttempt, Account, Campaign)
+            .join(Account, Account.id == ContactAttempt.account_pk)
+            .outerjoin(Campaign, Campaign.id == ContactAttempt.campaign_pk)
+            .where(ContactAttempt.id == attempt_id)
+        ).first()
+        if row is None:
+            raise ApiError(403, "link_invalid", "this link is not valid or has expired")
+        attempt, account, campaign = row
+        opened = sessions.open_session(
+            session, service.clock, phone=account.cardholder.phone, link_attempt_pk=attempt.id, not_after=expires
+        )
+        return opened, account.account_id, campaign.campaign_id if campaign else ""
+
+    opened, account_id, campaign_id = await run_transaction(settings.database_url, tie)
+    await service.seed(
+        opened.conversation_id, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id}
+    )
+    return SessionOut(
+        conversation_id=opened.conversation_id, session_token=opened.token, expires_at=opened.expires_at.isoformat()
+    )
 
 
 @router.post("/{conversation_id}/messages", response_model=ChatOut)
-@limiter.limit(public_limit)
 async def post_message(conversation_id: ConversationId, body: ChatIn, request: Request) -> ChatOut:
     service = _service(request)
+    await authorise(request, conversation_id, bearer(request))
+    count_turn(request, conversation_id)
     try:
         text = clean_text(body.text, service.settings.max_message_chars)
     except BadInput as exc:
@@ -49,5 +132,6 @@ async def post_message(conversation_id: ConversationId, body: ChatIn, request: R
 async def get_messages(
     conversation_id: ConversationId, request: Request, after: Annotated[int, Query(ge=0)] = 0
 ) -> ChatOut:
+    await authorise(request, conversation_id, bearer(request))
     mode, replies = await _service(request).messages_after(conversation_id, after)
     return chat_out(conversation_id, mode, replies)

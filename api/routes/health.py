@@ -24,9 +24,9 @@ async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
             session.execute(text("SELECT 1"))
         return "ok"
 
-    async def check(url: str) -> str:
+    async def check(url: str, headers: dict[str, str] | None = None) -> str:
         try:
-            resp = await client.get(url, timeout=2.0)
+            resp = await client.get(url, timeout=2.0, headers=headers)
             return "ok" if resp.status_code == 200 else f"http {resp.status_code}"
         except Exception as exc:  # any failure means "down"; the reason is shown, not raised
             return f"down: {type(exc).__name__}"
@@ -39,7 +39,12 @@ async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
 
     servers = rasa_servers(settings)
     db_state, actions, *rasa_states = await asyncio.gather(
-        db(), check(f"{settings.action_server_url}/health"), *(check(f"{url}/version") for url in servers)
+        db(),
+        check(
+            f"{settings.action_server_url}/health",
+            {"X-Action-Secret": settings.action_server_secret.get_secret_value()},
+        ),
+        *(check(f"{url}/version") for url in servers),
     )
     down = [f"{url}: {state}" for url, state in zip(servers, rasa_states, strict=True) if state != "ok"]
     rasa = "ok" if not down else "; ".join(down)

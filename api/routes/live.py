@@ -1,4 +1,8 @@
-"""WebSockets: a chat page follows its conversation; an agent console follows the queue."""
+"""WebSockets: a chat page follows its conversation; an agent console follows the queue.
+
+Both close when their credential ends: the chat session's expiry, the agent token's expiry,
+logout or the agent being disabled (close code 4401).
+"""
 
 from __future__ import annotations
 
@@ -6,21 +10,48 @@ import asyncio
 import contextlib
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from api.auth import agent_from_token
+from api.auth import Principal, principal_from_token
 from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
-from api.hub import QUEUE_TOPIC, conversation_topic
+from api.errors import ApiError
+from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
+from api.limits import count_turn
+from api.routes.chat import authorise, bearer
+from ledger import agents, sessions
+from ledger.db import run_transaction
 
 router = APIRouter()
 CONVERSATION_ID = r"^(?!sms-)[A-Za-z0-9_-]{8,64}$"  # as the HTTP chat API: never an SMS conversation
+EXPIRED = 4401
 
 
 async def _pump(ws: WebSocket, queue: asyncio.Queue[dict[str, Any]]) -> None:
     while True:
         await ws.send_json(await queue.get())
+
+
+async def _close_at(ws: WebSocket, when: datetime | None, now: datetime) -> None:
+    if when is None:
+        return
+    await asyncio.sleep(max(0.0, (when - now).total_seconds()))
+    with contextlib.suppress(RuntimeError):
+        await ws.close(code=EXPIRED)
+
+
+def _session_token(ws: WebSocket) -> tuple[str, str | None]:
+    """The bearer token from the Authorization header, or (browsers cannot set headers on a
+    WebSocket) from the subprotocols ["bearer", TOKEN]; and the subprotocol to answer with."""
+    token = bearer(ws)
+    if token:
+        return token, None
+    offered = ws.scope.get("subprotocols") or []
+    if len(offered) == 2 and offered[0] == "bearer":
+        return str(offered[1]), "bearer"
+    return "", None
 
 
 @router.websocket("/v1/chat/{conversation_id}/ws")
@@ -30,18 +61,32 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
     if not re.match(CONVERSATION_ID, conversation_id):
         await ws.close(code=4400)
         return
-    await ws.accept()
     chat: ChatService = ws.app.state.chat
+    token, subprotocol = _session_token(ws)
+    try:
+        await authorise(ws, conversation_id, token)
+    except ApiError:
+        await ws.close(code=EXPIRED)
+        return
+    expires = await run_transaction(
+        chat.settings.database_url, lambda s: sessions.session_expiry(s, token), readonly=True
+    )
+    await ws.accept(subprotocol=subprotocol)
     topic = conversation_topic(conversation_id)
     queue = chat.hub.subscribe(topic)
     pump = asyncio.create_task(_agent_events(ws, queue))
+    timer = asyncio.create_task(_close_at(ws, expires, chat.clock.now()))
     try:
         while True:
             raw = await ws.receive_text()
             try:
                 text = clean_text(str(json.loads(raw).get("text", "")), chat.settings.max_message_chars)
+                count_turn(ws, conversation_id)  # the same limits as an HTTP turn
             except (ValueError, AttributeError, BadInput) as exc:
                 await ws.send_json({"error": {"code": "bad_message", "message": str(exc), "details": {}}})
+                continue
+            except ApiError as exc:
+                await ws.send_json({"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
                 continue
             try:
                 result = await chat.handle(conversation_id, text, "web")
@@ -49,10 +94,11 @@ async def chat_socket(ws: WebSocket, conversation_id: str) -> None:
                 await ws.close(code=4404)
                 return
             await ws.send_json(chat_out(conversation_id, result.mode, result.replies).model_dump())
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
         pump.cancel()
+        timer.cancel()
         chat.hub.unsubscribe(topic, queue)
 
 
@@ -65,29 +111,55 @@ async def _agent_events(ws: WebSocket, queue: asyncio.Queue[dict[str, Any]]) -> 
                 await ws.send_json(event)
 
 
+async def _watch_revocation(ws: WebSocket, principal: Principal, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    while True:
+        event = await queue.get()
+        if event.get("jti") == principal.jti or event.get("username") == principal.username:
+            with contextlib.suppress(RuntimeError):
+                await ws.close(code=EXPIRED)
+            return
+
+
 @router.websocket("/v1/agent/ws")
 async def agent_socket(ws: WebSocket, token: str = "") -> None:
-    """Queue changes for every agent; messages of the conversation the console has open."""
+    """Queue changes for every agent; messages of a conversation the console has open, if the agent
+    may read it (claimed by it, or a supervisor)."""
     chat: ChatService = ws.app.state.chat
-    if agent_from_token(token, chat.settings) is None:
-        await ws.close(code=4401)
+    principal = await asyncio.to_thread(principal_from_token, token or bearer(ws), chat.settings, chat.clock)
+    if principal is None:
+        await ws.close(code=EXPIRED)
         return
     await ws.accept()
     queue = chat.hub.subscribe(QUEUE_TOPIC)
-    pumps = {QUEUE_TOPIC: asyncio.create_task(_pump(ws, queue))}
+    revocations = chat.hub.subscribe(AGENT_TOKENS_TOPIC)
+    pumps = {
+        QUEUE_TOPIC: asyncio.create_task(_pump(ws, queue)),
+        AGENT_TOKENS_TOPIC: asyncio.create_task(_watch_revocation(ws, principal, revocations)),
+        "expiry": asyncio.create_task(_close_at(ws, principal.expires_at, chat.clock.now())),
+    }
     followed: dict[str, asyncio.Queue[dict[str, Any]]] = {}
     try:
         while True:  # the console says which conversation it is looking at: {"follow": id}
             message = json.loads(await ws.receive_text())
             cid = str(message.get("follow", ""))
-            if cid and cid not in followed:
-                followed[cid] = chat.hub.subscribe(conversation_topic(cid))
-                pumps[cid] = asyncio.create_task(_pump(ws, followed[cid]))
-    except (WebSocketDisconnect, ValueError):
+            if not cid or cid in followed:
+                continue
+            allowed = await run_transaction(
+                chat.settings.database_url,
+                lambda s, cid=cid: agents.may_read(s, principal.role, principal.username, cid),  # type: ignore[misc]
+                readonly=True,
+            )
+            if not allowed:
+                await ws.send_json({"type": "error", "code": "not_claimed", "conversation_id": cid})
+                continue
+            followed[cid] = chat.hub.subscribe(conversation_topic(cid))
+            pumps[cid] = asyncio.create_task(_pump(ws, followed[cid]))
+    except (WebSocketDisconnect, ValueError, RuntimeError):
         pass
     finally:
         for task in pumps.values():
             task.cancel()
         chat.hub.unsubscribe(QUEUE_TOPIC, queue)
+        chat.hub.unsubscribe(AGENT_TOKENS_TOPIC, revocations)
         for cid, q in followed.items():
             chat.hub.unsubscribe(conversation_topic(cid), q)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -45,6 +46,11 @@ async def inbound(request: Request) -> Response:
         token = settings.twilio_auth_token.get_secret_value()
         if not valid_twilio_signature(url, params, token, request.headers.get("X-Twilio-Signature")):
             raise ApiError(403, "bad_signature", "the request signature is not valid")
+    elif not _dev_secret_ok(
+        settings.sms_inbound_dev_secret.get_secret_value(), request.headers.get("X-SMS-Dev-Secret")
+    ):
+        # The local provider has no signature: only whoever holds var/secrets.env may play the phone.
+        raise ApiError(403, "bad_signature", "inbound SMS needs header X-SMS-Dev-Secret (SMS_INBOUND_DEV_SECRET)")
     sid, sender, body = params.get("MessageSid", ""), params.get("From", ""), params.get("Body", "")
     if not sid:
         raise ApiError(422, "validation_failed", "MessageSid is required")
@@ -71,6 +77,11 @@ async def inbound(request: Request) -> Response:
         text_out = as_sms(reply.text, reply.buttons)
         await send_reply(provider, settings, service.policy, service.clock, phone, text_out, cid, wrote_at)
     return _twiml()
+
+
+def _dev_secret_ok(expected: str, given: str | None) -> bool:
+    """Unset refuses everything: an outbox gateway without the secret takes no inbound SMS."""
+    return bool(expected) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
 async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> list[Any]:

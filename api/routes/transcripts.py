@@ -6,10 +6,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.auth import AdminOrAgentDep
+from api.auth import AdminOrPrincipalDep
 from api.deps import SessionDep
 from api.errors import ApiError
-from ledger import conversations
+from ledger import agents, conversations
 from ledger.masking import mask
 from ledger.models import Message
 
@@ -34,11 +34,12 @@ class Transcript(BaseModel):
     messages: list[TranscriptEntry]
 
 
-@router.get("/{conversation_id}/transcript", response_model=Transcript, dependencies=[AdminOrAgentDep])
-def transcript(conversation_id: str, session: SessionDep) -> Transcript:
+@router.get("/{conversation_id}/transcript", response_model=Transcript)
+def transcript(conversation_id: str, session: SessionDep, principal: AdminOrPrincipalDep) -> Transcript:
+    """The admin and supervisors read any transcript; an agent only one it has claimed."""
     conv = conversations.find(session, conversation_id)
-    if conv is None:
-        raise ApiError(404, "not_found", "no such conversation")
+    if conv is None or not agents.may_read(session, principal.role, principal.username, conversation_id):
+        raise ApiError(404, "not_found", "no such conversation, or not one you have claimed")
     rows = session.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq))
     return Transcript(
         conversation_id=conv.conversation_id,

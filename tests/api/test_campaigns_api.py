@@ -175,7 +175,7 @@ def test_links_are_signed_and_expire() -> None:
 
 
 def test_a_bad_link_is_refused(client: TestClient) -> None:
-    r = client.get("/v1/chat/link?t=1.9999999999.forged")
+    r = client.post("/v1/chat/sessions", json={"link_token": "1.9999999999.forged"})
     assert r.status_code == 403 and r.json()["error"]["code"] == "link_invalid"
 
 

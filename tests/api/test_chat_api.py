@@ -11,11 +11,12 @@ from sqlalchemy import select
 from api.chat import clean_text
 from ledger.db import transaction
 from ledger.models import Conversation, HandoffTicket, Message
+from tests.api.conftest import WebChat
 
 
-def test_rasa_down_gives_a_holding_reply_and_queues_for_a_human(client: TestClient, database_url: str) -> None:
-    cid = f"down-{uuid.uuid4().hex[:8]}"
-    r = client.post(f"/v1/chat/{cid}/messages", json={"text": "我想问下欠款"})
+def test_rasa_down_gives_a_holding_reply_and_queues_for_a_human(web: WebChat, database_url: str) -> None:
+    cid = web.cid("down")
+    r = web.post("down", "我想问下欠款")
     assert r.status_code == 200
     body = r.json()
     assert body["mode"] == "human" and "人工" in body["messages"][0]["text"]
@@ -27,22 +28,23 @@ def test_rasa_down_gives_a_holding_reply_and_queues_for_a_human(client: TestClie
         reason = session.scalar(select(HandoffTicket.reason).where(HandoffTicket.conversation_pk == conv.id))
         assert reason == "service_unavailable"
     # While a human has it, the holder's messages are kept and the bot stays quiet.
-    r2 = client.post(f"/v1/chat/{cid}/messages", json={"text": "还在吗"})
+    r2 = web.post("down", "还在吗")
     assert r2.json() == {"conversation_id": cid, "mode": "human", "messages": []}
-    assert client.get(f"/v1/chat/{cid}/messages?after=0").json()["messages"][0]["seq"] == 2
+    assert web.get("down").json()["messages"][0]["seq"] == 2
 
 
-def test_bad_requests_are_refused_clearly(client: TestClient) -> None:
-    url = "/v1/chat/bad-input-01/messages"
+def test_bad_requests_are_refused_clearly(client: TestClient, web: WebChat) -> None:
+    url = f"/v1/chat/{web.cid('bad')}/messages"
+    json_auth = {"content-type": "application/json", **web.auth("bad")}
     assert client.post("/v1/chat/short/messages", json={"text": "hi"}).status_code == 422
-    assert client.post(url, content=b"{not json", headers={"content-type": "application/json"}).status_code == 400
-    r = client.post(url, content=b'{"text": "\xff\xfe"}', headers={"content-type": "application/json"})
+    assert client.post(url, content=b"{not json", headers=json_auth).status_code == 400
+    r = client.post(url, content=b'{"text": "\xff\xfe"}', headers=json_auth)
     assert r.status_code == 400 and r.json()["error"]["code"] == "malformed_json"
-    r = client.post(url, json={"text": "长" * 1001})
+    r = web.post("bad", "长" * 1001)
     assert r.status_code == 422 and r.json()["error"]["code"] == "bad_message"
-    r = client.post(url, json={"text": "\x00\x01"})
+    r = web.post("bad", "\x00\x01")
     assert r.status_code == 422
-    r = client.post(url, content=b'{"text": "' + b"a" * 70_000 + b'"}', headers={"content-type": "application/json"})
+    r = client.post(url, content=b'{"text": "' + b"a" * 70_000 + b'"}', headers=json_auth)
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: the limit applies as the body streams in
@@ -51,7 +53,7 @@ def test_bad_requests_are_refused_clearly(client: TestClient) -> None:
             yield b"a" * 4096
         yield b'"}'
 
-    r = client.post(url, content=chunks(), headers={"content-type": "application/json"})
+    r = client.post(url, content=chunks(), headers=json_auth)
     assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
 
 

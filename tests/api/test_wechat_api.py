@@ -242,9 +242,15 @@ def test_a_menu_click_or_a_tapped_choice_is_the_bots_button(wx: TestClient, data
     openid = _openid()
     click = {"FromUserName": openid, "MsgType": "event", "Event": "CLICK", "EventKey": "request_human"}
     assert _post(wx, click) == 200
-    tapped = {**_text(openid, "查询欠款"), "bizmsgmenuid": "ask_debt_amount"}  # a choice in a menu message
+    with transaction(database_url) as s:  # the bot sent a menu message with this choice in the conversation
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == _conversation(database_url, openid)))
+        assert conv is not None
+        conversations.append_message(
+            s, conv, "bot", "请选择：", buttons=[{"title": "查询欠款", "payload": "/ask_debt_amount"}]
+        )
+    tapped = {**_text(openid, "查询欠款"), "bizmsgmenuid": "ask_debt_amount"}  # a choice in that menu message
     assert _post(wx, tapped) == 200
-    forged = {**_text(openid, "随便"), "bizmsgmenuid": "inform"}  # not one of the bot's buttons: plain text
+    forged = {**_text(openid, "随便"), "bizmsgmenuid": "inform"}  # not a button the bot sent here: plain text
     assert _post(wx, forged) == 200
     messages = _user_messages(database_url, _conversation(database_url, openid))
     assert messages == ["/request_human", "/ask_debt_amount", "随便"]

@@ -38,3 +38,9 @@ def test_a_message_of_emoji_alone_keeps_its_meaning() -> None:
 def test_shorthand_with_trailing_punctuation() -> None:
     assert normalize("886～") == "拜拜"
     assert normalize("thx!") == "谢谢"
+
+
+@pytest.mark.parametrize("typed", ["/affirm", '\u200b/inform{"id_last4": "0000"}', "／request_human", " \u2060/deny"])
+def test_nothing_typed_reaches_the_regex_message_handler_as_a_command(typed: str) -> None:
+    """Issue 16, finding 7: RegexMessageHandler runs after this component and unpacks a leading "/"."""
+    assert not normalize(typed).startswith("/")

@@ -26,7 +26,7 @@ async def turn(store: SQLTrackerStore, sender: str, text: str, save: bool = True
     tracker.update(UserUttered(text, {"name": "ask_debt_amount", "confidence": 0.9}))
     tracker.update(ActionExecuted("action_tell_debt"))
     tracker.update(BotUttered(f"回复：{text}"))
-    tracker.update(SlotSet("id_last4", "1234"))
+    tracker.update(SlotSet("abuse_count", 1.0))  # not a secret slot: those are blanked in the rows
     tracker.update(ActionExecuted("action_listen"))
     if save:
         await store.save(tracker)
@@ -101,3 +101,32 @@ def test_the_cache_is_bounded(db: Path) -> None:
     assert len(store._kept) == 2 and "a" not in store._kept
     tracker = run(store.retrieve("a"))  # dropped from memory, still in the database
     assert [e.text for e in tracker.events if isinstance(e, UserUttered)] == ["一", "二"]  # type: ignore[attr-defined]
+
+
+def test_stored_events_keep_no_verification_answers_or_numbers(tmp_path: Path) -> None:
+    """Issue 16, finding 8: the rows kept raw text and the ID/card entity values."""
+    import json
+
+    import sqlalchemy as sa
+
+    store = cached(tmp_path / "t.db")
+
+    async def play() -> None:
+        tracker = await store.get_or_create_tracker("scrub-1")
+        entities = [
+            {"entity": "id_last4", "value": "3200", "start": 6, "end": 10},
+            {"entity": "card_last4", "value": "6200", "start": 15, "end": 19},
+            {"entity": "phone", "value": "13800000002", "start": 0, "end": 0},
+        ]
+        text = "身份证后四位3200，卡号尾号6200 电话138 0000 0002 3200"
+        tracker.update(UserUttered(text, {"name": "inform", "confidence": 0.9}, entities))
+        tracker.update(SlotSet("id_last4", "3200"))
+        tracker.update(SlotSet("card_last4", "6200"))
+        await store.save(tracker)
+        assert tracker.get_slot("id_last4") == "3200"  # the live tracker keeps them for its turn
+
+    run(play())
+    with sa.create_engine(f"sqlite:///{tmp_path / 't.db'}").connect() as conn:
+        rows = [json.loads(r[0]) for r in conn.execute(sa.text("select data from events"))]
+    dump = json.dumps(rows, ensure_ascii=False)
+    assert "3200" not in dump and "6200" not in dump and "13800000002" not in dump and "0000 0002" not in dump

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -16,18 +17,68 @@ from scripts.stack import MODEL, Stack, free_port, prepare
 
 @dataclass
 class Running:
+    """The running stack. `say(label, text)` speaks in a web chat session: the first use of a label
+    opens a session (the server chooses the id; `cid(label)` gives it) and keeps its token."""
+
     stack: Stack
     gateway: str
     admin: dict[str, str]
     secrets: dict[str, str]
+    sessions: dict[str, tuple[str, str]] = field(default_factory=dict)  # label -> (conversation id, token)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # threads saying to one new label share it
+
+    def open_session(self, label: str | None = None, link_token: str | None = None) -> str:
+        """A new web chat session (through our SMS link when `link_token` is given); returns its id.
+        The session is kept under `label` and under its own id, so either can be said to."""
+        body = {"link_token": link_token} if link_token else {}
+        r = httpx.post(f"{self.gateway}/v1/chat/sessions", json=body, timeout=30)
+        assert r.status_code == 201, r.text
+        opened = r.json()
+        cid, token = opened["conversation_id"], opened["session_token"]
+        self.sessions[cid] = (cid, token)
+        if label:
+            self.sessions[label] = (cid, token)
+        return str(cid)
+
+    @property
+    def sms_headers(self) -> dict[str, str]:
+        """What the local (outbox) SMS provider's inbound webhook needs: the dev secret."""
+        return {"X-SMS-Dev-Secret": self.secrets["SMS_INBOUND_DEV_SECRET"]}
+
+    def cid(self, label: str) -> str:
+        """The server-chosen conversation id behind a test's label (opening the session if new)."""
+        with self.lock:
+            if label not in self.sessions:
+                self.open_session(label)
+            return self.sessions[label][0]
+
+    def auth(self, label: str) -> dict[str, str]:
+        self.cid(label)
+        return {"Authorization": f"Bearer {self.sessions[label][1]}"}
 
     def say(self, conversation_id: str, text: str) -> dict[str, object]:
-        r = httpx.post(f"{self.gateway}/v1/chat/{conversation_id}/messages", json={"text": text}, timeout=30)
+        cid = self.cid(conversation_id)
+        r = httpx.post(
+            f"{self.gateway}/v1/chat/{cid}/messages",
+            json={"text": text},
+            headers=self.auth(conversation_id),
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         return r.json()  # type: ignore[no-any-return]
 
     def texts(self, conversation_id: str, text: str) -> str:
         return "\n".join(m["text"] for m in self.say(conversation_id, text)["messages"])  # type: ignore[index]
+
+    def messages(self, conversation_id: str, after: int = 0) -> dict[str, object]:
+        r = httpx.get(
+            f"{self.gateway}/v1/chat/{self.cid(conversation_id)}/messages",
+            params={"after": after},
+            headers=self.auth(conversation_id),
+            timeout=30,
+        )
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +94,8 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
         env_extra={"RASA_TIMEOUT_SECONDS": os.environ.get("E2E_RASA_TIMEOUT", "15"), "RATE_LIMIT_PER_MINUTE": "100000"},
     )
     stack.start(secrets)
+    # The bare-Rasa benchmark path (bench/turns.py) calls Rasa's REST channel with this secret.
+    os.environ.setdefault("RASA_CHANNEL_SECRET", secrets["RASA_CHANNEL_SECRET"])
     try:
         stack.wait_healthy(timeout=300)
         yield Running(
@@ -57,4 +110,5 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
 
 @pytest.fixture
 def conversation_id() -> str:
+    """A label for a web conversation; `running.cid(label)` is its real, server-chosen id."""
     return f"e2e-{uuid.uuid4().hex[:12]}"

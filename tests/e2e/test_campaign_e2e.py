@@ -32,12 +32,13 @@ def test_link_opens_a_conversation_greeted_in_context(running: Running, database
         attempt_id = s.scalar(select(ContactAttempt.id).where(ContactAttempt.account_pk == pk))
     assert attempt_id is not None  # queued now, or deferred out of quiet hours: the link is the same
     token = links.issue(attempt_id, running.secrets["LINK_SIGNING_KEY"], process_clock().now())
-    opened = httpx.get(f"{running.gateway}/v1/chat/link", params={"t": token}, timeout=30).json()
-    cid = opened["conversation_id"]
-    greeting = opened["messages"][0]["text"]
+    cid = running.open_session(link_token=token)
+    [greeting] = [m["text"] for m in running.messages(cid)["messages"]]  # type: ignore[index]
     assert "示例银行信用卡中心" in greeting and "身份证" in greeting and "元" not in greeting
-    again = httpx.get(f"{running.gateway}/v1/chat/link", params={"t": token}, timeout=30).json()
-    assert again["conversation_id"] == cid and len(again["messages"]) == 1  # reopening does not greet twice
     # The phone came with the link: ID and card last four complete the check.
     assert "验证通过" in running.texts(cid, f"身份证后四位{holder.id_last4}，卡号后四位{holder.card_last4}")
     assert fen_to_text(yuan_to_fen(view(running, holder)["amount_due"])) in running.texts(cid, "我欠多少")
+    # Opened again, the link starts afresh: another conversation, none of the history, verify again.
+    again = running.open_session(link_token=token)
+    assert again != cid and len(running.messages(again)["messages"]) == 1  # type: ignore[arg-type]
+    assert "元" not in running.texts(again, "我欠多少")

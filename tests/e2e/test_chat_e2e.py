@@ -29,7 +29,7 @@ def test_hello_reaches_rasa_and_an_action_and_is_recorded(
     [message] = reply["messages"]  # type: ignore[misc]
     assert "示例银行信用卡中心" in message["text"] and "手机号码" in message["text"]  # the action, from policy.yml
     with transaction(database_url) as s:
-        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == running.cid(conversation_id)))
         assert conv is not None
         rows = s.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq)).all()
         assert [(m.seq, m.sender) for m in rows] == [(1, "user"), (2, "bot")]
@@ -85,7 +85,7 @@ def test_messages_racing_in_one_conversation_are_processed_in_order(
         replies = list(pool.map(lambda _: running.say(conversation_id, "你好"), range(6)))
     assert all(r["messages"] for r in replies)
     with transaction(database_url) as s:
-        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == running.cid(conversation_id)))
         assert conv is not None
         senders = [
             m.sender for m in s.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq))

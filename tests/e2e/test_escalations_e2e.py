@@ -23,6 +23,7 @@ def sms(running: Running, phone: str, body: str) -> None:
         f"{running.gateway}/v1/sms/inbound",
         timeout=30,
         data={"From": f"+86{phone}", "To": "+8610690000", "Body": body, "MessageSid": f"SM{uuid.uuid4().hex}"},
+        headers=running.sms_headers,
     )
     assert r.status_code == 200, r.text
 

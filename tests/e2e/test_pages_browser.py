@@ -88,7 +88,7 @@ def test_agent_takes_over_and_hands_back(running: Running, browser: Browser) -> 
     expect(chat.locator(".msg.bot").last).to_contain_text("验证通过", timeout=20_000)
     say(chat, "我要转人工")
     expect(chat.locator(".msg.bot").last).to_contain_text("人工客服", timeout=20_000)
-    conversation_id = chat.evaluate("sessionStorage.getItem('repay.conversation')")
+    conversation_id = chat.evaluate("JSON.parse(sessionStorage.getItem('repay.session')).conversation_id")
 
     agent = browser.new_context(viewport={"width": 1366, "height": 900}).new_page()
     agent.goto(f"{running.gateway}/agent")
@@ -98,10 +98,11 @@ def test_agent_takes_over_and_hands_back(running: Running, browser: Browser) -> 
     item = agent.locator(f".item[data-id='{conversation_id}']")
     expect(item).to_contain_text("主动要求", timeout=20_000)
     item.click()
-    expect(agent.locator("#transcript")).to_contain_text("我要转人工")
-    expect(agent.locator("#side")).to_contain_text(view(running, holder)["amount_due"])  # the account at a glance
+    expect(agent.locator("#transcript")).to_contain_text("接入后可查看")  # an agent reads what it has claimed
     agent.click("#claim")
     expect(item).to_contain_text("已接入", timeout=10_000)
+    expect(agent.locator("#transcript")).to_contain_text("我要转人工")
+    expect(agent.locator("#side")).to_contain_text(view(running, holder)["amount_due"])  # the account at a glance
     agent.fill("#reply", "您好，我是人工客服小李，请问有什么可以帮您？")
     agent.click("#send")
     expect(chat.locator(".msg.agent").last).to_contain_text("人工客服小李", timeout=15_000)  # pushed to the holder

@@ -13,11 +13,15 @@ from scripts.stack import Stack, endpoints
 
 
 def test_a_token_starting_with_a_dash_reaches_rasa_intact(tmp_path: Path) -> None:
-    """Regression: a generated secret beginning with "-" was read by Rasa's argparse as an option."""
+    """Regression: a generated secret beginning with "-" was read by Rasa's argparse as an option.
+    The token is no longer on the command line (issue 16): bot/serve.py adds it in-process."""
+    from bot.serve import rasa_argv
+
     argv = Stack(var=tmp_path, database_url="sqlite://").commands({"RASA_AUTH_TOKEN": "-abc123"}, tmp_path / "e.yml")
+    assert "-abc123" not in " ".join(argv["rasa"]) and argv["rasa"][1:3] == ["-m", "bot.serve"]
     parser = argparse.ArgumentParser()
     parser.add_argument("--auth-token")
-    known, _ = parser.parse_known_args(argv["rasa"][2:])
+    known, _ = parser.parse_known_args(rasa_argv(argv["rasa"][3:], "-abc123")[1:])
     assert known.auth_token == "-abc123"
 
 
