@@ -173,14 +173,18 @@ class ChatService:
     async def _db(self, work: Callable[[Session], T], readonly: bool = False) -> T:
         return await run_transaction(self.settings.database_url, work, readonly)
 
-    async def _ask_rasa(self, conversation_id: str, text: str, channel: str) -> dict[str, Any]:
+    async def _ask_rasa(
+        self, conversation_id: str, text: str, channel: str, channel_menu: bool = False
+    ) -> dict[str, Any]:
         url = self.rasa_for(conversation_id)
+        # The gateway vouches for a channel menu's payload (see handle); Rasa unpacks nothing else unoffered.
+        metadata: dict[str, Any] = {"channel": channel, "channel_menu": True} if channel_menu else {"channel": channel}
         try:
             # The wait for a free slot counts against the same deadline: a holding reply beats silence.
             async with asyncio.timeout(self.settings.rasa_timeout_seconds), self._slots[url]:
                 resp = await self.http.post(
                     f"{url}/webhooks/gateway/webhook",
-                    json={"sender": conversation_id, "message": text, "metadata": {"channel": channel}},
+                    json={"sender": conversation_id, "message": text, "metadata": metadata},
                     headers={"X-Channel-Secret": self.settings.rasa_channel_secret.get_secret_value()},
                 )
             resp.raise_for_status()
@@ -250,7 +254,7 @@ class ChatService:
             self.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
             return TurnResult("human", [])
         try:
-            answer = await self._ask_rasa(conversation_id, text, channel)
+            answer = await self._ask_rasa(conversation_id, text, channel, channel_menu)
             outgoing = [(m.get("text") or "", m.get("buttons")) for m in answer.get("messages", []) if m.get("text")]
             failed = False
         except RasaDown as exc:

@@ -61,12 +61,14 @@ async def offered_payloads(agent: Any, sender: str) -> set[str]:
     }
 
 
-async def admit(agent: Any, sender: str, text: str) -> tuple[str, dict[str, Any]]:
+async def admit(agent: Any, sender: str, text: str, vouched: bool = False) -> tuple[str, dict[str, Any]]:
     """The text Rasa will see and its parse. An offered payload is unpacked here, directly; anything
-    else goes through the NLU pipeline, whose normaliser never lets a leading "/" through."""
+    else goes through the NLU pipeline, whose normaliser never lets a leading "/" through.
+    `vouched`: the gateway (which holds the channel secret) says this is its channel's own menu
+    (a WeChat CLICK key, signed by WeChat), not typed text."""
     if looks_like_command(text):
         payload = strip_invisible(text).strip()
-        if payload in await offered_payloads(agent, sender):
+        if vouched or payload in await offered_payloads(agent, sender):
             unpacked = YAMLStoryReader.unpack_regex_message(Message(data={TEXT: payload}), agent.domain)
             parse: dict[str, Any] = {TEXT: payload, INTENT: {"name": None, "confidence": 0.0}, ENTITIES: []}
             parse.update(unpacked.as_dict(only_output_properties=True))
@@ -83,7 +85,8 @@ def _handler(
         sender, text = body.get("sender"), body.get("message")
         if not isinstance(sender, str) or not isinstance(text, str):
             return response.json({"error": "sender and message are required"}, status=400)
-        text, parse = await admit(request.app.ctx.agent, sender, text)
+        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
+        text, parse = await admit(request.app.ctx.agent, sender, text, vouched=metadata.get("channel_menu") is True)
         collector = CollectingOutputChannel()
         await on_new_message(
             UserMessage(text, collector, sender, parse_data=parse, input_channel=channel, metadata=body.get("metadata"))
