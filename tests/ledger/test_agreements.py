@@ -8,16 +8,22 @@ due 5 May, 5 Jun, 5 Jul. Policy: grace 3 days, one missed instalment allowed at 
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.orm import Session
 
 from ledger import accounts, eod, negotiation
+from ledger.agreements import AgreedRow, Agreement, AgreementTerms, plan_state, position_under
 from ledger.clock import Clock
+from ledger.fees import AccountTerms, Payment
 from ledger.models import Plan, Promise
-from ledger.policy import Policy
-from tests.conftest import TZ
+from ledger.plans import installment_schedule
+from ledger.policy import AgreementPolicy, FeePolicy, Policy, load_policy
+from tests.conftest import ROOT, TZ
 from tests.factories import record
 
 ROWS = [347_833, 347_833, 347_834]
@@ -288,3 +294,67 @@ def test_personalised_plan_from_monthly_capacity(session: Session, policy: Polic
     assert offer.total_fee > 0 and offer.apr > 0
     shorter = negotiation.offer_for(sit, "personalized", clock.today(), periods=offer.periods - 1)
     assert max(r.amount for r in shorter.schedule) > 50_000  # the fewest periods that fit
+
+
+# --- properties ---------------------------------------------------------------------------------
+
+START = date(2026, 1, 31)
+RATE = Decimal("0.0005")
+
+
+def plan_terms(principal: int, periods: int, rate: Decimal, carried: int = 0) -> AgreementTerms:
+    _, rows = installment_schedule(principal + carried, periods, rate, START, principal)
+    return AgreementTerms(START, principal, carried, 0, tuple(AgreedRow(r.due_date, r.amount, r.fee) for r in rows))
+
+
+def test_month_arithmetic_counts_from_the_start_date() -> None:
+    _, rows = installment_schedule(300_000, 4, Decimal("0.006"), date(2027, 12, 31))
+    assert [r.due_date for r in rows] == [date(2028, 1, 31), date(2028, 2, 29), date(2028, 3, 31), date(2028, 4, 30)]
+
+
+payments = st.lists(
+    st.tuples(st.integers(0, 400), st.integers(1, 500_000)).map(lambda t: Payment(START + timedelta(days=t[0]), t[1])),
+    max_size=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.integers(1_000, 5_000_000),
+    st.integers(1, 24),
+    st.decimals("0", "0.01", places=4),
+    payments,
+    st.sampled_from(["waived", "charged"]),
+    st.integers(0, 400),
+)
+def test_allocation_never_loses_a_fen(
+    principal: int, periods: int, rate: Decimal, pays: list[Payment], payoff: str, day: int
+) -> None:
+    terms = plan_terms(principal, periods, rate)
+    rules = AgreementPolicy(early_payoff_unearned_fees=payoff)  # type: ignore[arg-type]
+    as_of = START + timedelta(days=day)
+    state = plan_state(terms, pays, as_of, rules, RATE)
+    paid_in = sum(p.amount for p in pays if p.paid_on <= as_of)
+    assert state.paid + state.credit == paid_in  # every fen is on a row or kept as credit
+    assert all(0 <= r.paid <= r.amount for r in state.rows)
+    assert state.remaining <= terms.total - state.paid  # less only by fees waived on early payoff
+    if payoff == "charged":
+        assert state.remaining == terms.total - state.paid
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1_000, 5_000_000), st.integers(0, 200_000), st.integers(1, 24), st.integers(0, 800))
+def test_a_kept_plan_never_owes_more_than_its_total(principal: int, carried: int, periods: int, day: int) -> None:
+    terms = plan_terms(principal, periods, Decimal("0.006"), carried)
+    # Every row paid on its date: the plan is kept.
+    pays = [Payment(r.due_date, r.amount) for r in terms.rows]
+    as_of = START + timedelta(days=day)
+    statement = AccountTerms(principal + carried, principal // 10, START, START)
+    pos, state = position_under(statement, pays, as_of, _fees(), AgreementPolicy(), Agreement("installment", terms))
+    assert state is not None and state.status != "broken"
+    assert pos.outstanding.total + state.paid <= terms.total
+    assert pos.overdue_days == 0
+
+
+def _fees() -> FeePolicy:
+    return load_policy(ROOT / "policy.yml").fees
