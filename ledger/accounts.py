@@ -243,9 +243,23 @@ class Changes:
 def sync_agreements(session: Session, account: Account, policy: Policy, today: date) -> Changes:
     """Persist what the ledger and the calendar say on `today`: rows paid or missed, the plan completed
     or broken (its open slot freed, a notice due), promises kept or broken. Running it twice is harmless."""
-    changes = Changes()
     payments = account_payments(session, account)
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
+    promises = list(session.scalars(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open")))
+    return apply_agreements(session, account, payments, plans, promises, policy, today)
+
+
+def apply_agreements(
+    session: Session,
+    account: Account,
+    payments: list[Payment],
+    plans: list[Plan],
+    open_promises: list[Promise],
+    policy: Policy,
+    today: date,
+) -> Changes:
+    """`sync_agreements` on what the caller loaded (end-of-day loads a chunk of accounts at once)."""
+    changes = Changes()
     plan = governing_plan(plans)
     if plan is not None and plan.status == "active":
         _, state = position_for(account.statements[-1], payments, plan, policy, account, today)
@@ -262,7 +276,7 @@ def sync_agreements(session: Session, account: Account, policy: Policy, today: d
             else:
                 changes.completed.append(plan.plan_id)
             audit(session, "eod", f"plan.{state.status}", account.account_id, plan_id=plan.plan_id)
-    for promise in session.scalars(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open")):
+    for promise in open_promises:
         outcome = promise_outcome(promise.amount, promise.due_date, payments, promise.paid_before, today)
         if outcome != "open":
             promise.status = outcome

@@ -7,6 +7,7 @@ A broken plan's holder is told once by SMS; whether and when is the contact rule
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -14,13 +15,14 @@ from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import CursorResult, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ledger import templates
-from ledger.accounts import Changes, sync_agreements
+from ledger.accounts import Changes, apply_agreements
 from ledger.clock import Clock
 from ledger.compliance import ContactFacts, decide
 from ledger.db import transaction
+from ledger.fees import Payment
 from ledger.models import (
     Account,
     Cardholder,
@@ -28,6 +30,7 @@ from ledger.models import (
     ContactPreference,
     EodRun,
     Hold,
+    LedgerEntry,
     Plan,
     Promise,
 )
@@ -82,11 +85,36 @@ def chunks(items: list[int], size: int) -> Iterator[list[int]]:
 def process_accounts(session: Session, account_pks: list[int], policy: Policy, day: date) -> EodSummary:
     """Bring these accounts' agreements up to `day` (one transaction: the caller's)."""
     summary = EodSummary(day)
-    for pk in account_pks:
-        account = session.get(Account, pk)
-        if account is None or not account.statements:
+    # Everything the chunk needs in four queries, then each account computed in memory.
+    chosen = session.scalars(
+        select(Account).where(Account.id.in_(account_pks)).options(selectinload(Account.statements))
+    )
+    payments: defaultdict[int, list[tuple[date, int]]] = defaultdict(list)
+    for pk, day_paid, amount in session.execute(
+        select(LedgerEntry.account_pk, LedgerEntry.effective_date, LedgerEntry.amount).where(
+            LedgerEntry.account_pk.in_(account_pks), LedgerEntry.kind == "payment"
+        )
+    ):
+        payments[pk].append((day_paid, amount))
+    plans: defaultdict[int, list[Plan]] = defaultdict(list)
+    for plan in session.scalars(select(Plan).where(Plan.account_pk.in_(account_pks))):
+        plans[plan.account_pk].append(plan)
+    promises: defaultdict[int, list[Promise]] = defaultdict(list)
+    for promise in session.scalars(
+        select(Promise).where(Promise.account_pk.in_(account_pks), Promise.status == "open")
+    ):
+        promises[promise.account_pk].append(promise)
+    for account in chosen.unique():
+        if not account.statements:
             continue
-        summary.add(sync_agreements(session, account, policy, day))
+        statement = account.statements[-1]
+        pays = (
+            [Payment(statement.statement_date, statement.paid_since_statement)]
+            if statement.paid_since_statement
+            else []
+        )
+        pays += [Payment(d, a) for d, a in payments[account.id] if d >= statement.statement_date]
+        summary.add(apply_agreements(session, account, pays, plans[account.id], promises[account.id], policy, day))
     session.flush()
     return summary
 
