@@ -84,6 +84,18 @@ def test_deferment_within_policy(running: Running, conversation_id: str) -> None
     assert plan["type"] == "deferment" and plan["schedule"][0]["due_date"] == latest.isoformat()
 
 
+def test_questions_about_a_running_plan_are_answered_from_the_ledger(running: Running, conversation_id: str) -> None:
+    holder = new_holder(running, overdue_days=20)
+    verified(running, conversation_id, holder)
+    running.texts(conversation_id, "我想分3期")
+    assert "已为您办理分3期" in running.texts(conversation_id, "/affirm")
+    [plan] = view(running, holder)["plans"]
+    status = running.texts(conversation_id, "我的分期还剩几期")
+    assert "还剩3期" in status and fen_to_text(yuan_to_fen(plan["next_due_amount"])) in status
+    consequence = running.texts(conversation_id, "这期没还上会怎样")
+    assert "3天内补上不算逾期" in consequence and "分期就会终止" in consequence
+
+
 def test_hardship_leads_to_a_personalised_plan_for_approval(running: Running, conversation_id: str) -> None:
     holder = new_holder(running, overdue_days=75)  # M3
     verified(running, conversation_id, holder)
