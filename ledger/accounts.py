@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ledger.agreements import AgreedRow, Agreement, AgreementTerms, PlanState, position_under, promise_outcome
 from ledger.clock import Clock
@@ -24,6 +25,7 @@ from ledger.models import (
     Hold,
     LedgerEntry,
     Plan,
+    PlanRow,
     Promise,
     Statement,
 )
@@ -234,6 +236,7 @@ class Changes:
     """What bringing an account's agreements up to a day changed."""
 
     rows: int = 0
+    row_updates: list[dict[str, object]] = field(default_factory=list)  # for one executemany UPDATE
     completed: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
@@ -246,7 +249,15 @@ def sync_agreements(session: Session, account: Account, policy: Policy, today: d
     payments = account_payments(session, account)
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
     promises = list(session.scalars(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open")))
-    return apply_agreements(session, account, payments, plans, promises, policy, today)
+    changes = apply_agreements(session, account, payments, plans, promises, policy, today)
+    write_rows(session, changes.row_updates)
+    return changes
+
+
+def write_rows(session: Session, updates: list[dict[str, object]]) -> None:
+    """Row statuses in one executemany UPDATE (the objects already carry the new values)."""
+    if updates:
+        session.execute(update(PlanRow), updates)
 
 
 def apply_agreements(
@@ -266,7 +277,10 @@ def apply_agreements(
         assert state is not None
         for row, rs in zip(plan.rows, state.rows, strict=True):
             if (row.status, row.paid) != (rs.status, rs.paid):
-                row.status, row.paid = rs.status, rs.paid
+                # Set as already stored, so the flush does not write them one row at a time.
+                set_committed_value(row, "status", rs.status)
+                set_committed_value(row, "paid", rs.paid)
+                changes.row_updates.append({"id": row.id, "status": rs.status, "paid": rs.paid})
                 changes.rows += 1
         if state.status != "active":
             plan.status, plan.ended_on, plan.open_slot = state.status, state.ended_on, None

@@ -18,7 +18,7 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from ledger import templates
-from ledger.accounts import Changes, apply_agreements
+from ledger.accounts import Changes, apply_agreements, write_rows
 from ledger.clock import Clock
 from ledger.compliance import ContactFacts, decide
 from ledger.db import transaction
@@ -104,6 +104,7 @@ def process_accounts(session: Session, account_pks: list[int], policy: Policy, d
         select(Promise).where(Promise.account_pk.in_(account_pks), Promise.status == "open")
     ):
         promises[promise.account_pk].append(promise)
+    updates: list[dict[str, object]] = []
     for account in chosen.unique():
         if not account.statements:
             continue
@@ -114,7 +115,10 @@ def process_accounts(session: Session, account_pks: list[int], policy: Policy, d
             else []
         )
         pays += [Payment(d, a) for d, a in payments[account.id] if d >= statement.statement_date]
-        summary.add(apply_agreements(session, account, pays, plans[account.id], promises[account.id], policy, day))
+        changes = apply_agreements(session, account, pays, plans[account.id], promises[account.id], policy, day)
+        updates += changes.row_updates
+        summary.add(changes)
+    write_rows(session, updates)
     session.flush()
     return summary
 
