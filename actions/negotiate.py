@@ -270,7 +270,7 @@ async def propose_promise(
             return "past", {}
         if due > latest:
             return "too_late", {"latest": cn_date(latest), "amount": fen}
-        if fen > sit.outstanding:
+        if fen > max(sit.outstanding, sit.amount_due_on(due)):
             return "too_much", {"outstanding": sit.outstanding}
         return "ok", {"amount": fen}
 

@@ -211,7 +211,9 @@ def create_promise(
     if existing is not None:
         return existing, False
     sit = situation(session, account_id, policy, clock)
-    validate_promise(amount, due, clock.today(), sit.outstanding, sit.rules)
+    # What is owed by the promised date may be more than today (interest runs until then).
+    owed = max(sit.outstanding, sit.amount_due_on(due)) if due >= clock.today() else sit.outstanding
+    validate_promise(amount, due, clock.today(), owed, sit.rules)
     account = get_account(session, account_id)
     promise = Promise(
         promise_id=new_id("pp"),

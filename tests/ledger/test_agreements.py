@@ -358,3 +358,18 @@ def test_a_kept_plan_never_owes_more_than_its_total(principal: int, carried: int
 
 def _fees() -> FeePolicy:
     return load_policy(ROOT / "policy.yml").fees
+
+
+def test_a_promise_of_what_clears_on_its_date_is_accepted(session: Session, policy: Policy, clock: Clock) -> None:
+    rec = record(minimum_payment=1_000_000)  # the whole statement is due: interest makes it grow daily
+    accounts.upsert_account(session, rec)
+    sit = negotiation.situation(session, rec.account_id, policy, clock)
+    due = date(2026, 4, 10)
+    amount = sit.amount_due_on(due)
+    assert amount == sit.amount_due + 5 * 500  # five more days of interest: 5 yuan a day on 10,000 yuan
+    promise, _ = negotiation.create_promise(
+        session, rec.account_id, amount, due, "chat", f"p-{rec.account_id}", policy, clock
+    )
+    pay(session, policy, rec.account_id, amount, due, "on-date")
+    assert promise.status == "kept"
+    assert view(session, policy, rec.account_id, due).position.overdue_days == 0
