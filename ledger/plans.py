@@ -76,10 +76,24 @@ def installment_schedule(
     base = principal if fee_base is None else fee_base
     total_fee = round_fen(Decimal(base) * fee_rate * periods)
     amounts = split_evenly(principal + total_fee, periods)
-    fees = split_evenly(total_fee, periods)
+    fees = _fees_within(split_evenly(total_fee, periods), amounts)
     return total_fee, [
         ScheduleRow(add_months(start, k + 1), amt, fee) for k, (amt, fee) in enumerate(zip(amounts, fees, strict=True))
     ]
+
+
+def _fees_within(fees: list[int], amounts: list[int]) -> list[int]:
+    """Each row's fee no more than the row (only tiny plans need it): excess moves to rows with room."""
+    carry = 0
+    for i in reversed(range(len(fees))):
+        fees[i] += carry
+        carry = max(0, fees[i] - amounts[i])
+        fees[i] -= carry
+    for i in range(len(fees)):
+        take = min(carry, amounts[i] - fees[i])
+        fees[i] += take
+        carry -= take
+    return fees
 
 
 @dataclass(frozen=True)

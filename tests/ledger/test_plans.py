@@ -48,6 +48,7 @@ def test_twelve_periods_at_point_six_percent() -> None:
 def test_schedule_sums_exactly_to_principal_plus_fee(principal: int, periods: int, rate: Decimal) -> None:
     fee, rows = installment_schedule(principal, periods, rate, TODAY)
     assert sum(r.amount for r in rows) == principal + fee
+    assert sum(r.fee for r in rows) == fee and all(0 <= r.fee <= r.amount for r in rows)
     assert len(rows) == periods
     assert all(r.amount >= 0 for r in rows)
     assert max(r.amount for r in rows) - min(r.amount for r in rows) < periods
