@@ -107,6 +107,18 @@ def test_hardship_leads_to_a_personalised_plan_for_approval(running: Running, co
     assert plan["type"] == "personalized" and plan["status"] == "pending_approval"
 
 
+def test_a_stated_monthly_amount_sizes_the_personalised_plan(running: Running, conversation_id: str) -> None:
+    holder = new_holder(running, overdue_days=75)  # M3
+    verified(running, conversation_id, holder)
+    assert "每个月大概能还多少" in running.texts(conversation_id, "我失业了，实在还不上")
+    offer = running.texts(conversation_id, "每个月能还2000")
+    assert "个性化分期" in offer and "年化利率约" in offer and "费用共" in offer
+    running.say(conversation_id, "/affirm")
+    [plan] = view(running, holder)["plans"]
+    assert plan["type"] == "personalized" and plan["status"] == "pending_approval"
+    assert all(yuan_to_fen(r["amount"]) <= 200_000 for r in plan["schedule"]) and plan["apr"] != "0.0000"
+
+
 def test_dispute_holds_the_account_and_hands_off(running: Running, conversation_id: str) -> None:
     holder = new_holder(running, overdue_days=20)
     verified(running, conversation_id, holder)
