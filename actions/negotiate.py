@@ -80,6 +80,11 @@ class ActionOfferInstallment(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         wanted = entity(tracker, "installments")
         periods = int(wanted["value"]) if wanted else None
+        waiting = (pending(tracker) or {}).get("kind")
+        monthly = entity_amount(tracker)
+        if periods is None and monthly and waiting in ("personalized", "personalized_capacity"):
+            # "每个月能还2000" after a personalised plan was suggested: size the plan to it.
+            return await offer_personalized(dispatcher, tracker, monthly)
         today = clock().today()
 
         def build(session: Session) -> tuple[str, Any]:
@@ -120,6 +125,9 @@ class ActionOfferInstallment(Action):
         if refused(dispatcher, kind):
             return []
         if kind == "running":
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            if periods is not None or intent == "request_installment":  # a new plan asked for: one at a time
+                dispatcher.utter_message(response="utter_plan_exists")
             tell_plan(dispatcher, data, text)
             return []
         if kind == "list":
@@ -127,7 +135,13 @@ class ActionOfferInstallment(Action):
             if not offers:
                 dispatcher.utter_message(response="utter_no_installment")
                 return []
-            text = render("installment_options.j2", offers=[offer_vars(o) for o in offers])
+            rules = policy().agreements
+            text = render(
+                "installment_options.j2",
+                offers=[offer_vars(o) for o in offers],
+                fee_on_principal=rules.instalment_fee_base == "principal",
+                accrual_stops=rules.interest_during_plan == "stop" and rules.late_fees_during_plan == "stop",
+            )
             dispatcher.utter_message(
                 text=text, buttons=[{"title": f"分{o.periods}期", "payload": f"分{o.periods}期"} for o in offers]
             )
