@@ -82,7 +82,7 @@ class ActionOfferInstallment(Action):
         periods = int(wanted["value"]) if wanted else None
         waiting = (pending(tracker) or {}).get("kind")
         monthly = entity_amount(tracker)
-        if periods is None and monthly and waiting in ("personalized", "personalized_capacity"):
+        if periods is None and monthly and waiting == "personalized":
             # "每个月能还2000" after a personalised plan was suggested: size the plan to it.
             return await offer_personalized(dispatcher, tracker, monthly)
         today = clock().today()
@@ -261,7 +261,7 @@ async def propose_promise(
     dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, due: date | None
 ) -> list[EventType]:
     waiting = (pending(tracker) or {}).get("kind")
-    if amount and due is None and waiting in ("personalized", "personalized_capacity"):
+    if amount and due is None and waiting == "personalized":
         # The holder answered "how much a month can you pay?": size a personalised plan to it.
         return await offer_personalized(dispatcher, tracker, amount)
     today = clock().today()
@@ -318,7 +318,7 @@ class ActionConfirm(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         offer = pending(tracker)
-        if not offer or offer["kind"] in ("promise_date", "personalized_capacity"):
+        if not offer or offer["kind"] == "promise_date":
             dispatcher.utter_message(response="utter_ok_anything_else")
             return []
         today = clock().today()
