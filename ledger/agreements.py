@@ -104,7 +104,12 @@ def _miss_day(row: AgreedRow, rules: AgreementPolicy) -> date:
 
 
 def plan_state(
-    terms: AgreementTerms, payments: Sequence[Payment], as_of: date, rules: AgreementPolicy, daily_rate: Decimal
+    terms: AgreementTerms,
+    payments: Sequence[Payment],
+    as_of: date,
+    rules: AgreementPolicy,
+    daily_rate: Decimal,
+    late_fee_rate: Decimal = Decimal(0),
 ) -> PlanState:
     """Allocate the plan's payments to its rows in order and judge each row, and the plan, on `as_of`."""
     pays = [p for p in plan_payments(payments, terms.paid_before) if p.paid_on <= as_of]
@@ -172,7 +177,7 @@ def plan_state(
     upcoming = next((s for s, _ in unpaid if s.due_date >= as_of), None)
     next_amount = upcoming.amount - upcoming.paid if upcoming else 0
     missed_dates = [s.due_date for s in states if s.status == "missed"]
-    extra_interest, extra_late = _continued_accrual(terms, pays, states, as_of, rules, daily_rate)
+    extra_interest, extra_late = _continued_accrual(terms, pays, states, as_of, rules, daily_rate, late_fee_rate)
     return PlanState(
         as_of=as_of,
         status=life,
@@ -197,6 +202,7 @@ def _continued_accrual(
     as_of: date,
     rules: AgreementPolicy,
     daily_rate: Decimal,
+    late_fee_rate: Decimal,
 ) -> tuple[int, int]:
     """Interest and 违约金 on the amount inside a plan, when the policy says they continue."""
     interest = Decimal(0)
@@ -211,8 +217,8 @@ def _continued_accrual(
             paid_so_far = min(terms.total, paid_so_far + p.amount)
     late = 0
     if rules.late_fees_during_plan == "continue":
-        rate = Decimal("0.05")
-        late = sum(round_fen(Decimal(s.amount) * rate) for s in states if s.status == "missed")
+        # The statement's 违约金 rate, on each instalment missed (unpaid past grace).
+        late = sum(round_fen(Decimal(s.amount) * late_fee_rate) for s in states if s.status == "missed")
     return round_fen(interest), late
 
 
@@ -295,7 +301,7 @@ def position_under(
     if agreement is None:
         return position(terms, payments, as_of, fees), None
     plan = agreement.terms
-    state = plan_state(plan, payments, as_of, rules, fees.daily_interest_rate)
+    state = plan_state(plan, payments, as_of, rules, fees.daily_interest_rate, fees.late_fee.rate)
     if agreement.kind == "deferment":
         pay_on = plan.rows[-1].due_date
         pause = (plan.start, pay_on) if rules.deferment_late_fees == "none" else None
@@ -331,7 +337,7 @@ def position_under(
         )
     broke = state.ended_on
     assert broke is not None
-    before = plan_state(plan, payments, broke - timedelta(days=1), rules, fees.daily_interest_rate)
+    before = plan_state(plan, payments, broke - timedelta(days=1), rules, fees.daily_interest_rate, fees.late_fee.rate)
     left = left_at_break(plan, before, broke)
     after = [p for p in plan_payments(payments, plan.paid_before) if broke <= p.paid_on <= as_of]
     fixed, rest = pay_down(replace(left, principal=0), after)

@@ -373,3 +373,19 @@ def test_a_promise_of_what_clears_on_its_date_is_accepted(session: Session, poli
     pay(session, policy, rec.account_id, amount, due, "on-date")
     assert promise.status == "kept"
     assert view(session, policy, rec.account_id, due).position.overdue_days == 0
+
+
+def test_a_policy_may_let_interest_and_late_fees_continue_during_a_plan() -> None:
+    terms = plan_terms(1_000_000, 3, Decimal("0.0075"))
+    statement = AccountTerms(1_000_000, 100_000, START, START)
+    rules = AgreementPolicy(interest_during_plan="continue", late_fees_during_plan="continue")
+    agreement = Agreement("installment", terms)
+    day_10 = START + timedelta(days=9)
+    pos, _ = position_under(statement, [], day_10, _fees(), rules, agreement)
+    # 10 days (31 Jan - 9 Feb) at 0.05 % on the 10,000 yuan principal inside the plan; the next instalment unchanged.
+    assert pos.outstanding.interest == 10 * 500 and pos.amount_due.total == terms.rows[0].amount
+    stopped, _ = position_under(statement, [], day_10, _fees(), AgreementPolicy(), agreement)
+    assert stopped.outstanding.interest == 0
+    missed, state = position_under(statement, [], date(2026, 3, 5), _fees(), rules, agreement)
+    assert state is not None and state.missed_periods == 1
+    assert missed.outstanding.late_fee == 17_042  # 5 % of the missed 3,408.33-yuan instalment, half up
