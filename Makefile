@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test lint typecheck validate unit e2e test-calendar test-postgres rasa-test train bench profile campaign eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test lint typecheck validate unit e2e test-calendar test-postgres rasa-test train bench profile eod campaign eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -107,6 +107,9 @@ bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers
 	$(APP_PY) -m bench.run
 	@echo "== tracker store: Rasa's SQL store against ours, in-process =="
 	@$(BOT_PY) -m bench.tracker_store 2>> var/bench-tracker.log
+
+eod: envs ## end-of-day: plans and promises brought up to today, broken-plan notices (idempotent)
+	$(APP_PY) -m scripts.eod $(ARGS)
 
 campaign: envs ## create and send a campaign: make campaign ARGS="--name 提醒 --buckets M1,M2"
 	$(APP_PY) -m scripts.campaign $(ARGS)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -11,6 +12,64 @@ from sqlalchemy.orm import Session
 
 from actions.context import clock, in_transaction, money, percent, policy
 from ledger import accounts, conversations
+from ledger.agreements import PlanState
+from ledger.models import Plan
+
+MISS_WORDS = ("没还", "没有还", "还不上", "没还上", "晚还", "逾期", "会怎样", "会怎么样", "怎么办", "来不及", "漏还")
+
+
+def cn_date(day: date) -> str:
+    """5月5日: how dates are said to a holder."""
+    return f"{day.month}月{day.day}日"
+
+
+def miss_rules() -> dict[str, Any]:
+    """What the policy does with a missed instalment: safe to say to anyone, no account detail."""
+    rules = policy().agreements
+    return {"grace_days": rules.grace_days, "break_at": rules.misses_allowed + 1}
+
+
+def plan_facts(plan: Plan, state: PlanState) -> dict[str, Any]:
+    """What the holder hears about a running plan, every figure from the ledger."""
+    arrears = sum(r.amount - r.paid for r in state.rows if r.status == "missed")
+    return {
+        "kind": plan.type,
+        "periods": len(state.rows),
+        "paid_periods": state.paid_periods,
+        "left_periods": len(state.rows) - state.paid_periods,
+        "missed_periods": state.missed_periods,
+        "remaining": money(state.remaining),
+        "arrears": money(arrears),
+        "next_due_date": cn_date(state.next_due_date) if state.next_due_date else "",
+        "next_due_amount": money(state.next_due_amount),
+        **miss_rules(),
+    }
+
+
+def running_plan(session: Session, sender_id: str) -> dict[str, Any] | bool | None:
+    """The verified holder's running plan as facts; None when there is none; False when not verified."""
+    account_id = conversations.verified_account_id(session, sender_id)
+    if account_id is None:
+        return False
+    view = accounts.account_view(session, account_id, policy(), clock())
+    for plan in reversed(view.plans):
+        state = view.plan_states.get(plan.plan_id)
+        if plan.status == "active" and state is not None and state.status == "active":
+            return plan_facts(plan, state)
+    return None
+
+
+def tell_plan(dispatcher: CollectingDispatcher, facts: dict[str, Any], text: str) -> None:
+    """The plan's state; and, when the holder asks what a missed instalment means, the policy's answer."""
+    if facts["kind"] == "deferment":
+        dispatcher.utter_message(response="utter_deferment_status", **facts)
+    else:
+        dispatcher.utter_message(response="utter_plan_status", **facts)
+    if facts["missed_periods"]:
+        dispatcher.utter_message(response="utter_plan_missed", **facts)
+    if any(w in text for w in MISS_WORDS):
+        response = "utter_deferment_miss" if facts["kind"] == "deferment" else "utter_plan_miss_consequence"
+        dispatcher.utter_message(response=response, **facts)
 
 
 class ActionTellDebt(Action):
@@ -24,6 +83,9 @@ class ActionTellDebt(Action):
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             if account_id is None:
                 return None
+            plan = running_plan(session, tracker.sender_id)
+            if isinstance(plan, dict):
+                return {"plan": plan}
             view = accounts.account_view(session, account_id, policy(), clock())
             fees = accounts.fee_policy_for(view.account, policy())
             pos = view.position
@@ -47,6 +109,9 @@ class ActionTellDebt(Action):
         facts = await in_transaction(read, readonly=True)
         if facts is None:
             dispatcher.utter_message(response="utter_need_verification")
+            return []
+        if "plan" in facts:  # while a plan runs, what is owed is its schedule
+            tell_plan(dispatcher, facts["plan"], tracker.latest_message.get("text") or "")
             return []
         if facts["outstanding_fen"] == 0:
             dispatcher.utter_message(response="utter_debt_settled")

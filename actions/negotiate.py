@@ -17,6 +17,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
+from actions.account import MISS_WORDS, cn_date, miss_rules, running_plan, tell_plan
 from actions.context import clock, in_transaction, money, percent, policy, refused, render
 from ledger import conversations, negotiation
 from ledger.accounts import audit
@@ -52,8 +53,8 @@ def offer_vars(offer: PlanOffer) -> dict[str, Any]:
         "total_fee": money(offer.total_fee),
         "apr": percent(offer.apr, places=2),
         "total": money(offer.total),
-        "first_due": offer.schedule[0].due_date.isoformat(),
-        "pay_on": offer.schedule[0].due_date.isoformat(),
+        "first_due": cn_date(offer.schedule[0].due_date),
+        "pay_on": cn_date(offer.schedule[0].due_date),
         "amount": money(offer.principal),
     }
 
@@ -79,12 +80,20 @@ class ActionOfferInstallment(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         wanted = entity(tracker, "installments")
         periods = int(wanted["value"]) if wanted else None
+        waiting = (pending(tracker) or {}).get("kind")
+        monthly = entity_amount(tracker)
+        if periods is None and monthly and waiting == "personalized":
+            # "每个月能还2000" after a personalised plan was suggested: size the plan to it.
+            return await offer_personalized(dispatcher, tracker, monthly)
         today = clock().today()
 
         def build(session: Session) -> tuple[str, Any]:
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             if account_id is None:
                 return "unverified", None
+            running = running_plan(session, tracker.sender_id)
+            if isinstance(running, dict):
+                return "running", running
             sit = negotiation.situation(session, account_id, policy(), clock())
             if sit.on_hold:
                 return "on_hold", None
@@ -103,15 +112,36 @@ class ActionOfferInstallment(Action):
                     audit(session, tracker.sender_id, "plan.offer", account_id, kind="installment", periods=nearest)
                 return "nearest", (exc.details, alt, sit)
 
+        text = tracker.latest_message.get("text") or ""
+        if periods is None and any(w in text for w in MISS_WORDS):
+            # "这期没还上会怎样": a running plan's state and the policy's answer; without a plan, the rule.
+            running = await in_transaction(lambda s: running_plan(s, tracker.sender_id), readonly=True)
+            if isinstance(running, dict):
+                tell_plan(dispatcher, running, text)
+            else:
+                dispatcher.utter_message(response="utter_plan_miss_consequence", **miss_rules())
+            return []
         kind, data = await in_transaction(build)
         if refused(dispatcher, kind):
+            return []
+        if kind == "running":
+            intent = (tracker.latest_message.get("intent") or {}).get("name")
+            if periods is not None or intent == "request_installment":  # a new plan asked for: one at a time
+                dispatcher.utter_message(response="utter_plan_exists")
+            tell_plan(dispatcher, data, text)
             return []
         if kind == "list":
             _, offers = data
             if not offers:
                 dispatcher.utter_message(response="utter_no_installment")
                 return []
-            text = render("installment_options.j2", offers=[offer_vars(o) for o in offers])
+            rules = policy().agreements
+            text = render(
+                "installment_options.j2",
+                offers=[offer_vars(o) for o in offers],
+                fee_on_principal=rules.instalment_fee_base == "principal",
+                accrual_stops=rules.interest_during_plan == "stop" and rules.late_fees_during_plan == "stop",
+            )
             dispatcher.utter_message(
                 text=text, buttons=[{"title": f"分{o.periods}期", "payload": f"分{o.periods}期"} for o in offers]
             )
@@ -170,7 +200,7 @@ class ActionOfferDeferment(Action):
             )
             return []
         if kind == "nearest":
-            dispatcher.utter_message(response="utter_deferment_nearest", latest=offer.schedule[0].due_date.isoformat())
+            dispatcher.utter_message(response="utter_deferment_nearest", latest=cn_date(offer.schedule[0].due_date))
         dispatcher.utter_message(response="utter_deferment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(offer))
         return [_pending("deferment", pay_on=offer.schedule[0].due_date.isoformat())]
 
@@ -185,9 +215,55 @@ class ActionPromiseToPay(Action):
         return await propose_promise(dispatcher, tracker, entity_amount(tracker), entity_date(tracker))
 
 
+async def offer_personalized(dispatcher: CollectingDispatcher, tracker: Tracker, monthly: int) -> list[EventType]:
+    """A personalised plan from what the holder can pay a month: periods, per-period amount, total cost, APR."""
+    today = clock().today()
+
+    def build(session: Session) -> tuple[str, Any]:
+        account_id = conversations.verified_account_id(session, tracker.sender_id)
+        if account_id is None:
+            return "unverified", None
+        sit = negotiation.situation(session, account_id, policy(), clock())
+        if sit.on_hold:
+            return "on_hold", None
+        if sit.outstanding <= 0:
+            return "settled", None
+        try:
+            offer = negotiation.offer_for(sit, "personalized", today, monthly=monthly)
+        except OfferNotAllowed as exc:
+            return "too_little", exc.details
+        audit(session, tracker.sender_id, "plan.offer", account_id, kind="personalized", monthly=monthly)
+        return "offer", offer
+
+    kind, data = await in_transaction(build)
+    if refused(dispatcher, kind):
+        return []
+    if kind == "too_little":
+        if "min_monthly" not in data:
+            dispatcher.utter_message(response="utter_no_personalized")
+            return [SlotSet("pending_offer", None)]
+        dispatcher.utter_message(
+            response="utter_personalized_too_little",
+            monthly=money(monthly),
+            min_monthly=money(data["min_monthly"]),
+            max_periods=data["max_periods"],
+        )
+        return []
+    dispatcher.utter_message(
+        response="utter_personalized_offer",
+        buttons=[{"title": "提交申请", "payload": "/affirm"}, {"title": "先不用", "payload": "/deny"}],
+        **offer_vars(data),
+    )
+    return [_pending("personalized", monthly=monthly)]
+
+
 async def propose_promise(
     dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, due: date | None
 ) -> list[EventType]:
+    waiting = (pending(tracker) or {}).get("kind")
+    if amount and due is None and waiting == "personalized":
+        # The holder answered "how much a month can you pay?": size a personalised plan to it.
+        return await offer_personalized(dispatcher, tracker, amount)
     today = clock().today()
     text = tracker.latest_message.get("text") or ""
     if due is None and any(w in text for w in ("马上", "现在", "立刻", "一会", "今晚", "今天")):
@@ -198,15 +274,17 @@ async def propose_promise(
         if account_id is None:
             return "unverified", {}
         sit = negotiation.situation(session, account_id, policy(), clock())
-        fen = amount or sit.amount_due or sit.outstanding
+        # Without an amount: what clears the overdue if paid on the promised date (interest to then).
+        default = (sit.amount_due_on(due) if due is not None and due >= today else sit.amount_due) or sit.outstanding
+        fen = amount or default
         if due is None:
             return "need_date", {"amount": fen}
         latest = today.fromordinal(today.toordinal() + sit.rules.promise_max_days)
         if due < today:
             return "past", {}
         if due > latest:
-            return "too_late", {"latest": latest.isoformat(), "amount": fen}
-        if fen > sit.outstanding:
+            return "too_late", {"latest": cn_date(latest), "amount": fen}
+        if fen > max(sit.outstanding, sit.amount_due_on(due)):
             return "too_much", {"outstanding": sit.outstanding}
         return "ok", {"amount": fen}
 
@@ -227,7 +305,7 @@ async def propose_promise(
         return []
     assert due is not None
     dispatcher.utter_message(
-        response="utter_promise_summary", buttons=CONFIRM_BUTTONS, amount=money(facts["amount"]), date=due.isoformat()
+        response="utter_promise_summary", buttons=CONFIRM_BUTTONS, amount=money(facts["amount"]), date=cn_date(due)
     )
     return [_pending("promise", amount=facts["amount"], due=due.isoformat())]
 
@@ -261,7 +339,7 @@ class ActionConfirm(Action):
                     policy(),
                     clock(),
                 )
-                return "promise", {"amount": money(promise.amount), "date": promise.due_date.isoformat()}
+                return "promise", {"amount": money(promise.amount), "date": cn_date(promise.due_date)}
             sit = negotiation.situation(session, account_id, policy(), clock())
             plan_offer = negotiation.offer_for(
                 sit,
@@ -269,6 +347,7 @@ class ActionConfirm(Action):
                 today,
                 periods=offer.get("periods"),
                 pay_on=date.fromisoformat(offer["pay_on"]) if offer.get("pay_on") else None,
+                monthly=offer.get("monthly"),
             )
             plan, _ = negotiation.create_plan(session, account_id, plan_offer, "chat", key, clock())
             if plan.status == "pending_approval":

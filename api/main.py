@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from slowapi.errors import RateLimitExceeded
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import eod_job, errors
 from api.campaign_sender import CampaignSender
 from api.chat import ChatService
 from api.hub import Hub, RedisHub
@@ -95,12 +95,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sender = asyncio.create_task(
             CampaignSender(settings, cached_policy(str(settings.policy_path)), http).run_forever(stop)
         )
+        # End-of-day: plans and promises moved on once a day, broken-plan notices within the rules.
+        eod_task = asyncio.create_task(
+            eod_job.run_forever(settings, cached_policy(str(settings.policy_path)), http, stop)
+        )
         try:
             yield
         finally:
             stop.set()
             wechat_backlog.cancel()
             await sender
+            await eod_task
             await hub.stop()
 
 

@@ -59,12 +59,17 @@ class BreakdownPublic(BaseModel):
     principal: Money
     interest: Money
     late_fee: Money
+    plan_fee: Money = Field(default="0.00", description="instalment fees inside an agreed plan")
     total: Money
 
 
 class ScheduleRowPublic(BaseModel):
     due_date: date
     amount: Money
+    status: Literal["due", "paid", "missed"] = Field(
+        description="paid in full; missed: unpaid past the policy's grace days; else due"
+    )
+    paid: Money
 
 
 class PlanPublic(BaseModel):
@@ -77,6 +82,11 @@ class PlanPublic(BaseModel):
     total_fee: Money
     apr: str
     schedule: list[ScheduleRowPublic]
+    next_due_date: date | None = Field(description="the next instalment not yet due; null when none")
+    next_due_amount: Money
+    paid_periods: int
+    missed_periods: int
+    remaining: Money = Field(description="still unpaid on the schedule")
     created_via: Literal["chat", "agent", "api"]
 
 
@@ -108,6 +118,7 @@ class AccountPublic(BaseModel):
     amount_due: Money
     breakdown: BreakdownPublic
     outstanding: Money
+    credit: Money = Field(description="overpayment kept on the account; 0.00 when none")
     plans: list[PlanPublic]
     promises: list[PromisePublic]
     contact_preferences: dict[str, str | None]

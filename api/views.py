@@ -4,8 +4,50 @@ from __future__ import annotations
 
 from api.schemas import AccountPublic, BreakdownPublic, PlanPublic, PromisePublic, ScheduleRowPublic, money
 from ledger.accounts import AccountView, fee_policy_for
+from ledger.agreements import PlanState
 from ledger.masking import mask
+from ledger.models import Plan
 from ledger.policy import Policy
+
+
+def plan_public(plan: Plan, state: PlanState | None) -> PlanPublic:
+    """A plan with its life so far; one not yet begun (pending, cancelled) shows its rows as agreed."""
+    if state is not None:
+        rows = [
+            ScheduleRowPublic(due_date=r.due_date, amount=money(r.amount), status=r.status, paid=money(r.paid))
+            for r in state.rows
+        ]
+        figures = {
+            "next_due_date": state.next_due_date if state.status == "active" else None,
+            "next_due_amount": money(state.next_due_amount if state.status == "active" else 0),
+            "paid_periods": state.paid_periods,
+            "missed_periods": state.missed_periods,
+            "remaining": money(state.remaining),
+        }
+    else:
+        rows = [
+            ScheduleRowPublic(due_date=r.due_date, amount=money(r.amount), status="due", paid="0.00") for r in plan.rows
+        ]
+        figures = {
+            "next_due_date": plan.rows[0].due_date if plan.rows else None,
+            "next_due_amount": money(plan.rows[0].amount if plan.rows else 0),
+            "paid_periods": 0,
+            "missed_periods": 0,
+            "remaining": money(sum(r.amount for r in plan.rows)),
+        }
+    return PlanPublic(
+        plan_id=plan.plan_id,
+        type=plan.type,
+        status=plan.status,
+        principal=money(plan.principal),
+        periods=plan.periods,
+        fee_rate_per_period=str(plan.fee_rate_per_period),
+        total_fee=money(plan.total_fee),
+        apr=f"{plan.apr:.4f}",
+        schedule=rows,
+        created_via=plan.created_via,
+        **figures,
+    )
 
 
 def account_public(view: AccountView, policy: Policy) -> AccountPublic:
@@ -40,24 +82,12 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
             principal=money(due.principal),
             interest=money(due.interest),
             late_fee=money(due.late_fee),
+            plan_fee=money(due.plan_fee),
             total=money(due.total),
         ),
         outstanding=money(pos.outstanding.total),
-        plans=[
-            PlanPublic(
-                plan_id=p.plan_id,
-                type=p.type,
-                status=p.status,
-                principal=money(p.principal),
-                periods=p.periods,
-                fee_rate_per_period=str(p.fee_rate_per_period),
-                total_fee=money(p.total_fee),
-                apr=f"{p.apr:.4f}",
-                schedule=[ScheduleRowPublic(due_date=r.due_date, amount=money(r.amount)) for r in p.rows],
-                created_via=p.created_via,
-            )
-            for p in view.plans
-        ],
+        credit=money(pos.credit),
+        plans=[plan_public(p, view.plan_states.get(p.plan_id)) for p in view.plans],
         promises=[
             PromisePublic(promise_id=p.promise_id, amount=money(p.amount), due_date=p.due_date, status=status)
             for p, status in view.promises

@@ -1,7 +1,8 @@
 """`make bench`: every speed benchmark, JSON into bench/results/ and a table on stdout.
 
 Turn latency (gateway against bare Rasa, on a scratch SQLite stack), the campaign over
-100,000 accounts (SQLite, and PostgreSQL when it answers), and one against two Rasa servers
+100,000 accounts (SQLite, and PostgreSQL when it answers), end-of-day over 100,000 accounts
+with plans (BENCH_EOD_ACCOUNTS), and one against two Rasa servers
 when PostgreSQL and Redis answer. NLU accuracy has its own target, `make eval-nlu`.
 
 BENCH_LEVELS (default "1,10,50") and BENCH_CONVERSATIONS (default 40 per level) size the
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from bench import campaign as campaign_bench
+from bench import eod as eod_bench
 from bench import scaling as scaling_bench
 from bench.machine import describe
 from bench.turns import compare, holders_needed, make_holders
@@ -114,6 +116,7 @@ def main() -> int:
     levels = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,10,50").split(",")]
     conversations = int(os.environ.get("BENCH_CONVERSATIONS", "40"))
     campaign_accounts = int(os.environ.get("BENCH_CAMPAIGN_ACCOUNTS", "100000"))
+    eod_accounts = int(os.environ.get("BENCH_EOD_ACCOUNTS", "100000"))
     RESULTS.mkdir(parents=True, exist_ok=True)
     print(f"== turn latency: gateway vs bare Rasa at concurrency {levels} ==", flush=True)
     result = {
@@ -132,6 +135,9 @@ def main() -> int:
     print(f"== campaign: selection + compliance + enqueue over {campaign_accounts} accounts ==", flush=True)
     campaign = campaign_bench.run(campaign_accounts)
     (RESULTS / "campaign.json").write_text(json.dumps(campaign, indent=2, ensure_ascii=False))
+    print(f"== end-of-day over {eod_accounts} accounts with plans ==", flush=True)
+    eod = eod_bench.run(eod_accounts)
+    (RESULTS / "eod.json").write_text(json.dumps(eod, indent=2, ensure_ascii=False))
     print("\n| benchmark | figure |\n|---|---|")
     for row in result["levels"]:
         c, g, b = row["concurrency"], row["gateway"], row["bare_rasa"]
@@ -144,6 +150,11 @@ def main() -> int:
     for db, figures in campaign["results"].items():
         if "accounts_per_s" in figures:
             print(f"| campaign, {db} | {figures['accounts_per_s']} accounts/s over {figures['accounts']} |")
+    for db, figures in eod["results"].items():
+        if "accounts_per_s" in figures:
+            print(
+                f"| end-of-day, {db} | {figures['accounts_per_s']} accounts/s over {figures['accounts']} with plans |"
+            )
     print(f"| stack start to healthy | {result['startup_s']} s |")
     why_not = scaling_bench.available()
     if why_not:
@@ -155,7 +166,7 @@ def main() -> int:
         print("\n| Rasa servers | turns/s | p50 | p99 |\n|---|---|---|---|")
         for r in rows:
             print(f"| {r['rasa_servers']} | {r['turns_per_s']} | {r['p50_ms']} ms | {r['p99_ms']} ms |")
-    print(f"\nwrote {RESULTS}/turns.json, campaign.json and (when it ran) scaling.json")
+    print(f"\nwrote {RESULTS}/turns.json, campaign.json, eod.json and (when it ran) scaling.json")
     written = all(a == b for a, b in (result["plans_asked_recorded"], result["promises_asked_recorded"]))
     return 0 if result["lost_messages"] == 0 and written else 1
 

@@ -8,13 +8,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
+from ledger.agreements import AgreedRow, Agreement, AgreementTerms, PlanState, position_under, promise_outcome
 from ledger.clock import Clock
 from ledger.errors import NotFound, ValidationFailed
-from ledger.fees import AccountPosition, AccountTerms, Payment, position
+from ledger.fees import AccountPosition, AccountTerms, Payment
 from ledger.models import (
     Account,
     AuditLog,
@@ -24,6 +26,7 @@ from ledger.models import (
     Hold,
     LedgerEntry,
     Plan,
+    PlanRow,
     Promise,
     Statement,
 )
@@ -61,6 +64,7 @@ class AccountView:
     position: AccountPosition
     plans: list[Plan]
     promises: list[tuple[Promise, str]]  # with the status as of today
+    plan_states: dict[str, PlanState]  # by plan_id, for plans that have begun (active, completed, broken)
     preferences: dict[str, tuple[str, datetime, str | None]]  # value, when it changed, who asked
     holds: list[Hold]
     complaints: list[Complaint]
@@ -177,27 +181,69 @@ def fee_policy_for(account: Account, policy: Policy) -> FeePolicy:
     return fees
 
 
-def account_position(
-    session: Session, account: Account, policy: Policy, today: date
-) -> tuple[Statement, AccountPosition]:
-    """The position of the account's current statement as of `today`."""
-    statement = account.statements[-1]
-    terms = AccountTerms(
+GOVERNING = ("active", "completed", "broken")
+
+
+def plan_terms(plan: Plan) -> AgreementTerms:
+    """A stored plan as the pure agreement functions see it."""
+    return AgreementTerms(
+        start=plan.created_on,
+        principal=plan.principal - plan.carried_interest - plan.carried_fees,
+        carried_interest=plan.carried_interest,
+        carried_fees=plan.carried_fees,
+        rows=tuple(AgreedRow(r.due_date, r.amount, r.fee) for r in plan.rows),
+        paid_before=plan.paid_before,
+    )
+
+
+def statement_terms(statement: Statement) -> AccountTerms:
+    return AccountTerms(
         statement.statement_balance, statement.minimum_payment, statement.statement_date, statement.due_date
     )
+
+
+def account_payments(session: Session, account: Account) -> list[Payment]:
+    """Every repayment on the account's current statement, the import's own first."""
+    statement = account.statements[-1]
     pays = [Payment(statement.statement_date, statement.paid_since_statement)] if statement.paid_since_statement else []
-    entries = session.scalars(
-        select(LedgerEntry).where(
+    entries = session.execute(
+        select(LedgerEntry.effective_date, LedgerEntry.amount).where(
             LedgerEntry.account_pk == account.id,
             LedgerEntry.kind == "payment",
             LedgerEntry.effective_date >= statement.statement_date,
         )
     )
-    pays += [Payment(e.effective_date, e.amount) for e in entries]
-    return statement, position(terms, pays, today, fee_policy_for(account, policy))
+    pays += [Payment(day, amount) for day, amount in entries]
+    return pays
+
+
+def governing_plan(plans: list[Plan]) -> Plan | None:
+    """The latest plan that has begun: its terms took in what was owed when it was agreed."""
+    begun = [p for p in plans if p.status in GOVERNING]
+    return max(begun, key=lambda p: p.id) if begun else None
+
+
+def position_for(
+    statement: Statement, payments: list[Payment], plan: Plan | None, policy: Policy, account: Account, today: date
+) -> tuple[AccountPosition, PlanState | None]:
+    agreement = Agreement(plan.type, plan_terms(plan)) if plan is not None else None
+    return position_under(
+        statement_terms(statement), payments, today, fee_policy_for(account, policy), policy.agreements, agreement
+    )
+
+
+def account_position(
+    session: Session, account: Account, policy: Policy, today: date
+) -> tuple[Statement, AccountPosition]:
+    """The position of the account's current statement as of `today`, under its plan if one governs."""
+    statement = account.statements[-1]
+    plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
+    pos, _ = position_for(statement, account_payments(session, account), governing_plan(plans), policy, account, today)
+    return statement, pos
 
 
 def promise_status(promise: Promise, paid_by_due: int, today: date) -> str:
+    """Kept only when `paid_by_due` (paid since the promise, by its date) covers it; broken the day after."""
     if promise.status != "open":
         return promise.status
     if paid_by_due >= promise.amount:
@@ -217,14 +263,93 @@ def paid_between(session: Session, account: Account, start: date, end: date) -> 
     return sum(entries)
 
 
+@dataclass
+class Changes:
+    """What bringing an account's agreements up to a day changed."""
+
+    rows: int = 0
+    row_updates: list[dict[str, object]] = field(default_factory=list)  # for one executemany UPDATE
+    completed: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    promises_broken: list[str] = field(default_factory=list)
+
+
+def sync_agreements(session: Session, account: Account, policy: Policy, today: date) -> Changes:
+    """Persist what the ledger and the calendar say on `today`: rows paid or missed, the plan completed
+    or broken (its open slot freed, a notice due), promises kept or broken. Running it twice is harmless."""
+    payments = account_payments(session, account)
+    plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
+    promises = list(session.scalars(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open")))
+    changes = apply_agreements(session, account, payments, plans, promises, policy, today)
+    write_rows(session, changes.row_updates)
+    return changes
+
+
+def write_rows(session: Session, updates: list[dict[str, object]]) -> None:
+    """Row statuses in one executemany UPDATE (the objects already carry the new values)."""
+    if updates:
+        session.execute(update(PlanRow), updates)
+
+
+def apply_agreements(
+    session: Session,
+    account: Account,
+    payments: list[Payment],
+    plans: list[Plan],
+    open_promises: list[Promise],
+    policy: Policy,
+    today: date,
+) -> Changes:
+    """`sync_agreements` on what the caller loaded (end-of-day loads a chunk of accounts at once)."""
+    changes = Changes()
+    plan = governing_plan(plans)
+    if plan is not None and plan.status == "active":
+        _, state = position_for(account.statements[-1], payments, plan, policy, account, today)
+        assert state is not None
+        for row, rs in zip(plan.rows, state.rows, strict=True):
+            if (row.status, row.paid) != (rs.status, rs.paid):
+                # Set as already stored, so the flush does not write them one row at a time.
+                set_committed_value(row, "status", rs.status)
+                set_committed_value(row, "paid", rs.paid)
+                changes.row_updates.append({"id": row.id, "status": rs.status, "paid": rs.paid})
+                changes.rows += 1
+        if state.status != "active":
+            plan.status, plan.ended_on, plan.open_slot = state.status, state.ended_on, None
+            if state.status == "broken":
+                plan.notice = "pending"
+                changes.broken.append(plan.plan_id)
+            else:
+                changes.completed.append(plan.plan_id)
+            audit(session, "eod", f"plan.{state.status}", account.account_id, plan_id=plan.plan_id)
+    for promise in open_promises:
+        outcome = promise_outcome(promise.amount, promise.due_date, payments, promise.paid_before, today)
+        if outcome != "open":
+            promise.status = outcome
+            (changes.kept if outcome == "kept" else changes.promises_broken).append(promise.promise_id)
+            audit(session, "eod", f"promise.{outcome}", account.account_id, promise_id=promise.promise_id)
+    return changes
+
+
 def account_view(session: Session, account_id: str, policy: Policy, clock: Clock) -> AccountView:
     """Everything about an account as of today, for the API, the agent console and the bot."""
     account = get_account(session, account_id)
     today = clock.today()
-    statement, pos = account_position(session, account, policy, today)
+    statement = account.statements[-1]
+    payments = account_payments(session, account)
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id).order_by(Plan.id)))
+    governing = governing_plan(plans)
+    pos, state = position_for(statement, payments, governing, policy, account, today)
+    states: dict[str, PlanState] = {}
+    for plan in plans:
+        if plan is governing and state is not None:
+            states[plan.plan_id] = state
+        elif plan.status in GOVERNING:
+            _, earlier = position_for(statement, payments, plan, policy, account, today)
+            if earlier is not None:
+                states[plan.plan_id] = earlier
     promises = [
-        (p, promise_status(p, paid_between(session, account, p.created_on, p.due_date), today))
+        (p, p.status if p.status != "open" else promise_outcome(p.amount, p.due_date, payments, p.paid_before, today))
         for p in session.scalars(select(Promise).where(Promise.account_pk == account.id).order_by(Promise.id))
     ]
     prefs = {
@@ -236,7 +361,16 @@ def account_view(session: Session, account_id: str, policy: Policy, clock: Clock
     holds = list(session.scalars(select(Hold).where(Hold.account_pk == account.id, Hold.active)))
     complaints = list(session.scalars(select(Complaint).where(Complaint.account_pk == account.id)))
     return AccountView(
-        account, statement, pos, plans, promises, prefs, holds, complaints, flags=sorted({h.kind for h in holds})
+        account,
+        statement,
+        pos,
+        plans,
+        promises,
+        states,
+        prefs,
+        holds,
+        complaints,
+        flags=sorted({h.kind for h in holds}),
     )
 
 
@@ -271,15 +405,8 @@ def post_payment(
         )
         assert again is not None
         return again, False
-    today = clock.today()
-    for promise in session.scalars(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open")):
-        status = promise_status(promise, paid_between(session, account, promise.created_on, promise.due_date), today)
-        if status != "open":
-            promise.status = status
-    for plan in session.scalars(select(Plan).where(Plan.account_pk == account.id, Plan.status == "active")):
-        paid = paid_between(session, account, plan.created_on, date.max)
-        if paid >= plan.principal + plan.total_fee:
-            plan.status, plan.open_slot = "completed", None
+    session.flush()
+    sync_agreements(session, account, policy, clock.today())
     audit(session, "api", "payment.post", account_id, amount=amount, reference=reference)
     session.flush()
     return entry, True

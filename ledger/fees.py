@@ -46,10 +46,11 @@ class Breakdown:
     principal: int
     interest: int
     late_fee: int
+    plan_fee: int = 0  # instalment fees inside an agreed plan
 
     @property
     def total(self) -> int:
-        return self.principal + self.interest + self.late_fee
+        return self.principal + self.interest + self.late_fee + self.plan_fee
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class AccountPosition:
     missed_cycles: int
     interest_free: bool
     allocations: tuple[tuple[date, int, int, int], ...] = field(default=())  # (day, fee, interest, principal)
+    credit: int = 0  # paid beyond everything owed: kept on the account, never dropped
 
 
 BUCKETS_ORDER: tuple[Bucket, ...] = ("M0", "M1", "M2", "M3", "M4", "M5", "M6", "M6+")
@@ -105,12 +107,15 @@ def position(
     fees: FeePolicy,
     *,
     interest_until: date | None = None,
+    late_fee_pause: tuple[date, date] | None = None,
 ) -> AccountPosition:
     """Where the account stands on `as_of`: overdue days, bucket, amount due and payoff.
 
     Interest runs to `interest_until` (exclusive), by default the end of `as_of`, so that
     the amount quoted is what a payment made today must be (a payment's own day accrues).
     A statement-style figure "to the 5th" passes `interest_until=as_of`.
+    No 违约金 is assessed at a due date inside `late_fee_pause` (first, last), both inclusive:
+    a deferment agreed as free of new fees.
     """
     interest_end = interest_until or as_of + timedelta(days=1)
     pays = sorted((p for p in payments if p.paid_on <= as_of and p.amount > 0), key=lambda p: p.paid_on)
@@ -122,6 +127,7 @@ def position(
     interest = Decimal(0)  # accrued interest, fractional fen, posted when the grace period is lost
     interest_paid = 0
     fee_owed = 0
+    credit = 0
     missed = 0
     allocations: list[tuple[date, int, int, int]] = []
     dues = cycle_due_dates(terms, as_of)
@@ -147,7 +153,8 @@ def position(
         if kind == 1:  # a due date passed (judged at its end)
             accrue(day)
             unpaid_min = max(0, terms.minimum_payment - (terms.statement_balance - principal))
-            if unpaid_min > 0 and principal > 0:
+            paused = late_fee_pause is not None and late_fee_pause[0] <= day <= late_fee_pause[1]
+            if unpaid_min > 0 and principal > 0 and not paused:
                 missed += 1
                 fee_rate = (
                     fees.late_fee.escalated_rate
@@ -176,6 +183,7 @@ def position(
             to_interest = min(remaining, max(0, posted_interest))
             remaining -= to_interest
         fee_owed -= to_fee
+        credit += remaining  # what no part of the debt could take
         interest_paid += to_interest
         principal -= to_principal
         allocations.append((day, to_fee, to_interest, to_principal))
@@ -185,6 +193,11 @@ def position(
     principal_paid = terms.statement_balance - principal
     overdue = _overdue_days(terms, principal_paid, as_of)
     interest_owed = max(0, round_fen(interest) - interest_paid) if as_of > terms.due_date else 0
+    # A credit left by an early overpayment pays interest and fees posted later, before it is kept.
+    netted = min(credit, interest_owed)
+    interest_owed, credit = interest_owed - netted, credit - netted
+    netted = min(credit, fee_owed)
+    fee_owed, credit = fee_owed - netted, credit - netted
     outstanding = Breakdown(principal=principal, interest=interest_owed, late_fee=fee_owed)
     unpaid_min = max(0, terms.minimum_payment - principal_paid)
     if overdue > 0:
@@ -201,6 +214,7 @@ def position(
         missed_cycles=missed,
         interest_free=grace_kept,
         allocations=tuple(allocations),
+        credit=credit,
     )
 
 

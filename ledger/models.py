@@ -127,7 +127,7 @@ class Plan(Base):
     plan_id: Mapped[str] = mapped_column(String(32), unique=True)
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     type: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
     open_slot: Mapped[int | None] = mapped_column(Integer)
     principal: Mapped[int] = mapped_column(BigInteger)
     periods: Mapped[int] = mapped_column(Integer)
@@ -139,6 +139,14 @@ class Plan(Base):
     approved_by: Mapped[str | None] = mapped_column(String(64))
     created_on: Mapped[date] = mapped_column(Date)  # in the app time zone; payments from this day count
     created_at: Mapped[datetime] = _now()
+    # What the plan took in: principal part, and interest and 违约金 to date carried in (their sum is
+    # `principal`); the fee was charged on `fee_base`. `paid_before`: fen paid on the account before it.
+    fee_base: Mapped[int] = mapped_column(BigInteger, default=0)
+    carried_interest: Mapped[int] = mapped_column(BigInteger, default=0)
+    carried_fees: Mapped[int] = mapped_column(BigInteger, default=0)
+    paid_before: Mapped[int] = mapped_column(BigInteger, default=0)
+    ended_on: Mapped[date | None] = mapped_column(Date)  # completed or broken on (end-of-day processing)
+    notice: Mapped[str | None] = mapped_column(String(24))  # broken-plan SMS: sent | skipped:<reason> | pending
     rows: Mapped[list[PlanRow]] = relationship(order_by="PlanRow.seq", cascade="all, delete-orphan", lazy="selectin")
 
 
@@ -149,6 +157,9 @@ class PlanRow(Base):
     seq: Mapped[int] = mapped_column(Integer)
     due_date: Mapped[date] = mapped_column(Date)
     amount: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger, default=0)
+    status: Mapped[str] = mapped_column(String(8), default="due")  # due | paid | missed
+    paid: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Promise(Base):
@@ -159,11 +170,23 @@ class Promise(Base):
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     due_date: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(8), default="open")
+    status: Mapped[str] = mapped_column(String(8), default="open", index=True)
     created_via: Mapped[str] = mapped_column(String(8))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     created_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = _now()
+    paid_before: Mapped[int] = mapped_column(BigInteger, default=0)  # fen paid before the promise: not its
+
+
+class EodRun(Base):
+    """One end-of-day run per business day: when it finished and what it changed."""
+
+    __tablename__ = "eod_runs"
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(AwareDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    accounts: Mapped[int] = mapped_column(Integer, default=0)
+    changes: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
 
 
 class ContactPreference(Base):

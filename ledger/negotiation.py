@@ -6,19 +6,39 @@ by an agent are the same thing. Creation is idempotent on a caller-supplied key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ledger.accounts import account_position, audit, get_account, new_id
+from ledger.accounts import (
+    account_payments,
+    audit,
+    fee_policy_for,
+    get_account,
+    governing_plan,
+    new_id,
+    position_for,
+    statement_terms,
+)
 from ledger.clock import Clock
 from ledger.errors import Conflict, OfferNotAllowed
+from ledger.fees import position
 from ledger.models import Hold, Plan, PlanRow, Promise
-from ledger.plans import PlanOffer, deferment_offer, installment_offer, personalized_offer, validate_promise
-from ledger.policy import BucketPolicy, Policy
+from ledger.plans import (
+    Owed,
+    PlanOffer,
+    deferment_offer,
+    installment_offer,
+    personalized_for_capacity,
+    personalized_offer,
+    validate_promise,
+)
+from ledger.policy import AgreementPolicy, BucketPolicy, Policy
 
 
 @dataclass(frozen=True)
@@ -31,19 +51,50 @@ class Situation:
     outstanding: int
     minimum_left: int
     on_hold: bool
+    owed: Owed = field(default_factory=lambda: Owed(0))  # what a plan would take in, itemised
+    agreements: AgreementPolicy = field(default_factory=AgreementPolicy)
+    paid_total: int = 0
+    # What clears the overdue if paid on a given day; `deferred`: under the policy's fee treatment
+    # during a deferment agreed from today to that day.
+    due_on: Callable[[date, bool], int] | None = field(default=None, compare=False)
+    plan_status: str | None = None  # of the plan that governs the account now, if any
+
+    def amount_due_on(self, day: date, deferred: bool = False) -> int:
+        return self.due_on(day, deferred) if self.due_on else self.amount_due
 
 
 def situation(session: Session, account_id: str, policy: Policy, clock: Clock) -> Situation:
     account = get_account(session, account_id)
-    _, pos = account_position(session, account, policy, clock.today())
+    today = clock.today()
+    statement = account.statements[-1]
+    payments = account_payments(session, account)
+    plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
+    plan = governing_plan(plans)
+    pos, _ = position_for(statement, payments, plan, policy, account, today)
     held = session.scalar(select(Hold.id).where(Hold.account_pk == account.id, Hold.active)) is not None
+
+    fees = fee_policy_for(account, policy)
+
+    def due_on(day: date, deferred: bool) -> int:
+        if (plan is not None and plan.type != "deferment") or not deferred:
+            return position_for(statement, payments, plan, policy, account, day)[0].amount_due.total
+        start = min(today, plan.created_on) if plan is not None else today
+        pause = (start, day) if policy.agreements.deferment_late_fees == "none" else None
+        return position(statement_terms(statement), payments, day, fees, late_fee_pause=pause).amount_due.total
+
+    out = pos.outstanding
     return Situation(
         pos.bucket,
         policy.for_bucket(pos.bucket),
         pos.amount_due.total,
-        pos.outstanding.total,
+        out.total,
         pos.amount_due.principal,
         held,
+        owed=Owed(out.principal, out.interest + out.plan_fee, out.late_fee),
+        agreements=policy.agreements,
+        paid_total=pos.paid_total,
+        due_on=due_on,
+        plan_status=plan.status if plan is not None else None,
     )
 
 
@@ -51,25 +102,37 @@ def installment_offers(sit: Situation, today: date) -> list[PlanOffer]:
     """Every installment the policy allows for this account, fewest periods first."""
     if not sit.rules.allows("installment") or sit.outstanding <= 0:
         return []
-    return [installment_offer(sit.outstanding, n, sit.rules, today) for n in sorted(sit.rules.installment_fee_rates)]
+    return [
+        installment_offer(sit.owed, n, sit.rules, today, sit.agreements.instalment_fee_base)
+        for n in sorted(sit.rules.installment_fee_rates)
+    ]
 
 
 def offer_for(
-    sit: Situation, kind: str, today: date, periods: int | None = None, pay_on: date | None = None
+    sit: Situation,
+    kind: str,
+    today: date,
+    periods: int | None = None,
+    pay_on: date | None = None,
+    monthly: int | None = None,
 ) -> PlanOffer:
     """One concrete offer; OfferNotAllowed carries the nearest allowed terms."""
     if sit.on_hold:
         raise OfferNotAllowed("the account is on hold; a colleague will follow up")
+    base = sit.agreements.instalment_fee_base
     if kind == "installment":
         return installment_offer(
-            sit.outstanding, periods or min(sit.rules.installment_fee_rates, default=3), sit.rules, today
+            sit.owed, periods or min(sit.rules.installment_fee_rates, default=3), sit.rules, today, base
         )
     if kind == "deferment":
         if pay_on is None:
             raise OfferNotAllowed("a deferment needs a date")
-        return deferment_offer(sit.amount_due, pay_on, sit.rules, today)
+        return deferment_offer(sit.amount_due_on(pay_on, deferred=True), pay_on, sit.rules, today)
     if kind == "personalized":
-        return personalized_offer(sit.outstanding, periods or sit.rules.personalized_max_periods, sit.rules, today)
+        rate: Decimal = sit.agreements.personalized_fee_rate
+        if monthly is not None:
+            return personalized_for_capacity(sit.owed, monthly, sit.rules, today, rate, base)
+        return personalized_offer(sit.owed, periods or sit.rules.personalized_max_periods, sit.rules, today, rate, base)
     raise OfferNotAllowed(f"unknown plan type {kind}")
 
 
@@ -102,7 +165,14 @@ def create_plan(
         created_via=created_via,
         idempotency_key=idempotency_key,
         created_on=clock.today(),
-        rows=[PlanRow(seq=i + 1, due_date=r.due_date, amount=r.amount) for i, r in enumerate(offer.schedule)],
+        fee_base=offer.fee_base,
+        carried_interest=offer.carried_interest,
+        carried_fees=offer.carried_fees,
+        paid_before=sum(p.amount for p in account_payments(session, account)),
+        rows=[
+            PlanRow(seq=i + 1, due_date=r.due_date, amount=r.amount, fee=r.fee, status="due", paid=0)
+            for i, r in enumerate(offer.schedule)
+        ],
     )
     try:
         with session.begin_nested():
@@ -141,7 +211,9 @@ def create_promise(
     if existing is not None:
         return existing, False
     sit = situation(session, account_id, policy, clock)
-    validate_promise(amount, due, clock.today(), sit.outstanding, sit.rules)
+    # What is owed by the promised date may be more than today (interest runs until then).
+    owed = max(sit.outstanding, sit.amount_due_on(due)) if due >= clock.today() else sit.outstanding
+    validate_promise(amount, due, clock.today(), owed, sit.rules)
     account = get_account(session, account_id)
     promise = Promise(
         promise_id=new_id("pp"),
@@ -151,6 +223,7 @@ def create_promise(
         created_via=created_via,
         idempotency_key=idempotency_key,
         created_on=clock.today(),
+        paid_before=sum(p.amount for p in account_payments(session, account)),
     )
     try:
         with session.begin_nested():

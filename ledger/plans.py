@@ -24,11 +24,17 @@ MAX_PERIODS = 60  # 2022 CBIRC/PBoC notice: installments at most 5 years
 class ScheduleRow:
     due_date: date
     amount: int
+    fee: int = 0  # the instalment fee inside `amount`
 
 
 @dataclass(frozen=True)
 class PlanOffer:
-    """A plan as offered: everything the holder must see before agreeing."""
+    """A plan as offered: everything the holder must see before agreeing.
+
+    `principal` is the whole amount brought into the plan; of it, `carried_interest` and
+    `carried_fees` are interest and 违约金 to date, carried in without a fee when the policy's
+    fee base is the principal only. The rows sum to `principal + total_fee`.
+    """
 
     type: PlanType
     principal: int
@@ -38,6 +44,9 @@ class PlanOffer:
     apr: Decimal  # annualised, IRR method (monthly IRR x 12), as a fraction: 0.1303
     schedule: tuple[ScheduleRow, ...]
     needs_approval: bool
+    fee_base: int = 0
+    carried_interest: int = 0
+    carried_fees: int = 0
 
     @property
     def total(self) -> int:
@@ -55,16 +64,52 @@ def split_evenly(total: int, periods: int) -> list[int]:
 
 
 def installment_schedule(
-    principal: int, periods: int, fee_rate: Decimal, first_due: date
+    principal: int, periods: int, fee_rate: Decimal, start: date, fee_base: int | None = None
 ) -> tuple[int, list[ScheduleRow]]:
-    """Total fee (rounded once) and monthly rows summing exactly to principal + fee."""
+    """Total fee on `fee_base` (default the principal), rounded once, and monthly rows summing exactly
+    to principal + fee. Row k is due k months after `start`, counted from `start` each time, so a plan
+    begun on 31 Jan falls due on 28/29 Feb, then 31 Mar (no drift after a short month)."""
     if principal <= 0:
         raise ValidationFailed("nothing to split: the principal must be positive", principal=principal)
     if not 1 <= periods <= MAX_PERIODS:
         raise ValidationFailed("periods must be 1..60", periods=periods)
-    total_fee = round_fen(Decimal(principal) * fee_rate * periods)
+    base = principal if fee_base is None else fee_base
+    total_fee = round_fen(Decimal(base) * fee_rate * periods)
     amounts = split_evenly(principal + total_fee, periods)
-    return total_fee, [ScheduleRow(add_months(first_due, k), amt) for k, amt in enumerate(amounts)]
+    fees = _fees_within(split_evenly(total_fee, periods), amounts)
+    return total_fee, [
+        ScheduleRow(add_months(start, k + 1), amt, fee) for k, (amt, fee) in enumerate(zip(amounts, fees, strict=True))
+    ]
+
+
+def _fees_within(fees: list[int], amounts: list[int]) -> list[int]:
+    """Each row's fee no more than the row (only tiny plans need it): excess moves to rows with room."""
+    carry = 0
+    for i in reversed(range(len(fees))):
+        fees[i] += carry
+        carry = max(0, fees[i] - amounts[i])
+        fees[i] -= carry
+    for i in range(len(fees)):
+        take = min(carry, amounts[i] - fees[i])
+        fees[i] += take
+        carry -= take
+    return fees
+
+
+@dataclass(frozen=True)
+class Owed:
+    """What a plan would take in: principal, interest and 违约金 to date."""
+
+    principal: int
+    interest: int = 0
+    late_fee: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.principal + self.interest + self.late_fee
+
+    def fee_base(self, mode: str) -> int:
+        return self.principal if mode == "principal" else self.total
 
 
 def irr_apr(principal: int, amounts: list[int]) -> Decimal:
@@ -85,8 +130,11 @@ def irr_apr(principal: int, amounts: list[int]) -> Decimal:
     return (Decimal(repr((low + high) / 2)) * 12).quantize(Decimal("0.0001"))
 
 
-def installment_offer(principal: int, periods: int, rules: BucketPolicy, today: date) -> PlanOffer:
+def installment_offer(
+    owed: Owed | int, periods: int, rules: BucketPolicy, today: date, fee_base_mode: str = "principal"
+) -> PlanOffer:
     """An installment plan the policy allows, or OfferNotAllowed naming the nearest periods that are."""
+    owed = owed if isinstance(owed, Owed) else Owed(owed)
     allowed = sorted(rules.installment_fee_rates)
     if not rules.allows("installment") or not allowed:
         raise OfferNotAllowed("installments are not offered for this account", allowed_periods=[])
@@ -96,16 +144,26 @@ def installment_offer(principal: int, periods: int, rules: BucketPolicy, today: 
             f"{periods} periods are not offered", requested=periods, nearest=nearest, allowed_periods=allowed
         )
     rate = rules.installment_fee_rates[periods]
-    total_fee, rows = installment_schedule(principal, periods, rate, add_months(today, 1))
+    return _plan("installment", owed, periods, rate, today, fee_base_mode, rules.approval_needed("installment"))
+
+
+def _plan(
+    kind: PlanType, owed: Owed, periods: int, rate: Decimal, today: date, fee_base_mode: str, approval: bool
+) -> PlanOffer:
+    fee_base = owed.fee_base(fee_base_mode)
+    total_fee, rows = installment_schedule(owed.total, periods, rate, today, fee_base)
     return PlanOffer(
-        type="installment",
-        principal=principal,
+        type=kind,
+        principal=owed.total,
         periods=periods,
         fee_rate_per_period=rate,
         total_fee=total_fee,
-        apr=irr_apr(principal, [r.amount for r in rows]),
+        apr=irr_apr(owed.total, [r.amount for r in rows]),
         schedule=tuple(rows),
-        needs_approval=rules.approval_needed("installment"),
+        needs_approval=approval,
+        fee_base=fee_base,
+        carried_interest=owed.interest,
+        carried_fees=owed.late_fee,
     )
 
 
@@ -133,9 +191,15 @@ def deferment_offer(amount: int, pay_on: date, rules: BucketPolicy, today: date)
 
 
 def personalized_offer(
-    principal: int, periods: int, rules: BucketPolicy, today: date, fee_rate: Decimal = Decimal(0)
+    owed: Owed | int,
+    periods: int,
+    rules: BucketPolicy,
+    today: date,
+    fee_rate: Decimal = Decimal(0),
+    fee_base_mode: str = "principal",
 ) -> PlanOffer:
-    """A personalised installment (个性化分期) proposal, up to 60 periods; usually pending approval."""
+    """A personalised installment (个性化分期), up to the policy's periods (<= 60); usually pending approval."""
+    owed = owed if isinstance(owed, Owed) else Owed(owed)
     if not rules.allows("personalized"):
         raise OfferNotAllowed("a personalised plan is not offered for this account")
     if not 1 <= periods <= rules.personalized_max_periods:
@@ -144,16 +208,39 @@ def personalized_offer(
             nearest=rules.personalized_max_periods,
             max_periods=rules.personalized_max_periods,
         )
-    total_fee, rows = installment_schedule(principal, periods, fee_rate, add_months(today, 1))
-    return PlanOffer(
-        type="personalized",
-        principal=principal,
-        periods=periods,
-        fee_rate_per_period=fee_rate,
-        total_fee=total_fee,
-        apr=irr_apr(principal, [r.amount for r in rows]),
-        schedule=tuple(rows),
-        needs_approval=rules.approval_needed("personalized"),
+    return _plan("personalized", owed, periods, fee_rate, today, fee_base_mode, rules.approval_needed("personalized"))
+
+
+def personalized_for_capacity(
+    owed: Owed | int,
+    monthly: int,
+    rules: BucketPolicy,
+    today: date,
+    fee_rate: Decimal = Decimal(0),
+    fee_base_mode: str = "principal",
+) -> PlanOffer:
+    """The shortest personalised plan whose instalments fit what the holder says they can pay a month.
+
+    OfferNotAllowed when even the longest plan the policy allows asks more; its details name the
+    smallest monthly amount that would fit (`min_monthly`) and the most periods (`max_periods`).
+    """
+    owed = owed if isinstance(owed, Owed) else Owed(owed)
+    if not rules.allows("personalized"):
+        raise OfferNotAllowed("a personalised plan is not offered for this account")
+    if monthly <= 0:
+        raise ValidationFailed("the monthly amount must be positive", monthly=monthly)
+    longest = rules.personalized_max_periods
+    base = owed.fee_base(fee_base_mode)
+    largest_row = 0
+    for periods in range(1, longest + 1):
+        _, rows = installment_schedule(owed.total, periods, fee_rate, today, base)
+        largest_row = max(r.amount for r in rows)
+        if largest_row <= monthly:
+            return personalized_offer(owed, periods, rules, today, fee_rate, fee_base_mode)
+    raise OfferNotAllowed(
+        "that monthly amount cannot clear the balance within the longest plan",
+        min_monthly=largest_row,
+        max_periods=longest,
     )
 
 

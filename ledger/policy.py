@@ -127,6 +127,25 @@ class HandoffPolicy(_Strict):
     fallbacks_before_handoff: int = Field(default=3, ge=1, le=10)
 
 
+class AgreementPolicy(_Strict):
+    """What an agreed plan, deferment or promise does to the money, and when it is missed or broken."""
+
+    # While a plan is active, on the amount inside it: "stop" (the plan fee is the only cost) or
+    # "continue" (interest keeps running on the principal still unpaid; a 违约金 on a missed instalment).
+    interest_during_plan: Literal["stop", "continue"] = "stop"
+    late_fees_during_plan: Literal["stop", "continue"] = "stop"
+    # What the instalment fee is charged on: the principal only (interest and 违约金 to date are carried
+    # into the plan without a fee, PBoC 2016: no interest on 违约金) or everything outstanding.
+    instalment_fee_base: Literal["principal", "outstanding"] = "principal"
+    grace_days: int = Field(default=3, ge=0, le=15)  # an instalment unpaid this long after its date is missed
+    misses_allowed: int = Field(default=1, ge=0, le=12)  # more missed instalments at once and the plan breaks
+    # During a deferment: no new 违约金 ("none") or the cycle's 违约金 as usual ("as_usual"); interest runs.
+    deferment_late_fees: Literal["none", "as_usual"] = "none"
+    # Paying a plan off early: the fees of instalments not yet due are waived or still charged.
+    early_payoff_unearned_fees: Literal["waived", "charged"] = "waived"
+    personalized_fee_rate: Decimal = Field(default=Decimal("0.005"), ge=0, le=Decimal("0.02"))
+
+
 class Policy(_Strict):
     version: Literal[1]
     institution: Institution
@@ -135,6 +154,7 @@ class Policy(_Strict):
     buckets: dict[Bucket, BucketPolicy]
     costs: CostPolicy = CostPolicy()
     handoff: HandoffPolicy = HandoffPolicy()
+    agreements: AgreementPolicy = AgreementPolicy()
 
     @field_validator("buckets")
     @classmethod

@@ -113,7 +113,8 @@ def test_promise_beyond_the_window_names_the_latest_date(database_url: str) -> N
         ),
     )
     assert msgs[0]["response"] == "utter_promise_too_late"
-    assert msgs[0]["latest"] == (process_clock().today() + timedelta(days=10)).isoformat()
+    latest = process_clock().today() + timedelta(days=10)
+    assert msgs[0]["latest"] == f"{latest.month}月{latest.day}日"  # dates as the holder reads them
 
 
 def test_third_abuse_hands_off() -> None:

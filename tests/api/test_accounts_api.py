@@ -111,3 +111,51 @@ def test_the_view_says_who_asked_for_a_contact_preference_and_when(
     assert prefs["calls"] == "opted_out" and prefs["sms"] == "allowed"  # the person's, on the other card
     assert prefs["calls_changed_at"].startswith("2026-04-05T")
     assert prefs["calls_asked_by"] == f"sms-{number[:3]}****{number[-4:]}"
+
+
+def test_view_shows_a_plans_life_and_credit(client: TestClient, admin: dict[str, str], database_url: str) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from api.deps import clock_dep
+    from ledger import negotiation
+    from ledger.clock import Clock
+    from ledger.db import transaction
+    from ledger.policy import cached_policy
+    from ledger.settings import get_settings
+
+    body = account_body()
+    client.post("/v1/accounts", json=body, headers=admin)
+    policy = cached_policy(str(get_settings().policy_path))
+    agreed = Clock.at(datetime(2026, 4, 5, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
+    with transaction(database_url) as s:
+        sit = negotiation.situation(s, body["account_id"], policy, agreed)
+        offer = negotiation.offer_for(sit, "installment", agreed.today(), periods=3)
+        negotiation.create_plan(s, body["account_id"], offer, "api", f"api-{body['account_id']}", agreed)
+    later = Clock.at(datetime(2026, 5, 10, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
+    client.app.dependency_overrides[clock_dep] = lambda: later  # type: ignore[attr-defined]
+    try:
+        view = client.get(f"/v1/accounts/{body['account_id']}", headers=admin).json()
+        [plan] = view["plans"]
+        # Row 1 (5 May) unpaid past the 3 grace days: missed; the account is 5 days overdue on it.
+        assert [r["status"] for r in plan["schedule"]] == ["missed", "due", "due"]
+        assert (view["overdue_days"], view["amount_due"], view["credit"]) == (5, "3478.33", "0.00")
+        assert (plan["next_due_date"], plan["next_due_amount"]) == ("2026-06-05", "3478.33")
+        assert (plan["paid_periods"], plan["missed_periods"], plan["remaining"]) == (0, 1, "10435.00")
+        pay = {"amount": "10500.00", "paid_at": "2026-05-10T10:00:00+08:00", "reference": f"all-{body['account_id']}"}
+        after = client.post(f"/v1/accounts/{body['account_id']}/payments", json=pay, headers=admin).json()["account"]
+        [plan] = after["plans"]
+        assert plan["status"] == "completed" and plan["remaining"] == "0.00"
+        # 10,435.00 asked; rows 2-3 not yet due, their 75-yuan fees waived on early payoff: 215.00 credit.
+        assert after["credit"] == "215.00" and after["amount_due"] == "0.00"
+    finally:
+        client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+
+
+def test_openapi_names_the_agreement_fields(client: TestClient) -> None:
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert {"next_due_date", "next_due_amount", "paid_periods", "missed_periods", "remaining"} <= set(
+        schemas["PlanPublic"]["properties"]
+    )
+    assert set(schemas["ScheduleRowPublic"]["properties"]) >= {"status", "paid"}
+    assert "credit" in schemas["AccountPublic"]["properties"]

@@ -30,8 +30,8 @@ def today() -> date:
 
 
 def said(day: date) -> str:
-    """A date as the bot writes it."""
-    return day.isoformat()
+    """A date as the bot writes it ("12月30日")."""
+    return f"{day.month}月{day.day}日"
 
 
 def new_holder(

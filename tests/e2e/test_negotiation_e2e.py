@@ -86,6 +86,18 @@ def test_deferment_within_policy(running: Running, conversation_id: str) -> None
     assert plan["type"] == "deferment" and plan["schedule"][0]["due_date"] == latest.isoformat()
 
 
+def test_questions_about_a_running_plan_are_answered_from_the_ledger(running: Running, conversation_id: str) -> None:
+    holder = new_holder(running, overdue_days=20)
+    verified(running, conversation_id, holder)
+    running.texts(conversation_id, "我想分3期")
+    assert "已为您办理分3期" in running.texts(conversation_id, "/affirm")
+    [plan] = view(running, holder)["plans"]
+    status = running.texts(conversation_id, "我的分期还剩几期")
+    assert "还剩3期" in status and fen_to_text(yuan_to_fen(plan["next_due_amount"])) in status
+    consequence = running.texts(conversation_id, "这期没还上会怎样")
+    assert "3天内补上不算逾期" in consequence and "分期就会终止" in consequence
+
+
 def test_hardship_leads_to_a_personalised_plan_for_approval(running: Running, conversation_id: str) -> None:
     holder = new_holder(running, overdue_days=75)  # M3
     verified(running, conversation_id, holder)
@@ -95,6 +107,18 @@ def test_hardship_leads_to_a_personalised_plan_for_approval(running: Running, co
     assert last["mode"] == "human"
     [plan] = view(running, holder)["plans"]
     assert plan["type"] == "personalized" and plan["status"] == "pending_approval"
+
+
+def test_a_stated_monthly_amount_sizes_the_personalised_plan(running: Running, conversation_id: str) -> None:
+    holder = new_holder(running, overdue_days=75)  # M3
+    verified(running, conversation_id, holder)
+    assert "每个月大概能还多少" in running.texts(conversation_id, "我失业了，实在还不上")
+    offer = running.texts(conversation_id, "每个月能还2000")
+    assert "个性化分期" in offer and "年化利率约" in offer and "费用共" in offer
+    running.say(conversation_id, "/affirm")
+    [plan] = view(running, holder)["plans"]
+    assert plan["type"] == "personalized" and plan["status"] == "pending_approval"
+    assert all(yuan_to_fen(r["amount"]) <= 200_000 for r in plan["schedule"]) and plan["apr"] != "0.0000"
 
 
 def test_dispute_holds_the_account_and_hands_off(running: Running, conversation_id: str) -> None:
@@ -145,7 +169,7 @@ def test_already_paid_is_checked_in_the_ledger(running: Running, conversation_id
     assert r.status_code == 201
     verified(running, conversation_id, holder)
     answer = running.texts(conversation_id, "我已经还了啊")
-    assert "300.00元" in answer and f"{today().month}月{today().day}日" in answer  # as a holder reads a date
+    assert "300.00元" in answer and said(today()) in answer
 
 
 def test_abuse_stays_calm_then_a_person_takes_over(running: Running, conversation_id: str) -> None:

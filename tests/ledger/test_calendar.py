@@ -81,16 +81,18 @@ def test_overdue_days_and_bucket_count_calendar_days(
 
 
 @pytest.mark.parametrize(
-    ("first_due", "expected"),
+    ("start", "expected"),
     [
-        (date(2028, 1, 31), ["2028-01-31", "2028-02-29", "2028-03-31", "2028-04-30"]),
-        (date(2027, 1, 31), ["2027-01-31", "2027-02-28", "2027-03-31", "2027-04-30"]),
-        (date(2028, 2, 29), ["2028-02-29", "2028-03-29", "2028-04-29", "2028-05-29"]),
-        (date(2028, 12, 31), ["2028-12-31", "2029-01-31", "2029-02-28", "2029-03-31"]),
+        (date(2027, 12, 31), ["2028-01-31", "2028-02-29", "2028-03-31", "2028-04-30"]),
+        (date(2026, 12, 31), ["2027-01-31", "2027-02-28", "2027-03-31", "2027-04-30"]),
+        (date(2028, 1, 29), ["2028-02-29", "2028-03-29", "2028-04-29", "2028-05-29"]),
+        (date(2028, 11, 30), ["2028-12-30", "2029-01-30", "2029-02-28", "2029-03-30"]),
     ],
 )
-def test_instalment_dates_keep_the_first_day_of_month_across_short_months(first_due: date, expected: list[str]) -> None:
-    _, rows = installment_schedule(400_000, 4, Decimal("0.006"), first_due)
+def test_instalment_dates_keep_the_start_day_across_short_months_and_the_year_end(
+    start: date, expected: list[str]
+) -> None:
+    _, rows = installment_schedule(400_000, 4, Decimal("0.006"), start)
     assert [r.due_date.isoformat() for r in rows] == expected
 
 

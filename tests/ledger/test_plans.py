@@ -38,7 +38,7 @@ def test_annualised_rate_matches_domain_figures(periods: int, rate: str, apr: st
 
 
 def test_twelve_periods_at_point_six_percent() -> None:
-    fee, rows = installment_schedule(1_000_000, 12, Decimal("0.006"), date(2026, 5, 5))
+    fee, rows = installment_schedule(1_000_000, 12, Decimal("0.006"), date(2026, 4, 5))  # the start date
     assert fee == 72_000
     assert [r.amount for r in rows] == [89_333] * 11 + [89_337]  # remainder in the last row
     assert rows[0].due_date == date(2026, 5, 5) and rows[-1].due_date == date(2027, 4, 5)
@@ -48,6 +48,7 @@ def test_twelve_periods_at_point_six_percent() -> None:
 def test_schedule_sums_exactly_to_principal_plus_fee(principal: int, periods: int, rate: Decimal) -> None:
     fee, rows = installment_schedule(principal, periods, rate, TODAY)
     assert sum(r.amount for r in rows) == principal + fee
+    assert sum(r.fee for r in rows) == fee and all(0 <= r.fee <= r.amount for r in rows)
     assert len(rows) == periods
     assert all(r.amount >= 0 for r in rows)
     assert max(r.amount for r in rows) - min(r.amount for r in rows) < periods
