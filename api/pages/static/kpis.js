@@ -3,8 +3,7 @@
   const pct = (v) => v === null || v === undefined ? "—" : (v * 100).toFixed(1) + "%";
   const esc = (s) => String(s ?? "").replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
   $("token").value = sessionStorage.getItem("admin.token") || "";
-  const today = new Date(), past = new Date(Date.now() - 30 * 864e5);
-  $("to").value = new Date(today.getTime() + 864e5).toISOString().slice(0, 10); $("from").value = past.toISOString().slice(0, 10);
+  // Blank dates: the server picks the last 30 days by its own clock and time zone (the browser's may differ).
   function bars(title, rows, warn) {
     return `<div class="card"><h2>${esc(title)}</h2>` + (rows.length ? rows.map(([label, v]) =>
       `<div class="bar"><span>${esc(label)}</span><div class="track"><div class="fill${warn ? " warn" : ""}" data-width="${Math.round((v || 0) * 100)}"></div></div><span>${pct(v)}</span></div>`).join("")
@@ -12,9 +11,13 @@
   }
   async function load() {
     sessionStorage.setItem("admin.token", $("token").value);
-    const r = await fetch(`/v1/kpis?from=${$("from").value}&to=${$("to").value}`, {headers: {Authorization: "Bearer " + $("token").value}});
+    const range = new URLSearchParams();
+    if ($("from").value) range.set("from", $("from").value);
+    if ($("to").value) range.set("to", $("to").value);
+    const r = await fetch(`/v1/kpis?${range}`, {headers: {Authorization: "Bearer " + $("token").value}});
     const k = await r.json();
     if (!r.ok) { $("error").textContent = k.error ? k.error.message : r.statusText; return; }
+    $("from").value = k.from; $("to").value = k.to;
     $("error").textContent = "";
     const tiles = [["触达率", pct(k.contact_rate)], ["本人联系率 RPC", pct(k.rpc_rate)], ["承诺率 PTP", pct(k.ptp_rate)], ["承诺兑现率", pct(k.promise_kept_rate)],
       ["方案接受率", pct(k.plan_uptake)], ["回收率", pct(k.recovery_rate)], ["机器人独立解决", pct(k.containment)], ["户均成本", k.cost_per_account ? k.cost_per_account + "元" : "—"],
