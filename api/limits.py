@@ -12,7 +12,10 @@ def _storage() -> str:
     return get_settings().redis_url or "memory://"
 
 
-limiter = Limiter(key_func=get_remote_address, storage_uri=_storage(), headers_enabled=False)
+# With Redis away, limits are counted in this process's memory until it answers again.
+limiter = Limiter(
+    key_func=get_remote_address, storage_uri=_storage(), headers_enabled=False, in_memory_fallback_enabled=True
+)
 
 
 def public_limit() -> str:

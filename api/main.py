@@ -92,11 +92,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sender = asyncio.create_task(
             CampaignSender(settings, cached_policy(str(settings.policy_path)), http).run_forever(stop)
         )
+        # Conversations the bot dropped while it was away go back to it once it answers again.
+        recovery = asyncio.create_task(app.state.chat.recover_forever(stop))
         try:
             yield
         finally:
             stop.set()
             await sender
+            await recovery
             await hub.stop()
 
 
