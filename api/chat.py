@@ -224,10 +224,12 @@ class ChatService:
             answer = await self._ask_rasa(conversation_id, text, channel)
             outgoing = [(m.get("text") or "", m.get("buttons")) for m in answer.get("messages", []) if m.get("text")]
             failed = False
-            # Rasa carries on without a custom action it cannot reach and answers nothing: silence
-            # from the bot with the action server away is the same failure as Rasa being away.
-            if not outgoing and not await self._actions_answer():
-                raise RasaDown("action server unavailable")
+            # Every turn of this bot says something. Silence means an action failed inside Rasa
+            # (the action server away or hung, or its database write cut off): Rasa logs it, drops
+            # the action's events and answers nothing. The holder gets the holding reply instead.
+            if not outgoing:
+                up = await self._actions_answer()
+                raise RasaDown("the bot said nothing" if up else "action server unavailable")
         except RasaDown as exc:
             RASA_FAILURES.inc()
             log.warning("rasa unavailable", extra={"conversation_id": conversation_id, "reason": str(exc)})

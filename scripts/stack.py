@@ -247,8 +247,18 @@ def main() -> int:
     parser.add_argument(
         "--hang-seconds", type=float, default=30, help="restart a part that stops answering its health check this long"
     )
+    parser.add_argument(
+        "--write-endpoints",
+        action="store_true",
+        help="only write var/endpoints.yml from the environment (for systemd units or a Procfile), then exit",
+    )
     args = parser.parse_args()
     var = ROOT / "var"
+    if args.write_endpoints:
+        var.mkdir(parents=True, exist_ok=True)
+        port = int(os.environ.get("PORT_ACTIONS", 5055))
+        print(endpoints(var, port, os.environ.get("TRACKER_STORE_URL"), os.environ.get("REDIS_URL")))
+        return 0
     from ledger.settings import get_settings
 
     database_url = get_settings().database_url

@@ -112,21 +112,22 @@ def test_action_server_down_is_a_holding_reply_once_then_the_bot_takes_back_what
     ]
 
 
-def test_a_quiet_turn_with_the_action_server_up_is_not_a_failure(database_url: str) -> None:
+def test_a_turn_the_bot_leaves_silent_gets_the_holding_reply(database_url: str) -> None:
+    """An action that failed inside Rasa (its database write cut off, say) leaves the turn silent."""
     parts = Parts()
 
-    def quiet(request: httpx.Request) -> httpx.Response:
+    def silent(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/webhook"):
-            return httpx.Response(200, json={"intent": "thank", "confidence": 0.9, "messages": []})
+            return httpx.Response(200, json={"intent": "promise_to_pay", "confidence": 0.9, "messages": []})
         return parts.handler(request)
 
     async def run() -> TurnResult:
         settings = Settings(database_url=database_url, action_server_url="http://127.0.0.1:5055")
-        async with httpx.AsyncClient(transport=httpx.MockTransport(quiet)) as http:
-            return await ChatService(settings, http).handle(f"quiet-{uuid.uuid4().hex[:8]}", "谢谢")
+        async with httpx.AsyncClient(transport=httpx.MockTransport(silent)) as http:
+            return await ChatService(settings, http).handle(f"silent-{uuid.uuid4().hex[:8]}", "我明天还500")
 
     result = asyncio.run(run())
-    assert result.mode == "bot" and result.replies == []
+    assert result.mode == "human" and [r.text for r in result.replies] == [HOLDING_REPLY]
 
 
 def test_an_outbound_contact_with_rasa_down_gets_one_holding_reply_not_two(database_url: str) -> None:
