@@ -316,6 +316,9 @@ def main() -> int:
     except GaveUp as exc:
         print(f"Giving up: {exc}. Stopping the rest.", file=sys.stderr)
         return 1
+    except TimeoutError as exc:
+        print(f"Giving up: {exc} (logs in var/*.log). Stopping the rest.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\nStopping ...")
         return 0
