@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import pytest
@@ -18,10 +19,14 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from api.chat import HOLDING_REPLY, ChatService, TurnResult
-from ledger import handoff
+from ledger import accounts, campaigns, handoff
+from ledger.clock import Clock
 from ledger.db import run_retrying, transaction
 from ledger.models import AuditLog, Conversation, HandoffTicket, Message
+from ledger.policy import Policy
 from ledger.settings import Settings, get_settings
+from tests.conftest import TZ
+from tests.factories import record
 
 
 @dataclass
@@ -192,3 +197,15 @@ def test_work_cut_off_by_the_server_runs_again_and_is_written_once(database_url:
     with transaction(database_url, readonly=True) as s:
         written = s.scalars(select(AuditLog.id).where(AuditLog.subject == marker)).all()
     assert len(attempts) == 2 and len(written) == 1
+
+
+def test_with_redis_away_due_sends_come_from_the_database(session: Session, policy: Policy) -> None:
+    from api.due_queue import RedisQueue
+
+    ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+    accounts.upsert_account(session, record(phone=f"135{uuid.uuid4().int % 10**8:08d}"))
+    campaigns.create_campaign(session, "r", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
+    expected = campaigns.due_attempts(session, ten_am.now(), 1000)
+    queue = RedisQueue("redis://127.0.0.1:9/0", f"test:due:{uuid.uuid4().hex}")  # nothing listens there
+    assert expected and queue.due(session, ten_am.now(), 1000) == expected
+    queue.done(expected)  # a stale index entry is harmless; no error either
