@@ -314,10 +314,11 @@ class ChatService:
         ).all()
         return [Reply(m.seq, m.text, m.buttons) for m in rows] or None
 
-    async def return_recovered(self) -> int:
-        """Give back to the bot the conversations it dropped while away and no agent took; how many."""
+    async def return_recovered(self) -> list[str]:
+        """Give back to the bot the conversations it dropped while away and no agent took; which."""
         waiting = await self._db(handoff.waiting_for_the_bot, readonly=True)
-        returned, answers = 0, {}
+        returned: list[str] = []
+        answers: dict[str, bool] = {}
         for conversation_id in waiting:
             url = self.rasa_for(conversation_id)
             if url not in answers:
@@ -332,7 +333,7 @@ class ChatService:
                 if not await self._db(give_back):
                     continue  # an agent took it meanwhile: it stays with the agent
                 await self.resume_bot(conversation_id)
-            returned += 1
+            returned.append(conversation_id)
             RETURNED_TO_BOT.inc()
             log.info("conversation returned to the bot", extra={"conversation_id": conversation_id})
             self.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
