@@ -10,7 +10,6 @@ behind is found at the next start (`clear_leftovers`), by the process groups rec
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import os
@@ -31,10 +30,17 @@ PR_SET_PDEATHSIG = 1
 HEALTH_PATHS = {"actions": "/health", "gateway": "/healthz"}  # Rasa servers: /version
 
 
+_prctl: Callable[..., int] | None
+try:  # looked up once here: between fork and exec the child should do as little as possible
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: leftovers are then found at the next start
+    _prctl = None
+
+
 def die_with_parent() -> None:
-    """preexec_fn: the child gets SIGTERM when the process that started it exits (Linux only)."""
-    with contextlib.suppress(OSError, AttributeError):  # not Linux: leftovers are found at the next start
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    """preexec_fn: the child gets SIGTERM when the thread that started it exits (Linux only)."""
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def kill_group(pgid: int, sig: int = signal.SIGKILL) -> bool:

@@ -118,3 +118,26 @@ def test_leftovers_of_a_killed_supervisor_are_stopped_and_busy_ports_named(stack
     clear_leftovers(stack.var / "stack.pids", "http.server", say=lambda _: None)
     stack.procs["actions"].wait(timeout=5)
     assert group_members(pid) == [] and busy_ports({"actions": port}) == []
+
+
+def test_a_part_gets_sigterm_when_its_supervisor_is_killed() -> None:
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time\n"
+            "from scripts.supervisor import die_with_parent\n"
+            "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
+            " start_new_session=True, preexec_fn=die_with_parent)\n"
+            "print(p.pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    assert group_members(child) == [child]  # its own process group, alive
+    parent.kill()  # kill -9: no chance to clean up
+    parent.wait()
+    wait_until(lambda: group_members(child) == [], seconds=10)
