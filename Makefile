@@ -80,7 +80,7 @@ e2e: envs train ## end-to-end: real Rasa, action server and gateway
 test-postgres: envs train ## the suite against PostgreSQL ($$PG_URL)
 	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot
 
-test-faults: envs train ## kill -9 / SIGSTOP each part and cut PostgreSQL under live conversations (~5 min)
+test-faults: envs train ## kill -9 / SIGSTOP each part and cut PostgreSQL under live conversations (3-5 min)
 	RUN_FAULTS=1 PG_URL=$(PG_URL) $(APP_PY) -m pytest -q tests/faults
 
 browser: ## Debian's Chromium and a CJK font for the browser tests (apt; needs root)

@@ -8,7 +8,7 @@ reply or the holding reply (once per conversation, then a person has it), plans 
 are written once, the stack is healthy again within 60 s, and the conversations the bot
 dropped are back with the bot and answered.
 
-`make test-faults` runs it (about 5 minutes here). PostgreSQL faults need PostgreSQL at
+`make test-faults` runs it (2.5-4.5 minutes here). PostgreSQL faults need PostgreSQL at
 $PG_URL (default 127.0.0.1:5432); the test makes and drops its own database.
 """
 
