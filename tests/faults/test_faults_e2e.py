@@ -1,14 +1,15 @@
 """Faults with the real processes under a supervisor, while several conversations are under way.
 
 Each test starts a few web conversations (verify, ask, agree a plan or promise a payment) and
-one SMS conversation, breaks one part in the middle of them (kill -9, SIGSTOP, PostgreSQL's
-connections cut or refused), lets them finish, and then checks what a holder and an auditor
+one SMS conversation, breaks one part in the middle of them (kill -9 of each part, SIGSTOP of
+the action server or Rasa, PostgreSQL's connections cut or refused), lets them finish, and then
+checks what a holder and an auditor
 care about: every message sent is in the transcript exactly once, every turn got the bot's
 reply or the holding reply (once per conversation, then a person has it), plans and promises
 are written once, the stack is healthy again within 60 s, and the conversations the bot
 dropped are back with the bot and answered.
 
-`make test-faults` runs it (2.5-4.5 minutes here). PostgreSQL faults need PostgreSQL at
+`make test-faults` runs it (3-5 minutes here). PostgreSQL faults need PostgreSQL at
 $PG_URL (default 127.0.0.1:5432); the test makes and drops its own database.
 """
 
@@ -412,12 +413,13 @@ def test_kill_9_of_a_part_mid_conversation_loses_nothing_and_it_comes_back(fault
     back_with_the_bot(faulty, chats)
 
 
-def test_a_hung_action_server_gets_holding_replies_then_is_restarted(faulty: Faulty) -> None:
+@pytest.mark.parametrize("part", ["actions", "rasa"])
+def test_a_hung_part_gets_holding_replies_then_is_restarted(faulty: Faulty, part: str) -> None:
     before = len(faulty.supervisor.restarts)
     chats = new_chats(faulty)
-    faulty.healthy_within(RECOVERED_WITHIN, since=converse(faulty, chats, _hang(faulty, "actions")))
+    faulty.healthy_within(RECOVERED_WITHIN, since=converse(faulty, chats, _hang(faulty, part)))
     restarted = faulty.supervisor.restarts[before:]
-    assert [r[1] for r in restarted] == ["actions"] and "hung" in restarted[0][2]
+    assert [r[1] for r in restarted] == [part] and "hung" in restarted[0][2]
     check(faulty, chats)
     back_with_the_bot(faulty, chats)
 
