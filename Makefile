@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test lint typecheck validate unit e2e test-calendar test-postgres rasa-test train bench profile eod campaign eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test test-faults lint typecheck validate unit e2e test-calendar test-postgres rasa-test train bench soak profile eod campaign eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ test-calendar: envs train ## the date- and hour-sensitive tests, unit and end to
 test-postgres: envs train ## the suite against PostgreSQL ($$PG_URL)
 	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot
 
+test-faults: envs train ## kill -9 / SIGSTOP each part and cut PostgreSQL under live conversations (3-5 min)
+	RUN_FAULTS=1 PG_URL=$(PG_URL) $(APP_PY) -m pytest -q tests/faults
+
 browser: ## Debian's Chromium and a CJK font for the browser tests (apt; needs root)
 	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi "cjk"; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ]; then echo "Install Debian's chromium and fonts-noto-cjk (apt-get install chromium fonts-noto-cjk)"; exit 1; fi; \
@@ -103,10 +106,15 @@ test: envs train browser lint typecheck validate rasa-test ## everything: lint, 
 	  DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot; \
 	else echo "== PostgreSQL not reachable at $(PG_URL): skipped =="; fi
 
-bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers, tracker store -> bench/results/*.json
+bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers, tracker store, soak -> bench/results/*.json
 	$(APP_PY) -m bench.run
 	@echo "== tracker store: Rasa's SQL store against ours, in-process =="
 	@$(BOT_PY) -m bench.tracker_store 2>> var/bench-tracker.log
+	@echo "== soak: $${SOAK_MINUTES:-30} minutes of mixed conversations and a campaign =="
+	$(APP_PY) -m bench.soak
+
+soak: envs train ## mixed conversations + a campaign at a steady rate, SOAK_MINUTES (30): errors, p99, memory per 5 min
+	$(APP_PY) -m bench.soak
 
 eod: envs ## end-of-day: plans and promises brought up to today, broken-plan notices (idempotent)
 	$(APP_PY) -m scripts.eod $(ARGS)

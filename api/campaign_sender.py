@@ -142,11 +142,14 @@ class CampaignSender:
         def recover(session: Session) -> int:
             return campaigns.abandon_stale(session, self.clock.now())
 
-        stale = await run_transaction(self.settings.database_url, recover)
-        if stale:
-            log.warning("marked in-flight sends from before a restart as failed", extra={"count": stale})
+        recovered = False
         while not stop.is_set():
             try:
+                if not recovered:  # first, once the database answers (it may be away at start-up)
+                    stale = await run_transaction(self.settings.database_url, recover)
+                    recovered = True
+                    if stale:
+                        log.warning("marked in-flight sends from before a restart as failed", extra={"count": stale})
                 if await self.run_once() == 0:
                     await asyncio.wait_for(stop.wait(), timeout=interval)
             except TimeoutError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -17,14 +18,15 @@ from typing import Any, TypeVar
 import httpx
 from prometheus_client import Counter, Histogram
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from api import guard
 from api.errors import ApiError
 from api.hub import QUEUE_TOPIC, Hub, conversation_topic
 from api.schemas import Button, ChatMessage, ChatOut
-from ledger import compliance, conduct, conversations
+from ledger import compliance, conduct, conversations, handoff
 from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
 from ledger.masking import mask, mask_values
@@ -42,6 +44,10 @@ HOLDING_REPLY = "抱歉，系统暂时繁忙。您的消息已记录，已为您
 MESSAGES = Counter("gateway_messages_total", "Messages through the gateway", ["channel", "sender"])
 TURN_SECONDS = Histogram("gateway_turn_seconds", "Inbound message to replies stored", ["channel"])
 RASA_FAILURES = Counter("gateway_rasa_failures_total", "Turns where Rasa did not answer in time")
+RETURNED_TO_BOT = Counter("gateway_returned_to_bot_total", "Conversations given back to the bot when it came back")
+DB_AWAY = (OperationalError, InterfaceError, PoolTimeout)  # the database is unreachable, not wrong
+RECOVERY_INTERVAL = 5.0  # seconds between looks for conversations the bot can take back
+REPLY_STORE_PATIENCE = 10.0  # seconds to keep trying to store replies Rasa already gave
 
 
 class BadInput(ValueError):
@@ -257,14 +263,26 @@ class ChatService:
             answer = await self._ask_rasa(conversation_id, text, channel, channel_menu)
             outgoing = [(m.get("text") or "", m.get("buttons")) for m in answer.get("messages", []) if m.get("text")]
             failed = False
+            # Every turn of this bot says something. Silence means an action failed inside Rasa
+            # (the action server away or hung, or its database write cut off): Rasa logs it, drops
+            # the action's events and answers nothing. The holder gets the holding reply instead.
+            if not outgoing:
+                up = await self._actions_answer()
+                raise RasaDown("the bot said nothing" if up else "action server unavailable")
         except RasaDown as exc:
             RASA_FAILURES.inc()
             log.warning("rasa unavailable", extra={"conversation_id": conversation_id, "reason": str(exc)})
             answer, outgoing, failed = {}, [(HOLDING_REPLY, None)], True
 
+        retry = False
+
         def store_outbound(session: Session) -> TurnResult:
             conv = session.get(Conversation, conv_pk)
             assert conv is not None
+            if retry:  # an earlier try may have committed before its connection was cut
+                done = self._replies_after(session, conv, msg_pk)
+                if done is not None:
+                    return TurnResult(conv.mode, done)
             if answer.get("intent"):
                 values: dict[str, Any] = {"intent": answer.get("intent"), "confidence": answer.get("confidence")}
                 answers = [str(v) for v in answer.get("secret_values") or []]
@@ -272,11 +290,22 @@ class ChatService:
                     values["text"] = mask_values(mask(text), answers)
                 session.execute(update(Message).where(Message.id == msg_pk).values(**values))
             if failed:
-                conversations.open_ticket(session, conv, "service_unavailable", 1, mask(text)[:200])
+                conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, mask(text)[:200])
             return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
 
         answered = time.perf_counter()
-        result = await self._db(store_outbound)
+        # The holder's message is stored and Rasa has answered it: keep trying to store the answer
+        # for a while rather than leave a turn without a reply (the gateway answers 503 after that).
+        deadline = time.monotonic() + REPLY_STORE_PATIENCE
+        while True:
+            try:
+                result = await self._db(store_outbound)
+                break
+            except DB_AWAY:
+                if time.monotonic() > deadline:
+                    raise
+                retry = True
+                await asyncio.sleep(0.5)
         done = time.perf_counter()
         if done - started > SLOW_TURN_SECONDS:  # say where the time went
             log.warning(
@@ -296,6 +325,70 @@ class ChatService:
         if result.mode == "human":
             self.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
         return result
+
+    async def _actions_answer(self) -> bool:
+        try:
+            resp = await self.http.get(f"{self.settings.action_server_url}/health", timeout=1.0)
+            return resp.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    async def _bot_answers(self, rasa_url: str) -> bool:
+        """That Rasa server and the action server both answer their health checks."""
+        try:
+            resp = await self.http.get(f"{rasa_url}/version", timeout=2.0)
+            rasa_ok = resp.status_code == 200
+        except httpx.HTTPError:
+            rasa_ok = False
+        return rasa_ok and await self._actions_answer()
+
+    @staticmethod
+    def _replies_after(session: Session, conv: Conversation, msg_pk: int) -> list[Reply] | None:
+        """The bot replies already stored after the holder's message, or None if there are none."""
+        seq = session.scalar(select(Message.seq).where(Message.id == msg_pk))
+        rows = session.scalars(
+            select(Message)
+            .where(Message.conversation_pk == conv.id, Message.seq > (seq or 0), Message.sender == "bot")
+            .order_by(Message.seq)
+        ).all()
+        return [Reply(m.seq, m.text, m.buttons) for m in rows] or None
+
+    async def return_recovered(self) -> list[str]:
+        """Give back to the bot the conversations it dropped while away and no agent took; which."""
+        waiting = await self._db(handoff.waiting_for_the_bot, readonly=True)
+        returned: list[str] = []
+        answers: dict[str, bool] = {}
+        for conversation_id in waiting:
+            url = self.rasa_for(conversation_id)
+            if url not in answers:
+                answers[url] = await self._bot_answers(url)
+            if not answers[url]:
+                continue
+            async with self._lock(conversation_id):  # not while one of its turns is under way
+
+                def give_back(session: Session, cid: str = conversation_id) -> bool:
+                    return handoff.return_to_bot(session, cid)
+
+                if not await self._db(give_back):
+                    continue  # an agent took it meanwhile: it stays with the agent
+                await self.resume_bot(conversation_id)
+            returned.append(conversation_id)
+            RETURNED_TO_BOT.inc()
+            log.info("conversation returned to the bot", extra={"conversation_id": conversation_id})
+            self.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
+        return returned
+
+    async def recover_forever(self, stop: asyncio.Event, interval: float = RECOVERY_INTERVAL) -> None:
+        """Every few seconds, return_recovered(); a failing look (the database away) is tried again."""
+        while not stop.is_set():
+            try:
+                await self.return_recovered()
+            except DB_AWAY as exc:  # the database is away too: look again at the next tick
+                log.warning("returning conversations to the bot: database unavailable (%s)", type(exc).__name__)
+            except Exception:  # keep looking; the next tick tries again
+                log.exception("returning conversations to the bot failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
     async def agent_says(self, conversation_id: str, agent: str, text: str) -> Reply:
         """An agent's reply: guarded like the bot's, stored, then delivered on the holder's channel."""
@@ -375,11 +468,16 @@ class ChatService:
             )
             resp.raise_for_status()
             outgoing = [(m.get("text") or "", m.get("buttons")) for m in resp.json().get("messages", [])]
+            failed = False
         except (httpx.HTTPError, ValueError):
-            outgoing = [(HOLDING_REPLY, None)]
+            outgoing, failed = [(HOLDING_REPLY, None)], True
 
         def store(session: Session) -> TurnResult:
             conv = conversations.get_or_create(session, conversation_id, channel)
+            if failed:  # like a failed turn: the holding reply once, and a person until the bot is back
+                if conv.mode == "human":
+                    return TurnResult("human", [])
+                conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, intent)
             return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
 
         async with self._lock(conversation_id):

@@ -6,15 +6,20 @@ by id) and can be rebuilt at any time, and the database claim still decides who 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from datetime import datetime
 from typing import Protocol
 
 import redis
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import campaigns
 from ledger.models import ContactAttempt
+
+log = logging.getLogger("api.due_queue")
 
 
 class DueQueue(Protocol):
@@ -42,7 +47,7 @@ class RedisQueue:
     """A sorted set of attempt ids scored by their send time."""
 
     def __init__(self, url: str, key: str = "repay:campaign:due") -> None:
-        self.redis = redis.Redis.from_url(url)
+        self.redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.key = key
         self._synced_id = 0
 
@@ -63,13 +68,20 @@ class RedisQueue:
         return len(rows)
 
     def due(self, session: Session, now: datetime, limit: int) -> list[int]:
-        self.sync(session)
-        members = self.redis.zrangebyscore(self.key, "-inf", now.timestamp(), start=0, num=limit)
+        try:
+            self.sync(session)
+            members = self.redis.zrangebyscore(self.key, "-inf", now.timestamp(), start=0, num=limit)
+        except RedisError as exc:  # Redis away: the database knows what is due, only slower
+            log.warning("redis unavailable, reading due sends from the database: %s", type(exc).__name__)
+            self._synced_id = 0  # index everything again once Redis is back
+            return campaigns.due_attempts(session, now, limit)
         return [int(str(m, "ascii") if isinstance(m, bytes) else str(m)) for m in members]
 
     def done(self, ids: list[int]) -> None:
         if ids:
-            self.redis.zrem(self.key, *[str(i) for i in ids])
+            # A stale entry left by Redis being away is harmless: the database claim decides who sends.
+            with contextlib.suppress(RedisError):
+                self.redis.zrem(self.key, *[str(i) for i in ids])
 
     def requeue(self, attempt_id: int, when: datetime) -> None:
         self.redis.zadd(self.key, {str(attempt_id): when.timestamp()})

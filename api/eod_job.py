@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from api.sms import provider_for, send_sms
 from ledger import eod
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
 from ledger.policy import Policy
 from ledger.settings import Settings
@@ -47,7 +47,7 @@ async def run_once(
 
 
 async def run_forever(settings: Settings, policy: Policy, http: httpx.AsyncClient, stop: asyncio.Event) -> None:
-    clock = Clock.system(settings.app_timezone)
+    clock = process_clock(settings.app_timezone)
     delay = FIRST_RUN_DELAY
     while not stop.is_set():
         try:

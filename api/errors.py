@@ -8,9 +8,13 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.errors import LedgerError
+
+RETRY_AFTER_SECONDS = 5
 
 log = logging.getLogger("api")
 
@@ -54,6 +58,19 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400 and "parsing the body" in message:  # e.g. bytes that are not UTF-8
             code, message = "malformed_json", "the body is not valid UTF-8 JSON"
         return JSONResponse(error_body(code, message), status_code=exc.status_code)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(PoolTimeout)
+    async def _database_away(_: Request, exc: Exception) -> JSONResponse:
+        # The database is stopped, refusing or cut off: nothing half written (each step is one
+        # transaction), so the caller may simply try again. SMS providers retry on a non-2xx.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return JSONResponse(
+            error_body("service_unavailable", "the service is briefly unavailable; please try again shortly"),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

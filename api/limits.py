@@ -50,7 +50,10 @@ def client_address(request: HTTPConnection) -> str:
     return hops[0] if hops else peer
 
 
-limiter = Limiter(key_func=client_address, storage_uri=_storage(), headers_enabled=False)
+# With Redis away, limits are counted in this process's memory until it answers again.
+limiter = Limiter(
+    key_func=client_address, storage_uri=_storage(), headers_enabled=False, in_memory_fallback_enabled=True
+)
 
 
 def public_limit() -> str:

@@ -99,6 +99,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eod_task = asyncio.create_task(
             eod_job.run_forever(settings, cached_policy(str(settings.policy_path)), http, stop)
         )
+        # Conversations the bot dropped while it was away go back to it once it answers again.
+        recovery = asyncio.create_task(app.state.chat.recover_forever(stop))
         try:
             yield
         finally:
@@ -106,6 +108,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             wechat_backlog.cancel()
             await sender
             await eod_task
+            await recovery
             await hub.stop()
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -131,7 +132,13 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
                 conn.connection.dbapi_connection.begin_immediate()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # pool_pre_ping: a connection the server dropped while idle (restart, failover, a proxy's
+    # timeout) is replaced at checkout instead of failing the next request. pool_timeout: with the
+    # database away, requests fail fast (the gateway answers 503) rather than queueing for 30 s.
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
+    engine = create_engine(
+        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=5, connect_args=connect_args
+    )
     return engine.execution_options(postgresql_readonly=True) if readonly else engine
 
 
@@ -173,6 +180,37 @@ def _writer_thread() -> ThreadPoolExecutor:
     return _writers[pid]
 
 
+RETRIES_ON_DISCONNECT = 2
+
+
+def run_retrying(url: str, work: Callable[[Session], T], readonly: bool = False) -> T:
+    """`work` in one transaction; run again on a fresh connection if the server cut the old one.
+
+    A connection cut before COMMIT (a restarted or failed-over PostgreSQL, `pg_terminate_backend`)
+    rolled the work back, so running it again writes it once. A cut during COMMIT is not
+    retried: whether it committed is unknown, and the caller answers "try again later" instead.
+    The pool's `pool_pre_ping` replaces connections that died while idle.
+    """
+    attempt = 0
+    while True:
+        with _factory(url, readonly)() as session:
+            try:
+                session.begin()
+                result = work(session)
+                session.flush()
+            except DBAPIError as exc:
+                session.rollback()
+                if exc.connection_invalidated and attempt < RETRIES_ON_DISCONNECT:
+                    attempt += 1
+                    continue
+                raise
+            except BaseException:
+                session.rollback()
+                raise
+            session.commit()
+            return result
+
+
 async def run_transaction(url: str, work: Callable[[Session], T], readonly: bool = False) -> T:
     """Run blocking database work in one transaction in a worker thread, off the event loop.
 
@@ -182,8 +220,7 @@ async def run_transaction(url: str, work: Callable[[Session], T], readonly: bool
     """
 
     def run() -> T:
-        with transaction(url, readonly) as session:
-            return work(session)
+        return run_retrying(url, work, readonly)
 
     if url.startswith("sqlite") and not readonly:
         return await asyncio.get_running_loop().run_in_executor(_writer_thread(), run)

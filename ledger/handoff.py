@@ -121,3 +121,33 @@ def notes(session: Session, conversation_id: str) -> list[AgentNote]:
             .order_by(AgentNote.id)
         )
     )
+
+
+SERVICE_UNAVAILABLE = "service_unavailable"  # the bot (Rasa or its actions) did not answer a turn
+
+
+def waiting_for_the_bot(session: Session) -> list[str]:
+    """Conversations handed to people only because the bot was away, and not taken by anyone yet."""
+    return list(
+        session.scalars(
+            select(Conversation.conversation_id)
+            .join(HandoffTicket, HandoffTicket.conversation_pk == Conversation.id)
+            .where(HandoffTicket.status == "waiting", HandoffTicket.reason == SERVICE_UNAVAILABLE)
+            .order_by(HandoffTicket.id)
+        )
+    )
+
+
+def return_to_bot(session: Session, conversation_id: str) -> bool:
+    """The bot is back: give it the conversation again, unless an agent has taken it (then False)."""
+    conv = session.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id).with_for_update())
+    if conv is None:
+        return False
+    ticket = session.scalar(
+        select(HandoffTicket).where(HandoffTicket.conversation_pk == conv.id, HandoffTicket.status.in_(OPEN))
+    )
+    if ticket is None or ticket.status != "waiting" or ticket.reason != SERVICE_UNAVAILABLE:
+        return False
+    ticket.status, conv.mode = "recovered", "bot"
+    audit(session, "gateway", "handoff.recovered", conversation_id)
+    return True

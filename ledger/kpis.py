@@ -128,7 +128,13 @@ def kpis(session: Session, start: date, end: date, policy: Policy, tz: str) -> d
     ).all()
     with_ticket = set(
         session.scalars(
-            select(HandoffTicket.conversation_pk).where(HandoffTicket.created_at >= t0, HandoffTicket.created_at < t1)
+            select(HandoffTicket.conversation_pk).where(
+                HandoffTicket.created_at >= t0,
+                HandoffTicket.created_at < t1,
+                # Handed to the queue only while the bot was away, and back with the bot before any
+                # agent took it: no person handled it, so it is not a handoff (nor a lost containment).
+                HandoffTicket.status != "recovered",
+            )
         )
     )
     complaints = (

@@ -13,7 +13,7 @@ import json
 import httpx
 
 from api.eod_job import run_once
-from ledger.clock import Clock
+from ledger.clock import process_clock
 from ledger.policy import load_policy
 from ledger.settings import get_settings
 
@@ -22,7 +22,7 @@ async def main(force: bool) -> None:
     settings = get_settings()
     policy = load_policy(settings.policy_path)
     async with httpx.AsyncClient() as http:
-        summary = await run_once(settings, policy, Clock.system(settings.app_timezone), http, force=force)
+        summary = await run_once(settings, policy, process_clock(settings.app_timezone), http, force=force)
     if summary is None:
         print("end-of-day: already done today (use --force to run again)")
     else:

@@ -6,18 +6,22 @@ Used by `make run` and by the end-to-end tests, so both exercise the same start-
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
 import yaml
+
+from scripts.supervisor import GaveUp, Supervisor, busy_ports, clear_leftovers, die_with_parent, kill_group
 
 ROOT = Path(__file__).resolve().parents[1]
 APP_PY = ROOT / ".venv/app/bin/python"
@@ -162,17 +166,34 @@ class Stack:
         for name, cmd in commands.items():
             if (names is not None and name not in names) or name in self.procs:
                 continue
-            log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 - kept open for the child's lifetime
+            log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child, closed below
+            # Its own session and process group, so a stop or restart reaches its children too; and
+            # SIGTERM when the process that started it dies, so no orphan keeps a port.
             self.procs[name] = subprocess.Popen(
-                cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                cmd,
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent,
             )
+            log.close()  # the child has its own copy
 
-    def wait_healthy(self, timeout: float = 180, progress: bool = False) -> float:
-        """Poll /healthz until every part is ok; returns seconds waited."""
+    def wait_healthy(
+        self, timeout: float = 180, progress: bool = False, between: Callable[[], None] | None = None
+    ) -> float:
+        """Poll /healthz until every part is ok; returns seconds waited.
+
+        Without `between`, a part that exits fails the wait; with it (a supervisor's poll), the
+        supervisor restarts the part and decides when to give up.
+        """
         start, last = time.monotonic(), ""
         url = f"http://127.0.0.1:{self.ports['gateway']}/healthz"
         while time.monotonic() - start < timeout:
-            for name, proc in self.procs.items():
+            if between is not None:
+                between()
+            for name, proc in list(self.procs.items()) if between is None else []:
                 if proc.poll() is not None:
                     tail = (self.var / f"{name}.log").read_text(errors="replace").splitlines()[-25:]
                     raise RuntimeError(f"{name} exited with {proc.returncode}; the end of its log:\n" + "\n".join(tail))
@@ -190,16 +211,16 @@ class Stack:
         raise TimeoutError(f"not healthy after {timeout}s: {last}")
 
     def stop(self) -> None:
+        """SIGTERM to each part's process group, SIGKILL after 15 s; children go with their part."""
         for proc in self.procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+            kill_group(proc.pid, signal.SIGTERM)  # the group, even if its leader already died
         deadline = time.monotonic() + 15
         for proc in self.procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            kill_group(proc.pid, signal.SIGKILL)  # whatever of the group still lingers
+            proc.wait()
+        (self.var / "stack.pids").unlink(missing_ok=True)
 
 
 def private_var(var: Path) -> None:
@@ -249,8 +270,24 @@ def prepare_database(database_url: str, demo: bool = True) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.parse_args()
+    parser.add_argument(
+        "--max-failures", type=int, default=5, help="stop everything when a part fails to start N times in a row"
+    )
+    parser.add_argument(
+        "--hang-seconds", type=float, default=30, help="restart a part that stops answering its health check this long"
+    )
+    parser.add_argument(
+        "--write-endpoints",
+        action="store_true",
+        help="only write var/endpoints.yml from the environment (for systemd units or a Procfile), then exit",
+    )
+    args = parser.parse_args()
     var = ROOT / "var"
+    if args.write_endpoints:
+        var.mkdir(parents=True, exist_ok=True)
+        port = int(os.environ.get("PORT_ACTIONS", 5055))
+        print(endpoints(var, port, os.environ.get("TRACKER_STORE_URL"), os.environ.get("REDIS_URL")))
+        return 0
     from ledger.settings import get_settings
 
     database_url = get_settings().database_url
@@ -275,6 +312,12 @@ def main() -> int:
             "gateway": int(os.environ.get("PORT_GATEWAY", 8000)),
         },
     )
+    var.mkdir(parents=True, exist_ok=True)
+    clear_leftovers(var / "stack.pids", str(ROOT))  # a previous run whose supervisor was killed
+    busy = busy_ports(stack.ports)
+    if busy:
+        print("Cannot start: " + "\n  ".join(["", *busy]), file=sys.stderr)
+        return 1
     print("Starting Rasa, then the action server and gateway (logs in var/*.log) ...", flush=True)
     try:
         # Rasa's imports and model load are most of the start-up and need no ledger: begin them
@@ -282,7 +325,9 @@ def main() -> int:
         stack.start(secrets, names=stack.rasa_names())
         prepare_database(database_url, wants_demo(database_url))
         stack.start(secrets)
-        waited = stack.wait_healthy(progress=True)
+        supervisor = Supervisor(stack, secrets, max_failures=args.max_failures, hang_seconds=args.hang_seconds)
+        supervisor.record()
+        waited = stack.wait_healthy(progress=True, between=supervisor.poll)
         gw = f"http://127.0.0.1:{stack.ports['gateway']}"
         print(f"\nHealthy in {time.monotonic() - t0:.1f}s (processes up in {waited:.1f}s).")
         print(f"  Chat page:  {gw}/chat      Agent console: {gw}/agent      KPI dashboard: {gw}/kpis")
@@ -290,10 +335,18 @@ def main() -> int:
         print(f"  Health:     {gw}/healthz    API docs: {gw}/docs")
         print("  Admin token: in var/secrets.env (ADMIN_API_TOKEN)")
         print("  Demo holders (phone / ID last 4 / card last 4): see README, e.g. 13800000002 / 2345 / 6002 (M2)")
-        print("Ctrl-C stops everything.", flush=True)
-        while all(p.poll() is None for p in stack.procs.values()):
-            time.sleep(1)
-        print("A process exited; stopping the rest.", file=sys.stderr)
+        print(
+            f"A part that dies or hangs is restarted (one line each); Ctrl-C stops everything, and so does "
+            f"a part failing to start {args.max_failures} times in a row.",
+            flush=True,
+        )
+        supervisor.run()
+        return 0
+    except GaveUp as exc:
+        print(f"Giving up: {exc}. Stopping the rest.", file=sys.stderr)
+        return 1
+    except TimeoutError as exc:
+        print(f"Giving up: {exc} (logs in var/*.log). Stopping the rest.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("\nStopping ...")

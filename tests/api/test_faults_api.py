@@ -1,0 +1,211 @@
+"""The gateway while a part is away: Rasa or the action server down, the database unreachable.
+
+Rasa and the action server are stood in for by an httpx mock whose state the test switches;
+the database is the suite's real one (or, for the 503 checks, a PostgreSQL port nobody serves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from api.chat import HOLDING_REPLY, ChatService, TurnResult
+from ledger import accounts, campaigns, handoff
+from ledger.clock import Clock
+from ledger.db import run_retrying, transaction
+from ledger.models import AuditLog, Conversation, HandoffTicket, Message
+from ledger.policy import Policy
+from ledger.settings import Settings, get_settings
+from tests.conftest import TZ
+from tests.factories import record
+
+
+@dataclass
+class Parts:
+    """What the fake Rasa and action server do right now."""
+
+    rasa_up: bool = True
+    actions_up: bool = True
+    rasa_turns: int = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        if request.url.port == 5055:
+            if not self.actions_up:
+                raise httpx.ConnectError("refused", request=request)
+            return httpx.Response(200, json={"status": "ok"})
+        if not self.rasa_up:
+            raise httpx.ConnectError("refused", request=request)
+        if request.url.path.endswith("/webhook"):
+            self.rasa_turns += 1
+            # With the action server away Rasa carries on and says nothing (the action's events are lost).
+            messages = [{"text": "好的，我来帮您查一下。"}] if self.actions_up else []
+            return httpx.Response(200, json={"intent": "ask_debt_amount", "confidence": 0.9, "messages": messages})
+        return httpx.Response(200, json={"version": "3.6.21"})
+
+
+def service_for(database_url: str, parts: Parts) -> tuple[ChatService, httpx.AsyncClient]:
+    settings = Settings(
+        database_url=database_url, rasa_url="http://127.0.0.1:5005", action_server_url="http://127.0.0.1:5055"
+    )
+    http = httpx.AsyncClient(transport=httpx.MockTransport(parts.handler))
+    return ChatService(settings, http), http
+
+
+def transcript(database_url: str, cid: str) -> list[tuple[str, str]]:
+    with transaction(database_url, readonly=True) as s:
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == cid))
+        assert conv is not None
+        rows = s.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq))
+        return [(m.sender, m.text) for m in rows]
+
+
+def ticket_of(database_url: str, cid: str) -> tuple[str, str, str]:
+    with transaction(database_url, readonly=True) as s:
+        row = s.execute(
+            select(HandoffTicket.reason, HandoffTicket.status, Conversation.mode)
+            .join(Conversation, HandoffTicket.conversation_pk == Conversation.id)
+            .where(Conversation.conversation_id == cid)
+            .order_by(HandoffTicket.id.desc())
+        ).first()
+        assert row is not None
+        return row[0], row[1], row[2]
+
+
+def test_action_server_down_is_a_holding_reply_once_then_the_bot_takes_back_what_no_agent_took(
+    database_url: str,
+) -> None:
+    parts = Parts(actions_up=False)
+    alone, taken = (f"fault-{uuid.uuid4().hex[:8]}" for _ in range(2))
+
+    async def run() -> tuple[list[TurnResult], list[str], TurnResult]:
+        service, http = service_for(database_url, parts)
+        async with http:
+            turns = [await service.handle(cid, msg) for cid in (alone, taken) for msg in ("我欠多少", "在吗", "人呢")]
+            with transaction(database_url) as s:  # an agent takes one of them while the bot is away
+                handoff.claim(s, taken, "xiaowang")
+            assert await service.return_recovered() == []  # still away: nothing goes back
+            parts.actions_up = True
+            returned = await service.return_recovered()
+            again = await service.handle(alone, "我欠多少")
+        return turns, returned, again
+
+    turns, returned, again = asyncio.run(run())
+    # Each conversation: the holding reply to its first message only, then quiet while people have it.
+    assert [[r.text for r in t.replies] for t in turns] == [[HOLDING_REPLY], [], []] * 2
+    assert all(t.mode == "human" for t in turns)
+    assert alone in returned and taken not in returned
+    assert ticket_of(database_url, alone) == ("service_unavailable", "recovered", "bot")
+    assert ticket_of(database_url, taken) == ("service_unavailable", "claimed", "human")  # the agent keeps it
+    assert again.mode == "bot" and [r.text for r in again.replies] == ["好的，我来帮您查一下。"]
+    # Every message kept exactly once, in order; one holding reply; the bot's answer after its return.
+    assert transcript(database_url, alone) == [
+        ("user", "我欠多少"),
+        ("bot", HOLDING_REPLY),
+        ("user", "在吗"),
+        ("user", "人呢"),
+        ("user", "我欠多少"),
+        ("bot", "好的，我来帮您查一下。"),
+    ]
+
+
+def test_a_turn_the_bot_leaves_silent_gets_the_holding_reply(database_url: str) -> None:
+    """An action that failed inside Rasa (its database write cut off, say) leaves the turn silent."""
+    parts = Parts()
+
+    def silent(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/webhook"):
+            return httpx.Response(200, json={"intent": "promise_to_pay", "confidence": 0.9, "messages": []})
+        return parts.handler(request)
+
+    async def run() -> TurnResult:
+        settings = Settings(database_url=database_url, action_server_url="http://127.0.0.1:5055")
+        async with httpx.AsyncClient(transport=httpx.MockTransport(silent)) as http:
+            return await ChatService(settings, http).handle(f"silent-{uuid.uuid4().hex[:8]}", "我明天还500")
+
+    result = asyncio.run(run())
+    assert result.mode == "human" and [r.text for r in result.replies] == [HOLDING_REPLY]
+
+
+def test_an_outbound_contact_with_rasa_down_gets_one_holding_reply_not_two(database_url: str) -> None:
+    parts = Parts(rasa_up=False)
+    cid = f"sms-seed-{uuid.uuid4().hex[:8]}"
+
+    async def run() -> list[str]:
+        service, http = service_for(database_url, parts)
+        async with http:
+            seeded = await service.seed(cid, "EXTERNAL_outbound_contact", {"account": "x"}, channel="sms")
+            turn = await service.handle(cid, "你好", "sms")
+        return [r.text for r in [*seeded.replies, *turn.replies]]
+
+    assert asyncio.run(run()) == [HOLDING_REPLY]
+    assert ticket_of(database_url, cid)[:2] == ("service_unavailable", "waiting")
+
+
+@pytest.fixture
+def unreachable_db(monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+    """The gateway with its database refusing connections (a PostgreSQL port nobody serves)."""
+    monkeypatch.setenv("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:9/nothing")
+    monkeypatch.setenv("RASA_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ACTION_SERVER_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "100000")
+    monkeypatch.setenv("SMS_PROVIDER", "outbox")
+    monkeypatch.setenv("SMS_INBOUND_DEV_SECRET", "dev-secret")
+    get_settings.cache_clear()
+    from api.main import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+    get_settings.cache_clear()
+
+
+def test_database_away_is_503_with_retry_after_for_web_and_non_2xx_for_sms(unreachable_db: TestClient) -> None:
+    r = unreachable_db.post("/v1/chat/sessions", json={})  # a holder opening the chat page
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    assert r.json()["error"]["code"] == "service_unavailable" and "Traceback" not in r.text
+    sms = unreachable_db.post(
+        "/v1/sms/inbound",
+        data={"From": "+8613800000002", "Body": "你好", "MessageSid": "SMdown1"},
+        headers={"X-SMS-Dev-Secret": "dev-secret"},
+    )
+    assert sms.status_code >= 500  # the provider keeps the message and tries again
+    health = unreachable_db.get("/healthz").json()
+    assert health["status"] == "degraded" and health["checks"]["db"].startswith("down")
+
+
+def test_work_cut_off_by_the_server_runs_again_and_is_written_once(database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("needs PostgreSQL (a server that can cut a connection)")
+    marker, attempts = f"cut-{uuid.uuid4().hex[:8]}", []
+
+    def work(session: Session) -> None:
+        attempts.append(1)
+        session.add(AuditLog(actor="test", action="fault.cut", subject=marker, detail={}))
+        session.flush()
+        if len(attempts) == 1:  # the server ends this connection mid-transaction
+            session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+
+    run_retrying(database_url, work)
+    with transaction(database_url, readonly=True) as s:
+        written = s.scalars(select(AuditLog.id).where(AuditLog.subject == marker)).all()
+    assert len(attempts) == 2 and len(written) == 1
+
+
+def test_with_redis_away_due_sends_come_from_the_database(session: Session, policy: Policy) -> None:
+    from api.due_queue import RedisQueue
+
+    ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+    accounts.upsert_account(session, record(phone=f"135{uuid.uuid4().int % 10**8:08d}"))
+    campaigns.create_campaign(session, "r", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
+    expected = campaigns.due_attempts(session, ten_am.now(), 1000)
+    queue = RedisQueue("redis://127.0.0.1:9/0", f"test:due:{uuid.uuid4().hex}")  # nothing listens there
+    assert expected and queue.due(session, ten_am.now(), 1000) == expected
+    queue.done(expected)  # a stale index entry is harmless; no error either
