@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, money, percent, policy
+from actions.context import chinese_date, clock, in_transaction, money, percent, policy
 from ledger import accounts, conversations
 
 
@@ -28,7 +28,7 @@ class ActionTellDebt(Action):
             fees = accounts.fee_policy_for(view.account, policy())
             pos = view.position
             return {
-                "today": pos.as_of.isoformat(),
+                "today": chinese_date(pos.as_of),
                 "overdue_days": pos.overdue_days,
                 "amount_due": money(pos.amount_due.total),
                 "amount_due_fen": pos.amount_due.total,
@@ -38,7 +38,7 @@ class ActionTellDebt(Action):
                 "outstanding": money(pos.outstanding.total),
                 "outstanding_fen": pos.outstanding.total,
                 "statement_balance": money(view.statement.statement_balance),
-                "due_date": view.statement.due_date.isoformat(),
+                "due_date": chinese_date(view.statement.due_date),
                 "daily_rate": percent(fees.daily_interest_rate),
                 "annual_rate": percent(fees.daily_interest_rate * 365),
                 "late_fee_rate": percent(fees.late_fee.rate),

@@ -10,7 +10,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, institution_vars, money, policy, refused, wait_minutes
+from actions.context import chinese_date, clock, in_transaction, institution_vars, money, policy, refused, wait_minutes
 from actions.negotiate import _pending
 from ledger import accounts, conduct, conversations, negotiation
 from ledger.accounts import audit
@@ -48,7 +48,7 @@ class ActionCheckPayment(Action):
             last_day, last_amount = paid[0]
             kind = "found" if view.position.amount_due.total else "found_current"
             return kind, {
-                "date": last_day.isoformat(),
+                "date": chinese_date(last_day),
                 "amount": money(last_amount),
                 "amount_due": money(view.position.amount_due.total),
                 "outstanding": money(view.position.outstanding.total),
@@ -248,6 +248,9 @@ class ActionFeeWaiver(Action):
             return "review" if sit.rules.allows("fee_waiver") else "no"
 
         kind = await in_transaction(look, readonly=True)
+        explained = waiver_explanation(tracker.latest_message.get("text") or "")
+        if explained:
+            dispatcher.utter_message(response=explained)
         if refused(dispatcher, kind):
             pass
         elif kind == "review":
@@ -267,6 +270,15 @@ class ActionFeeWaiver(Action):
                 ],
             )
         return []
+
+
+def waiver_explanation(text: str) -> str | None:
+    """停息挂账 and 只还本金 are named asks: say what they are before what can be done."""
+    if "停息" in text or "挂账" in text:
+        return "utter_explain_stop_interest"
+    if "本金" in text and ("只还" in text or "光还" in text or "就还" in text):
+        return "utter_explain_principal_only"
+    return None
 
 
 DEATH_WORDS = ("去世", "过世", "离世", "身故", "病故", "死了", "不在人世")

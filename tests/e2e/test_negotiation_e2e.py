@@ -142,7 +142,7 @@ def test_already_paid_is_checked_in_the_ledger(running: Running, conversation_id
     assert r.status_code == 201
     verified(running, conversation_id, holder)
     answer = running.texts(conversation_id, "我已经还了啊")
-    assert "300.00元" in answer and today().isoformat() in answer
+    assert "300.00元" in answer and f"{today().month}月{today().day}日" in answer
 
 
 def test_abuse_stays_calm_then_a_person_takes_over(running: Running, conversation_id: str) -> None:
