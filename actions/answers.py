@@ -43,6 +43,18 @@ def faq_topic(tracker: Tracker) -> str | None:
     return key.split("/", 1)[1] if key.startswith("faq/") else None
 
 
+# Who a writer names when a death is theirs to report ("我爸去世了"), not a question in general
+# ("持卡人去世了欠款谁还"): only a report holds the accounts and brings in a person.
+RELATIVES = ("我爸", "我妈", "父亲", "母亲", "家父", "家母", "老公", "老婆", "丈夫", "妻子", "爱人", "我哥", "我姐")
+RELATIVES += ("我弟", "我妹", "儿子", "女儿", "他", "她")
+
+
+def reports_a_death(text: str) -> bool:
+    from actions.conduct import DEATH_WORDS
+
+    return any(w in text for w in DEATH_WORDS) and any(r in text for r in RELATIVES)
+
+
 class ActionAnswerProcess(Action):
     """A process question (faq/<topic> or ask_plan_terms) answered without leaving a pending offer behind."""
 
@@ -50,6 +62,7 @@ class ActionAnswerProcess(Action):
         return "action_answer_process"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        from actions.conduct import ActionThirdParty
         from actions.negotiate import CONFIRM_BUTTONS, ActionOfferInstallment, offer_vars, pending
 
         intent = (tracker.latest_message.get("intent") or {}).get("name")
@@ -82,6 +95,9 @@ class ActionAnswerProcess(Action):
         if topic is None:
             dispatcher.utter_message(response="utter_clarify")
             return []
+        if topic == "deceased_heirs" and reports_a_death(tracker.latest_message.get("text") or ""):
+            # A death reported while asking what heirs owe: the answer (utter_deceased says it), a hold, a person.
+            return await ActionThirdParty().run(dispatcher, tracker, domain)
         dispatcher.utter_message(response=f"utter_faq/{topic}", **institution_vars())
         if offer:
             dispatcher.utter_message(response="utter_offer_still_open", buttons=CONFIRM_BUTTONS)

@@ -87,3 +87,15 @@ def test_stop_interest_is_explained_before_the_waiver_answer() -> None:
     assert [m["response"] for m in msgs] == ["utter_explain_stop_interest", "utter_need_verification"]
     msgs, _ = run(ActionFeeWaiver(), intent_tracker("act-nobody-faq3", "逾期了只还本金可以吗", "request_fee_waiver"))
     assert msgs[0]["response"] == "utter_explain_principal_only"
+
+
+def test_a_death_in_the_family_is_recorded_but_a_general_question_is_only_answered() -> None:
+    msgs, events = run(
+        ActionAnswerProcess(), faq_tracker("act-nobody-faq4", "持卡人去世了欠款要家属还吗", "deceased_heirs")
+    )
+    assert [m["response"] for m in msgs] == ["utter_faq/deceased_heirs"] and events == []
+    msgs, events = run(
+        ActionAnswerProcess(), faq_tracker("act-nobody-faq5", "我爸去世了他的信用卡要还吗", "deceased_heirs")
+    )
+    assert [m["response"] for m in msgs] == ["utter_deceased"]  # heirs only up to the estate, and a person follows
+    assert [e["event"] for e in events] == ["pause"]
