@@ -45,8 +45,8 @@ def faq_topic(tracker: Tracker) -> str | None:
 
 # Who a writer names when a death is theirs to report ("我爸去世了"), not a question in general
 # ("持卡人去世了欠款谁还"): only a report holds the accounts and brings in a person.
-RELATIVES = ("我爸", "我妈", "父亲", "母亲", "家父", "家母", "老公", "老婆", "丈夫", "妻子", "爱人", "我哥", "我姐")
-RELATIVES += ("我弟", "我妹", "儿子", "女儿", "他", "她")
+RELATIVES: tuple[str, ...] = ("我爸", "我妈", "父亲", "母亲", "家父", "家母", "老公", "老婆", "丈夫", "妻子")
+RELATIVES += ("爱人", "我哥", "我姐", "我弟", "我妹", "儿子", "女儿", "他", "她")
 
 
 def reports_a_death(text: str) -> bool:
