@@ -36,6 +36,17 @@ class ActionAnswer(Action):
 PLAN_COST_TOPICS = {"installment_apr", "installment_fee"}
 
 
+# Process questions whose real answer is the holder's own offers, once we know who is asking.
+ACCOUNT_TOPICS = {"can_i_installment", "max_periods"}
+
+
+async def _verified(sender_id: str) -> bool:
+    def look(session: Session) -> bool:
+        return conversations.verified_account_id(session, sender_id) is not None
+
+    return await in_transaction(look, readonly=True)
+
+
 def faq_topic(tracker: Tracker) -> str | None:
     """The knowledge-base topic Rasa's ResponseSelector chose for the latest message, if any."""
     selector = (tracker.latest_message.get("response_selector") or {}).get("faq") or {}
@@ -95,6 +106,9 @@ class ActionAnswerProcess(Action):
         if topic is None:
             dispatcher.utter_message(response="utter_clarify")
             return []
+        if topic in ACCOUNT_TOPICS and await _verified(tracker.sender_id):
+            # "我还能分期吗" from a verified holder: the answer is the offers themselves.
+            return await ActionOfferInstallment().run(dispatcher, tracker, domain)
         if topic == "deceased_heirs" and reports_a_death(tracker.latest_message.get("text") or ""):
             # A death reported while asking what heirs owe: the answer (utter_deceased says it), a hold, a person.
             return await ActionThirdParty().run(dispatcher, tracker, domain)

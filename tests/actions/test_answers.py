@@ -99,3 +99,11 @@ def test_a_death_in_the_family_is_recorded_but_a_general_question_is_only_answer
     )
     assert [m["response"] for m in msgs] == ["utter_deceased"]  # heirs only up to the estate, and a person follows
     assert [e["event"] for e in events] == ["pause"]
+
+
+def test_can_i_have_instalments_is_answered_with_the_offers_once_verified(database_url: str) -> None:
+    msgs, _ = run(ActionAnswerProcess(), faq_tracker("act-nobody-faq6", "我还能分期吗", "can_i_installment"))
+    assert [m["response"] for m in msgs] == ["utter_faq/can_i_installment"]  # depends on the account: verify first
+    cid, _ = verified_conversation(database_url)
+    msgs, _ = run(ActionAnswerProcess(), faq_tracker(cid, "我还能分期吗", "can_i_installment"))
+    assert "年化利率约" in msgs[0]["text"] and msgs[0]["buttons"]
