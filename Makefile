@@ -128,8 +128,9 @@ profile: envs train ## py-spy on each process under 10 concurrent conversations 
 eval-nlu: envs train ## NLU on the held-out file and by 5-fold cross-validation -> bench/results/nlu.json
 	@$(BOT_PY) -m bench.nlu_eval 2> var/eval-nlu.log
 
-compare-nlu: envs ## train and score each pipeline in bench/nlu_configs/ -> bench/results/nlu_pipelines.json
-	@$(BOT_PY) -m bench.nlu_compare 2> var/compare-nlu.log
+compare-nlu: envs ## pipelines in bench/nlu_configs/ and rules vs spaCy for entities -> bench/results/nlu_*.json
+	@$(BOT_PY) -m bench.nlu_compare $(PIPELINES) 2> var/compare-nlu.log
+	@$(BOT_PY) -m bench.nlu_spacy 2>> var/compare-nlu.log
 
 clean: ## remove environments, models and local data
 	rm -rf $(VENV) models var .pytest_cache .mypy_cache .ruff_cache

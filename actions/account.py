@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -10,17 +9,12 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, money, percent, policy
+from actions.context import chinese_date, clock, in_transaction, money, percent, policy
 from ledger import accounts, conversations
 from ledger.agreements import PlanState
 from ledger.models import Plan
 
 MISS_WORDS = ("没还", "没有还", "还不上", "没还上", "晚还", "逾期", "会怎样", "会怎么样", "怎么办", "来不及", "漏还")
-
-
-def cn_date(day: date) -> str:
-    """5月5日: how dates are said to a holder."""
-    return f"{day.month}月{day.day}日"
 
 
 def miss_rules() -> dict[str, Any]:
@@ -40,7 +34,7 @@ def plan_facts(plan: Plan, state: PlanState) -> dict[str, Any]:
         "missed_periods": state.missed_periods,
         "remaining": money(state.remaining),
         "arrears": money(arrears),
-        "next_due_date": cn_date(state.next_due_date) if state.next_due_date else "",
+        "next_due_date": chinese_date(state.next_due_date) if state.next_due_date else "",
         "next_due_amount": money(state.next_due_amount),
         **miss_rules(),
     }
@@ -90,7 +84,7 @@ class ActionTellDebt(Action):
             fees = accounts.fee_policy_for(view.account, policy())
             pos = view.position
             return {
-                "today": pos.as_of.isoformat(),
+                "today": chinese_date(pos.as_of),
                 "overdue_days": pos.overdue_days,
                 "amount_due": money(pos.amount_due.total),
                 "amount_due_fen": pos.amount_due.total,
@@ -100,7 +94,7 @@ class ActionTellDebt(Action):
                 "outstanding": money(pos.outstanding.total),
                 "outstanding_fen": pos.outstanding.total,
                 "statement_balance": money(view.statement.statement_balance),
-                "due_date": view.statement.due_date.isoformat(),
+                "due_date": chinese_date(view.statement.due_date),
                 "daily_rate": percent(fees.daily_interest_rate),
                 "annual_rate": percent(fees.daily_interest_rate * 365),
                 "late_fee_rate": percent(fees.late_fee.rate),

@@ -9,8 +9,9 @@ from rasa_sdk.events import ConversationPaused, EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import in_transaction, institution_vars, policy, wait_minutes
-from ledger import conversations
+from actions.context import clock, in_transaction, institution_vars, policy, refused, wait_minutes
+from ledger import conversations, negotiation
+from ledger.errors import LedgerError
 
 ANSWERS = {
     "ask_consequences": "utter_consequences",
@@ -27,6 +28,93 @@ class ActionAnswer(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
         dispatcher.utter_message(response=ANSWERS.get(intent, "utter_clarify"), **institution_vars())
+        return []
+
+
+# Process questions about the cost of a plan: asked while an installment offer waits for a yes or no,
+# they are answered with that offer's own figures, and the offer is asked again.
+PLAN_COST_TOPICS = {"installment_apr", "installment_fee"}
+
+
+# Process questions whose real answer is the holder's own offers, once we know who is asking.
+ACCOUNT_TOPICS = {"can_i_installment", "max_periods"}
+
+
+async def _verified(sender_id: str) -> bool:
+    def look(session: Session) -> bool:
+        return conversations.verified_account_id(session, sender_id) is not None
+
+    return await in_transaction(look, readonly=True)
+
+
+def faq_topic(tracker: Tracker) -> str | None:
+    """The knowledge-base topic Rasa's ResponseSelector chose for the latest message, if any."""
+    selector = (tracker.latest_message.get("response_selector") or {}).get("faq") or {}
+    key = (selector.get("response") or {}).get("intent_response_key") or ""
+    return key.split("/", 1)[1] if key.startswith("faq/") else None
+
+
+# Who a writer names when a death is theirs to report ("我爸去世了"), not a question in general
+# ("持卡人去世了欠款谁还"): only a report holds the accounts and brings in a person.
+RELATIVES: tuple[str, ...] = ("我爸", "我妈", "父亲", "母亲", "家父", "家母", "老公", "老婆", "丈夫", "妻子")
+RELATIVES += ("爱人", "我哥", "我姐", "我弟", "我妹", "儿子", "女儿", "他", "她")
+
+
+def reports_a_death(text: str) -> bool:
+    from actions.conduct import DEATH_WORDS
+
+    return any(w in text for w in DEATH_WORDS) and any(r in text for r in RELATIVES)
+
+
+class ActionAnswerProcess(Action):
+    """A process question (faq/<topic> or ask_plan_terms) answered without leaving a pending offer behind."""
+
+    def name(self) -> str:
+        return "action_answer_process"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        from actions.conduct import ActionThirdParty
+        from actions.negotiate import CONFIRM_BUTTONS, ActionOfferInstallment, offer_vars, pending
+
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        topic = faq_topic(tracker)
+        offer = pending(tracker)
+        asks_cost = intent == "ask_plan_terms" or topic in PLAN_COST_TOPICS
+        if offer and offer.get("kind") == "installment" and asks_cost:
+            periods = int(offer.get("periods") or 0)
+
+            def rebuild(session: Session) -> tuple[str, Any]:
+                account_id = conversations.verified_account_id(session, tracker.sender_id)
+                if account_id is None:
+                    return "unverified", None
+                sit = negotiation.situation(session, account_id, policy(), clock())
+                try:
+                    return "offer", negotiation.offer_for(sit, "installment", clock().today(), periods=periods)
+                except LedgerError:
+                    return "gone", None
+
+            kind, rebuilt = await in_transaction(rebuild, readonly=True)
+            if refused(dispatcher, kind):
+                return []
+            if rebuilt is not None:
+                dispatcher.utter_message(
+                    response="utter_offer_rate_again", buttons=CONFIRM_BUTTONS, **offer_vars(rebuilt)
+                )
+                return []
+        if intent == "ask_plan_terms":
+            return await ActionOfferInstallment().run(dispatcher, tracker, domain)
+        if topic is None:
+            dispatcher.utter_message(response="utter_clarify")
+            return []
+        if topic in ACCOUNT_TOPICS and await _verified(tracker.sender_id):
+            # "我还能分期吗" from a verified holder: the answer is the offers themselves.
+            return await ActionOfferInstallment().run(dispatcher, tracker, domain)
+        if topic == "deceased_heirs" and reports_a_death(tracker.latest_message.get("text") or ""):
+            # A death reported while asking what heirs owe: the answer (utter_deceased says it), a hold, a person.
+            return await ActionThirdParty().run(dispatcher, tracker, domain)
+        dispatcher.utter_message(response=f"utter_faq/{topic}", **institution_vars())
+        if offer:
+            dispatcher.utter_message(response="utter_offer_still_open", buttons=CONFIRM_BUTTONS)
         return []
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -11,7 +11,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, institution_vars, money, policy, refused, wait_minutes
+from actions.context import chinese_date, clock, in_transaction, institution_vars, money, policy, refused, wait_minutes
 from actions.negotiate import _pending
 from ledger import accounts, conduct, conversations, negotiation
 from ledger.accounts import audit
@@ -30,11 +30,6 @@ HARDSHIP_KINDS = (
     ("disaster", ("火灾", "水灾", "洪水", "地震", "车祸", "事故")),
     ("family", ("家里出事", "家人", "离婚", "孩子", "父母", "老人")),
 )
-
-
-def day_text(d: date) -> str:
-    """A date as the holder reads it: 12月30日."""
-    return f"{d.month}月{d.day}日"
 
 
 def hardship_kind(text: str) -> conduct.HardshipKind:
@@ -77,7 +72,7 @@ class ActionCheckPayment(Action):
             last_day, last_amount = paid[0]
             kind = "found" if view.position.amount_due.total else "found_current"
             return kind, {
-                "date": day_text(last_day),
+                "date": chinese_date(last_day),
                 "amount": money(last_amount),
                 "amount_due": money(view.position.amount_due.total),
                 "outstanding": money(view.position.outstanding.total),
@@ -115,7 +110,7 @@ class ActionHardship(Action):
             record = conduct.record_hardship(
                 session, account_id, hardship_kind(text), text, pause_days, clock(), tracker.sender_id
             )
-            until = day_text(record.pause_until)
+            until = chinese_date(record.pause_until)
             sit = negotiation.situation(session, account_id, policy(), clock())
             if sit.on_hold:
                 return "on_hold", 0, until
@@ -350,6 +345,9 @@ class ActionFeeWaiver(Action):
             return "review" if sit.rules.allows("fee_waiver") else "no"
 
         kind = await in_transaction(look, readonly=True)
+        explained = waiver_explanation(tracker.latest_message.get("text") or "")
+        if explained:
+            dispatcher.utter_message(response=explained)
         if refused(dispatcher, kind):
             pass
         elif kind == "review":
@@ -369,6 +367,15 @@ class ActionFeeWaiver(Action):
                 ],
             )
         return []
+
+
+def waiver_explanation(text: str) -> str | None:
+    """停息挂账 and 只还本金 are named asks: say what they are before what can be done."""
+    if "停息" in text or "挂账" in text:
+        return "utter_explain_stop_interest"
+    if "本金" in text and ("只还" in text or "光还" in text or "就还" in text):
+        return "utter_explain_principal_only"
+    return None
 
 
 DEATH_WORDS = ("去世", "过世", "离世", "身故", "病故", "死了", "不在人世", "走了")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -43,6 +44,11 @@ def institution_vars() -> dict[str, str]:
 
 def money(fen: int) -> str:
     return fen_to_text(fen)
+
+
+def chinese_date(day: date) -> str:
+    """2026-12-30 -> '12月30日', as people write it."""
+    return f"{day.month}月{day.day}日"
 
 
 def percent(rate: Decimal, places: int | None = None) -> str:

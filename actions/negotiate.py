@@ -17,8 +17,8 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.account import MISS_WORDS, cn_date, miss_rules, running_plan, tell_plan
-from actions.context import clock, in_transaction, money, percent, policy, refused, render
+from actions.account import MISS_WORDS, miss_rules, running_plan, tell_plan
+from actions.context import chinese_date, clock, in_transaction, money, percent, policy, refused, render
 from ledger import conversations, negotiation
 from ledger.accounts import audit
 from ledger.errors import Conflict, LedgerError, OfferNotAllowed, ValidationFailed
@@ -53,8 +53,8 @@ def offer_vars(offer: PlanOffer) -> dict[str, Any]:
         "total_fee": money(offer.total_fee),
         "apr": percent(offer.apr, places=2),
         "total": money(offer.total),
-        "first_due": cn_date(offer.schedule[0].due_date),
-        "pay_on": cn_date(offer.schedule[0].due_date),
+        "first_due": chinese_date(offer.schedule[0].due_date),
+        "pay_on": chinese_date(offer.schedule[0].due_date),
         "amount": money(offer.principal),
     }
 
@@ -200,7 +200,9 @@ class ActionOfferDeferment(Action):
             )
             return []
         if kind == "nearest":
-            dispatcher.utter_message(response="utter_deferment_nearest", latest=cn_date(offer.schedule[0].due_date))
+            dispatcher.utter_message(
+                response="utter_deferment_nearest", latest=chinese_date(offer.schedule[0].due_date)
+            )
         dispatcher.utter_message(response="utter_deferment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(offer))
         return [_pending("deferment", pay_on=offer.schedule[0].due_date.isoformat())]
 
@@ -283,7 +285,7 @@ async def propose_promise(
         if due < today:
             return "past", {}
         if due > latest:
-            return "too_late", {"latest": cn_date(latest), "amount": fen}
+            return "too_late", {"latest": chinese_date(latest), "amount": fen}
         if fen > max(sit.outstanding, sit.amount_due_on(due)):
             return "too_much", {"outstanding": sit.outstanding}
         return "ok", {"amount": fen}
@@ -305,7 +307,7 @@ async def propose_promise(
         return []
     assert due is not None
     dispatcher.utter_message(
-        response="utter_promise_summary", buttons=CONFIRM_BUTTONS, amount=money(facts["amount"]), date=cn_date(due)
+        response="utter_promise_summary", buttons=CONFIRM_BUTTONS, amount=money(facts["amount"]), date=chinese_date(due)
     )
     return [_pending("promise", amount=facts["amount"], due=due.isoformat())]
 
@@ -339,7 +341,7 @@ class ActionConfirm(Action):
                     policy(),
                     clock(),
                 )
-                return "promise", {"amount": money(promise.amount), "date": cn_date(promise.due_date)}
+                return "promise", {"amount": money(promise.amount), "date": chinese_date(promise.due_date)}
             sit = negotiation.situation(session, account_id, policy(), clock())
             plan_offer = negotiation.offer_for(
                 sit,

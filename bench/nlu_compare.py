@@ -20,7 +20,8 @@ from bench.nlu_eval import RESULTS, ROOT
 def main() -> int:
     rasa = str(Path(sys.executable).parent / "rasa")
     rows = []
-    configs = sorted((ROOT / "bench" / "nlu_configs").glob("*.yml"))
+    wanted = set(sys.argv[1:])  # names of bench/nlu_configs/*.yml to run; all when none given
+    configs = [c for c in sorted((ROOT / "bench" / "nlu_configs").glob("*.yml")) if not wanted or c.stem in wanted]
     with tempfile.TemporaryDirectory() as out:
         for i, config in enumerate(configs, 1):
             name = config.stem
@@ -68,10 +69,14 @@ def main() -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            scores = json.loads(scores_file.read_text())["heldout"]
+            all_scores = json.loads(scores_file.read_text())
+            scores, real = all_scores["heldout"], all_scores.get("heldout_real") or {}
             row = {
                 "pipeline": name,
                 "train_s": round(train_s, 1),
+                "real_intent_accuracy": real.get("intent_accuracy"),
+                "real_fallback_rate": real.get("fallback_rate"),
+                "kb_topic_accuracy": real.get("topic_accuracy"),
                 **{
                     k: scores[k]
                     for k in (
@@ -88,10 +93,15 @@ def main() -> int:
             print(
                 f"    train {row['train_s']} s  load {row['model_load_s']} s  parse p50 {row['parse_p50_ms']} ms "
                 f"p99 {row['parse_p99_ms']} ms  accuracy {row['intent_accuracy']}  macro-F1 "
-                f"{row['intent_macro_f1']}",
+                f"{row['intent_macro_f1']}  real-style {row['real_intent_accuracy']}  "
+                f"KB topic {row['kb_topic_accuracy']}",
                 flush=True,
             )
     RESULTS.mkdir(parents=True, exist_ok=True)
+    if wanted:  # a partial run keeps the other pipelines' last figures
+        old = RESULTS / "nlu_pipelines.json"
+        kept = [r for r in json.loads(old.read_text())["rows"] if r["pipeline"] not in wanted] if old.exists() else []
+        rows = kept + rows
     (RESULTS / "nlu_pipelines.json").write_text(json.dumps({"benchmark": "nlu_pipelines", "rows": rows}, indent=2))
     return 0
 

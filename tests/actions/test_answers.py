@@ -1,0 +1,109 @@
+"""Process questions: the knowledge-base answer, and a pending offer asked again instead of dropped."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rasa_sdk import Tracker
+
+from actions.answers import ActionAnswerProcess
+from actions.conduct import ActionFeeWaiver
+from actions.negotiate import ActionOfferInstallment
+from tests.actions.test_actions import _settings, run, verified_conversation  # noqa: F401  (autouse fixture)
+
+
+def faq_tracker(cid: str, text: str, topic: str, slots: dict[str, Any] | None = None) -> Tracker:
+    latest = {
+        "text": text,
+        "intent": {"name": "faq", "confidence": 0.9},
+        "entities": [],
+        "response_selector": {
+            "all_retrieval_intents": ["faq"],
+            "faq": {"response": {"intent_response_key": f"faq/{topic}", "utter_action": f"utter_faq/{topic}"}},
+        },
+    }
+    return Tracker(cid, slots or {}, latest, [], False, None, {}, "action_listen")
+
+
+def intent_tracker(cid: str, text: str, intent: str, slots: dict[str, Any] | None = None) -> Tracker:
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
+    return Tracker(cid, slots or {}, latest, [], False, None, {}, "action_listen")
+
+
+def test_a_process_question_gets_its_topic_answer_without_verification() -> None:
+    msgs, events = run(ActionAnswerProcess(), faq_tracker("act-nobody-faq1", "逾期会坐牢吗", "jail"))
+    assert [m["response"] for m in msgs] == ["utter_faq/jail"] and events == []
+    assert msgs[0]["hotline"] and msgs[0]["institution"]  # the answer's {hotline} and {institution} are filled
+
+
+def test_the_rate_asked_mid_negotiation_is_that_offers_and_the_offer_is_asked_again(database_url: str) -> None:
+    cid, _ = verified_conversation(database_url)
+    offered, events = run(
+        ActionOfferInstallment(),
+        Tracker(
+            cid,
+            {},
+            {
+                "text": "分12期",
+                "intent": {"name": "request_installment"},
+                "entities": [{"entity": "installments", "value": "12"}],
+            },
+            [],
+            False,
+            None,
+            {},
+            "action_listen",
+        ),
+    )
+    slots = {"pending_offer": events[0]["value"]}
+    assert json.loads(slots["pending_offer"]) == {"kind": "installment", "periods": 12}
+
+    msgs, events = run(ActionAnswerProcess(), faq_tracker(cid, "这个分期的年化利率是多少", "installment_apr", slots))
+    assert [m["response"] for m in msgs] == ["utter_offer_rate_again"]
+    assert msgs[0]["periods"] == 12 and msgs[0]["apr"] == offered[0]["apr"] and msgs[0]["buttons"]
+    assert events == []  # the offer stays pending: "好的" next confirms it
+
+    msgs, _ = run(ActionAnswerProcess(), intent_tracker(cid, "每期手续费多少", "ask_plan_terms", slots))
+    assert [m["response"] for m in msgs] == ["utter_offer_rate_again"]
+
+
+def test_another_question_mid_negotiation_is_answered_then_the_offer_is_asked_again(database_url: str) -> None:
+    cid, _ = verified_conversation(database_url)
+    slots = {"pending_offer": json.dumps({"kind": "installment", "periods": 12})}
+    msgs, events = run(ActionAnswerProcess(), faq_tracker(cid, "协商分期会上征信吗", "negotiation_credit", slots))
+    assert [m["response"] for m in msgs] == ["utter_faq/negotiation_credit", "utter_offer_still_open"]
+    assert msgs[1]["buttons"] and events == []
+
+
+def test_plan_terms_without_an_offer_list_the_offers(database_url: str) -> None:
+    cid, _ = verified_conversation(database_url)
+    msgs, _ = run(ActionAnswerProcess(), intent_tracker(cid, "分期每个月要还多少", "ask_plan_terms"))
+    assert "年化" in msgs[0]["text"] and msgs[0]["buttons"]
+
+
+def test_stop_interest_is_explained_before_the_waiver_answer() -> None:
+    msgs, _ = run(ActionFeeWaiver(), intent_tracker("act-nobody-faq2", "能不能帮我停息挂账", "request_fee_waiver"))
+    assert [m["response"] for m in msgs] == ["utter_explain_stop_interest", "utter_need_verification"]
+    msgs, _ = run(ActionFeeWaiver(), intent_tracker("act-nobody-faq3", "逾期了只还本金可以吗", "request_fee_waiver"))
+    assert msgs[0]["response"] == "utter_explain_principal_only"
+
+
+def test_a_death_in_the_family_is_recorded_but_a_general_question_is_only_answered() -> None:
+    msgs, events = run(
+        ActionAnswerProcess(), faq_tracker("act-nobody-faq4", "持卡人去世了欠款要家属还吗", "deceased_heirs")
+    )
+    assert [m["response"] for m in msgs] == ["utter_faq/deceased_heirs"] and events == []
+    msgs, events = run(
+        ActionAnswerProcess(), faq_tracker("act-nobody-faq5", "我爸去世了他的信用卡要还吗", "deceased_heirs")
+    )
+    assert [m["response"] for m in msgs] == ["utter_deceased"]  # heirs only up to the estate, and a person follows
+    assert [e["event"] for e in events] == ["pause"]
+
+
+def test_can_i_have_instalments_is_answered_with_the_offers_once_verified(database_url: str) -> None:
+    msgs, _ = run(ActionAnswerProcess(), faq_tracker("act-nobody-faq6", "我还能分期吗", "can_i_installment"))
+    assert [m["response"] for m in msgs] == ["utter_faq/can_i_installment"]  # depends on the account: verify first
+    cid, _ = verified_conversation(database_url)
+    msgs, _ = run(ActionAnswerProcess(), faq_tracker(cid, "我还能分期吗", "can_i_installment"))
+    assert "年化利率约" in msgs[0]["text"] and msgs[0]["buttons"]
