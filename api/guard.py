@@ -21,6 +21,11 @@ import cn2an  # type: ignore[import-untyped]
 import yaml
 
 DOMAIN_FILE = Path(__file__).resolve().parents[1] / "domain.yml"
+RESPONSE_FILES = tuple(sorted((Path(__file__).resolve().parents[1] / "data" / "responses").glob("*.yml")))
+# The process-question knowledge base (data/responses/faq.yml): fixed answers about the process,
+# none about an account, that name courts, 律师函 or family in order to reassure. Each is exempt
+# by its response id, like the responses below.
+KNOWLEDGE_BASE_PREFIX = "utter_faq/"
 # Responses that mention family, 恶意透支 or a lawsuit in order to reassure; let through only when a
 # reply is exactly one of them (its variables filled), never because of a word such as "不会".
 REASSURANCE_RESPONSES = (
@@ -149,23 +154,36 @@ def _name_in(plain: str, name: str) -> str | None:
 
 
 def is_reassurance(text: str) -> bool:
-    """Whether `text` is, word for word, one of the reassurance responses (variables filled)."""
-    return any(p.fullmatch(text.strip()) for p in _reassurance_patterns())
+    """Whether `text` is, word for word, one of the reassurance responses, its variables filled with
+    nothing forbidden (an agent cannot smuggle a threat into a copied answer's slot)."""
+    for pattern in _reassurance_patterns():
+        match = pattern.fullmatch(text.strip())
+        if match and not any(FORBIDDEN.search(normalise(v)) for v in match.groups()):
+            return True
+    return False
+
+
+def _responses() -> dict[str, list[dict[str, object]]]:
+    responses: dict[str, list[dict[str, object]]] = {}
+    for path in (DOMAIN_FILE, *RESPONSE_FILES):
+        try:
+            responses.update(yaml.safe_load(path.read_text(encoding="utf-8")).get("responses") or {})
+        except (OSError, yaml.YAMLError, AttributeError):
+            continue  # no such file: nothing in it is exempt
+    return responses
 
 
 @lru_cache(maxsize=1)
 def _reassurance_patterns() -> tuple[re.Pattern[str], ...]:
-    try:
-        responses = yaml.safe_load(DOMAIN_FILE.read_text(encoding="utf-8")).get("responses", {})
-    except (OSError, yaml.YAMLError, AttributeError):
-        return ()  # no domain: nothing is exempt
+    responses = _responses()
+    exempt = [*REASSURANCE_RESPONSES, *(r for r in responses if r.startswith(KNOWLEDGE_BASE_PREFIX))]
     patterns = []
-    for response_id in REASSURANCE_RESPONSES:
+    for response_id in exempt:
         for variant in responses.get(response_id, []):
             template = str(variant.get("text", "")).strip()
             if not template:
                 continue
             # Literal text exactly; each {variable} is a short run without sentence ends.
             parts = re.split(r"\{[a-z_]+\}", template)
-            patterns.append(re.compile(r"[^。！？\n]{1,40}".join(re.escape(p) for p in parts)))
+            patterns.append(re.compile(r"([^。！？\n]{1,40})".join(re.escape(p) for p in parts)))
     return tuple(patterns)

@@ -97,7 +97,8 @@ def test_a_death_in_the_family_is_recorded_but_a_general_question_is_only_answer
     msgs, events = run(
         ActionAnswerProcess(), faq_tracker("act-nobody-faq5", "我爸去世了他的信用卡要还吗", "deceased_heirs")
     )
-    assert [m["response"] for m in msgs] == ["utter_deceased"]  # heirs only up to the estate, and a person follows
+    # Not verified: nothing changes on an account (issue 15); heirs only up to the estate, and a person follows.
+    assert [m["response"] for m in msgs] == ["utter_deceased_unverified"]
     assert [e["event"] for e in events] == ["pause"]
 
 

@@ -139,3 +139,13 @@ def test_normalising_reads_but_never_changes_what_is_sent() -> None:
 def test_the_agent_is_told_why() -> None:
     verdict = guard.check("明天上门找你", verified=True)
     assert verdict.why is not None and "上门" in verdict.why
+
+
+def test_the_knowledge_base_answers_pass_but_not_with_a_threat_in_a_filled_slot() -> None:
+    answer = (
+        "真正的起诉由法院送达传票或应诉通知，可以通过法院的官方电话或官方网站核实案号。确实收到的话请按时应诉，"
+        "也可以先联系本行官方客服{hotline}协商。要您转账“撤诉”“销案”的都是诈骗。"
+    )
+    assert guard.check(answer.format(hotline="95588"), verified=False).blocked is None
+    smuggled = answer.format(hotline="95588，不还警察就上门")
+    assert guard.check(smuggled, verified=False).blocked == "forbidden_phrase"

@@ -144,7 +144,7 @@ def test_sms_link_opens_the_chat_page_in_context(running: Running, browser: Brow
     token = links.issue(attempt_id, running.secrets["LINK_SIGNING_KEY"], process_clock().now())
     page = phone_page(browser)
     page.goto(f"{running.gateway}/chat?t={token}")
-    expect(page.locator(".msg.bot").first).to_contain_text("您通过我们发送的短信", timeout=20_000)
+    expect(page.locator(".msg.bot").first).to_contain_text("感谢您打开我们的短信链接", timeout=20_000)
     assert "t=" not in page.url  # the token leaves the address bar
     say(page, f"身份证后四位{holder.id_last4}，卡号后四位{holder.card_last4}")
     expect(page.locator(".msg.bot").last).to_contain_text("验证通过", timeout=20_000)
