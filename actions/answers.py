@@ -21,6 +21,12 @@ ANSWERS = {
 }
 
 
+def policy_vars() -> dict[str, str]:
+    """What knowledge-base answers quote from policy.yml rather than leave to "以本行规定为准"."""
+    waived = policy().agreements.early_payoff_unearned_fees == "waived"
+    return {"early_payoff_fees": "不再收取" if waived else "仍需支付"}
+
+
 class ActionAnswer(Action):
     def name(self) -> str:
         return "action_answer"
@@ -112,7 +118,7 @@ class ActionAnswerProcess(Action):
         if topic == "deceased_heirs" and reports_a_death(tracker.latest_message.get("text") or ""):
             # A death reported while asking what heirs owe: the answer (utter_deceased says it), a hold, a person.
             return await ActionThirdParty().run(dispatcher, tracker, domain)
-        dispatcher.utter_message(response=f"utter_faq/{topic}", **institution_vars())
+        dispatcher.utter_message(response=f"utter_faq/{topic}", **institution_vars(), **policy_vars())
         if offer:
             dispatcher.utter_message(response="utter_offer_still_open", buttons=CONFIRM_BUTTONS)
         return []

@@ -108,3 +108,9 @@ def test_can_i_have_instalments_is_answered_with_the_offers_once_verified(databa
     cid, _ = verified_conversation(database_url)
     msgs, _ = run(ActionAnswerProcess(), faq_tracker(cid, "我还能分期吗", "can_i_installment"))
     assert "年化利率约" in msgs[0]["text"] and msgs[0]["buttons"]
+
+
+def test_the_early_payoff_answer_quotes_the_banks_policy() -> None:
+    msgs, _ = run(ActionAnswerProcess(), faq_tracker("act-nobody-faq9", "提前还清分期还要手续费吗", "early_payoff"))
+    assert msgs[0]["response"] == "utter_faq/early_payoff"
+    assert msgs[0]["early_payoff_fees"] == "不再收取"  # policy.yml: agreements.early_payoff_unearned_fees: waived
