@@ -20,7 +20,6 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -68,12 +67,17 @@ class Window:
 
 
 async def conversation(client: httpx.AsyncClient, gateway: str, holder: Holder, i: int, windows: list[Window]) -> None:
-    cid = f"soak-{uuid.uuid4().hex[:12]}"
+    try:  # a holder opening the chat page: the server chooses the id and hands out the session token
+        opened = (await client.post(f"{gateway}/v1/chat/sessions", json={})).json()
+        cid, auth = opened["conversation_id"], {"Authorization": f"Bearer {opened['session_token']}"}
+    except (httpx.HTTPError, ValueError, KeyError):
+        windows[-1].errors += 1
+        return
     for template in SCRIPTS[i % len(SCRIPTS)]:
         text = template.format(phone=holder.phone, id4=holder.id4, card4=holder.card4)
         start = time.perf_counter()
         try:
-            r = await client.post(f"{gateway}/v1/chat/{cid}/messages", json={"text": text})
+            r = await client.post(f"{gateway}/v1/chat/{cid}/messages", json={"text": text}, headers=auth)
             body = r.json()
             ok = r.status_code == 200 and body.get("mode") == "bot" and bool(body.get("messages"))
         except (httpx.HTTPError, ValueError):
