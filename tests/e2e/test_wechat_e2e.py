@@ -122,7 +122,9 @@ def test_a_wechat_holder_verifies_and_is_quoted_the_ledgers_amount_once(running:
     with transaction(database_url) as s:
         conv = s.scalar(select(Conversation).where(Conversation.conversation_id == cid))
         assert conv is not None and conv.channel == "wechat"
-        rows = s.scalars(select(Message).where(Message.conversation_pk == conv.id, Message.sender == "user")).all()
+        rows = s.scalars(
+            select(Message).where(Message.conversation_pk == conv.id, Message.sender == "user").order_by(Message.seq)
+        ).all()
         assert [m.text for m in rows].count("我现在欠多少钱") == 1
         assert rows[0].intent == "greet"  # Rasa parsed it
         binding = wechat.active_binding(s, user.openid)
