@@ -328,7 +328,11 @@ class ChatService:
 
     async def _actions_answer(self) -> bool:
         try:
-            resp = await self.http.get(f"{self.settings.action_server_url}/health", timeout=1.0)
+            resp = await self.http.get(
+                f"{self.settings.action_server_url}/health",
+                headers={"X-Action-Secret": self.settings.action_server_secret.get_secret_value()},
+                timeout=1.0,
+            )
             return resp.status_code == 200
         except httpx.HTTPError:
             return False

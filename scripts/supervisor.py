@@ -163,8 +163,11 @@ class Supervisor:
         return f"http://127.0.0.1:{self.stack.ports[name]}{HEALTH_PATHS.get(name, '/version')}"
 
     def _answers(self, name: str) -> bool:
+        # The action server answers only callers with its secret (actions/serve.py), its health check too.
+        secret = self.stack.env(self.secrets).get("ACTION_SERVER_SECRET", "") if name == "actions" else ""
+        headers = {"X-Action-Secret": secret} if secret else {}
         try:
-            return self._http.get(self._health_url(name)).status_code == 200
+            return self._http.get(self._health_url(name), headers=headers).status_code == 200
         except httpx.HTTPError:
             return False
 
