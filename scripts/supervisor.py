@@ -164,7 +164,7 @@ class Supervisor:
 
     def _answers(self, name: str) -> bool:
         # The action server answers only callers with its secret (actions/serve.py), its health check too.
-        secret = self.stack.env(self.secrets).get("ACTION_SERVER_SECRET", "") if name == "actions" else ""
+        secret = self.secrets.get("ACTION_SERVER_SECRET", "") if name == "actions" else ""
         headers = {"X-Action-Secret": secret} if secret else {}
         try:
             return self._http.get(self._health_url(name), headers=headers).status_code == 200
