@@ -100,7 +100,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             eod_job.run_forever(settings, cached_policy(str(settings.policy_path)), http, stop)
         )
         # Conversations the bot dropped while it was away go back to it once it answers again.
-        recovery = asyncio.create_task(app.state.chat.recover_forever(stop))
+        recovery = asyncio.create_task(
+            app.state.chat.recover_forever(stop, settings.bot_recovery_seconds)
+            if settings.bot_recovery_seconds > 0
+            else stop.wait()
+        )
         try:
             yield
         finally:

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     tracker_store_url: str | None = None
     max_message_chars: int = 1000
     verify_idle_minutes: int = Field(default=15, ge=1)  # a verified conversation silent this long verifies again
+    # Seconds between looks for conversations handed off only because the bot was away (0: never).
+    bot_recovery_seconds: float = Field(default=5.0, ge=0)
     sms_inbound_dev_secret: SecretStr = SecretStr("")  # outbox mode: inbound SMS need X-SMS-Dev-Secret
     trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
     rasa_channel_secret: SecretStr = SecretStr("")  # X-Channel-Secret on Rasa's channel webhooks

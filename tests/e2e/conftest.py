@@ -91,7 +91,14 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
         var=var,
         database_url=database_url,
         ports={"rasa": free_port(), "actions": free_port(), "gateway": free_port()},
-        env_extra={"RASA_TIMEOUT_SECONDS": os.environ.get("E2E_RASA_TIMEOUT", "15"), "RATE_LIMIT_PER_MINUTE": "100000"},
+        env_extra={
+            "RASA_TIMEOUT_SECONDS": os.environ.get("E2E_RASA_TIMEOUT", "15"),
+            "RATE_LIMIT_PER_MINUTE": "100000",
+            # This stack shares the run's database with the in-process API tests, whose Rasa is down
+            # on purpose: its bot is up, so it would take their handed-off conversations back.
+            # tests/faults/ runs the recovery with a stack of its own.
+            "BOT_RECOVERY_SECONDS": "0",
+        },
     )
     stack.start(secrets)
     # The bare-Rasa benchmark path (bench/turns.py) calls Rasa's REST channel with this secret.
