@@ -10,6 +10,7 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -112,33 +113,40 @@ def measure(url: str, n: int) -> dict[str, Any]:
     }
 
 
-def run(n: int, postgres: bool = True) -> dict[str, Any]:
+def on_both_databases(
+    benchmark: str, measure: Callable[[str, int], dict[str, Any]], n: int, pg_db: str, what: str, postgres: bool = True
+) -> dict[str, Any]:
+    """`measure(url, n)` on a fresh SQLite file, then on a fresh PostgreSQL database when it answers."""
     out: dict[str, Any] = {
-        "benchmark": "campaign",
+        "benchmark": benchmark,
         "machine": describe(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "results": {},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        print(f"  SQLite, {n} accounts ...", flush=True)
+        print(f"  SQLite, {n} {what} ...", flush=True)
         out["results"]["sqlite"] = measure(f"sqlite+pysqlite:///{Path(tmp) / 'bench.db'}", n)
         print(f"    {out['results']['sqlite']['accounts_per_s']} accounts/s", flush=True)
     if postgres:
         try:
             with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
-                conn.execute(f"CREATE DATABASE {PG_DB}")
+                conn.execute(f"DROP DATABASE IF EXISTS {pg_db}")
+                conn.execute(f"CREATE DATABASE {pg_db}")
         except psycopg.Error as exc:
             out["results"]["postgresql"] = {"skipped": f"PostgreSQL not reachable: {type(exc).__name__}"}
         else:
-            print(f"  PostgreSQL, {n} accounts ...", flush=True)
+            print(f"  PostgreSQL, {n} {what} ...", flush=True)
             try:
-                out["results"]["postgresql"] = measure(f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}", n)
+                out["results"]["postgresql"] = measure(f"postgresql+psycopg://postgres@127.0.0.1:5432/{pg_db}", n)
                 print(f"    {out['results']['postgresql']['accounts_per_s']} accounts/s", flush=True)
             finally:
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+                    conn.execute(f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)")
     return out
+
+
+def run(n: int, postgres: bool = True) -> dict[str, Any]:
+    return on_both_databases("campaign", measure, n, PG_DB, "accounts", postgres)
 
 
 def main() -> int:

@@ -11,19 +11,15 @@ from __future__ import annotations
 import json
 import random
 import sys
-import tempfile
 import time
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 from sqlalchemy import func, insert, select
 
-from bench.campaign import CHUNK, PG_ADMIN, populate
-from bench.machine import describe
+from bench.campaign import CHUNK, on_both_databases, populate
 from ledger.clock import Clock
 from ledger.db import make_engine, transaction
 from ledger.eod import run_eod
@@ -135,32 +131,7 @@ def measure(url: str, n: int) -> dict[str, Any]:
 
 
 def run(n: int, postgres: bool = True) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "benchmark": "eod",
-        "machine": describe(),
-        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "results": {},
-    }
-    with tempfile.TemporaryDirectory() as tmp:
-        print(f"  SQLite, {n} accounts with plans ...", flush=True)
-        out["results"]["sqlite"] = measure(f"sqlite+pysqlite:///{Path(tmp) / 'eod.db'}", n)
-        print(f"    {out['results']['sqlite']['accounts_per_s']} accounts/s", flush=True)
-    if postgres:
-        try:
-            with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
-                conn.execute(f"CREATE DATABASE {PG_DB}")
-        except psycopg.Error as exc:
-            out["results"]["postgresql"] = {"skipped": f"PostgreSQL not reachable: {type(exc).__name__}"}
-        else:
-            print(f"  PostgreSQL, {n} accounts with plans ...", flush=True)
-            try:
-                out["results"]["postgresql"] = measure(f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}", n)
-                print(f"    {out['results']['postgresql']['accounts_per_s']} accounts/s", flush=True)
-            finally:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-    return out
+    return on_both_databases("eod", measure, n, PG_DB, "accounts with plans", postgres)
 
 
 def main() -> int:
