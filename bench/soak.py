@@ -155,11 +155,28 @@ async def soak(
     }
 
 
+def keep_run(path: Path, run: dict[str, Any]) -> None:
+    """Every run is kept: the file holds a list of runs, the newest last."""
+    runs: list[dict[str, Any]] = []
+    if path.exists():
+        old = json.loads(path.read_text())
+        runs = old if isinstance(old, list) else [old]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([*runs, run], indent=2, ensure_ascii=False))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=float(os.environ.get("SOAK_MINUTES", 30)))
     parser.add_argument("--rate", type=float, default=float(os.environ.get("SOAK_RATE", 0.3)))
     parser.add_argument("--window", type=float, default=float(os.environ.get("SOAK_WINDOW", 300)))
+    parser.add_argument(
+        "--tracker-cache",
+        type=int,
+        default=int(os.environ.get("SOAK_TRACKER_CACHE", 60)),
+        help="RASA_TRACKER_CACHE for the soak's stack: small, so the bound is reached in the first window "
+        "and what follows shows whether memory stays flat once it is",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
@@ -169,7 +186,11 @@ def main() -> int:
             var=var,
             database_url=url,
             ports={"rasa": free_port(), "actions": free_port(), "gateway": free_port()},
-            env_extra={"RASA_TIMEOUT_SECONDS": "30", "RATE_LIMIT_PER_MINUTE": "1000000"},
+            env_extra={
+                "RASA_TIMEOUT_SECONDS": "30",
+                "RATE_LIMIT_PER_MINUTE": "1000000",
+                "RASA_TRACKER_CACHE": str(args.tracker_cache),
+            },
         )
         stack.start(secrets)
         try:
@@ -186,11 +207,11 @@ def main() -> int:
         "minutes": args.minutes,
         "rate_per_s": args.rate,
         "window_s": args.window,
+        "rasa_tracker_cache": args.tracker_cache,
         "database": url.split(":", 1)[0],
         **result,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "soak.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    keep_run(RESULTS / "soak.json", out)
     growth, sent = out["memory_growth_mib"], out["campaign_sms_sent"]
     print(f"errors: {out['errors']}; memory growth (MiB): {growth}; campaign SMS sent: {sent}")
     return 0 if out["errors"] == 0 else 1

@@ -50,8 +50,13 @@ def free_port() -> int:
 TRACKER_STORE = "bot.tracker_store.CachedSQLTrackerStore"
 
 
-def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None) -> Path:
-    """Rasa's endpoints file for this run: action server, tracker store, lock store."""
+def endpoints(
+    var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None, tracker_cache: int = 2000
+) -> Path:
+    """Rasa's endpoints file for this run: action server, tracker store, lock store.
+
+    `tracker_cache` bounds the trackers Rasa keeps in memory between turns (RASA_TRACKER_CACHE):
+    its memory grows with them until the bound, then stays flat (bench/soak.py shows it)."""
     conf: dict[str, object] = {
         "action_endpoint": {
             "url": f"http://127.0.0.1:{actions_port}/webhook",
@@ -69,9 +74,15 @@ def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: 
             "db": u.path.lstrip("/"),
             "username": u.username or "",
             "password": u.password or "",
+            "cache_size": tracker_cache,
         }
     else:
-        conf["tracker_store"] = {"type": TRACKER_STORE, "dialect": "sqlite", "db": str(var / "rasa_tracker.db")}
+        conf["tracker_store"] = {
+            "type": TRACKER_STORE,
+            "dialect": "sqlite",
+            "db": str(var / "rasa_tracker.db"),
+            "cache_size": tracker_cache,
+        }
     if redis_url:
         u = urlparse(redis_url)
         conf["lock_store"] = {
@@ -161,7 +172,13 @@ class Stack:
         """Start the processes named (all by default) that are not running yet."""
         private_var(self.var)
         env = self.env(secrets)
-        ep = endpoints(self.var, self.ports["actions"], env.get("TRACKER_STORE_URL"), env.get("REDIS_URL"))
+        ep = endpoints(
+            self.var,
+            self.ports["actions"],
+            env.get("TRACKER_STORE_URL"),
+            env.get("REDIS_URL"),
+            int(env.get("RASA_TRACKER_CACHE") or 2000),
+        )
         commands = self.commands(secrets, ep)
         for name, cmd in commands.items():
             if (names is not None and name not in names) or name in self.procs:
@@ -286,7 +303,8 @@ def main() -> int:
     if args.write_endpoints:
         var.mkdir(parents=True, exist_ok=True)
         port = int(os.environ.get("PORT_ACTIONS", 5055))
-        print(endpoints(var, port, os.environ.get("TRACKER_STORE_URL"), os.environ.get("REDIS_URL")))
+        cache = int(os.environ.get("RASA_TRACKER_CACHE") or 2000)
+        print(endpoints(var, port, os.environ.get("TRACKER_STORE_URL"), os.environ.get("REDIS_URL"), cache))
         return 0
     from ledger.settings import get_settings
 

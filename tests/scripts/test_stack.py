@@ -40,7 +40,7 @@ def test_endpoints_follow_the_environment(tmp_path: Path) -> None:
     assert conf["tracker_store"]["dialect"] == "sqlite" and "lock_store" not in conf
     assert conf["action_endpoint"]["url"] == "http://127.0.0.1:6055/webhook"
     conf = yaml.safe_load(
-        endpoints(tmp_path, 5055, "postgresql://u:p@127.0.0.1:5432/rasa", "redis://127.0.0.1:6379/2").read_text()
+        endpoints(tmp_path, 5055, "postgresql://u:p@127.0.0.1:5432/rasa", "redis://127.0.0.1:6379/2", 300).read_text()
     )
     assert conf["tracker_store"] == {
         "type": "bot.tracker_store.CachedSQLTrackerStore",
@@ -50,5 +50,6 @@ def test_endpoints_follow_the_environment(tmp_path: Path) -> None:
         "db": "rasa",
         "username": "u",
         "password": "p",
+        "cache_size": 300,
     }
     assert conf["lock_store"]["type"] == "redis" and conf["lock_store"]["db"] == 2
