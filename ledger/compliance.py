@@ -146,7 +146,6 @@ class ContactNotAllowed(LedgerError):
     """An outbound message the rules do not allow now; `details` say why and when it may go."""
 
     code = "contact_not_allowed"
-    status = 409
 
     @classmethod
     def because(cls, decision: Decision) -> ContactNotAllowed:
