@@ -53,6 +53,7 @@ Reason = Literal[
     "paid",
     "hardship",
     "frequency_cap",
+    "not_bound",  # a WeChat reminder whose holder has no bound, following openid any more
 ]
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 # The contact-preference name of each channel (the account view says "calls").
