@@ -9,13 +9,11 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import chinese_date, clock, in_transaction, money, percent, policy
+from actions.context import chinese_date, clock, cues, in_transaction, money, percent, policy
 from ledger import accounts, conversations
 from ledger.agreements import PlanState
 from ledger.fees import annual_interest_rate
 from ledger.models import Plan
-
-MISS_WORDS = ("没还", "没有还", "还不上", "没还上", "晚还", "逾期", "会怎样", "会怎么样", "怎么办", "来不及", "漏还")
 
 
 def miss_rules() -> dict[str, Any]:
@@ -55,8 +53,7 @@ def running_plan(session: Session, sender_id: str) -> dict[str, Any] | bool | No
 
 def asks_about_a_miss(tracker: Tracker) -> bool:
     """The holder asks what a missed or late instalment means ("这期没还上会怎样")."""
-    text = tracker.latest_message.get("text") or ""
-    return any(w in text for w in MISS_WORDS)
+    return "miss" in cues(tracker)
 
 
 def tell_plan(dispatcher: CollectingDispatcher, facts: dict[str, Any], tracker: Tracker) -> None:

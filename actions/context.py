@@ -37,6 +37,12 @@ async def in_transaction(work: Callable[[Session], T], readonly: bool = False) -
     return await run_transaction(get_settings().database_url, work, readonly)
 
 
+def cues(tracker: Any) -> frozenset[str]:
+    """What the NLU found the latest message says beyond its intent (bot/keywords.yml `cues`): the
+    actions decide from these names, never from the words."""
+    return frozenset(tracker.latest_message.get("cues") or ())
+
+
 def institution_vars() -> dict[str, str]:
     inst = policy().institution
     return {"institution": inst.name, "hotline": inst.hotline, "app_name": inst.app_name}

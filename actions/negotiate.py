@@ -18,7 +18,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.account import asks_about_a_miss, miss_rules, running_plan, tell_plan
-from actions.context import chinese_date, clock, in_transaction, money, percent, policy, refused, render
+from actions.context import chinese_date, clock, cues, in_transaction, money, percent, policy, refused, render
 from ledger import conversations, negotiation
 from ledger.accounts import audit
 from ledger.errors import Conflict, LedgerError
@@ -248,8 +248,7 @@ async def offer_personalized(dispatcher: CollectingDispatcher, tracker: Tracker,
 
 def pays_at_once(tracker: Tracker) -> bool:
     """ "马上还" / "今晚还": a promise for today."""
-    text = tracker.latest_message.get("text") or ""
-    return any(w in text for w in ("马上", "现在", "立刻", "一会", "今晚", "今天"))
+    return "pay_at_once" in cues(tracker)
 
 
 async def propose_promise(
