@@ -83,9 +83,8 @@ class ChineseEntityExtractor(GraphComponent, EntityExtractorMixin):
         return messages
 
 
-@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class KeywordIntentOverride(GraphComponent):
-    """Second stage: unambiguous, high-stakes phrases (bot/keywords.yml `intents`) decide the intent."""
+class _KeywordStage(GraphComponent):
+    """A component that reads bot/keywords.yml (the one place the assistant's keyword lists live)."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
@@ -101,8 +100,13 @@ class KeywordIntentOverride(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> KeywordIntentOverride:
+    ) -> GraphComponent:
         return cls(config)
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class KeywordIntentOverride(_KeywordStage):
+    """Second stage: unambiguous, high-stakes phrases (bot/keywords.yml `intents`) decide the intent."""
 
     def match(self, text: str) -> str | None:
         return self._keywords.intent(text)
@@ -120,27 +124,10 @@ class KeywordIntentOverride(GraphComponent):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class MessageCues(GraphComponent):
+class MessageCues(_KeywordStage):
     """What a message says beyond its intent (a death, a wrong number, the channels a stop request
     names...), as cue names in the parse data (`cues`), from bot/keywords.yml. The actions decide
     from these names and never match the words themselves."""
-
-    @staticmethod
-    def get_default_config() -> dict[str, Any]:
-        return {"keywords": str(KEYWORDS)}
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self._keywords = keywords.load(config["keywords"])
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> MessageCues:
-        return cls(config)
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
