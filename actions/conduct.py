@@ -11,6 +11,9 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.context import (
+    ASK_DEFERMENT,
+    SEE_INSTALLMENTS,
+    TO_A_PERSON,
     chinese_date,
     clock,
     cues,
@@ -132,9 +135,9 @@ class ActionHardship(Action):
         dispatcher.utter_message(
             response="utter_hardship_options",
             buttons=[
-                {"title": "看看分期", "payload": "/request_installment"},
-                {"title": "申请延期", "payload": "/request_deferment"},
-                {"title": "转人工", "payload": "/request_human"},
+                SEE_INSTALLMENTS,
+                ASK_DEFERMENT,
+                TO_A_PERSON,
             ],
         )
         return []
@@ -298,8 +301,8 @@ class ActionRefusal(Action):
         dispatcher.utter_message(
             response="utter_refusal",
             buttons=[
-                {"title": "看看分期", "payload": "/request_installment"},
-                {"title": "转人工", "payload": "/request_human"},
+                SEE_INSTALLMENTS,
+                TO_A_PERSON,
             ],
         )
         return []
@@ -350,15 +353,15 @@ class ActionFeeWaiver(Action):
                 response="utter_fee_waiver_review",
                 buttons=[
                     {"title": "转人工申请", "payload": "/request_human"},
-                    {"title": "看看分期", "payload": "/request_installment"},
+                    SEE_INSTALLMENTS,
                 ],
             )
         else:
             dispatcher.utter_message(
                 response="utter_fee_waiver_no",
                 buttons=[
-                    {"title": "看看分期", "payload": "/request_installment"},
-                    {"title": "申请延期", "payload": "/request_deferment"},
+                    SEE_INSTALLMENTS,
+                    ASK_DEFERMENT,
                 ],
             )
         return []

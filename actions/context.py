@@ -74,6 +74,12 @@ def wait_minutes() -> int:
     return policy().handoff.expected_wait_minutes
 
 
+# The buttons that offer the other ways forward (their payloads are intents, unpacked by bot/channel.py).
+SEE_INSTALLMENTS = {"title": "看看分期", "payload": "/request_installment"}
+ASK_DEFERMENT = {"title": "申请延期", "payload": "/request_deferment"}
+TO_A_PERSON = {"title": "转人工", "payload": "/request_human"}
+
+
 # The answers every account action gives when it cannot go on; keyed by the reason.
 REFUSALS = {"unverified": "utter_need_verification", "on_hold": "utter_on_hold", "settled": "utter_debt_settled"}
 

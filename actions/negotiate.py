@@ -18,7 +18,20 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.account import asks_about_a_miss, miss_rules, running_plan, tell_plan
-from actions.context import chinese_date, clock, cues, in_transaction, money, percent, policy, refused, render
+from actions.context import (
+    ASK_DEFERMENT,
+    SEE_INSTALLMENTS,
+    TO_A_PERSON,
+    chinese_date,
+    clock,
+    cues,
+    in_transaction,
+    money,
+    percent,
+    policy,
+    refused,
+    render,
+)
 from ledger import conversations, negotiation
 from ledger.accounts import audit
 from ledger.errors import Conflict, LedgerError
@@ -184,8 +197,8 @@ class ActionOfferDeferment(Action):
             dispatcher.utter_message(
                 response="utter_no_deferment",
                 buttons=[
-                    {"title": "看看分期", "payload": "/request_installment"},
-                    {"title": "转人工", "payload": "/request_human"},
+                    SEE_INSTALLMENTS,
+                    TO_A_PERSON,
                 ],
             )
             return []
@@ -381,9 +394,9 @@ class ActionDecline(Action):
             dispatcher.utter_message(
                 response="utter_decline_options",
                 buttons=[
-                    {"title": "看看分期", "payload": "/request_installment"},
-                    {"title": "申请延期", "payload": "/request_deferment"},
-                    {"title": "转人工", "payload": "/request_human"},
+                    SEE_INSTALLMENTS,
+                    ASK_DEFERMENT,
+                    TO_A_PERSON,
                 ],
             )
             return [SlotSet("pending_offer", None)]
