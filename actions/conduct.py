@@ -111,13 +111,10 @@ class ActionHardship(Action):
                 session, account_id, kind_of_hardship, text, pause_days, clock(), tracker.sender_id
             )
             until = chinese_date(record.pause_until)
-            sit = negotiation.situation(session, account_id, policy(), clock())
-            if sit.on_hold:
-                return "on_hold", 0, until
-            if sit.rules.allows("personalized"):
+            proposal = negotiation.propose_after_hardship(negotiation.situation(session, account_id, policy(), clock()))
+            if proposal.outcome == "personalized":
                 audit(session, tracker.sender_id, "plan.offer", account_id, kind="personalized")
-                return "personalized", sit.rules.personalized_max_periods, until
-            return "options", 0, until
+            return proposal.outcome, proposal.max_periods, until
 
         kind, max_periods, until = await in_transaction(look)
         dispatcher.utter_message(response="utter_hardship_empathy")
@@ -339,8 +336,7 @@ class ActionFeeWaiver(Action):
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             if account_id is None:
                 return "unverified"
-            sit = negotiation.situation(session, account_id, policy(), clock())
-            return "review" if sit.rules.allows("fee_waiver") else "no"
+            return negotiation.fee_waiver_route(negotiation.situation(session, account_id, policy(), clock()))
 
         kind = await in_transaction(look, readonly=True)
         explained = waiver_explanation(cues(tracker))

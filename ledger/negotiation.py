@@ -270,6 +270,31 @@ def promise_ceiling(sit: Situation, due: date, today: date) -> int:
     return max(sit.outstanding, sit.amount_due_on(due)) if due >= today else sit.outstanding
 
 
+HardshipOutcome = Literal["on_hold", "personalized", "options"]
+
+
+@dataclass(frozen=True)
+class HardshipProposal:
+    """After hardship: a personalised plan (up to `max_periods`, for a person to approve) where the
+    bucket allows one, else the usual options (installments, deferment, a person)."""
+
+    outcome: HardshipOutcome
+    max_periods: int = 0
+
+
+def propose_after_hardship(sit: Situation) -> HardshipProposal:
+    if sit.on_hold:
+        return HardshipProposal("on_hold")
+    if sit.rules.allows("personalized"):
+        return HardshipProposal("personalized", sit.rules.personalized_max_periods)
+    return HardshipProposal("options")
+
+
+def fee_waiver_route(sit: Situation) -> Literal["review", "no"]:
+    """A waiver is never granted by the bot: a person reviews it where the bucket allows waivers."""
+    return "review" if sit.rules.allows("fee_waiver") else "no"
+
+
 def create_plan(
     session: Session,
     account_id: str,

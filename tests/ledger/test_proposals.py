@@ -8,7 +8,10 @@ from decimal import Decimal
 from ledger.agreements import PlanState, RowState
 from ledger.fees import annual_interest_rate
 from ledger.negotiation import (
+    HardshipProposal,
     Situation,
+    fee_waiver_route,
+    propose_after_hardship,
     propose_deferment,
     propose_installment,
     propose_personalized,
@@ -119,3 +122,14 @@ def test_a_running_plan_counts_what_is_left_and_what_is_in_arrears(policy: Polic
     state = PlanState(TODAY, "active", rows, None, 1300, 0, 1700, 700, 4, TODAY, 1000)
     assert (state.paid_periods, state.periods_left, state.missed_periods, state.arrears) == (1, 2, 1, 700)
     assert policy.agreements.misses_that_break == policy.agreements.misses_allowed + 1
+
+
+def test_after_hardship_a_personalised_plan_where_the_bucket_allows_one(policy: Policy) -> None:
+    assert propose_after_hardship(situation(policy, "M2")) == HardshipProposal("personalized", 60)
+    assert propose_after_hardship(situation(policy, "M1")).outcome == "options"
+    assert propose_after_hardship(situation(policy, "M2", on_hold=True)).outcome == "on_hold"
+
+
+def test_a_fee_waiver_goes_to_a_person_only_where_waivers_are_allowed(policy: Policy) -> None:
+    assert fee_waiver_route(situation(policy, "M4")) == "review"
+    assert fee_waiver_route(situation(policy, "M1")) == "no"
