@@ -15,7 +15,7 @@ from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
 from ledger.money import fen_to_text
 from ledger.policy import Policy, cached_policy
-from ledger.settings import get_settings
+from settings import get_settings
 
 T = TypeVar("T")
 log = logging.getLogger("actions")

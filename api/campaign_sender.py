@@ -26,7 +26,7 @@ from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction, transaction
 from ledger.models import Campaign, ContactAttempt
 from ledger.policy import Policy
-from ledger.settings import Settings
+from settings import Settings
 
 log = logging.getLogger("api.campaigns")
 

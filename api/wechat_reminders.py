@@ -16,7 +16,7 @@ from api import guard
 from api.wechat import deliver
 from ledger import templates
 from ledger.policy import Policy
-from ledger.settings import Settings
+from settings import Settings
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from ledger import accounts, conversations
 from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import Plan
-from ledger.settings import get_settings
+from settings import get_settings
 from tests.factories import record
 
 # Offers and promise windows are worked out from the process clock's today.

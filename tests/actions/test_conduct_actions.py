@@ -26,7 +26,7 @@ from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import AuditLog, ContactPreference, ContactRequest, Hardship, Hold, NumberSuppression
 from ledger.policy import Policy
-from ledger.settings import get_settings
+from settings import get_settings
 from tests.factories import record
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -21,7 +21,7 @@ from ledger import accounts, conversations, negotiation
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.policy import Policy
-from ledger.settings import get_settings
+from settings import get_settings
 from tests.conftest import TZ
 from tests.factories import record
 
