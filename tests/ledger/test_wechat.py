@@ -167,18 +167,10 @@ def test_a_queued_wechat_reminder_is_decided_once_in_the_ledger_at_send_time(
 ) -> None:
     account, openid = _bound_holder(session, clock, "13922226666")
 
-    def queued() -> ContactAttempt:
-        attempt = ContactAttempt(
-            account_pk=account.id,
-            to_phone="13922226666",
-            channel="wechat",
-            purpose="campaign",
-            status="sending",
-            reason="ok",
-            bucket="M1",
-            selected_at=clock.now() - timedelta(hours=1),
-            scheduled_at=clock.now(),
-        )
+    def queued() -> ContactAttempt:  # selected an hour ago, claimed for sending now
+        attempt = ContactAttempt(account_pk=account.id, channel="wechat", purpose="campaign", status="sending")
+        attempt.to_phone, attempt.reason, attempt.bucket = "13922226666", "ok", "M1"
+        attempt.selected_at, attempt.scheduled_at = clock.now() - timedelta(hours=1), clock.now()
         session.add(attempt)
         session.flush()
         return attempt
