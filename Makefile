@@ -53,9 +53,10 @@ train: $(MODEL) ## train the Rasa model into models/ (skipped when data and conf
 run: envs train ## set up what is missing, then start the whole stack (Ctrl-C stops it)
 	@$(APP_PY) -m scripts.stack
 
-lint: envs ## ruff lint and format check
+lint: envs ## ruff lint and format check; the layering contracts (pyproject.toml, import-linter)
 	$(VENV)/app/bin/ruff check .
 	$(VENV)/app/bin/ruff format --check .
+	$(VENV)/app/bin/lint-imports --no-logo
 
 typecheck: envs ## mypy on ledger/, api/, actions/
 	$(VENV)/app/bin/mypy ledger api actions

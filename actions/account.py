@@ -9,31 +9,29 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import chinese_date, clock, in_transaction, money, percent, policy
+from actions.context import chinese_date, clock, cues, in_transaction, money, percent, policy
 from ledger import accounts, conversations
 from ledger.agreements import PlanState
+from ledger.fees import annual_interest_rate
 from ledger.models import Plan
-
-MISS_WORDS = ("没还", "没有还", "还不上", "没还上", "晚还", "逾期", "会怎样", "会怎么样", "怎么办", "来不及", "漏还")
 
 
 def miss_rules() -> dict[str, Any]:
     """What the policy does with a missed instalment: safe to say to anyone, no account detail."""
     rules = policy().agreements
-    return {"grace_days": rules.grace_days, "break_at": rules.misses_allowed + 1}
+    return {"grace_days": rules.grace_days, "break_at": rules.misses_that_break}
 
 
 def plan_facts(plan: Plan, state: PlanState) -> dict[str, Any]:
     """What the holder hears about a running plan, every figure from the ledger."""
-    arrears = sum(r.amount - r.paid for r in state.rows if r.status == "missed")
     return {
         "kind": plan.type,
         "periods": len(state.rows),
         "paid_periods": state.paid_periods,
-        "left_periods": len(state.rows) - state.paid_periods,
+        "left_periods": state.periods_left,
         "missed_periods": state.missed_periods,
         "remaining": money(state.remaining),
-        "arrears": money(arrears),
+        "arrears": money(state.arrears),
         "next_due_date": chinese_date(state.next_due_date) if state.next_due_date else "",
         "next_due_amount": money(state.next_due_amount),
         **miss_rules(),
@@ -53,7 +51,12 @@ def running_plan(session: Session, sender_id: str) -> dict[str, Any] | bool | No
     return None
 
 
-def tell_plan(dispatcher: CollectingDispatcher, facts: dict[str, Any], text: str) -> None:
+def asks_about_a_miss(tracker: Tracker) -> bool:
+    """The holder asks what a missed or late instalment means ("这期没还上会怎样")."""
+    return "miss" in cues(tracker)
+
+
+def tell_plan(dispatcher: CollectingDispatcher, facts: dict[str, Any], tracker: Tracker) -> None:
     """The plan's state; and, when the holder asks what a missed instalment means, the policy's answer."""
     if facts["kind"] == "deferment":
         dispatcher.utter_message(response="utter_deferment_status", **facts)
@@ -61,7 +64,7 @@ def tell_plan(dispatcher: CollectingDispatcher, facts: dict[str, Any], text: str
         dispatcher.utter_message(response="utter_plan_status", **facts)
     if facts["missed_periods"]:
         dispatcher.utter_message(response="utter_plan_missed", **facts)
-    if any(w in text for w in MISS_WORDS):
+    if asks_about_a_miss(tracker):
         response = "utter_deferment_miss" if facts["kind"] == "deferment" else "utter_plan_miss_consequence"
         dispatcher.utter_message(response=response, **facts)
 
@@ -96,7 +99,7 @@ class ActionTellDebt(Action):
                 "statement_balance": money(view.statement.statement_balance),
                 "due_date": chinese_date(view.statement.due_date),
                 "daily_rate": percent(fees.daily_interest_rate),
-                "annual_rate": percent(fees.daily_interest_rate * 365),
+                "annual_rate": percent(annual_interest_rate(fees)),
                 "late_fee_rate": percent(fees.late_fee.rate),
             }
 
@@ -105,7 +108,7 @@ class ActionTellDebt(Action):
             dispatcher.utter_message(response="utter_need_verification")
             return []
         if "plan" in facts:  # while a plan runs, what is owed is its schedule
-            tell_plan(dispatcher, facts["plan"], tracker.latest_message.get("text") or "")
+            tell_plan(dispatcher, facts["plan"], tracker)
             return []
         if facts["outstanding_fen"] == 0:
             dispatcher.utter_message(response="utter_debt_settled")

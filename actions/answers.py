@@ -9,7 +9,7 @@ from rasa_sdk.events import ConversationPaused, EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, institution_vars, policy, refused, wait_minutes
+from actions.context import clock, cues, in_transaction, institution_vars, policy, refused, wait_minutes
 from ledger import conversations, negotiation
 from ledger.errors import LedgerError
 
@@ -60,18 +60,6 @@ def faq_topic(tracker: Tracker) -> str | None:
     return key.split("/", 1)[1] if key.startswith("faq/") else None
 
 
-# Who a writer names when a death is theirs to report ("我爸去世了"), not a question in general
-# ("持卡人去世了欠款谁还"): only a report holds the accounts and brings in a person.
-RELATIVES: tuple[str, ...] = ("我爸", "我妈", "父亲", "母亲", "家父", "家母", "老公", "老婆", "丈夫", "妻子")
-RELATIVES += ("爱人", "我哥", "我姐", "我弟", "我妹", "儿子", "女儿", "他", "她")
-
-
-def reports_a_death(text: str) -> bool:
-    from actions.conduct import DEATH_WORDS
-
-    return any(w in text for w in DEATH_WORDS) and any(r in text for r in RELATIVES)
-
-
 class ActionAnswerProcess(Action):
     """A process question (faq/<topic> or ask_plan_terms) answered without leaving a pending offer behind."""
 
@@ -115,7 +103,7 @@ class ActionAnswerProcess(Action):
         if topic in ACCOUNT_TOPICS and await _verified(tracker.sender_id):
             # "我还能分期吗" from a verified holder: the answer is the offers themselves.
             return await ActionOfferInstallment().run(dispatcher, tracker, domain)
-        if topic == "deceased_heirs" and reports_a_death(tracker.latest_message.get("text") or ""):
+        if topic == "deceased_heirs" and "death_report" in cues(tracker):
             # A death reported while asking what heirs owe: the answer (utter_deceased says it), a hold, a person.
             return await ActionThirdParty().run(dispatcher, tracker, domain)
         dispatcher.utter_message(response=f"utter_faq/{topic}", **institution_vars(), **policy_vars())

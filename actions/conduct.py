@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -11,32 +10,32 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import chinese_date, clock, in_transaction, institution_vars, money, policy, refused, wait_minutes
+from actions.context import (
+    ASK_DEFERMENT,
+    SEE_INSTALLMENTS,
+    TO_A_PERSON,
+    chinese_date,
+    clock,
+    cues,
+    in_transaction,
+    institution_vars,
+    money,
+    policy,
+    refused,
+    wait_minutes,
+)
 from actions.negotiate import _pending
 from ledger import accounts, conduct, conversations, negotiation
 from ledger.accounts import audit
 from ledger.models import Conversation
 
 ABUSE_LIMIT = 3
-THIRD_PARTY_WORDS = ("家人", "家里", "父母", "爸", "妈", "老婆", "老公", "单位", "同事", "朋友", "联系人", "领导")
-# "我" as the one not to be contacted (不要再联系我, 别给我和我老婆打电话), not as a possessive
-# (我家里, 我老婆) or the subject (我不想...).
-_ME_AS_OBJECT = re.compile(r"我(?![家的老爸妈父母单同朋领亲孩儿女不想希要是们觉])")
-IDENTITY_THEFT_WORDS = ("冒名", "冒用", "盗用我的身份", "身份被盗", "不是我办的", "没办过", "我没有办", "被人冒")
-HARDSHIP_KINDS = (
-    ("illness", ("病", "住院", "手术", "医院", "治疗", "癌")),
-    ("job_loss", ("失业", "下岗", "裁员", "没工作", "没了工作", "丢了工作", "找不到工作", "被辞", "辞退", "开除")),
-    ("business", ("生意", "倒闭", "破产", "亏本", "亏损", "店关")),
-    ("disaster", ("火灾", "水灾", "洪水", "地震", "车祸", "事故")),
-    ("family", ("家里出事", "家人", "离婚", "孩子", "父母", "老人")),
-)
+# The kinds of hardship, in the order they are told apart (cues hardship_<kind>, bot/keywords.yml).
+HARDSHIP_KINDS: tuple[conduct.HardshipKind, ...] = ("illness", "job_loss", "business", "disaster", "family")
 
 
-def hardship_kind(text: str) -> conduct.HardshipKind:
-    for kind, words in HARDSHIP_KINDS:
-        if any(w in text for w in words):
-            return kind  # type: ignore[return-value]
-    return "other"
+def hardship_kind(said: frozenset[str]) -> conduct.HardshipKind:
+    return next((kind for kind in HARDSHIP_KINDS if f"hardship_{kind}" in said), "other")
 
 
 def _phone_is_the_senders(conv: Conversation | None) -> bool:
@@ -101,6 +100,7 @@ class ActionHardship(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
+        kind_of_hardship = hardship_kind(cues(tracker))
         pause_days = policy().contact.hardship_pause_days
 
         def look(session: Session) -> tuple[str, int, str]:
@@ -108,16 +108,13 @@ class ActionHardship(Action):
             if account_id is None:
                 return "unverified", 0, ""
             record = conduct.record_hardship(
-                session, account_id, hardship_kind(text), text, pause_days, clock(), tracker.sender_id
+                session, account_id, kind_of_hardship, text, pause_days, clock(), tracker.sender_id
             )
             until = chinese_date(record.pause_until)
-            sit = negotiation.situation(session, account_id, policy(), clock())
-            if sit.on_hold:
-                return "on_hold", 0, until
-            if sit.rules.allows("personalized"):
+            proposal = negotiation.propose_after_hardship(negotiation.situation(session, account_id, policy(), clock()))
+            if proposal.outcome == "personalized":
                 audit(session, tracker.sender_id, "plan.offer", account_id, kind="personalized")
-                return "personalized", sit.rules.personalized_max_periods, until
-            return "options", 0, until
+            return proposal.outcome, proposal.max_periods, until
 
         kind, max_periods, until = await in_transaction(look)
         dispatcher.utter_message(response="utter_hardship_empathy")
@@ -135,9 +132,9 @@ class ActionHardship(Action):
         dispatcher.utter_message(
             response="utter_hardship_options",
             buttons=[
-                {"title": "看看分期", "payload": "/request_installment"},
-                {"title": "申请延期", "payload": "/request_deferment"},
-                {"title": "转人工", "payload": "/request_human"},
+                SEE_INSTALLMENTS,
+                ASK_DEFERMENT,
+                TO_A_PERSON,
             ],
         )
         return []
@@ -153,7 +150,7 @@ class ActionDispute(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        theft = any(w in text for w in IDENTITY_THEFT_WORDS)
+        theft = "identity_theft" in cues(tracker)
 
         def record(session: Session) -> bool:
             account_id = conversations.verified_account_id(session, tracker.sender_id)
@@ -201,21 +198,19 @@ class ActionComplaint(Action):
         return [ConversationPaused()]
 
 
-def _scope(text: str) -> list[tuple[str, str]]:
-    """Exactly what the person asked to stop: their family/work being contacted, calls, SMS, or
-    (with no channel named) both calls and SMS to them."""
+def _scope(said: frozenset[str]) -> list[tuple[str, str]]:
+    """Exactly what the person asked to stop (from the message's cues): their family/work being
+    contacted, calls, SMS, or (with no channel named) both calls and SMS to them."""
     changes = []
-    plain = text.strip()
-    family = any(w in plain for w in THIRD_PARTY_WORDS)
+    family = "family" in said
     if family:
         changes.append(("third_party", "forbidden"))
-    if family and not _ME_AS_OBJECT.search(plain):
+    if family and "me_as_object" not in said:
         return changes  # 别给我家里打电话: the family, not the holder's own phone
-    calls = any(w in plain for w in ("电话", "打给", "打我", "来电", "别打", "不要打"))
-    sms = "短信" in plain or "退订" in plain or conduct.is_sms_opt_out(plain)
-    if ("只" in plain or "就行" in plain or "就好" in plain) and "短信" in plain and "不要短信" not in plain:
+    calls, sms = "calls" in said, "sms" in said
+    if "sms_only" in said:
         return [*changes, ("calls", "opted_out")]  # 只发短信: SMS stays, calls stop
-    if "只" in plain and "电话" in plain and "短信" in plain:
+    if "calls_only" in said:
         return [*changes, ("sms", "opted_out")]
     if sms:
         changes.append(("sms", "opted_out"))
@@ -261,7 +256,7 @@ class ActionStopContact(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        changes = _scope(text)
+        changes = _scope(cues(tracker))
 
         def record(session: Session) -> tuple[str, list[tuple[str, str]]]:
             account_id = conversations.verified_account_id(session, tracker.sender_id)
@@ -303,8 +298,8 @@ class ActionRefusal(Action):
         dispatcher.utter_message(
             response="utter_refusal",
             buttons=[
-                {"title": "看看分期", "payload": "/request_installment"},
-                {"title": "转人工", "payload": "/request_human"},
+                SEE_INSTALLMENTS,
+                TO_A_PERSON,
             ],
         )
         return []
@@ -341,11 +336,10 @@ class ActionFeeWaiver(Action):
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             if account_id is None:
                 return "unverified"
-            sit = negotiation.situation(session, account_id, policy(), clock())
-            return "review" if sit.rules.allows("fee_waiver") else "no"
+            return negotiation.fee_waiver_route(negotiation.situation(session, account_id, policy(), clock()))
 
         kind = await in_transaction(look, readonly=True)
-        explained = waiver_explanation(tracker.latest_message.get("text") or "")
+        explained = waiver_explanation(cues(tracker))
         if explained:
             dispatcher.utter_message(response=explained)
         if refused(dispatcher, kind):
@@ -355,46 +349,27 @@ class ActionFeeWaiver(Action):
                 response="utter_fee_waiver_review",
                 buttons=[
                     {"title": "转人工申请", "payload": "/request_human"},
-                    {"title": "看看分期", "payload": "/request_installment"},
+                    SEE_INSTALLMENTS,
                 ],
             )
         else:
             dispatcher.utter_message(
                 response="utter_fee_waiver_no",
                 buttons=[
-                    {"title": "看看分期", "payload": "/request_installment"},
-                    {"title": "申请延期", "payload": "/request_deferment"},
+                    SEE_INSTALLMENTS,
+                    ASK_DEFERMENT,
                 ],
             )
         return []
 
 
-def waiver_explanation(text: str) -> str | None:
+def waiver_explanation(said: frozenset[str]) -> str | None:
     """停息挂账 and 只还本金 are named asks: say what they are before what can be done."""
-    if "停息" in text or "挂账" in text:
+    if "stop_interest" in said:
         return "utter_explain_stop_interest"
-    if "本金" in text and ("只还" in text or "光还" in text or "就还" in text):
+    if "principal_only" in said:
         return "utter_explain_principal_only"
     return None
-
-
-DEATH_WORDS = ("去世", "过世", "离世", "身故", "病故", "死了", "不在人世", "走了")
-WRONG_NUMBER_WORDS = (
-    "打错",
-    "发错",
-    "不是他的号",
-    "不是她的号",
-    "不是我的卡",
-    "换号",
-    "新号",
-    "号码是我新",
-    "号是我新",
-    "不认识这个人",
-    "不认识他",
-    "不认识她",
-    "没有这个人",
-    "查无此人",
-)
 
 
 class ActionThirdParty(Action):
@@ -410,8 +385,9 @@ class ActionThirdParty(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        death = any(word in text for word in DEATH_WORDS)
-        wrong_number = not death and any(word in text for word in WRONG_NUMBER_WORDS)
+        said = cues(tracker)
+        death = "death" in said
+        wrong_number = not death and "wrong_number" in said
 
         def record(session: Session) -> str:
             account_id = conversations.verified_account_id(session, tracker.sender_id)

@@ -15,7 +15,7 @@ from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
 from ledger.money import fen_to_text
 from ledger.policy import Policy, cached_policy
-from ledger.settings import get_settings
+from settings import get_settings
 
 T = TypeVar("T")
 log = logging.getLogger("actions")
@@ -35,6 +35,12 @@ async def in_transaction(work: Callable[[Session], T], readonly: bool = False) -
     `readonly=True` when the work only reads: it then never queues behind a writer.
     """
     return await run_transaction(get_settings().database_url, work, readonly)
+
+
+def cues(tracker: Any) -> frozenset[str]:
+    """What the NLU found the latest message says beyond its intent (bot/keywords.yml `cues`): the
+    actions decide from these names, never from the words."""
+    return frozenset(tracker.latest_message.get("cues") or ())
 
 
 def institution_vars() -> dict[str, str]:
@@ -66,6 +72,12 @@ def render(name: str, **values: Any) -> str:
 def wait_minutes() -> int:
     """What the holder is told about waiting for a person (policy.yml: handoff)."""
     return policy().handoff.expected_wait_minutes
+
+
+# The buttons that offer the other ways forward (their payloads are intents, unpacked by bot/channel.py).
+SEE_INSTALLMENTS = {"title": "看看分期", "payload": "/request_installment"}
+ASK_DEFERMENT = {"title": "申请延期", "payload": "/request_deferment"}
+TO_A_PERSON = {"title": "转人工", "payload": "/request_human"}
 
 
 # The answers every account action gives when it cannot go on; keyed by the reason.

@@ -17,11 +17,24 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.account import MISS_WORDS, miss_rules, running_plan, tell_plan
-from actions.context import chinese_date, clock, in_transaction, money, percent, policy, refused, render
+from actions.account import asks_about_a_miss, miss_rules, running_plan, tell_plan
+from actions.context import (
+    ASK_DEFERMENT,
+    SEE_INSTALLMENTS,
+    TO_A_PERSON,
+    chinese_date,
+    clock,
+    cues,
+    in_transaction,
+    money,
+    percent,
+    policy,
+    refused,
+    render,
+)
 from ledger import conversations, negotiation
 from ledger.accounts import audit
-from ledger.errors import Conflict, LedgerError, OfferNotAllowed, ValidationFailed
+from ledger.errors import Conflict, LedgerError
 from ledger.money import yuan_to_fen
 from ledger.plans import PlanOffer
 
@@ -71,6 +84,14 @@ def _pending(kind: str, **terms: Any) -> SlotSet:
     return SlotSet("pending_offer", json.dumps({"kind": kind, **terms}))
 
 
+def verified_situation(session: Session, sender_id: str) -> tuple[str, negotiation.Situation] | None:
+    """The verified holder's account id and what negotiation needs to know of it; None when not verified."""
+    account_id = conversations.verified_account_id(session, sender_id)
+    if account_id is None:
+        return None
+    return account_id, negotiation.situation(session, account_id, policy(), clock())
+
+
 class ActionOfferInstallment(Action):
     """Installments the bucket allows, each with per-period amount, total fee and annualised rate."""
 
@@ -88,36 +109,25 @@ class ActionOfferInstallment(Action):
         today = clock().today()
 
         def build(session: Session) -> tuple[str, Any]:
-            account_id = conversations.verified_account_id(session, tracker.sender_id)
-            if account_id is None:
+            found = verified_situation(session, tracker.sender_id)
+            if found is None:
                 return "unverified", None
             running = running_plan(session, tracker.sender_id)
             if isinstance(running, dict):
                 return "running", running
-            sit = negotiation.situation(session, account_id, policy(), clock())
-            if sit.on_hold:
-                return "on_hold", None
-            if sit.outstanding <= 0:
-                return "settled", None
-            if periods is None:
-                return "list", (sit, negotiation.installment_offers(sit, today))
-            try:
-                offer = negotiation.offer_for(sit, "installment", today, periods=periods)
-                audit(session, tracker.sender_id, "plan.offer", account_id, kind="installment", periods=periods)
-                return "offer", offer
-            except OfferNotAllowed as exc:
-                nearest = exc.details.get("nearest")
-                alt = negotiation.offer_for(sit, "installment", today, periods=nearest) if nearest else None
-                if alt is not None:
-                    audit(session, tracker.sender_id, "plan.offer", account_id, kind="installment", periods=nearest)
-                return "nearest", (exc.details, alt, sit)
+            account_id, sit = found
+            proposal = negotiation.propose_installment(sit, today, periods)
+            if proposal.offer is not None:
+                kind, n = "installment", proposal.offer.periods
+                audit(session, tracker.sender_id, "plan.offer", account_id, kind=kind, periods=n)
+            return proposal.outcome, proposal
 
         text = tracker.latest_message.get("text") or ""
-        if periods is None and any(w in text for w in MISS_WORDS):
+        if periods is None and asks_about_a_miss(tracker):
             # "这期没还上会怎样": a running plan's state and the policy's answer; without a plan, the rule.
             running = await in_transaction(lambda s: running_plan(s, tracker.sender_id), readonly=True)
             if isinstance(running, dict):
-                tell_plan(dispatcher, running, text)
+                tell_plan(dispatcher, running, tracker)
             else:
                 dispatcher.utter_message(response="utter_plan_miss_consequence", **miss_rules())
             return []
@@ -128,37 +138,36 @@ class ActionOfferInstallment(Action):
             intent = (tracker.latest_message.get("intent") or {}).get("name")
             if periods is not None or intent == "request_installment":  # a new plan asked for: one at a time
                 dispatcher.utter_message(response="utter_plan_exists")
-            tell_plan(dispatcher, data, text)
+            tell_plan(dispatcher, data, tracker)
             return []
-        if kind == "list":
-            _, offers = data
-            if not offers:
-                dispatcher.utter_message(response="utter_no_installment")
-                return []
+        proposal: negotiation.InstallmentProposal = data
+        if proposal.outcome == "none":
+            dispatcher.utter_message(response="utter_no_installment")
+            return []
+        if proposal.outcome == "options":
             rules = policy().agreements
             text = render(
                 "installment_options.j2",
-                offers=[offer_vars(o) for o in offers],
+                offers=[offer_vars(o) for o in proposal.offers],
                 fee_on_principal=rules.instalment_fee_base == "principal",
                 accrual_stops=rules.interest_during_plan == "stop" and rules.late_fees_during_plan == "stop",
             )
             dispatcher.utter_message(
-                text=text, buttons=[{"title": f"分{o.periods}期", "payload": f"分{o.periods}期"} for o in offers]
+                text=text,
+                buttons=[{"title": f"分{o.periods}期", "payload": f"分{o.periods}期"} for o in proposal.offers],
             )
             return []
-        if kind == "nearest":
-            details, alt, _ = data
-            if alt is None:
-                dispatcher.utter_message(response="utter_no_installment")
-                return []
+        if proposal.outcome == "nearest":
             dispatcher.utter_message(
                 response="utter_installment_not_offered",
-                requested=periods,
-                allowed="、".join(f"{p}期" for p in details.get("allowed_periods", [])),
+                requested=proposal.requested,
+                allowed="、".join(f"{p}期" for p in proposal.allowed_periods),
             )
-            data = alt
-        dispatcher.utter_message(response="utter_installment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(data))
-        return [_pending("installment", periods=data.periods)]
+        assert proposal.offer is not None
+        dispatcher.utter_message(
+            response="utter_installment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(proposal.offer)
+        )
+        return [_pending("installment", periods=proposal.offer.periods)]
 
 
 class ActionOfferDeferment(Action):
@@ -171,21 +180,15 @@ class ActionOfferDeferment(Action):
         asked = entity_date(tracker)
         today = clock().today()
 
-        def build(session: Session) -> tuple[str, Any]:
-            account_id = conversations.verified_account_id(session, tracker.sender_id)
-            if account_id is None:
+        def build(session: Session) -> tuple[str, PlanOffer | None]:
+            found = verified_situation(session, tracker.sender_id)
+            if found is None:
                 return "unverified", None
-            sit = negotiation.situation(session, account_id, policy(), clock())
-            if sit.on_hold:
-                return "on_hold", None
-            if not sit.rules.allows("deferment") or sit.amount_due <= 0:
-                return "not_allowed", None
-            latest = today.fromordinal(today.toordinal() + sit.rules.deferment_max_days)
-            audit(session, tracker.sender_id, "plan.offer", account_id, kind="deferment")
-            try:
-                return "offer", negotiation.offer_for(sit, "deferment", today, pay_on=asked or latest)
-            except (OfferNotAllowed, ValidationFailed):
-                return "nearest", negotiation.offer_for(sit, "deferment", today, pay_on=latest)
+            account_id, sit = found
+            proposal = negotiation.propose_deferment(sit, today, asked)
+            if proposal.offer is not None:
+                audit(session, tracker.sender_id, "plan.offer", account_id, kind="deferment")
+            return proposal.outcome, proposal.offer
 
         kind, offer = await in_transaction(build)
         if refused(dispatcher, kind):
@@ -194,11 +197,12 @@ class ActionOfferDeferment(Action):
             dispatcher.utter_message(
                 response="utter_no_deferment",
                 buttons=[
-                    {"title": "看看分期", "payload": "/request_installment"},
-                    {"title": "转人工", "payload": "/request_human"},
+                    SEE_INSTALLMENTS,
+                    TO_A_PERSON,
                 ],
             )
             return []
+        assert offer is not None
         if kind == "nearest":
             dispatcher.utter_message(
                 response="utter_deferment_nearest", latest=chinese_date(offer.schedule[0].due_date)
@@ -221,42 +225,43 @@ async def offer_personalized(dispatcher: CollectingDispatcher, tracker: Tracker,
     """A personalised plan from what the holder can pay a month: periods, per-period amount, total cost, APR."""
     today = clock().today()
 
-    def build(session: Session) -> tuple[str, Any]:
-        account_id = conversations.verified_account_id(session, tracker.sender_id)
-        if account_id is None:
+    def build(session: Session) -> tuple[str, negotiation.PersonalizedProposal | None]:
+        found = verified_situation(session, tracker.sender_id)
+        if found is None:
             return "unverified", None
-        sit = negotiation.situation(session, account_id, policy(), clock())
-        if sit.on_hold:
-            return "on_hold", None
-        if sit.outstanding <= 0:
-            return "settled", None
-        try:
-            offer = negotiation.offer_for(sit, "personalized", today, monthly=monthly)
-        except OfferNotAllowed as exc:
-            return "too_little", exc.details
-        audit(session, tracker.sender_id, "plan.offer", account_id, kind="personalized", monthly=monthly)
-        return "offer", offer
+        account_id, sit = found
+        proposal = negotiation.propose_personalized(sit, today, monthly)
+        if proposal.offer is not None:
+            audit(session, tracker.sender_id, "plan.offer", account_id, kind="personalized", monthly=monthly)
+        return proposal.outcome, proposal
 
-    kind, data = await in_transaction(build)
+    kind, proposal = await in_transaction(build)
     if refused(dispatcher, kind):
         return []
+    assert proposal is not None
+    if kind == "not_offered":
+        dispatcher.utter_message(response="utter_no_personalized")
+        return [SlotSet("pending_offer", None)]
     if kind == "too_little":
-        if "min_monthly" not in data:
-            dispatcher.utter_message(response="utter_no_personalized")
-            return [SlotSet("pending_offer", None)]
         dispatcher.utter_message(
             response="utter_personalized_too_little",
             monthly=money(monthly),
-            min_monthly=money(data["min_monthly"]),
-            max_periods=data["max_periods"],
+            min_monthly=money(proposal.min_monthly),
+            max_periods=proposal.max_periods,
         )
         return []
+    assert proposal.offer is not None
     dispatcher.utter_message(
         response="utter_personalized_offer",
         buttons=[{"title": "提交申请", "payload": "/affirm"}, {"title": "先不用", "payload": "/deny"}],
-        **offer_vars(data),
+        **offer_vars(proposal.offer),
     )
     return [_pending("personalized", monthly=monthly)]
+
+
+def pays_at_once(tracker: Tracker) -> bool:
+    """ "马上还" / "今晚还": a promise for today."""
+    return "pay_at_once" in cues(tracker)
 
 
 async def propose_promise(
@@ -267,49 +272,41 @@ async def propose_promise(
         # The holder answered "how much a month can you pay?": size a personalised plan to it.
         return await offer_personalized(dispatcher, tracker, amount)
     today = clock().today()
-    text = tracker.latest_message.get("text") or ""
-    if due is None and any(w in text for w in ("马上", "现在", "立刻", "一会", "今晚", "今天")):
+    if due is None and pays_at_once(tracker):
         due = today
 
-    def check(session: Session) -> tuple[str, dict[str, Any]]:
-        account_id = conversations.verified_account_id(session, tracker.sender_id)
-        if account_id is None:
-            return "unverified", {}
-        sit = negotiation.situation(session, account_id, policy(), clock())
-        # Without an amount: what clears the overdue if paid on the promised date (interest to then).
-        default = (sit.amount_due_on(due) if due is not None and due >= today else sit.amount_due) or sit.outstanding
-        fen = amount or default
-        if due is None:
-            return "need_date", {"amount": fen}
-        latest = today.fromordinal(today.toordinal() + sit.rules.promise_max_days)
-        if due < today:
-            return "past", {}
-        if due > latest:
-            return "too_late", {"latest": chinese_date(latest), "amount": fen}
-        if fen > max(sit.outstanding, sit.amount_due_on(due)):
-            return "too_much", {"outstanding": sit.outstanding}
-        return "ok", {"amount": fen}
+    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
+        found = verified_situation(session, tracker.sender_id)
+        if found is None:
+            return "unverified", None
+        proposal = negotiation.propose_promise(found[1], today, amount, due)
+        return proposal.outcome, proposal
 
-    kind, facts = await in_transaction(check, readonly=True)
+    kind, proposal = await in_transaction(check, readonly=True)
     if refused(dispatcher, kind):
         return []
+    assert proposal is not None
     if kind == "need_date":
-        dispatcher.utter_message(response="utter_ask_promise_date", amount=money(facts["amount"]))
-        return [_pending("promise_date", amount=facts["amount"])]
+        dispatcher.utter_message(response="utter_ask_promise_date", amount=money(proposal.amount))
+        return [_pending("promise_date", amount=proposal.amount)]
     if kind == "past":
         dispatcher.utter_message(response="utter_promise_date_past")
         return []
     if kind == "too_late":
-        dispatcher.utter_message(response="utter_promise_too_late", latest=facts["latest"])
-        return [_pending("promise_date", amount=facts["amount"])]
+        assert proposal.latest is not None
+        dispatcher.utter_message(response="utter_promise_too_late", latest=chinese_date(proposal.latest))
+        return [_pending("promise_date", amount=proposal.amount)]
     if kind == "too_much":
-        dispatcher.utter_message(response="utter_promise_too_much", outstanding=money(facts["outstanding"]))
+        dispatcher.utter_message(response="utter_promise_too_much", outstanding=money(proposal.outstanding))
         return []
-    assert due is not None
+    assert proposal.due is not None
     dispatcher.utter_message(
-        response="utter_promise_summary", buttons=CONFIRM_BUTTONS, amount=money(facts["amount"]), date=chinese_date(due)
+        response="utter_promise_summary",
+        buttons=CONFIRM_BUTTONS,
+        amount=money(proposal.amount),
+        date=chinese_date(proposal.due),
     )
-    return [_pending("promise", amount=facts["amount"], due=due.isoformat())]
+    return [_pending("promise", amount=proposal.amount, due=proposal.due.isoformat())]
 
 
 class ActionConfirm(Action):
@@ -397,9 +394,9 @@ class ActionDecline(Action):
             dispatcher.utter_message(
                 response="utter_decline_options",
                 buttons=[
-                    {"title": "看看分期", "payload": "/request_installment"},
-                    {"title": "申请延期", "payload": "/request_deferment"},
-                    {"title": "转人工", "payload": "/request_human"},
+                    SEE_INSTALLMENTS,
+                    ASK_DEFERMENT,
+                    TO_A_PERSON,
                 ],
             )
             return [SlotSet("pending_offer", None)]

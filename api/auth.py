@@ -23,7 +23,7 @@ from ledger import agents
 from ledger.clock import Clock, process_clock
 from ledger.db import transaction
 from ledger.models import Agent
-from ledger.settings import Settings
+from settings import Settings
 
 TOKEN_LIFETIME = timedelta(hours=8)
 ALGORITHM = "HS256"

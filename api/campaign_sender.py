@@ -24,9 +24,9 @@ from api.sms import provider_for, send_sms
 from ledger import campaigns, templates
 from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction, transaction
-from ledger.models import Account, Campaign, ContactAttempt
+from ledger.models import Campaign, ContactAttempt
 from ledger.policy import Policy
-from ledger.settings import Settings
+from settings import Settings
 
 log = logging.getLogger("api.campaigns")
 
@@ -79,8 +79,9 @@ class CampaignSender:
             return None  # another worker has it, or it was already sent
         attempt = session.get(ContactAttempt, attempt_id)
         assert attempt is not None
-        # The one decision, made again at the moment of sending: the window, the person's caps on
-        # the day it actually goes, opt-outs, holds, arrangements and payments since selection.
+        # The one decision, made again at the moment of sending (ledger.campaigns): the window, the
+        # person's caps on the day it actually goes, opt-outs, holds, arrangements and payments since
+        # selection; for WeChat, a follower still bound. Here it is only acted on.
         decision = campaigns.decide_at_send_time(session, attempt, now, self.policy.contact)
         if decision.outcome == "defer":
             assert decision.send_at is not None
@@ -88,18 +89,15 @@ class CampaignSender:
             return None
         if decision.outcome == "skip":
             return None
-        account = session.get(Account, attempt.account_pk)
-        assert account is not None
-        if attempt.channel == "wechat":  # decided now by the same conduct rules: api/wechat_reminders.py
-            found = session.get(Campaign, attempt.campaign_pk) if attempt.campaign_pk else None
-            template = found.template if found else "reminder"
-            reminder = wechat_reminders.prepare(session, attempt, account, template, self.settings, self.policy, now)
-            return Outgoing(attempt.id, "", reminder.text, reminder) if reminder else None
-        campaign = session.get(Campaign, attempt.campaign_pk) if attempt.campaign_pk else None
+        found = session.get(Campaign, attempt.campaign_pk) if attempt.campaign_pk else None
+        template = found.template if found else "reminder"
         token = links.issue(attempt.id, self.settings.link_signing_key.get_secret_value(), now)
         link = f"{self.settings.public_base_url.rstrip('/')}/chat?t={token}"
-        text = render(campaign.template if campaign else "reminder", self.policy, link)
-        return Outgoing(attempt.id, attempt.to_phone or account.cardholder.phone, text)
+        if decision.openid is not None:  # a WeChat template reminder: api/wechat_reminders.py
+            reminder = wechat_reminders.Reminder(decision.openid, wechat_reminders.render(template, self.policy), link)
+            return Outgoing(attempt.id, "", reminder.text, reminder)
+        assert attempt.to_phone is not None  # set by the decision
+        return Outgoing(attempt.id, attempt.to_phone, render(template, self.policy, link))
 
     async def run_once(self, limit: int = 200) -> int:
         """Send what is due now; returns how many went out."""

@@ -32,7 +32,7 @@ from ledger.db import run_transaction
 from ledger.masking import mask, mask_values
 from ledger.models import Conversation, Message
 from ledger.policy import Policy, cached_policy
-from ledger.settings import Settings, rasa_servers
+from settings import Settings, rasa_servers
 
 log = logging.getLogger("api.chat")
 T = TypeVar("T")

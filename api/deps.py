@@ -13,7 +13,7 @@ from api.errors import ApiError
 from ledger.clock import Clock, process_clock
 from ledger.db import session_factory
 from ledger.policy import Policy, cached_policy
-from ledger.settings import Settings, get_settings
+from settings import Settings, get_settings
 
 
 def settings_dep() -> Settings:

@@ -17,7 +17,7 @@ from ledger import eod
 from ledger.clock import Clock, process_clock
 from ledger.db import run_transaction
 from ledger.policy import Policy
-from ledger.settings import Settings
+from settings import Settings
 
 log = logging.getLogger("api.eod")
 FIRST_RUN_DELAY = 30.0  # seconds after start-up: let the gateway settle first

@@ -12,11 +12,32 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import LedgerError
+from ledger.agents import AccountLocked, LoginFailed
+from ledger.compliance import ContactNotAllowed
+from ledger.errors import Conflict, LedgerError, NotFound, OfferNotAllowed, PolicyError, ValidationFailed
 
 RETRY_AFTER_SECONDS = 5
 
 log = logging.getLogger("api")
+
+# The one place a domain error becomes an HTTP status: the most specific class listed wins
+# (a subclass not listed takes its parent's status, e.g. OutsideServiceWindow is a Conflict).
+STATUS_OF: dict[type[LedgerError], int] = {
+    LoginFailed: 401,
+    NotFound: 404,
+    Conflict: 409,
+    ContactNotAllowed: 409,
+    ValidationFailed: 422,
+    OfferNotAllowed: 422,
+    AccountLocked: 423,
+    PolicyError: 500,
+    LedgerError: 400,
+}
+
+
+def status_for(exc: LedgerError) -> int:
+    """The HTTP status of a domain error, from STATUS_OF."""
+    return next(STATUS_OF[cls] for cls in type(exc).__mro__ if cls in STATUS_OF)
 
 
 class ApiError(Exception):
@@ -36,7 +57,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LedgerError)
     async def _ledger(_: Request, exc: LedgerError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=status_for(exc))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -15,7 +15,7 @@ from slowapi import Limiter
 from starlette.requests import HTTPConnection
 
 from api.errors import ApiError
-from ledger.settings import get_settings
+from settings import get_settings
 
 
 def _storage() -> str:

@@ -21,7 +21,7 @@ from api.logs import configure_logging
 from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts, wechat
 from api.wechat_channel import WeChatChannel
 from ledger.policy import cached_policy
-from ledger.settings import get_settings
+from settings import get_settings
 
 MAX_BODY_BYTES = 64 * 1024
 

@@ -22,7 +22,7 @@ from ledger.clock import Clock
 from ledger.db import run_transaction
 from ledger.models import OutboundSms
 from ledger.policy import Policy
-from ledger.settings import Settings
+from settings import Settings
 
 log = logging.getLogger("api.sms")
 

@@ -26,7 +26,7 @@ from wechatpy.utils import WeChatSigner  # type: ignore[import-untyped]
 from ledger.db import run_transaction
 from ledger.masking import mask
 from ledger.models import WeChatOutbound
-from ledger.settings import Settings
+from settings import Settings
 
 log = logging.getLogger("api.wechat")
 OPENID_MAX = 64

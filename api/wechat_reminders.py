@@ -1,25 +1,22 @@
 """Campaign reminders on WeChat: template messages to holders who bound their WeChat by verifying.
 
-Decided at the moment of sending by the same conduct rules as an SMS (`ledger.wechat.reminder_decision`
-calls `ledger.compliance.decide`). A template message is the only thing WeChat lets an account send
-outside the 48-hour customer-service window, so reminders are always template messages; they name
+Decided at the moment of sending by the same conduct rules as an SMS (`ledger.campaigns.decide_at_send_time`,
+through `ledger.wechat.reminder_decision`). A template message is the only thing WeChat lets an account
+send outside the 48-hour customer-service window, so reminders are always template messages; they name
 the bank, carry no amount or debt detail and say how to opt out, like the SMS.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 import httpx
-from sqlalchemy.orm import Session
 
-from api import guard, links
+from api import guard
 from api.wechat import deliver
-from ledger import templates, wechat
-from ledger.models import Account, ContactAttempt
+from ledger import templates
 from ledger.policy import Policy
-from ledger.settings import Settings
+from settings import Settings
 
 
 @dataclass(frozen=True)
@@ -47,31 +44,6 @@ def check_template(template: str, policy: Policy) -> str | None:
     if guard.ACCOUNT_DETAIL.search(text) or "逾期" in text or "欠款" in text:
         return "the message must not carry amounts or debt details a third party could read"
     return None
-
-
-def prepare(
-    session: Session,
-    attempt: ContactAttempt,
-    account: Account,
-    template: str,
-    settings: Settings,
-    policy: Policy,
-    now: datetime,
-) -> Reminder | None:
-    """Decide one claimed WeChat attempt now; the Reminder to send, or None with the attempt updated."""
-    openid = wechat.reminder_openid(session, account.cardholder_id)
-    if openid is None:  # unbound or unfollowed since the campaign selected it
-        attempt.status, attempt.reason = "skipped", "not_bound"
-        return None
-    decision = wechat.reminder_decision(session, account, openid, now, policy.contact, exclude_attempt=attempt.id)
-    if decision.outcome == "skip":
-        attempt.status, attempt.reason = "skipped", decision.reason
-        return None
-    if decision.outcome == "defer":
-        attempt.status, attempt.reason, attempt.scheduled_at = "queued", decision.reason, decision.send_at
-        return None
-    token = links.issue(attempt.id, settings.link_signing_key.get_secret_value(), now)
-    return Reminder(openid, render(template, policy), f"{settings.public_base_url.rstrip('/')}/chat?t={token}")
 
 
 async def send(settings: Settings, http: httpx.AsyncClient, reminder: Reminder, policy: Policy) -> bool:

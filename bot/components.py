@@ -1,14 +1,11 @@
-"""Rasa graph components: text normalisation and Chinese entity extraction."""
+"""Rasa graph components: text normalisation, Chinese entity extraction, the keyword stage and cues."""
 
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -18,7 +15,9 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot import keywords
 from bot.extract import extract
+from bot.keywords import CUES, KEYWORDS
 from bot.normalize import normalize
 from ledger.clock import process_clock
 
@@ -84,24 +83,15 @@ class ChineseEntityExtractor(GraphComponent, EntityExtractorMixin):
         return messages
 
 
-@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class KeywordIntentOverride(GraphComponent):
-    """Second stage: unambiguous, high-stakes phrases (bot/keyword_intents.yml) decide the intent."""
+class _KeywordStage(GraphComponent):
+    """A component that reads bot/keywords.yml (the one place the assistant's keyword lists live)."""
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        return {"rules": str(Path(__file__).with_name("keyword_intents.yml"))}
+        return {"keywords": str(KEYWORDS)}
 
     def __init__(self, config: dict[str, Any]) -> None:
-        rules = yaml.safe_load(Path(config["rules"]).read_text(encoding="utf-8"))
-        self._rules = [
-            (
-                r["intent"],
-                [re.compile(p, re.I) for p in r["patterns"]],
-                [re.compile(p, re.I) for p in r.get("unless", [])],
-            )
-            for r in rules
-        ]
+        self._keywords = keywords.load(config["keywords"])
 
     @classmethod
     def create(
@@ -110,14 +100,16 @@ class KeywordIntentOverride(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> KeywordIntentOverride:
+    ) -> GraphComponent:
         return cls(config)
 
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
+class KeywordIntentOverride(_KeywordStage):
+    """Second stage: unambiguous, high-stakes phrases (bot/keywords.yml `intents`) decide the intent."""
+
     def match(self, text: str) -> str | None:
-        for intent, patterns, vetoes in self._rules:
-            if any(p.search(text) for p in patterns) and not any(v.search(text) for v in vetoes):
-                return intent
-        return None
+        return self._keywords.intent(text)
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
@@ -128,4 +120,16 @@ class KeywordIntentOverride(GraphComponent):
             chosen = {"name": intent, "confidence": 1.0}
             message.set(INTENT, chosen, add_to_output=True)
             message.set(INTENT_RANKING_KEY, [chosen, *ranking], add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class MessageCues(_KeywordStage):
+    """What a message says beyond its intent (a death, a wrong number, the channels a stop request
+    names...), as cue names in the parse data (`cues`), from bot/keywords.yml. The actions decide
+    from these names and never match the words themselves."""
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            message.set(CUES, self._keywords.cues_in(message.get(TEXT) or ""), add_to_output=True)
         return messages

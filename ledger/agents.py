@@ -22,12 +22,10 @@ _hasher = PasswordHash.recommended()  # Argon2id
 
 class LoginFailed(LedgerError):
     code = "login_failed"
-    status = 401
 
 
 class AccountLocked(LedgerError):
     code = "account_locked"
-    status = 423
 
 
 def create_agent(

@@ -86,6 +86,15 @@ class PlanState:
     def missed_periods(self) -> int:
         return sum(1 for r in self.rows if r.status == "missed")
 
+    @property
+    def periods_left(self) -> int:
+        return len(self.rows) - self.paid_periods
+
+    @property
+    def arrears(self) -> int:
+        """What the missed instalments still lack."""
+        return sum(r.amount - r.paid for r in self.rows if r.status == "missed")
+
 
 def plan_payments(payments: Sequence[Payment], paid_before: int) -> list[Payment]:
     """The payments that belong to a plan: everything after the first `paid_before` fen, in date order."""

@@ -42,6 +42,7 @@ from ledger.models import (
     Statement,
 )
 from ledger.policy import BUCKETS, ContactPolicy
+from ledger.wechat import bound_cardholders, reminder_decision, reminder_openid
 
 ACTIVE_ATTEMPT = ("queued", "sending", "sent")
 SKIP_KEYS = ("opted_out", "quiet_hours", "frequency_cap", "hold", "arrangement", "number_suppressed", "hardship")
@@ -225,8 +226,6 @@ def create_campaign(
     bulk = _BulkFacts(session, clock.today(), wanted)
     facts = bulk.facts
     if channel == "wechat":  # holders who bound their WeChat by verifying there
-        from ledger.wechat import bound_cardholders
-
         bound = bound_cardholders(session)
         candidates = [c for c in candidates if c.cardholder_id in bound]
         # SMS opt-outs and number suppressions are the phone's; the follower's own 退订 is checked at send time.
@@ -280,34 +279,52 @@ def create_campaign(
     return result
 
 
-def decide_at_send_time(session: Session, attempt: ContactAttempt, now: datetime, rules: ContactPolicy) -> Decision:
+@dataclass(frozen=True)
+class SendDecision(Decision):
+    """A queued send decided at its moment; a WeChat reminder also names the follower it goes to."""
+
+    openid: str | None = None
+
+
+def decide_at_send_time(session: Session, attempt: ContactAttempt, now: datetime, rules: ContactPolicy) -> SendDecision:
     """Decide a queued campaign send again when its time comes, and record the outcome on it:
-    skipped (with the reason), deferred to the next window (queued again), or cleared to send."""
+    skipped (with the reason), deferred to the next window (queued again), or cleared to send.
+
+    A WeChat reminder goes only to a follower still bound to the holder who has not sent 退订,
+    then by the same decision as an SMS (ledger.wechat.reminder_decision)."""
+    account = session.get(Account, attempt.account_pk) if attempt.account_pk is not None else None
     phone = attempt.to_phone
-    if phone is None and attempt.account_pk is not None:
-        phone = session.scalar(
-            select(Cardholder.phone)
-            .join(Account, Account.cardholder_id == Cardholder.id)
-            .where(Account.id == attempt.account_pk)
-        )
-        attempt.to_phone = phone
+    if phone is None and account is not None:
+        phone = attempt.to_phone = account.cardholder.phone
     assert phone is not None, "a campaign attempt is always for an account, and every holder has a phone"
-    decision = decide_contact(
-        session,
-        phone=phone,
-        account_pk=attempt.account_pk,
-        channel="wechat" if attempt.channel == "wechat" else "sms",
-        purpose="notice" if attempt.purpose == "notice" else "campaign",
-        at=now,
-        rules=rules,
-        selected_at=attempt.selected_at,
-        exclude_attempt=attempt.id,
-    )
+    openid = None
+    if attempt.channel == "wechat":
+        assert account is not None, "a WeChat reminder is always for an account"
+        openid = reminder_openid(session, account.cardholder_id)
+        decision = (
+            reminder_decision(
+                session, account, openid, now, rules, exclude_attempt=attempt.id, selected_at=attempt.selected_at
+            )
+            if openid is not None
+            else Decision("skip", "not_bound")
+        )
+    else:
+        decision = decide_contact(
+            session,
+            phone=phone,
+            account_pk=attempt.account_pk,
+            channel="sms",
+            purpose="notice" if attempt.purpose == "notice" else "campaign",
+            at=now,
+            rules=rules,
+            selected_at=attempt.selected_at,
+            exclude_attempt=attempt.id,
+        )
     if decision.outcome == "skip":
         attempt.status, attempt.reason = "skipped", decision.reason
     elif decision.outcome == "defer":
         attempt.status, attempt.reason, attempt.scheduled_at = "queued", decision.reason, decision.send_at
-    return decision
+    return SendDecision(decision.outcome, decision.reason, decision.send_at, openid)
 
 
 def campaign_status(session: Session, campaign_id: str) -> dict[str, object]:

@@ -53,6 +53,7 @@ Reason = Literal[
     "paid",
     "hardship",
     "frequency_cap",
+    "not_bound",  # a WeChat reminder whose holder has no bound, following openid any more
 ]
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 # The contact-preference name of each channel (the account view says "calls").
@@ -146,7 +147,6 @@ class ContactNotAllowed(LedgerError):
     """An outbound message the rules do not allow now; `details` say why and when it may go."""
 
     code = "contact_not_allowed"
-    status = 409
 
     @classmethod
     def because(cls, decision: Decision) -> ContactNotAllowed:

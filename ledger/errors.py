@@ -1,4 +1,7 @@
-"""One exception hierarchy for the domain; each error carries a stable `code`."""
+"""One exception hierarchy for the domain; each error carries a stable `code`.
+
+The ledger knows nothing of HTTP: `api/errors.py` maps each kind of error to a status code.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ class LedgerError(Exception):
     """Base of every domain error; `code` is stable and safe to show to API clients."""
 
     code = "ledger_error"
-    status = 400
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -18,27 +20,30 @@ class LedgerError(Exception):
 
 
 class ValidationFailed(LedgerError):
+    """What was asked is malformed or out of range."""
+
     code = "validation_failed"
-    status = 422
 
 
 class NotFound(LedgerError):
+    """No such account, plan, conversation..."""
+
     code = "not_found"
-    status = 404
 
 
 class Conflict(LedgerError):
+    """The state of things does not allow it now (an open plan already, not waiting for approval...)."""
+
     code = "conflict"
-    status = 409
 
 
 class OfferNotAllowed(LedgerError):
     """The policy does not allow what was asked; `details` names the nearest allowed offer."""
 
     code = "offer_not_allowed"
-    status = 422
 
 
 class PolicyError(LedgerError):
+    """policy.yml is invalid: the bank's rules cannot be applied."""
+
     code = "policy_invalid"
-    status = 500

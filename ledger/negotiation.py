@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -26,7 +27,7 @@ from ledger.accounts import (
     statement_terms,
 )
 from ledger.clock import Clock
-from ledger.errors import Conflict, OfferNotAllowed
+from ledger.errors import Conflict, OfferNotAllowed, ValidationFailed
 from ledger.fees import position
 from ledger.models import Hold, Plan, PlanRow, Promise
 from ledger.plans import (
@@ -34,6 +35,8 @@ from ledger.plans import (
     PlanOffer,
     deferment_offer,
     installment_offer,
+    judge_promise,
+    latest_deferment,
     personalized_for_capacity,
     personalized_offer,
     validate_promise,
@@ -136,6 +139,162 @@ def offer_for(
     raise OfferNotAllowed(f"unknown plan type {kind}")
 
 
+# --- what to propose when a holder asks (pure, over a Situation) -------------------------------
+# Each returns an outcome the bot and the agent console only put into words.
+
+InstallmentOutcome = Literal["on_hold", "settled", "none", "options", "offer", "nearest"]
+
+
+@dataclass(frozen=True)
+class InstallmentProposal:
+    """`options`: every allowed offer; `offer`: the one asked for; `nearest`: the periods asked for are
+    not offered (`requested`, `allowed_periods`) and `offer` is the nearest that is; `none`: nothing to offer."""
+
+    outcome: InstallmentOutcome
+    offers: tuple[PlanOffer, ...] = ()
+    offer: PlanOffer | None = None
+    requested: int | None = None
+    allowed_periods: tuple[int, ...] = ()
+
+
+def propose_installment(sit: Situation, today: date, periods: int | None = None) -> InstallmentProposal:
+    """The installments to put to the holder: all of them, the one asked for, or the nearest allowed."""
+    if sit.on_hold:
+        return InstallmentProposal("on_hold")
+    if sit.outstanding <= 0:
+        return InstallmentProposal("settled")
+    if periods is None:
+        offers = tuple(installment_offers(sit, today))
+        return InstallmentProposal("options", offers=offers) if offers else InstallmentProposal("none")
+    try:
+        return InstallmentProposal("offer", offer=offer_for(sit, "installment", today, periods=periods))
+    except OfferNotAllowed as exc:
+        nearest = exc.details.get("nearest")
+        if not nearest:
+            return InstallmentProposal("none", requested=periods)
+        return InstallmentProposal(
+            "nearest",
+            offer=offer_for(sit, "installment", today, periods=nearest),
+            requested=periods,
+            allowed_periods=tuple(exc.details.get("allowed_periods", ())),
+        )
+
+
+DefermentOutcome = Literal["on_hold", "not_allowed", "offer", "nearest"]
+
+
+@dataclass(frozen=True)
+class DefermentProposal:
+    """`offer`: to the day asked (or the latest allowed when none was); `nearest`: the day asked cannot be
+    offered, `offer` is to the latest day that can."""
+
+    outcome: DefermentOutcome
+    offer: PlanOffer | None = None
+
+
+def propose_deferment(sit: Situation, today: date, asked: date | None = None) -> DefermentProposal:
+    """A deferment within the bucket's limit; the latest allowed day when none is asked or the asked one is not."""
+    if sit.on_hold:
+        return DefermentProposal("on_hold")
+    if not sit.rules.allows("deferment") or sit.amount_due <= 0:
+        return DefermentProposal("not_allowed")
+    latest = latest_deferment(sit.rules, today)
+    try:
+        return DefermentProposal("offer", offer_for(sit, "deferment", today, pay_on=asked or latest))
+    except (OfferNotAllowed, ValidationFailed):
+        return DefermentProposal("nearest", offer_for(sit, "deferment", today, pay_on=latest))
+
+
+PersonalizedOutcome = Literal["on_hold", "settled", "not_offered", "too_little", "offer"]
+
+
+@dataclass(frozen=True)
+class PersonalizedProposal:
+    """`too_little`: no plan up to `max_periods` fits the monthly amount; `min_monthly` would."""
+
+    outcome: PersonalizedOutcome
+    offer: PlanOffer | None = None
+    min_monthly: int = 0
+    max_periods: int = 0
+
+
+def propose_personalized(sit: Situation, today: date, monthly: int) -> PersonalizedProposal:
+    """A personalised plan sized to what the holder can pay a month (fewest periods that fit)."""
+    if sit.on_hold:
+        return PersonalizedProposal("on_hold")
+    if sit.outstanding <= 0:
+        return PersonalizedProposal("settled")
+    try:
+        return PersonalizedProposal("offer", offer_for(sit, "personalized", today, monthly=monthly))
+    except OfferNotAllowed as exc:
+        if "min_monthly" not in exc.details:
+            return PersonalizedProposal("not_offered")
+        return PersonalizedProposal(
+            "too_little", min_monthly=exc.details["min_monthly"], max_periods=exc.details["max_periods"]
+        )
+
+
+PromiseOutcome = Literal["settled", "need_date", "past", "too_late", "too_much", "ok"]
+
+
+@dataclass(frozen=True)
+class PromiseProposal:
+    """A promise to put to the holder for confirmation, or what is wrong with it. `amount` is what they
+    named, else what clears the overdue if paid on the day (or the whole balance)."""
+
+    outcome: PromiseOutcome
+    amount: int = 0
+    due: date | None = None
+    latest: date | None = None  # past, too_late: the latest date the policy allows
+    outstanding: int = 0  # too_much: the whole balance, to name
+
+
+def propose_promise(sit: Situation, today: date, amount: int | None, due: date | None) -> PromiseProposal:
+    """Check a promise before the holder confirms it, by the rules `create_promise` will apply."""
+    default = (sit.amount_due_on(due) if due is not None and due >= today else sit.amount_due) or sit.outstanding
+    fen = amount or default
+    if fen <= 0:
+        return PromiseProposal("settled")
+    if due is None:
+        return PromiseProposal("need_date", amount=fen)
+    verdict = judge_promise(fen, due, today, promise_ceiling(sit, due, today), sit.rules)
+    if verdict.problem == "too_much":
+        return PromiseProposal("too_much", amount=fen, due=due, outstanding=sit.outstanding)
+    if verdict.problem in ("past", "too_late"):
+        return PromiseProposal(verdict.problem, amount=fen, due=due, latest=verdict.latest)
+    return PromiseProposal("ok", amount=fen, due=due)
+
+
+def promise_ceiling(sit: Situation, due: date, today: date) -> int:
+    """The most a promise for `due` may be: what is owed by then may be more than today (interest runs)."""
+    return max(sit.outstanding, sit.amount_due_on(due)) if due >= today else sit.outstanding
+
+
+HardshipOutcome = Literal["on_hold", "personalized", "options"]
+
+
+@dataclass(frozen=True)
+class HardshipProposal:
+    """After hardship: a personalised plan (up to `max_periods`, for a person to approve) where the
+    bucket allows one, else the usual options (installments, deferment, a person)."""
+
+    outcome: HardshipOutcome
+    max_periods: int = 0
+
+
+def propose_after_hardship(sit: Situation) -> HardshipProposal:
+    if sit.on_hold:
+        return HardshipProposal("on_hold")
+    if sit.rules.allows("personalized"):
+        return HardshipProposal("personalized", sit.rules.personalized_max_periods)
+    return HardshipProposal("options")
+
+
+def fee_waiver_route(sit: Situation) -> Literal["review", "no"]:
+    """A waiver is never granted by the bot: a person reviews it where the bucket allows waivers."""
+    return "review" if sit.rules.allows("fee_waiver") else "no"
+
+
 def create_plan(
     session: Session,
     account_id: str,
@@ -211,9 +370,7 @@ def create_promise(
     if existing is not None:
         return existing, False
     sit = situation(session, account_id, policy, clock)
-    # What is owed by the promised date may be more than today (interest runs until then).
-    owed = max(sit.outstanding, sit.amount_due_on(due)) if due >= clock.today() else sit.outstanding
-    validate_promise(amount, due, clock.today(), owed, sit.rules)
+    validate_promise(amount, due, clock.today(), promise_ceiling(sit, due, clock.today()), sit.rules)
     account = get_account(session, account_id)
     promise = Promise(
         promise_id=new_id("pp"),

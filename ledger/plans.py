@@ -167,11 +167,21 @@ def _plan(
     )
 
 
+def latest_deferment(rules: BucketPolicy, today: date) -> date:
+    """The latest day a deferment agreed today may move the payment to."""
+    return today + timedelta(days=rules.deferment_max_days)
+
+
+def latest_promise(rules: BucketPolicy, today: date) -> date:
+    """The latest day a promise made today may name."""
+    return today + timedelta(days=rules.promise_max_days)
+
+
 def deferment_offer(amount: int, pay_on: date, rules: BucketPolicy, today: date) -> PlanOffer:
     """Pay `amount` later on `pay_on`, within the policy's maximum deferment; no fee."""
     if not rules.allows("deferment"):
         raise OfferNotAllowed("deferment is not offered for this account", max_days=0)
-    latest = today + timedelta(days=rules.deferment_max_days)
+    latest = latest_deferment(rules, today)
     if pay_on <= today:
         raise ValidationFailed("the new date must be after today", date=pay_on.isoformat())
     if pay_on > latest:
@@ -244,16 +254,46 @@ def personalized_for_capacity(
     )
 
 
-def validate_promise(amount: int, due: date, today: date, owed: int, rules: BucketPolicy) -> None:
-    """A promise to pay must be positive, not more than owed, not in the past, within the policy window."""
+PromiseProblem = Literal["not_positive", "past", "too_late", "too_much"]
+
+
+@dataclass(frozen=True)
+class PromiseVerdict:
+    """Whether a promise may be recorded; if not, the first thing wrong with it (the date before the amount)."""
+
+    problem: PromiseProblem | None
+    latest: date  # the latest date the policy allows
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def judge_promise(amount: int, due: date, today: date, owed: int, rules: BucketPolicy) -> PromiseVerdict:
+    """A promise to pay must be positive, not in the past, within the policy window, not more than owed."""
+    latest = latest_promise(rules, today)
+    problem: PromiseProblem | None = None
     if amount <= 0:
+        problem = "not_positive"
+    elif due < today:
+        problem = "past"
+    elif due > latest:
+        problem = "too_late"
+    elif amount > owed:
+        problem = "too_much"
+    return PromiseVerdict(problem, latest)
+
+
+def validate_promise(amount: int, due: date, today: date, owed: int, rules: BucketPolicy) -> None:
+    """Raise what `judge_promise` finds wrong: ValidationFailed, or OfferNotAllowed beyond the window."""
+    verdict = judge_promise(amount, due, today, owed, rules)
+    if verdict.problem == "not_positive":
         raise ValidationFailed("the amount must be positive", amount=amount)
-    if amount > owed:
-        raise ValidationFailed("the amount is more than is owed", amount=amount, owed=owed)
-    if due < today:
+    if verdict.problem == "past":
         raise ValidationFailed("the date is in the past", date=due.isoformat())
-    latest = today + timedelta(days=rules.promise_max_days)
-    if due > latest:
+    if verdict.problem == "too_late":
         raise OfferNotAllowed(
-            "the date is beyond the promise window", nearest=latest.isoformat(), max_days=rules.promise_max_days
+            "the date is beyond the promise window", nearest=verdict.latest.isoformat(), max_days=rules.promise_max_days
         )
+    if verdict.problem == "too_much":
+        raise ValidationFailed("the amount is more than is owed", amount=amount, owed=owed)

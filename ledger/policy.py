@@ -145,6 +145,11 @@ class AgreementPolicy(_Strict):
     early_payoff_unearned_fees: Literal["waived", "charged"] = "waived"
     personalized_fee_rate: Decimal = Field(default=Decimal("0.005"), ge=0, le=Decimal("0.02"))
 
+    @property
+    def misses_that_break(self) -> int:
+        """How many instalments missed at once break a plan."""
+        return self.misses_allowed + 1
+
 
 class Policy(_Strict):
     version: Literal[1]

@@ -1,74 +1,27 @@
-"""All configuration in one place, read from the environment and `var/secrets.env`."""
+"""What the ledger itself needs from the environment: its database, the policy file, the time zone.
+
+The processes' settings (Rasa, SMS and WeChat providers, Redis, secrets) live in the top-level
+`settings` package and extend these; the ledger reads none of them.
+"""
 
 from __future__ import annotations
 
-import ipaddress
-from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
 
 
-class Settings(BaseSettings):
+class LedgerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=VAR / "secrets.env", env_file_encoding="utf-8", extra="ignore")
 
     database_url: str = f"sqlite+pysqlite:///{VAR / 'app.db'}"
     app_timezone: str = "Asia/Shanghai"
     policy_path: Path = ROOT / "policy.yml"
-    admin_api_token: SecretStr = SecretStr("")
-    rasa_auth_token: SecretStr = SecretStr("")
-    link_signing_key: SecretStr = SecretStr("")
-    agent_jwt_key: SecretStr = SecretStr("")
-    rasa_url: str = "http://127.0.0.1:5005"
-    # Several Rasa servers sharing a SQL tracker store and a Redis lock store: comma-separated.
-    # Each conversation is pinned to one of them by its id (docs/scaling.md).
-    rasa_urls: str = ""
-    action_server_url: str = "http://127.0.0.1:5055"
-    rasa_timeout_seconds: float = 1.8
-    rasa_max_in_flight: int = Field(default=8, ge=1)  # turns inside one Rasa server at once (api/chat.py)
-    sms_provider: str = "outbox"  # outbox | twilio
-    twilio_auth_token: SecretStr = SecretStr("")
-    twilio_account_sid: str = ""
-    twilio_from_number: str = ""
-    twilio_api_base: str = "https://api.twilio.com"
-    rate_limit_per_minute: int = 60  # per client address on public endpoints
-    redis_url: str | None = None
-    tracker_store_url: str | None = None
-    max_message_chars: int = 1000
-    verify_idle_minutes: int = Field(default=15, ge=1)  # a verified conversation silent this long verifies again
-    # Seconds between looks for conversations handed off only because the bot was away (0: never).
-    bot_recovery_seconds: float = Field(default=5.0, ge=0)
-    sms_inbound_dev_secret: SecretStr = SecretStr("")  # outbox mode: inbound SMS need X-SMS-Dev-Secret
-    trusted_proxies: str = ""  # comma-separated addresses whose X-Forwarded-For is believed
-    rasa_channel_secret: SecretStr = SecretStr("")  # X-Channel-Secret on Rasa's channel webhooks
-    action_server_secret: SecretStr = SecretStr("")  # X-Action-Secret on every action-server call
-    public_base_url: str = "http://127.0.0.1:8000"
-    # WeChat Official Account (api/wechat.py): token and AES key as set in the account's console.
-    wechat_provider: str = "outbox"  # outbox | wechat
-    wechat_token: SecretStr = SecretStr("")
-    wechat_app_id: str = ""
-    wechat_app_secret: SecretStr = SecretStr("")
-    wechat_encoding_aes_key: SecretStr = SecretStr("")
-    wechat_api_base: str = "https://api.weixin.qq.com"
-    wechat_reminder_template_id: str = ""
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _networks(cls, value: str) -> str:
-        """A typo here would otherwise fail every request; fail at start-up instead, naming it."""
-        for part in filter(None, (p.strip() for p in value.split(","))):
-            ipaddress.ip_network(part, strict=False)  # raises ValueError: "... does not appear to be ..."
-        return value
 
 
-def rasa_servers(settings: Settings) -> list[str]:
-    return [u.strip().rstrip("/") for u in settings.rasa_urls.split(",") if u.strip()] or [settings.rasa_url]
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+def ledger_settings() -> LedgerSettings:
+    """Read afresh each time: only the migrations ask, once per run."""
+    return LedgerSettings()

@@ -260,9 +260,11 @@ def reminder_decision(
     now: datetime,
     rules: ContactPolicy,
     exclude_attempt: int | None = None,
+    selected_at: datetime | None = None,
 ) -> compliance.Decision:
     """One WeChat reminder, now: this follower's own 退订 of reminders, then the one decision every
-    contact takes (ledger.compliance.decide_contact: window, caps per person across channels, holds)."""
+    contact takes (ledger.compliance.decide_contact: window, caps per person across channels, holds,
+    and a payment since `selected_at`)."""
     if user(session, openid).reminders_opted_out_at is not None:
         return compliance.Decision("skip", "opted_out")
     return compliance.decide_contact(
@@ -273,5 +275,6 @@ def reminder_decision(
         purpose="campaign",
         at=now,
         rules=rules,
+        selected_at=selected_at,
         exclude_attempt=exclude_attempt,
     )

@@ -18,7 +18,7 @@ from ledger import campaigns
 from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.policy import cached_policy
-from ledger.settings import get_settings
+from settings import get_settings
 
 
 def main() -> int:

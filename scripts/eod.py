@@ -15,7 +15,7 @@ import httpx
 from api.eod_job import run_once
 from ledger.clock import process_clock
 from ledger.policy import load_policy
-from ledger.settings import get_settings
+from settings import get_settings
 
 
 async def main(force: bool) -> None:

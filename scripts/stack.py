@@ -252,7 +252,7 @@ def private_var(var: Path) -> None:
 
 def wants_demo(database_url: str) -> bool:
     """Demo holders (whose answers the README publishes) only in the default SQLite file, or on request."""
-    from ledger.settings import Settings
+    from settings import Settings
 
     return os.environ.get("DEMO") == "1" or database_url == Settings.model_fields["database_url"].default
 
@@ -306,7 +306,7 @@ def main() -> int:
         cache = int(os.environ.get("RASA_TRACKER_CACHE") or 2000)
         print(endpoints(var, port, os.environ.get("TRACKER_STORE_URL"), os.environ.get("REDIS_URL"), cache))
         return 0
-    from ledger.settings import get_settings
+    from settings import get_settings
 
     database_url = get_settings().database_url
     if not MODEL.exists():

@@ -17,7 +17,7 @@ import httpx
 import xmltodict  # type: ignore[import-untyped]
 
 from api.wechat import encrypt_push, push_xml, signature
-from ledger.settings import get_settings
+from settings import get_settings
 
 
 def outbox(gateway: str, openid: str, admin: dict[str, str]) -> list[dict[str, str]]:

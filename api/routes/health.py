@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from api.deps import SettingsDep
 from ledger.db import session_factory
-from ledger.settings import rasa_servers
+from settings import rasa_servers
 
 router = APIRouter(tags=["ops"])
 

@@ -4,10 +4,10 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from ledger.models import Base
-from ledger.settings import get_settings
+from ledger.settings import ledger_settings
 
 config = context.config
-url = config.get_main_option("sqlalchemy.url") or get_settings().database_url
+url = config.get_main_option("sqlalchemy.url") or ledger_settings().database_url
 
 
 def run() -> None:

@@ -17,11 +17,12 @@ from sqlalchemy import select
 
 from actions.conduct import ActionInsult, ActionStopContact, _scope
 from actions.negotiate import ActionConfirm, ActionOfferInstallment, ActionPromiseToPay
+from bot.keywords import cues_in
 from ledger import accounts, conversations
 from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import Plan
-from ledger.settings import get_settings
+from settings import get_settings
 from tests.factories import record
 
 # Offers and promise windows are worked out from the process clock's today.
@@ -52,7 +53,12 @@ def verified_conversation(database_url: str, overdue_days: int = 45) -> tuple[st
 def tracker(
     cid: str, text: str, intent: str, entities: list[dict[str, Any]] | None = None, slots: dict[str, Any] | None = None
 ) -> Tracker:
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": entities or []}
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.99},
+        "entities": entities or [],
+        "cues": cues_in(text),  # as the NLU adds them (bot/keywords.yml)
+    }
     return Tracker(cid, slots or {}, latest, [], False, None, {}, "action_listen")
 
 
@@ -135,10 +141,11 @@ def test_third_abuse_hands_off() -> None:
         ("别给我家里打电话", [("third_party", "forbidden")]),  # the family's phone, not the holder's
         ("不要再联系我了", [("sms", "opted_out"), ("calls", "opted_out")]),  # no channel named: both
         ("别再发短信了", [("sms", "opted_out")]),
+        ("只打电话，不要短信", [("sms", "opted_out")]),
     ],
 )
 def test_stop_contact_scope(text: str, changes: list[tuple[str, str]]) -> None:
-    assert _scope(text) == changes
+    assert _scope(frozenset(cues_in(text))) == changes
 
 
 def test_stop_contact_from_someone_not_verified_is_a_ticket_not_a_change() -> None:

@@ -10,6 +10,7 @@ from rasa_sdk import Tracker
 from actions.answers import ActionAnswerProcess
 from actions.conduct import ActionFeeWaiver
 from actions.negotiate import ActionOfferInstallment
+from bot.keywords import cues_in
 from tests.actions.test_actions import _settings, run, verified_conversation  # noqa: F401  (autouse fixture)
 
 
@@ -18,6 +19,7 @@ def faq_tracker(cid: str, text: str, topic: str, slots: dict[str, Any] | None = 
         "text": text,
         "intent": {"name": "faq", "confidence": 0.9},
         "entities": [],
+        "cues": cues_in(text),
         "response_selector": {
             "all_retrieval_intents": ["faq"],
             "faq": {"response": {"intent_response_key": f"faq/{topic}", "utter_action": f"utter_faq/{topic}"}},
@@ -27,7 +29,7 @@ def faq_tracker(cid: str, text: str, topic: str, slots: dict[str, Any] | None = 
 
 
 def intent_tracker(cid: str, text: str, intent: str, slots: dict[str, Any] | None = None) -> Tracker:
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": [], "cues": cues_in(text)}
     return Tracker(cid, slots or {}, latest, [], False, None, {}, "action_listen")
 
 

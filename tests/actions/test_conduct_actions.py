@@ -20,12 +20,13 @@ import actions.conduct
 from actions.account import ActionTellDebt
 from actions.conduct import ActionDispute, ActionHardship, ActionStopContact, ActionThirdParty
 from api import guard
+from bot.keywords import cues_in
 from ledger import accounts, compliance, conduct, conversations
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import AuditLog, ContactPreference, ContactRequest, Hardship, Hold, NumberSuppression
 from ledger.policy import Policy
-from ledger.settings import get_settings
+from settings import get_settings
 from tests.factories import record
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -48,7 +49,7 @@ def phone() -> str:
 
 
 def tracker(cid: str, text: str, intent: str) -> Tracker:
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": []}
+    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": [], "cues": cues_in(text)}
     return Tracker(cid, {}, latest, [], False, None, {}, "action_listen")
 
 

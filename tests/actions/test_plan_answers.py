@@ -16,11 +16,12 @@ import actions.account
 import actions.negotiate
 from actions.account import ActionTellDebt
 from actions.negotiate import ActionOfferInstallment, ActionPromiseToPay
+from bot.keywords import cues_in
 from ledger import accounts, conversations, negotiation
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.policy import Policy
-from ledger.settings import get_settings
+from settings import get_settings
 from tests.conftest import TZ
 from tests.factories import record
 
@@ -59,7 +60,12 @@ def holder_with_plan(database_url: str, policy: Policy, plan: bool = True) -> st
 def ask(
     action: Any, cid: str, text: str, intent: str, entities: list[dict[str, Any]] | None = None
 ) -> list[dict[str, Any]]:
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": entities or []}
+    latest = {
+        "text": text,
+        "intent": {"name": intent, "confidence": 0.99},
+        "entities": entities or [],
+        "cues": cues_in(text),
+    }
     dispatcher = CollectingDispatcher()
     asyncio.run(action.run(dispatcher, Tracker(cid, {}, latest, [], False, None, {}, "action_listen"), {}))
     return dispatcher.messages

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from ledger.settings import get_settings
+from settings import get_settings
 
 ADMIN = "test-admin-token"
 SMS_DEV_SECRET = "test-sms-dev-secret"

@@ -122,7 +122,7 @@ def test_view_shows_a_plans_life_and_credit(client: TestClient, admin: dict[str,
     from ledger.clock import Clock
     from ledger.db import transaction
     from ledger.policy import cached_policy
-    from ledger.settings import get_settings
+    from settings import get_settings
 
     body = account_body()
     client.post("/v1/accounts", json=body, headers=admin)

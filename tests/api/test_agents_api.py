@@ -102,7 +102,7 @@ def test_handoff_flow_through_the_api(client: TestClient, admin: dict[str, str],
 
 
 def test_public_chat_is_rate_limited(web: WebChat, monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger.settings import get_settings
+    from settings import get_settings
 
     web.cid("limit")  # the session is opened before the limit drops
     monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "3")

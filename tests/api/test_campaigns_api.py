@@ -18,7 +18,7 @@ from ledger.clock import Clock, process_clock
 from ledger.db import transaction
 from ledger.models import ContactAttempt, OutboundSms
 from ledger.policy import Policy
-from ledger.settings import get_settings
+from settings import get_settings
 from tests.conftest import TZ
 from tests.factories import record
 

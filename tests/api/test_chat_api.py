@@ -70,7 +70,7 @@ def test_conversations_are_pinned_to_one_rasa_server() -> None:
     import httpx
 
     from api.chat import ChatService
-    from ledger.settings import Settings
+    from settings import Settings
 
     service = ChatService(Settings(rasa_urls="http://a:1, http://b:2"), httpx.AsyncClient())
     ids = [f"conv-{i:04d}" for i in range(200)]
@@ -86,7 +86,7 @@ def test_turns_beyond_the_rasa_limit_wait_in_order_and_a_late_one_gets_the_holdi
     import httpx
 
     from api.chat import HOLDING_REPLY, ChatService
-    from ledger.settings import Settings
+    from settings import Settings
 
     inside, most = 0, 0
 

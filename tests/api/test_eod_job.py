@@ -16,7 +16,7 @@ from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import OutboundSms, Plan
 from ledger.policy import Policy
-from ledger.settings import get_settings
+from settings import get_settings
 from tests.conftest import TZ
 from tests.factories import record
 

@@ -24,7 +24,7 @@ from ledger.clock import Clock
 from ledger.db import run_retrying, transaction
 from ledger.models import AuditLog, Conversation, HandoffTicket, Message
 from ledger.policy import Policy
-from ledger.settings import Settings, get_settings
+from settings import Settings, get_settings
 from tests.conftest import TZ
 from tests.factories import record
 

@@ -18,7 +18,7 @@ from api.sms import SEGMENT_CHARS, TwilioProvider, as_sms, split_sms, twilio_sig
 from ledger.db import transaction
 from ledger.models import Conversation, Message
 from ledger.policy import Policy
-from ledger.settings import Settings
+from settings import Settings
 
 
 def test_signature_matches_twilios_documented_example() -> None:

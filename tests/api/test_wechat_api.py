@@ -34,7 +34,7 @@ from ledger.models import (
     WeChatUser,
 )
 from ledger.policy import Policy
-from ledger.settings import Settings, get_settings
+from settings import Settings, get_settings
 from tests.api.test_agents_api import login, make_agent
 from tests.conftest import TZ
 from tests.factories import record

@@ -6,12 +6,12 @@ import uuid
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from ledger import conduct
 from ledger.clock import process_clock
 from ledger.db import transaction
-from ledger.models import ContactAttempt
+from ledger.models import ContactAttempt, NumberSuppression
 from tests.e2e.accounts import new_holder, view
 from tests.e2e.conftest import Running
 
@@ -56,6 +56,21 @@ def test_a_reported_death_goes_to_a_person_and_changes_nothing_unverified(runnin
     assert "deceased" not in view(running, holder)["flags"]
     item = next(i for i in queue(running) if i["conversation_id"] == f"sms-{holder.phone}")
     assert item["reason"] == "deceased" and item["priority"] == 1
+
+
+def test_a_wrong_number_said_from_the_number_silences_it_for_that_account(running: Running, database_url: str) -> None:
+    """打错了 from the number itself: the NLU's cue, not the action's own word list, decides it."""
+    holder = new_holder(running, overdue_days=35)
+    sms(running, holder.phone, "你们打错了，我不认识这个人")
+    [reply] = outbox(running, holder.phone)
+    assert "元" not in reply and "逾期" not in reply
+    with transaction(database_url) as s:
+        rows = s.execute(
+            select(NumberSuppression.channel, NumberSuppression.reason, NumberSuppression.account_pk)
+            .where(NumberSuppression.phone == holder.phone)
+            .order_by(NumberSuppression.id)
+        ).all()
+        assert [tuple(r) for r in rows] == [("all", "wrong_number", conduct.account_pk(s, holder.account_id))]
 
 
 def test_repeated_confusion_brings_in_a_person(running: Running, conversation_id: str) -> None:

@@ -23,7 +23,7 @@ from ledger import conduct, wechat
 from ledger.db import transaction
 from ledger.models import ContactAttempt, Conversation, Message, WeChatUser
 from ledger.money import fen_to_text, yuan_to_fen
-from ledger.settings import Settings
+from settings import Settings
 from tests.e2e.accounts import Holder, new_holder, view
 from tests.e2e.conftest import Running
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from ledger import accounts, conversations, wechat
+from ledger import accounts, campaigns, conversations, wechat
 from ledger.clock import Clock
 from ledger.models import Account, ContactAttempt, Hold
 from ledger.policy import Policy
@@ -160,3 +160,30 @@ def test_a_hold_or_the_followers_stop_request_stops_reminders(session: Session, 
     assert other.cardholder_id not in wechat.bound_cardholders(session)
     decision = wechat.reminder_decision(session, other, other_openid, clock.now(), policy.contact)
     assert (decision.outcome, decision.reason) == ("skip", "opted_out")
+
+
+def test_a_queued_wechat_reminder_is_decided_once_in_the_ledger_at_send_time(
+    session: Session, clock: Clock, policy: Policy
+) -> None:
+    account, openid = _bound_holder(session, clock, "13922226666")
+
+    def queued() -> ContactAttempt:  # selected an hour ago, claimed for sending now
+        attempt = ContactAttempt(account_pk=account.id, channel="wechat", purpose="campaign", status="sending")
+        attempt.to_phone, attempt.reason, attempt.bucket = "13922226666", "ok", "M1"
+        attempt.selected_at, attempt.scheduled_at = clock.now() - timedelta(hours=1), clock.now()
+        session.add(attempt)
+        session.flush()
+        return attempt
+
+    sending = campaigns.decide_at_send_time(session, queued(), clock.now(), policy.contact)
+    assert (sending.outcome, sending.openid) == ("send", openid)  # the follower it goes to
+
+    accounts.post_payment(session, account.account_id, 1_000, clock.now(), "wx-paid-1", policy, clock)
+    paid = queued()
+    decision = campaigns.decide_at_send_time(session, paid, clock.now(), policy.contact)
+    assert (decision.outcome, paid.status, paid.reason) == ("skip", "skipped", "paid")
+
+    wechat.unbind(session, openid, clock.now(), "解绑")
+    gone = queued()
+    decision = campaigns.decide_at_send_time(session, gone, clock.now(), policy.contact)
+    assert (decision.outcome, gone.status, gone.reason) == ("skip", "skipped", "not_bound")

@@ -9,8 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.limits import client_address, limiter
-from ledger.settings import get_settings
 from scripts.stack import Stack
+from settings import get_settings
 from tests.api.conftest import WebChat
 
 

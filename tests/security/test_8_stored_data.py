@@ -81,7 +81,7 @@ def test_pages_allow_no_inline_code_and_connect_only_home(client: TestClient) ->
 
 
 def test_demo_holders_go_only_into_the_default_database(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ledger.settings import Settings
+    from settings import Settings
 
     monkeypatch.delenv("DEMO", raising=False)
     assert wants_demo(Settings.model_fields["database_url"].default)
