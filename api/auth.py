@@ -17,11 +17,11 @@ import jwt
 from fastapi import Depends, Header
 from sqlalchemy.orm import Session
 
-from api.deps import SettingsDep
+from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
 from ledger import agents
 from ledger.clock import Clock, process_clock
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import Agent
 from ledger.settings import Settings
 
@@ -60,7 +60,7 @@ def _key(settings: Settings) -> str:
     return key
 
 
-def principal_from_token(token: str, settings: Settings, clock: Clock | None = None) -> Principal | None:
+def principal_from_token(token: str, db: Database, settings: Settings, clock: Clock | None = None) -> Principal | None:
     """The agent a token speaks for, if it is authentic, unexpired and not revoked.
 
     Expiry is checked against the app's clock (the one that issued it), not PyJWT's wall clock."""
@@ -76,24 +76,21 @@ def principal_from_token(token: str, settings: Settings, clock: Clock | None = N
     clock = clock or process_clock(settings.app_timezone)
     if int(claims["exp"]) <= clock.now().timestamp():
         return None
-    with transaction(settings.database_url, readonly=True) as session:
+    with db.transaction(readonly=True) as session:
         agent = agents.live_token(session, str(claims["jti"]), clock)
         if agent is None or agent.username != claims["sub"]:
             return None
         return Principal(agent.username, agent.role, str(claims["jti"]), datetime.fromtimestamp(claims["exp"], UTC))
 
 
-def agent_from_token(token: str, settings: Settings) -> str | None:
-    principal = principal_from_token(token, settings)
-    return principal.username if principal else None
-
-
 def _bearer(authorization: str | None) -> str:
     return (authorization or "").removeprefix("Bearer ").strip()
 
 
-def current_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    principal = principal_from_token(_bearer(authorization), settings)
+def current_principal(
+    settings: SettingsDep, db: DatabaseDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
+    principal = principal_from_token(_bearer(authorization), db, settings)
     if principal is None:
         raise ApiError(401, "unauthorized", "a valid agent token is required")
     return principal
@@ -103,12 +100,14 @@ def current_agent(principal: Annotated[Principal, Depends(current_principal)]) -
     return principal.username
 
 
-def admin_or_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
+def admin_or_principal(
+    settings: SettingsDep, db: DatabaseDep, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
     token = _bearer(authorization)
     admin = settings.admin_api_token.get_secret_value()
     if admin and hmac.compare_digest(token.encode(), admin.encode()):
         return Principal("admin", "admin")
-    principal = principal_from_token(token, settings)
+    principal = principal_from_token(token, db, settings)
     if principal is None:
         raise ApiError(401, "unauthorized", "an admin or agent token is required")
     return principal

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from api import guard, links
 from api.wechat import deliver
 from ledger import templates, wechat
+from ledger.db import Database
 from ledger.models import Account, ContactAttempt
 from ledger.policy import Policy
 from ledger.settings import Settings
@@ -74,7 +75,9 @@ def prepare(
     return Reminder(openid, render(template, policy), f"{settings.public_base_url.rstrip('/')}/chat?t={token}")
 
 
-async def send(settings: Settings, http: httpx.AsyncClient, reminder: Reminder, policy: Policy) -> bool:
+async def send(
+    settings: Settings, http: httpx.AsyncClient, reminder: Reminder, policy: Policy, *, db: Database
+) -> bool:
     data = {
         "first": reminder.text,
         "keyword1": policy.institution.name,
@@ -86,5 +89,6 @@ async def send(settings: Settings, http: httpx.AsyncClient, reminder: Reminder, 
         reminder.openid,
         reminder.text,
         template=(settings.wechat_reminder_template_id, data, reminder.link),
+        db=db,
     )
     return record.status == "sent"

@@ -19,7 +19,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 from ledger.clock import TEST_CLOCK_ENV, Clock, process_clock
-from ledger.db import make_engine
+from ledger.db import Database, make_engine
 from ledger.policy import Policy, load_policy
 from tests.calendar import DEFAULT
 
@@ -57,6 +57,14 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng = make_engine(database_url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Database]:
+    """The run's database as a process holds it (a Database), disposed after the test."""
+    database = Database(database_url)
+    yield database
+    database.dispose()
 
 
 @pytest.fixture

@@ -7,16 +7,17 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Request, status
 from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from api.auth import AgentDep, PrincipalDep, issue_token
 from api.chat import ChatService
-from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep, SettingsDep
+from api.deps import AdminDep, ClockDep, DatabaseDep, PolicyDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
 from api.limits import limiter, login_limit
 from api.views import account_public
 from ledger import accounts, agents, handoff, negotiation
-from ledger.db import run_transaction, transaction
+from ledger.db import Database
 from ledger.errors import LedgerError
 from ledger.masking import mask
 from ledger.money import fen_to_yuan
@@ -53,21 +54,30 @@ def create_agent(body: AgentCreate, session: SessionDep) -> AgentPublic:
 
 
 @router.post("/v1/agents/{username}/disable", response_model=AgentPublic, dependencies=[AdminDep])
-def disable_agent(username: str, request: Request, session: SessionDep, clock: ClockDep) -> AgentPublic:
+async def disable_agent(username: str, request: Request, db: DatabaseDep, clock: ClockDep) -> AgentPublic:
     """The agent cannot log in again; its tokens stop working and its open consoles are closed."""
-    agent = agents.disable(session, username, "admin", clock)
+
+    def disable(session: Session) -> AgentPublic:
+        agent = agents.disable(session, username, "admin", clock)
+        return AgentPublic(username=agent.username, display_name=agent.display_name, role=agent.role)
+
+    public = await db.run(disable)
     _chat(request).hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "username": username})
-    return AgentPublic(username=agent.username, display_name=agent.display_name, role=agent.role)
+    return public
 
 
 @router.post("/v1/agent/login", response_model=Token)
 @limiter.limit(login_limit)
 def login(
-    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], settings: SettingsDep, clock: ClockDep
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    settings: SettingsDep,
+    db: DatabaseDep,
+    clock: ClockDep,
 ) -> Token:
     failure: LedgerError | None = None
     token = ""
-    with transaction(settings.database_url) as session:  # a failed attempt is counted even though login fails
+    with db.transaction() as session:  # a failed attempt is counted even though login fails
         try:
             agent = agents.authenticate(session, form.username, form.password, clock)
             token = issue_token(session, agent, settings, clock)
@@ -79,9 +89,9 @@ def login(
 
 
 @router.post("/v1/agent/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(principal: PrincipalDep, request: Request, session: SessionDep, clock: ClockDep) -> None:
+async def logout(principal: PrincipalDep, request: Request, db: DatabaseDep, clock: ClockDep) -> None:
     """This token stops working now, here and in any console that uses it."""
-    agents.revoke_token(session, principal.jti, clock)
+    await db.run(lambda s: agents.revoke_token(s, principal.jti, clock))
     _chat(request).hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "jti": principal.jti})
 
 
@@ -165,10 +175,10 @@ def conversation(
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/claim")
-async def claim(conversation_id: str, agent: AgentDep, request: Request, session: SessionDep) -> dict[str, str]:
-    ticket = handoff.claim(session, conversation_id, agent)
+async def claim(conversation_id: str, agent: AgentDep, request: Request, db: DatabaseDep) -> dict[str, str]:
+    status = await db.run(lambda s: handoff.claim(s, conversation_id, agent).status)
     _chat(request).hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
-    return {"conversation_id": conversation_id, "status": ticket.status, "agent": agent}
+    return {"conversation_id": conversation_id, "status": status, "agent": agent}
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/messages")
@@ -193,8 +203,8 @@ def approve(plan_id: str, agent: AgentDep, session: SessionDep) -> dict[str, str
     return {"plan_id": plan.plan_id, "status": plan.status, "approved_by": agent}
 
 
-async def _release(conversation_id: str, agent: str, request: Request, settings: Any, resolved: bool) -> dict[str, Any]:
-    await run_transaction(settings.database_url, lambda s: handoff.release(s, conversation_id, agent, resolved))
+async def _release(conversation_id: str, agent: str, request: Request, db: Database, resolved: bool) -> dict[str, Any]:
+    await db.run(lambda s: handoff.release(s, conversation_id, agent, resolved))
     chat = _chat(request)
     resumed = await chat.resume_bot(conversation_id)
     chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
@@ -203,10 +213,10 @@ async def _release(conversation_id: str, agent: str, request: Request, settings:
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/release")
-async def release(conversation_id: str, agent: AgentDep, request: Request, settings: SettingsDep) -> dict[str, Any]:
-    return await _release(conversation_id, agent, request, settings, resolved=False)
+async def release(conversation_id: str, agent: AgentDep, request: Request, db: DatabaseDep) -> dict[str, Any]:
+    return await _release(conversation_id, agent, request, db, resolved=False)
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/close")
-async def close(conversation_id: str, agent: AgentDep, request: Request, settings: SettingsDep) -> dict[str, Any]:
-    return await _release(conversation_id, agent, request, settings, resolved=True)
+async def close(conversation_id: str, agent: AgentDep, request: Request, db: DatabaseDep) -> dict[str, Any]:
+    return await _release(conversation_id, agent, request, db, resolved=True)

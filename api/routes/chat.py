@@ -17,11 +17,12 @@ from starlette.requests import HTTPConnection
 
 from api import links
 from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
+from api.deps import DatabaseDep
 from api.errors import ApiError
 from api.limits import count_turn, limiter, public_limit
 from api.schemas import ChatIn, ChatOut
 from ledger import sessions
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.models import Account, Campaign, ContactAttempt
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"])
@@ -56,28 +57,26 @@ def bearer(conn: HTTPConnection) -> str:
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
-async def authorise(conn: HTTPConnection, conversation_id: str, token: str) -> None:
+async def authorise(db: Database, conn: HTTPConnection, conversation_id: str, token: str) -> None:
     """401 unless `token` is a live session of this very conversation."""
     service = _service(conn)
-    conv = await run_transaction(
-        service.settings.database_url,
-        lambda s: sessions.authorised(s, conversation_id, token, service.clock),
-        readonly=True,
-    )
+    conv = await db.run(lambda s: sessions.authorised(s, conversation_id, token, service.clock), readonly=True)
     if conv is None:
         raise ApiError(401, "unauthorized", "a valid session token for this conversation is required")
 
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionOut)
 @limiter.limit(public_limit)
-async def open_session(request: Request, body: Annotated[SessionIn | None, Body()] = None) -> SessionOut:
+async def open_session(
+    request: Request, db: DatabaseDep, body: Annotated[SessionIn | None, Body()] = None
+) -> SessionOut:
     """A new web conversation. With `link_token` (our SMS link) it is tied to the account's phone and
     greeted in context; every redemption starts afresh, with no history; an expired link opens nothing."""
     service = _service(request)
     settings = service.settings
     link = body.link_token if body else None
     if not link:
-        opened = await run_transaction(settings.database_url, lambda s: sessions.open_session(s, service.clock))
+        opened = await db.run(lambda s: sessions.open_session(s, service.clock))
         return SessionOut(
             conversation_id=opened.conversation_id, session_token=opened.token, expires_at=opened.expires_at.isoformat()
         )
@@ -102,7 +101,7 @@ async def open_session(request: Request, body: Annotated[SessionIn | None, Body(
         )
         return opened, account.account_id, campaign.campaign_id if campaign else ""
 
-    opened, account_id, campaign_id = await run_transaction(settings.database_url, tie)
+    opened, account_id, campaign_id = await db.run(tie)
     await service.seed(
         opened.conversation_id, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id}
     )
@@ -112,9 +111,9 @@ async def open_session(request: Request, body: Annotated[SessionIn | None, Body(
 
 
 @router.post("/{conversation_id}/messages", response_model=ChatOut)
-async def post_message(conversation_id: ConversationId, body: ChatIn, request: Request) -> ChatOut:
+async def post_message(conversation_id: ConversationId, body: ChatIn, request: Request, db: DatabaseDep) -> ChatOut:
     service = _service(request)
-    await authorise(request, conversation_id, bearer(request))
+    await authorise(db, request, conversation_id, bearer(request))
     count_turn(request, conversation_id)
     try:
         text = clean_text(body.text, service.settings.max_message_chars)
@@ -130,8 +129,8 @@ async def post_message(conversation_id: ConversationId, body: ChatIn, request: R
 @router.get("/{conversation_id}/messages", response_model=ChatOut)
 @limiter.limit(public_limit)
 async def get_messages(
-    conversation_id: ConversationId, request: Request, after: Annotated[int, Query(ge=0)] = 0
+    conversation_id: ConversationId, request: Request, db: DatabaseDep, after: Annotated[int, Query(ge=0)] = 0
 ) -> ChatOut:
-    await authorise(request, conversation_id, bearer(request))
+    await authorise(db, request, conversation_id, bearer(request))
     mode, replies = await _service(request).messages_after(conversation_id, after)
     return chat_out(conversation_id, mode, replies)

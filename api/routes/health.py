@@ -8,21 +8,15 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from api.deps import SettingsDep
-from ledger.db import session_factory
+from api.deps import DatabaseDep, SettingsDep
 from ledger.settings import rasa_servers
 
 router = APIRouter(tags=["ops"])
 
 
 @router.get("/healthz")
-async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
+async def healthz(request: Request, settings: SettingsDep, database: DatabaseDep) -> dict[str, object]:
     client = request.app.state.http
-
-    def db_ok() -> str:
-        with session_factory(settings.database_url)() as session:
-            session.execute(text("SELECT 1"))
-        return "ok"
 
     async def check(url: str, headers: dict[str, str] | None = None) -> str:
         try:
@@ -33,7 +27,8 @@ async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
 
     async def db() -> str:
         try:
-            return await asyncio.to_thread(db_ok)
+            await database.run(lambda s: s.execute(text("SELECT 1")), readonly=True)
+            return "ok"
         except Exception as exc:
             return f"down: {type(exc).__name__}"
 

@@ -12,14 +12,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.chat import BadInput, DuplicateMessage, clean_text
-from api.deps import AdminDep, SessionDep
+from api.deps import AdminDep, DatabaseDep, SessionDep
 from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.schemas import normalise_phone
 from api.sms import as_sms, provider_for, send_reply, valid_twilio_signature
 from ledger import campaigns, conduct, conversations
 from ledger.clock import process_clock
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.models import OutboundSms
 
 router = APIRouter(prefix="/v1/sms", tags=["sms"])
@@ -32,7 +32,7 @@ def _twiml() -> Response:
 
 @router.post("/inbound", response_class=Response)
 @limiter.limit(public_limit)
-async def inbound(request: Request) -> Response:
+async def inbound(request: Request, db: DatabaseDep) -> Response:
     """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider."""
     service = request.app.state.chat
     settings = service.settings
@@ -62,20 +62,17 @@ async def inbound(request: Request) -> Response:
     cid = f"sms-{phone}"
     provider = provider_for(settings, request.app.state.http)
     wrote_at = service.clock.now()
-    seeded = await _seed_if_replying_to_campaign(service, cid, phone)
+    seeded = await _seed_if_replying_to_campaign(service, db, cid, phone)
     try:
         result = await service.handle(cid, text, "sms", external_id=sid, phone=phone)
     except DuplicateMessage:
         return _twiml()  # the provider retried: already answered once
     if conduct.is_sms_opt_out(text):
         # The number's owner decides what it receives: recorded here, whatever the bot says (or if it is away).
-        await run_transaction(
-            settings.database_url,
-            lambda s: conduct.suppress_number(s, phone, "sms", "opt_out", service.clock, actor=cid),
-        )
+        await db.run(lambda s: conduct.suppress_number(s, phone, "sms", "opt_out", service.clock, actor=cid))
     for reply in [*seeded, *result.replies]:
         text_out = as_sms(reply.text, reply.buttons)
-        await send_reply(provider, settings, service.policy, service.clock, phone, text_out, cid, wrote_at)
+        await send_reply(provider, settings, service.policy, service.clock, phone, text_out, cid, wrote_at, db=db)
     return _twiml()
 
 
@@ -84,7 +81,7 @@ def _dev_secret_ok(expected: str, given: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
-async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> list[Any]:
+async def _seed_if_replying_to_campaign(service: Any, db: Database, cid: str, phone: str) -> list[Any]:
     """A first message from a phone our campaign wrote to in the last week starts in context."""
     settings = service.settings
     since = process_clock(settings.app_timezone).now() - timedelta(days=7)
@@ -94,7 +91,7 @@ async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> l
             return None
         return campaigns.recent_contact(session, phone, since)
 
-    contact = await run_transaction(settings.database_url, lookup, readonly=True)
+    contact = await db.run(lookup, readonly=True)
     if contact is None:
         return []
     account_id, campaign_id = contact

@@ -10,12 +10,11 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from api.deps import AdminDep, SessionDep, SettingsDep
+from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.wechat import BadPush, BadSignature, read_push, valid_signature
 from api.wechat_channel import WeChatChannel
 from ledger import wechat
-from ledger.db import run_transaction
 from ledger.models import WeChatOutbound
 
 router = APIRouter(prefix="/v1/wechat", tags=["wechat"])
@@ -31,7 +30,7 @@ def handshake(signature: Param, timestamp: Param, nonce: Param, echostr: Param, 
 
 
 @router.post("/callback", response_class=PlainTextResponse)
-async def callback(request: Request, background: BackgroundTasks) -> str:
+async def callback(request: Request, background: BackgroundTasks, db: DatabaseDep) -> str:
     """A message or event push: checked, stored once, answered at once; the turn runs after the
     answer and its replies go out through the customer-service API."""
     channel: WeChatChannel = request.app.state.wechat
@@ -43,9 +42,7 @@ async def callback(request: Request, background: BackgroundTasks) -> str:
         raise ApiError(403, "bad_signature", "the request signature is not valid") from None
     except BadPush as exc:
         raise ApiError(400, "bad_push", str(exc)) from None
-    fresh = await run_transaction(
-        settings.database_url, lambda s: wechat.record_push(s, push.dedupe_key, push.openid, push.kind, asdict(push))
-    )
+    fresh = await db.run(lambda s: wechat.record_push(s, push.dedupe_key, push.openid, push.kind, asdict(push)))
     if fresh:  # a retry of a push already stored is answered and dropped
         background.add_task(channel.process, push)
     return "success"
