@@ -14,10 +14,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from api.deps import DatabaseDep, SettingsDep
+from api.deps import AdminCredentials, DatabaseDep, SettingsDep
 from api.errors import ApiError
 from ledger import agents
 from ledger.clock import Clock, process_clock
@@ -83,14 +84,14 @@ def principal_from_token(token: str, db: Database, settings: Settings, clock: Cl
         return Principal(agent.username, agent.role, str(claims["jti"]), datetime.fromtimestamp(claims["exp"], UTC))
 
 
-def _bearer(authorization: str | None) -> str:
-    return (authorization or "").removeprefix("Bearer ").strip()
+agent_bearer = OAuth2PasswordBearer(
+    tokenUrl="/v1/agent/login", scheme_name="agent", description="an agent's or supervisor's token", auto_error=False
+)
+AgentToken = Annotated[str | None, Depends(agent_bearer)]
 
 
-def current_principal(
-    settings: SettingsDep, db: DatabaseDep, authorization: Annotated[str | None, Header()] = None
-) -> Principal:
-    principal = principal_from_token(_bearer(authorization), db, settings)
+def current_principal(settings: SettingsDep, db: DatabaseDep, token: AgentToken) -> Principal:
+    principal = principal_from_token(token or "", db, settings)
     if principal is None:
         raise ApiError(401, "unauthorized", "a valid agent token is required")
     return principal
@@ -101,13 +102,13 @@ def current_agent(principal: Annotated[Principal, Depends(current_principal)]) -
 
 
 def admin_or_principal(
-    settings: SettingsDep, db: DatabaseDep, authorization: Annotated[str | None, Header()] = None
+    settings: SettingsDep, db: DatabaseDep, admin_token: AdminCredentials, token: AgentToken
 ) -> Principal:
-    token = _bearer(authorization)
     admin = settings.admin_api_token.get_secret_value()
-    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+    given = admin_token.credentials if admin_token else ""
+    if admin and hmac.compare_digest(given.encode(), admin.encode()):
         return Principal("admin", "admin")
-    principal = principal_from_token(token, db, settings)
+    principal = principal_from_token(token or "", db, settings)
     if principal is None:
         raise ApiError(401, "unauthorized", "an admin or agent token is required")
     return principal

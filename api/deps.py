@@ -7,7 +7,8 @@ import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
@@ -55,9 +56,13 @@ ClockDep = Annotated[Clock, Depends(clock_dep)]
 SessionDep = Annotated[Session, Depends(session_dep)]
 
 
-def require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
+admin_bearer = HTTPBearer(scheme_name="admin", description="ADMIN_API_TOKEN", auto_error=False)
+AdminCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)]
+
+
+def require_admin(settings: SettingsDep, credentials: AdminCredentials) -> None:
     expected = settings.admin_api_token.get_secret_value()
-    given = (authorization or "").removeprefix("Bearer ").strip()
+    given = credentials.credentials if credentials else ""
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(401, "unauthorized", "a valid admin token is required")
 

@@ -122,7 +122,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(db: Database | None = None) -> FastAPI:
     """The gateway. Its lifespan builds the process's Database from DATABASE_URL, or uses `db`
     (a test's) and leaves disposing it to the caller."""
-    app = FastAPI(title="Repayment assistant gateway", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(
+        title="Repayment assistant gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        # Operation ids are the route functions' names: short, stable, and what links name.
+        generate_unique_id_function=lambda route: route.name,
+    )
     app.state.db = db
     app.add_middleware(BodyLimit)
     app.state.limiter = limiter

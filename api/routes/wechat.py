@@ -7,21 +7,29 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel
 from sqlalchemy import select
 
 from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
+from api.schemas import Outbox, OutboxMessage, errors
 from api.wechat import BadPush, BadSignature, read_push, valid_signature
 from api.wechat_channel import WeChatChannel
 from ledger import wechat
 from ledger.models import WeChatOutbound
 
-router = APIRouter(prefix="/v1/wechat", tags=["wechat"])
+router = APIRouter(prefix="/v1/wechat", tags=["wechat"], responses=errors(422, 503))
 Param = Annotated[str, Query(max_length=128)]
+PushParam = Annotated[str | None, Query(max_length=512)]
+PUSH_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "WeChat's XML push (plain, or safe mode's <Encrypt>)",
+        "content": {"text/xml": {"schema": {"type": "string"}}},
+    }
+}
 
 
-@router.get("/callback", response_class=PlainTextResponse)
+@router.get("/callback", response_class=PlainTextResponse, responses=errors(403))
 def handshake(signature: Param, timestamp: Param, nonce: Param, echostr: Param, settings: SettingsDep) -> str:
     """WeChat's server verification: echo `echostr` when the signature is ours."""
     if not valid_signature(settings.wechat_token.get_secret_value(), signature, timestamp, nonce):
@@ -29,13 +37,36 @@ def handshake(signature: Param, timestamp: Param, nonce: Param, echostr: Param, 
     return echostr
 
 
-@router.post("/callback", response_class=PlainTextResponse)
-async def callback(request: Request, background: BackgroundTasks, db: DatabaseDep) -> str:
+@router.post(
+    "/callback",
+    response_class=PlainTextResponse,
+    responses={200: {"description": '"success"'}, **errors(400, 403, 413)},
+    openapi_extra=PUSH_BODY,
+)
+async def callback(
+    request: Request,
+    background: BackgroundTasks,
+    db: DatabaseDep,
+    signature: PushParam = None,
+    timestamp: PushParam = None,
+    nonce: PushParam = None,
+    openid: PushParam = None,
+    encrypt_type: PushParam = None,
+    msg_signature: PushParam = None,
+) -> str:
     """A message or event push: checked, stored once, answered at once; the turn runs after the
     answer and its replies go out through the customer-service API."""
     channel: WeChatChannel = request.app.state.wechat
     settings = channel.settings
-    params = {k: v for k, v in request.query_params.items() if len(v) <= 512}
+    given = {
+        "signature": signature,
+        "timestamp": timestamp,
+        "nonce": nonce,
+        "openid": openid,
+        "encrypt_type": encrypt_type,
+        "msg_signature": msg_signature,
+    }
+    params = {k: v for k, v in given.items() if v is not None}
     try:
         push = read_push(settings, await request.body(), params)
     except BadSignature:
@@ -48,24 +79,20 @@ async def callback(request: Request, background: BackgroundTasks, db: DatabaseDe
     return "success"
 
 
-class OutboxMessage(BaseModel):
-    openid: str
-    kind: str
-    text: str
-    status: str
-    sent_at: str
-
-
-class Outbox(BaseModel):
-    messages: list[OutboxMessage]
-
-
-@router.get("/outbox", response_model=Outbox, dependencies=[AdminDep])
-def outbox(session: SessionDep, openid: Annotated[str, Query(min_length=1, max_length=64)]) -> Outbox:
+@router.get("/outbox", response_model=Outbox, dependencies=[AdminDep], responses=errors(401))
+def wechat_outbox(session: SessionDep, openid: Annotated[str, Query(min_length=1, max_length=64)]) -> Outbox:
     rows = session.scalars(select(WeChatOutbound).where(WeChatOutbound.openid == openid).order_by(WeChatOutbound.id))
     return Outbox(
         messages=[
-            OutboxMessage(openid=r.openid, kind=r.kind, text=r.text, status=r.status, sent_at=r.created_at.isoformat())
+            OutboxMessage.model_validate(
+                {
+                    "openid": r.openid,
+                    "kind": r.kind,
+                    "text": r.text,
+                    "status": r.status,
+                    "sent_at": r.created_at.isoformat(),
+                }
+            )
             for r in rows
         ]
     )

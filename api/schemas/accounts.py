@@ -1,38 +1,32 @@
-"""Request and response models. Money crosses the API as a yuan string with two places."""
+"""Accounts: the import record, the account view, payments."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import zoneinfo
+from datetime import date
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from ledger.money import fen_to_yuan, yuan_to_fen
+from api.schemas.common import Id, Money, MoneyIn, PhoneIn, PositiveMoneyIn, Rate
+from ledger.policy import Bucket
 
-MoneyIn = Annotated[str, Field(pattern=r"^\d{1,12}(\.\d{1,2})?$", examples=["1234.50"])]
-Money = Annotated[str, Field(examples=["1234.50"])]
-PHONE_PREFIXES = ("+86", "0086", "86")
-
-
-def normalise_phone(raw: str) -> str:
-    digits = "".join(ch for ch in raw if ch.isdigit() or ch == "+")
-    for prefix in PHONE_PREFIXES:
-        if digits.startswith(prefix) and len(digits) - len(prefix) == 11:
-            digits = digits[len(prefix) :]
-            break
-    if len(digits) != 11 or not digits.startswith("1") or not digits.isdigit():
-        raise ValueError("phone must be an 11-digit mainland mobile number")
-    return digits
+# The IANA zones this Python knows; the ledger refuses any other (422, details.field "timezone").
+TIME_ZONES = list[JsonValue](sorted(zoneinfo.available_timezones()))
+Flag = Literal["deceased", "legal_hold", "dispute"]
 
 
 class AccountCreate(BaseModel):
+    """An import record. Also: minimum_payment and paid_since_statement are at most
+    statement_balance, and due_date is not before statement_date (422 validation_failed)."""
+
     model_config = ConfigDict(extra="forbid")
-    account_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    account_id: Id
     holder_name: str = Field(min_length=1, max_length=64)
-    phone: str
-    id_last4: str = Field(pattern=r"^\d{3}[\dXx]$")
-    card_last4: str = Field(pattern=r"^\d{4}$")
+    phone: PhoneIn
+    id_last4: str = Field(pattern=r"^[0-9]{3}[0-9Xx]$")
+    card_last4: str = Field(pattern=r"^[0-9]{4}$")
     credit_limit: MoneyIn
     statement_balance: MoneyIn
     minimum_payment: MoneyIn
@@ -41,13 +35,10 @@ class AccountCreate(BaseModel):
     paid_since_statement: MoneyIn = "0.00"
     daily_interest_rate: Decimal | None = Field(default=None, ge=0, le=Decimal("0.001"))
     late_fee_rate: Decimal | None = Field(default=None, ge=0, le=Decimal("0.2"))
-    flags: list[Literal["deceased", "legal_hold", "dispute"]] = []
-    timezone: str = Field(default="Asia/Shanghai", max_length=64, examples=["Asia/Shanghai", "Asia/Urumqi"])
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, v: str) -> str:
-        return normalise_phone(v)
+    flags: list[Flag] = Field(default=[], max_length=3)
+    timezone: str = Field(
+        default="Asia/Shanghai", examples=["Asia/Shanghai", "Asia/Urumqi"], json_schema_extra={"enum": TIME_ZONES}
+    )
 
     @field_validator("id_last4")
     @classmethod
@@ -78,9 +69,9 @@ class PlanPublic(BaseModel):
     status: Literal["proposed", "pending_approval", "active", "completed", "broken", "cancelled"]
     principal: Money
     periods: int
-    fee_rate_per_period: str
+    fee_rate_per_period: Rate
     total_fee: Money
-    apr: str
+    apr: Rate
     schedule: list[ScheduleRowPublic]
     next_due_date: date | None = Field(description="the next instalment not yet due; null when none")
     next_due_amount: Money
@@ -97,6 +88,16 @@ class PromisePublic(BaseModel):
     status: Literal["open", "kept", "broken"]
 
 
+class Dispute(BaseModel):
+    kind: Literal["dispute"]
+    reason: str
+
+
+class ComplaintRef(BaseModel):
+    reference: str
+    status: str
+
+
 class AccountPublic(BaseModel):
     account_id: str
     holder_name: str
@@ -109,27 +110,29 @@ class AccountPublic(BaseModel):
     statement_date: date
     due_date: date
     paid_since_statement: Money
-    daily_interest_rate: str
-    late_fee_rate: str
-    flags: list[str]
+    daily_interest_rate: Rate
+    late_fee_rate: Rate
+    flags: list[Flag]
     timezone: str
-    overdue_days: int
-    bucket: str
+    overdue_days: int = Field(ge=0)
+    bucket: Bucket
     amount_due: Money
     breakdown: BreakdownPublic
     outstanding: Money
     credit: Money = Field(description="overpayment kept on the account; 0.00 when none")
     plans: list[PlanPublic]
     promises: list[PromisePublic]
-    contact_preferences: dict[str, str | None]
-    disputes: list[dict[str, str]]
-    complaints: list[dict[str, str]]
+    contact_preferences: dict[str, str | None] = Field(
+        description='"sms", "calls": allowed|opted_out; "third_party": forbidden; and when and by whom each changed'
+    )
+    disputes: list[Dispute]
+    complaints: list[ComplaintRef]
 
 
 class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    amount: MoneyIn
-    paid_at: datetime
+    amount: PositiveMoneyIn
+    paid_at: AwareDatetime = Field(description="with its UTC offset")
     reference: str = Field(min_length=1, max_length=128)
 
 
@@ -139,33 +142,3 @@ class PaymentPublic(BaseModel):
     paid_on: date
     created: bool
     account: AccountPublic
-
-
-class ChatIn(BaseModel):
-    text: str = Field(min_length=1)
-
-
-class Button(BaseModel):
-    title: str
-    payload: str
-
-
-class ChatMessage(BaseModel):
-    seq: int
-    text: str
-    sender: Literal["bot", "agent"] = "bot"
-    buttons: list[Button] | None = None
-
-
-class ChatOut(BaseModel):
-    conversation_id: str
-    mode: Literal["bot", "human"]
-    messages: list[ChatMessage]
-
-
-def money(fen: int) -> str:
-    return fen_to_yuan(fen)
-
-
-def to_fen(text: str) -> int:
-    return yuan_to_fen(text)
