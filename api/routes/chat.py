@@ -35,6 +35,8 @@ SessionToken = Annotated[HTTPAuthorizationCredentials | None, Depends(session_be
 TO_CONVERSATION = {
     "send": link("post_message", conversation_id="$response.body#/conversation_id"),
     "read": link("get_messages", conversation_id="$response.body#/conversation_id"),
+    "transcript": link("transcript", conversation_id="$response.body#/conversation_id"),
+    "claim": link("claim", conversation_id="$response.body#/conversation_id"),
 }
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import Kpis, errors
+from api.schemas.common import DateIn
 from ledger.kpis import kpis
 
 router = APIRouter(tags=["kpis"])
@@ -21,8 +22,8 @@ def get_kpis(
     policy: PolicyDep,
     clock: ClockDep,
     settings: SettingsDep,
-    start: Annotated[date | None, Query(alias="from", description="inclusive; default: 30 days before `to`")] = None,
-    end: Annotated[date | None, Query(alias="to", description="exclusive; default: tomorrow")] = None,
+    start: Annotated[DateIn | None, Query(alias="from", description="inclusive; default: 30 days before `to`")] = None,
+    end: Annotated[DateIn | None, Query(alias="to", description="exclusive; default: tomorrow")] = None,
 ) -> Kpis:
     """`from` inclusive, `to` exclusive, dates in APP_TIMEZONE; by default the last 30 days up to today.
     `from` must be before `to`, at most 366 days apart (422 validation_failed)."""

@@ -6,7 +6,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
 from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
@@ -20,6 +20,8 @@ from ledger.models import WeChatOutbound
 router = APIRouter(prefix="/v1/wechat", tags=["wechat"], responses=errors(422, 503))
 Param = Annotated[str, Query(max_length=128)]
 PushParam = Annotated[str | None, Query(max_length=512)]
+# The answers WeChat reads are plain text; errors are the API's JSON error body.
+TEXT = {"content": {"text/plain": {"schema": {"type": "string"}}}}
 PUSH_BODY = {
     "requestBody": {
         "required": True,
@@ -29,18 +31,22 @@ PUSH_BODY = {
 }
 
 
-@router.get("/callback", response_class=PlainTextResponse, responses=errors(403))
-def handshake(signature: Param, timestamp: Param, nonce: Param, echostr: Param, settings: SettingsDep) -> str:
+@router.get(
+    "/callback",
+    response_class=Response,
+    responses={200: {**TEXT, "description": "`echostr`, as given"}, **errors(403)},
+)
+def handshake(signature: Param, timestamp: Param, nonce: Param, echostr: Param, settings: SettingsDep) -> Response:
     """WeChat's server verification: echo `echostr` when the signature is ours."""
     if not valid_signature(settings.wechat_token.get_secret_value(), signature, timestamp, nonce):
         raise ApiError(403, "bad_signature", "the request signature is not valid")
-    return echostr
+    return PlainTextResponse(echostr)
 
 
 @router.post(
     "/callback",
-    response_class=PlainTextResponse,
-    responses={200: {"description": '"success"'}, **errors(400, 403, 413)},
+    response_class=Response,
+    responses={200: {**TEXT, "description": '"success"'}, **errors(400, 403, 413)},
     openapi_extra=PUSH_BODY,
 )
 async def callback(
@@ -53,7 +59,7 @@ async def callback(
     openid: PushParam = None,
     encrypt_type: PushParam = None,
     msg_signature: PushParam = None,
-) -> str:
+) -> Response:
     """A message or event push: checked, stored once, answered at once; the turn runs after the
     answer and its replies go out through the customer-service API."""
     channel: WeChatChannel = request.app.state.wechat
@@ -76,7 +82,7 @@ async def callback(
     fresh = await db.run(lambda s: wechat.record_push(s, push.dedupe_key, push.openid, push.kind, asdict(push)))
     if fresh:  # a retry of a push already stored is answered and dropped
         background.add_task(channel.process, push)
-    return "success"
+    return PlainTextResponse("success", background=background)
 
 
 @router.get("/outbox", response_model=Outbox, dependencies=[AdminDep], responses=errors(401))

@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import date
-from decimal import Decimal
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 
-from api.schemas.common import Id, Money, MoneyIn, PhoneIn, PositiveMoneyIn, Rate
+from api.schemas.common import (
+    AwareDatetimeIn,
+    DailyRateIn,
+    DateIn,
+    Id,
+    LateFeeRateIn,
+    Money,
+    MoneyIn,
+    PhoneIn,
+    PositiveMoneyIn,
+    Rate,
+)
 from ledger.policy import Bucket
 
 # The IANA zones this Python knows; the ledger refuses any other (422, details.field "timezone").
@@ -30,11 +40,11 @@ class AccountCreate(BaseModel):
     credit_limit: MoneyIn
     statement_balance: MoneyIn
     minimum_payment: MoneyIn
-    statement_date: date
-    due_date: date
+    statement_date: DateIn
+    due_date: DateIn
     paid_since_statement: MoneyIn = "0.00"
-    daily_interest_rate: Decimal | None = Field(default=None, ge=0, le=Decimal("0.001"))
-    late_fee_rate: Decimal | None = Field(default=None, ge=0, le=Decimal("0.2"))
+    daily_interest_rate: DailyRateIn | None = None
+    late_fee_rate: LateFeeRateIn | None = None
     flags: list[Flag] = Field(default=[], max_length=3)
     timezone: str = Field(
         default="Asia/Shanghai", examples=["Asia/Shanghai", "Asia/Urumqi"], json_schema_extra={"enum": TIME_ZONES}
@@ -132,7 +142,7 @@ class AccountPublic(BaseModel):
 class PaymentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     amount: PositiveMoneyIn
-    paid_at: AwareDatetime = Field(description="with its UTC offset")
+    paid_at: AwareDatetimeIn = Field(description="with its UTC offset")
     reference: str = Field(min_length=1, max_length=128)
 
 

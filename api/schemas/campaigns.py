@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from api.schemas.common import Id, Timestamp
+from api.schemas.common import AwareDatetimeIn, Id, Timestamp
 from ledger.policy import Bucket
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -37,7 +37,7 @@ class CampaignCreate(BaseModel):
         json_schema_extra={"enum": list[JsonValue](sorted(set(SMS_TEMPLATES) | set(WECHAT_TEMPLATES)))},
         description=f"sms: one of {SMS_TEMPLATES}; wechat: one of {WECHAT_TEMPLATES}",
     )
-    send_at: AwareDatetime | None = Field(default=None, description="with its UTC offset; none: now")
+    send_at: AwareDatetimeIn | None = Field(default=None, description="with its UTC offset; none: now")
     channel: Literal["sms", "wechat"] = Field(
         default="sms", description="wechat: template messages to holders with a bound openid"
     )

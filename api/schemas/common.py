@@ -6,9 +6,12 @@ the request is refused (422) the same way whichever route takes it.
 
 from __future__ import annotations
 
+import re
+from datetime import date
+from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, Field, WithJsonSchema
 
 from ledger.money import fen_to_yuan, yuan_to_fen
 
@@ -22,6 +25,67 @@ PositiveMoneyIn = Annotated[
 ]
 Money = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{2}$", examples=["1234.50"])]
 Rate = Annotated[str, Field(examples=["0.0005"], description="a decimal fraction")]
+
+
+def rate_in(maximum: str, pattern: str) -> Any:
+    """A rate from 0 to `maximum`, as a JSON number or a decimal string; a string must match
+    `pattern` (which says the same range), so what the schema shows is what is accepted."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(pattern, value):
+            raise ValueError(f"must be a decimal from 0 to {maximum}")
+        return value
+
+    return Annotated[
+        Decimal,
+        Field(ge=0, le=Decimal(maximum)),
+        BeforeValidator(plain),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "minimum": 0, "maximum": float(maximum)},
+                    {"type": "string", "pattern": pattern},
+                ]
+            }
+        ),
+    ]
+
+
+# 0 to 0.001 and 0 to 0.2, digit by digit: 0.000..., 0.001(0...), 0(.0(0)); 0.0.../0.1..., 0.2(0...).
+DailyRateIn = rate_in("0.001", r"^0+(\.(000[0-9]*|0010*|0{0,2}))?$")
+LateFeeRateIn = rate_in("0.2", r"^0+(\.([01][0-9]*|20*)?)?$")
+
+# Dates and times the API takes lie in 2000-2099: a statement, a payment, a campaign or a report
+# outside them is a typo, and the ledger's date arithmetic (grace days, quiet hours, time zones)
+# runs off the calendar's ends with years 1 or 9999.
+_DAY = r"20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+DATE_PATTERN = rf"^{_DAY}$"
+DATETIME_PATTERN = (
+    rf"^{_DAY}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{{1,6}})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
+def _written_as(pattern: str, what: str) -> Any:
+    def check(value: Any) -> Any:
+        if isinstance(value, date):  # already parsed (in-process callers)
+            return value
+        if not isinstance(value, str) or not re.match(pattern, value):
+            raise ValueError(f"must be {what} in the years 2000-2099")
+        return value
+
+    return BeforeValidator(check)
+
+
+DateIn = Annotated[
+    date,
+    _written_as(DATE_PATTERN, "a date YYYY-MM-DD"),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": DATE_PATTERN}),
+]
+AwareDatetimeIn = Annotated[
+    AwareDatetime,
+    _written_as(DATETIME_PATTERN, "an ISO 8601 time with its UTC offset"),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN}),
+]
 
 # A mainland mobile number as people and providers write it: an optional +86/0086/86 prefix,
 # optional single spaces or dashes between the 3-4-4 groups. Stored as its 11 digits.
