@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -10,6 +11,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from slowapi.errors import RateLimitExceeded
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import eod_job, errors
@@ -133,6 +135,20 @@ def create_app(db: Database | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
     app.state.limiter = limiter
     errors.install(app)
+
+    @app.exception_handler(405)
+    async def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette names only the methods of the first route whose path matched; a path served by
+        # several routes (GET and POST of /v1/chat/{id}/messages) must list them all (RFC 9110).
+        allowed = set((exc.headers or {}).get("Allow", "").replace(" ", "").split(",")) - {""}
+        for template, item in app.openapi()["paths"].items():
+            if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), request.url.path):
+                allowed |= {method.upper() for method in item}
+        return JSONResponse(
+            errors.error_body("method_not_allowed", "Method Not Allowed"),
+            status_code=405,
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
 
     @app.exception_handler(RateLimitExceeded)
     async def _too_many(_: Request, exc: RateLimitExceeded) -> JSONResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from api.schemas.accounts import AccountPublic
 from api.schemas.common import MAX_MESSAGE_CHARS, ConversationIdStr, Id, Money, Rate, Timestamp
@@ -150,7 +150,7 @@ class SuppressionOut(BaseModel):
 
 
 class Review(BaseModel):
-    keep: bool = Field(description="true: the number is not the holder's; false: lift it, contact may resume")
+    keep: StrictBool = Field(description="true: the number is not the holder's; false: lift it, contact may resume")
 
 
 class Reviewed(BaseModel):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from api.schemas.common import AwareDatetimeIn, Id, Timestamp
+from api.schemas.common import JSON_NUMBER, AwareDatetimeIn, Id, Timestamp
 from ledger.policy import Bucket
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -17,13 +17,16 @@ SMS_TEMPLATES = sorted(p.stem for p in (TEMPLATES / "sms").glob("*.j2"))
 WECHAT_TEMPLATES = sorted(p.stem for p in (TEMPLATES / "wechat").glob("*.j2"))
 
 
+OverdueDays = Annotated[int, Field(ge=1, le=100_000), JSON_NUMBER]
+
+
 class SegmentIn(BaseModel):
     """Also: min_overdue_days is not above max_overdue_days (422 validation_failed)."""
 
     model_config = ConfigDict(extra="forbid")
     buckets: list[Bucket] = Field(default=[], description="none: every bucket")
-    min_overdue_days: int | None = Field(default=None, ge=1, le=100_000)
-    max_overdue_days: int | None = Field(default=None, ge=1, le=100_000)
+    min_overdue_days: OverdueDays | None = None
+    max_overdue_days: OverdueDays | None = None
 
 
 class CampaignCreate(BaseModel):

@@ -27,6 +27,16 @@ Money = Annotated[str, Field(pattern=r"^-?[0-9]+\.[0-9]{2}$", examples=["1234.50
 Rate = Annotated[str, Field(examples=["0.0005"], description="a decimal fraction")]
 
 
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON number")  # not true/false, not "5": what the schema says
+    return value
+
+
+# After an int's bounds in Annotated[...] (before them, pydantic leaves the bounds out of the schema).
+JSON_NUMBER = BeforeValidator(_json_number)
+
+
 def rate_in(maximum: str, pattern: str) -> Any:
     """A rate from 0 to `maximum`, as a JSON number or a decimal string; a string must match
     `pattern` (which says the same range), so what the schema shows is what is accepted."""

@@ -8,12 +8,21 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from ledger.db import Database
 from ledger.settings import get_settings
+from tests.conftest import joined_database
 
 ADMIN = "test-admin-token"
 SMS_DEV_SECRET = "test-sms-dev-secret"
+
+
+@pytest.fixture
+def db(engine: Engine, database_url: str) -> Iterator[Database]:
+    """The API tests' database: what the test and the gateway write is rolled back at the end."""
+    with joined_database(engine, database_url) as joined:
+        yield joined
 
 
 @pytest.fixture

@@ -181,8 +181,8 @@ def test_database_away_is_503_with_retry_after_for_web_and_non_2xx_for_sms(unrea
     assert health["status"] == "degraded" and health["checks"]["db"].startswith("down")
 
 
-def test_work_cut_off_by_the_server_runs_again_and_is_written_once(db: Database) -> None:
-    if not db.url.startswith("postgresql"):
+def test_work_cut_off_by_the_server_runs_again_and_is_written_once(committed_db: Database) -> None:
+    if not committed_db.url.startswith("postgresql"):
         pytest.skip("needs PostgreSQL (a server that can cut a connection)")
     marker, attempts = f"cut-{uuid.uuid4().hex[:8]}", []
 
@@ -193,8 +193,8 @@ def test_work_cut_off_by_the_server_runs_again_and_is_written_once(db: Database)
         if len(attempts) == 1:  # the server ends this connection mid-transaction
             session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
 
-    db.run_sync(work)
-    with db.transaction(readonly=True) as s:
+    committed_db.run_sync(work)
+    with committed_db.transaction(readonly=True) as s:
         written = s.scalars(select(AuditLog.id).where(AuditLog.subject == marker)).all()
     assert len(attempts) == 2 and len(written) == 1
 

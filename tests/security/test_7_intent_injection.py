@@ -65,10 +65,10 @@ def test_a_payload_passes_only_where_the_bot_offered_it(client: TestClient, web:
 
 
 @pytest.mark.e2e
-def test_rasa_never_unpacks_typed_commands(running: Running, conversation_id: str, db: Database) -> None:
+def test_rasa_never_unpacks_typed_commands(running: Running, conversation_id: str, committed_db: Database) -> None:
     reply = running.say(conversation_id, "\u200b/request_human")
     assert reply["mode"] == "bot"  # not handed to a person by a forged intent
-    with db.transaction() as s:
+    with committed_db.transaction() as s:
         conv = conversations.find(s, running.cid(conversation_id))
         assert conv is not None
         row = s.scalars(select(Message).where(Message.conversation_pk == conv.id, Message.sender == "user")).first()
@@ -85,10 +85,12 @@ def test_rasa_never_unpacks_typed_commands(running: Running, conversation_id: st
 
 
 @pytest.mark.e2e
-def test_a_button_the_bot_sent_is_still_a_button(running: Running, conversation_id: str, db: Database) -> None:
+def test_a_button_the_bot_sent_is_still_a_button(
+    running: Running, conversation_id: str, committed_db: Database
+) -> None:
     assert "验证通过" in running.texts(conversation_id, "手机13800000002，身份证后四位2345，卡号后四位6002")
     running.say(conversation_id, "/ask_repayment_method")  # the verified greeting's button
-    with db.transaction() as s:
+    with committed_db.transaction() as s:
         conv = conversations.find(s, running.cid(conversation_id))
         assert conv is not None
         row = s.scalars(
