@@ -139,7 +139,7 @@ def test_the_api_matches_its_schema_under_fuzzing_and_stateful_sequences(
             "--report-json-path",
             str(report),
         ],
-        cwd=ROOT,
+        cwd=tmp_path,  # its cache (.schemathesis/) goes with the test's files
         env=env,
         capture_output=True,
         text=True,
