@@ -44,6 +44,14 @@ def database() -> Database:
     return _database
 
 
+def dispose_database() -> None:
+    """Close the worker's connections (the action server's shutdown)."""
+    global _database
+    if _database is not None:
+        _database.dispose()
+        _database = None
+
+
 async def in_transaction(work: Callable[[Session], T], readonly: bool = False) -> T:
     """Run blocking database work in a worker thread, in one transaction.
 
