@@ -19,10 +19,11 @@ from typing import Any
 
 import schemathesis
 
+from api.schemas.campaigns import WECHAT_TEMPLATES
+
 ADMIN = os.environ.get("FUZZ_ADMIN_TOKEN", "")
 AGENT_TOKENS: list[str] = json.loads(os.environ.get("FUZZ_AGENT_TOKENS", "[]"))
 NOW = datetime.fromisoformat(os.environ.get("TEST_CLOCK", "2027-03-01T10:00:00+08:00"))
-WECHAT_TEMPLATES = {"reminder"}
 SESSIONS: dict[str, str] = {}  # conversation id -> session token, from POST /v1/chat/sessions
 _spare = iter(AGENT_TOKENS[1:])
 
