@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from ledger import templates
 from ledger.clock import Clock, process_clock
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.money import fen_to_text
 from ledger.policy import Policy, cached_policy
 from settings import get_settings
@@ -29,12 +29,35 @@ def clock() -> Clock:
     return process_clock(get_settings().app_timezone)
 
 
+_database: Database | None = None
+
+
+def database() -> Database:
+    """The action server's Database: one per worker process, built on first use (rasa-sdk gives
+    actions no start-up hook) and built again only if DATABASE_URL changes (tests)."""
+    global _database
+    url = get_settings().database_url
+    if _database is None or _database.url != url:
+        if _database is not None:
+            _database.dispose()
+        _database = Database(url)
+    return _database
+
+
+def dispose_database() -> None:
+    """Close the worker's connections (the action server's shutdown)."""
+    global _database
+    if _database is not None:
+        _database.dispose()
+        _database = None
+
+
 async def in_transaction(work: Callable[[Session], T], readonly: bool = False) -> T:
     """Run blocking database work in a worker thread, in one transaction.
 
     `readonly=True` when the work only reads: it then never queues behind a writer.
     """
-    return await run_transaction(get_settings().database_url, work, readonly)
+    return await database().run(work, readonly=readonly)
 
 
 def cues(tracker: Any) -> frozenset[str]:

@@ -23,6 +23,8 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from sanic.worker.loader import AppLoader
 
+from actions.context import dispose_database
+
 SECRET_HEADER = "X-Action-Secret"
 
 
@@ -41,7 +43,12 @@ def guarded_app(executor: ActionExecutor, **options: Any) -> Sanic[Any, Any]:
     """rasa-sdk's app with the secret checked before any route (module level: Sanic pickles it)."""
     app: Sanic[Any, Any] = create_app_for_serve(executor, **options)
     app.register_middleware(refuse_strangers, "request")
+    app.register_listener(_close_database, "after_server_stop")
     return app
+
+
+async def _close_database(*_: Any) -> None:
+    dispose_database()
 
 
 def main() -> None:

@@ -14,14 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header
+from fastapi import Depends
+from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
 
-from api.deps import SettingsDep
+from api.deps import AdminCredentials, DatabaseDep, SettingsDep
 from api.errors import ApiError
 from ledger import agents
 from ledger.clock import Clock, process_clock
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import Agent
 from settings import Settings
 
@@ -60,7 +61,7 @@ def _key(settings: Settings) -> str:
     return key
 
 
-def principal_from_token(token: str, settings: Settings, clock: Clock | None = None) -> Principal | None:
+def principal_from_token(token: str, db: Database, settings: Settings, clock: Clock | None = None) -> Principal | None:
     """The agent a token speaks for, if it is authentic, unexpired and not revoked.
 
     Expiry is checked against the app's clock (the one that issued it), not PyJWT's wall clock."""
@@ -76,24 +77,21 @@ def principal_from_token(token: str, settings: Settings, clock: Clock | None = N
     clock = clock or process_clock(settings.app_timezone)
     if int(claims["exp"]) <= clock.now().timestamp():
         return None
-    with transaction(settings.database_url, readonly=True) as session:
+    with db.transaction(readonly=True) as session:
         agent = agents.live_token(session, str(claims["jti"]), clock)
         if agent is None or agent.username != claims["sub"]:
             return None
         return Principal(agent.username, agent.role, str(claims["jti"]), datetime.fromtimestamp(claims["exp"], UTC))
 
 
-def agent_from_token(token: str, settings: Settings) -> str | None:
-    principal = principal_from_token(token, settings)
-    return principal.username if principal else None
+agent_bearer = OAuth2PasswordBearer(
+    tokenUrl="/v1/agent/login", scheme_name="agent", description="an agent's or supervisor's token", auto_error=False
+)
+AgentToken = Annotated[str | None, Depends(agent_bearer)]
 
 
-def _bearer(authorization: str | None) -> str:
-    return (authorization or "").removeprefix("Bearer ").strip()
-
-
-def current_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    principal = principal_from_token(_bearer(authorization), settings)
+def current_principal(settings: SettingsDep, db: DatabaseDep, token: AgentToken) -> Principal:
+    principal = principal_from_token(token or "", db, settings)
     if principal is None:
         raise ApiError(401, "unauthorized", "a valid agent token is required")
     return principal
@@ -103,12 +101,14 @@ def current_agent(principal: Annotated[Principal, Depends(current_principal)]) -
     return principal.username
 
 
-def admin_or_principal(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> Principal:
-    token = _bearer(authorization)
+def admin_or_principal(
+    settings: SettingsDep, db: DatabaseDep, admin_token: AdminCredentials, token: AgentToken
+) -> Principal:
     admin = settings.admin_api_token.get_secret_value()
-    if admin and hmac.compare_digest(token.encode(), admin.encode()):
+    given = admin_token.credentials if admin_token else ""
+    if admin and hmac.compare_digest(given.encode(), admin.encode()):
         return Principal("admin", "admin")
-    principal = principal_from_token(token, settings)
+    principal = principal_from_token(token or "", db, settings)
     if principal is None:
         raise ApiError(401, "unauthorized", "an admin or agent token is required")
     return principal

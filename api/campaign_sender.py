@@ -23,7 +23,7 @@ from api.due_queue import DueQueue, queue_for
 from api.sms import provider_for, send_sms
 from ledger import campaigns, templates
 from ledger.clock import Clock, process_clock
-from ledger.db import run_transaction, transaction
+from ledger.db import Database
 from ledger.models import Campaign, ContactAttempt
 from ledger.policy import Policy
 from settings import Settings
@@ -69,8 +69,10 @@ class CampaignSender:
         http: httpx.AsyncClient,
         clock: Clock | None = None,
         queue: DueQueue | None = None,
+        *,
+        db: Database,
     ):
-        self.settings, self.policy, self.http = settings, policy, http
+        self.settings, self.policy, self.http, self.db = settings, policy, http, db
         self.clock = clock or process_clock(settings.app_timezone)
         self.queue = queue or queue_for(settings.redis_url)
 
@@ -102,15 +104,14 @@ class CampaignSender:
     async def run_once(self, limit: int = 200) -> int:
         """Send what is due now; returns how many went out."""
         now = self.clock.now()
-        url = self.settings.database_url
 
         def take() -> list[Outgoing]:
-            with transaction(url) as session:
+            with self.db.transaction() as session:
                 ids = self.queue.due(session, now, limit)
             prepared = []
             self.queue.done(ids)  # claimed here or elsewhere: either way no longer due (a deferral requeues)
             for attempt_id in ids:  # one short transaction per claim, so a crash loses at most one
-                with transaction(url) as session:
+                with self.db.transaction() as session:
                     item = self._prepare(session, attempt_id, now)
                 if item:
                     prepared.append(item)
@@ -121,9 +122,9 @@ class CampaignSender:
         sent = 0
         for item in batch:
             if item.wechat is not None:
-                ok = await wechat_reminders.send(self.settings, self.http, item.wechat, self.policy)
+                ok = await wechat_reminders.send(self.settings, self.http, item.wechat, self.policy, db=self.db)
             else:
-                records = await send_sms(provider, self.settings, item.phone, item.text, split=False)
+                records = await send_sms(provider, self.settings, item.phone, item.text, split=False, db=self.db)
                 ok = all(r.status == "sent" for r in records)
 
             def finish(session: Session, item: Outgoing = item, ok: bool = ok) -> None:
@@ -132,7 +133,7 @@ class CampaignSender:
                 attempt.status = "sent" if ok else "failed"
                 attempt.sent_at = self.clock.now()
 
-            await run_transaction(url, finish)
+            await self.db.run(finish)
             sent += ok
         return sent
 
@@ -144,7 +145,7 @@ class CampaignSender:
         while not stop.is_set():
             try:
                 if not recovered:  # first, once the database answers (it may be away at start-up)
-                    stale = await run_transaction(self.settings.database_url, recover)
+                    stale = await self.db.run(recover)
                     recovered = True
                     if stale:
                         log.warning("marked in-flight sends from before a restart as failed", extra={"count": stale})

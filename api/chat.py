@@ -28,7 +28,7 @@ from api.hub import QUEUE_TOPIC, Hub, conversation_topic
 from api.schemas import Button, ChatMessage, ChatOut
 from ledger import compliance, conduct, conversations, handoff
 from ledger.clock import Clock, process_clock
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.masking import mask, mask_values
 from ledger.models import Conversation, Message
 from ledger.policy import Policy, cached_policy
@@ -147,9 +147,16 @@ class ChatService:
     """One per process: owns the HTTP client to Rasa and the per-conversation ordering locks."""
 
     def __init__(
-        self, settings: Settings, http: httpx.AsyncClient, hub: Hub | None = None, clock: Clock | None = None
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        hub: Hub | None = None,
+        clock: Clock | None = None,
+        *,
+        db: Database,
     ) -> None:
         self.settings = settings
+        self.db = db
         self.http = http
         self.hub = hub or Hub()
         self.clock = clock or process_clock(settings.app_timezone)
@@ -177,7 +184,7 @@ class ChatService:
         return lock
 
     async def _db(self, work: Callable[[Session], T], readonly: bool = False) -> T:
-        return await run_transaction(self.settings.database_url, work, readonly)
+        return await self.db.run(work, readonly=readonly)
 
     async def _ask_rasa(
         self, conversation_id: str, text: str, channel: str, channel_menu: bool = False
@@ -450,11 +457,13 @@ class ChatService:
         if channel == "sms" and phone:
             from api.sms import provider_for, send_sms
 
-            await send_sms(provider_for(self.settings, self.http), self.settings, phone, reply.text, conversation_id)
+            await send_sms(
+                provider_for(self.settings, self.http), self.settings, phone, reply.text, conversation_id, db=self.db
+            )
         elif channel == "wechat":
             from api.wechat import deliver_to_conversation
 
-            await deliver_to_conversation(self.settings, self.http, conversation_id, reply.text)
+            await deliver_to_conversation(self.settings, self.http, conversation_id, reply.text, db=self.db)
         return reply
 
     async def seed(

@@ -1,4 +1,5 @@
-"""Injected dependencies: settings, policy, clock, a database session per request, admin auth."""
+"""Injected dependencies: settings, policy, clock, the process's Database and a session per request,
+admin auth. Tests replace `database_dep` through `app.dependency_overrides`."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import hmac
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Header
+from fastapi import Depends
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from api.errors import ApiError
 from ledger.clock import Clock, process_clock
-from ledger.db import session_factory
+from ledger.db import Database
 from ledger.policy import Policy, cached_policy
 from settings import Settings, get_settings
 
@@ -31,9 +34,20 @@ def clock_dep(settings: SettingsDep) -> Clock:
     return process_clock(settings.app_timezone)
 
 
-def session_dep(settings: SettingsDep) -> Iterator[Session]:
-    """One transaction per request: committed when the route returns, rolled back on error."""
-    with session_factory(settings.database_url).begin() as session:
+def database_dep(conn: HTTPConnection) -> Database:
+    """The Database the app's lifespan built (app.state.db)."""
+    return conn.app.state.db  # type: ignore[no-any-return]
+
+
+DatabaseDep = Annotated[Database, Depends(database_dep)]
+
+
+def session_dep(db: DatabaseDep) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error.
+
+    Only for sync (`def`) routes, which FastAPI runs in its thread pool; an async route uses
+    `await db.run(...)` instead."""
+    with db.transaction() as session:
         yield session
 
 
@@ -42,9 +56,13 @@ ClockDep = Annotated[Clock, Depends(clock_dep)]
 SessionDep = Annotated[Session, Depends(session_dep)]
 
 
-def require_admin(settings: SettingsDep, authorization: Annotated[str | None, Header()] = None) -> None:
+admin_bearer = HTTPBearer(scheme_name="admin", description="ADMIN_API_TOKEN", auto_error=False)
+AdminCredentials = Annotated[HTTPAuthorizationCredentials | None, Depends(admin_bearer)]
+
+
+def require_admin(settings: SettingsDep, credentials: AdminCredentials) -> None:
     expected = settings.admin_api_token.get_secret_value()
-    given = (authorization or "").removeprefix("Bearer ").strip()
+    given = credentials.credentials if credentials else ""
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
         raise ApiError(401, "unauthorized", "a valid admin token is required")
 

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from api.sms import provider_for, send_sms
 from ledger import eod
 from ledger.clock import Clock, process_clock
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.policy import Policy
 from settings import Settings
 
@@ -25,28 +25,29 @@ INTERVAL = 600.0  # how often the job wakes: runs end-of-day once a day, sends n
 
 
 async def run_once(
-    settings: Settings, policy: Policy, clock: Clock, http: httpx.AsyncClient, force: bool = False
+    settings: Settings, policy: Policy, clock: Clock, http: httpx.AsyncClient, force: bool = False, *, db: Database
 ) -> eod.EodSummary | None:
     """Today's end-of-day run unless it is done (or `force`), then the notices that may go now."""
-    url = settings.database_url
     summary = None
-    if force or not await asyncio.to_thread(eod.ran_today, url, clock):
-        summary = await asyncio.to_thread(eod.run_eod, url, policy, clock)
+    if force or not await asyncio.to_thread(eod.ran_today, db, clock):
+        summary = await asyncio.to_thread(eod.run_eod, db, policy, clock)
         log.info("end-of-day done", extra=summary.as_dict())
-    notices = await run_transaction(url, lambda s: eod.claim_notices(s, policy, clock))
+    notices = await db.run(lambda s: eod.claim_notices(s, policy, clock))
     provider = provider_for(settings, http)
     for notice in notices:
-        records = await send_sms(provider, settings, notice.phone, notice.text, split=False)
+        records = await send_sms(provider, settings, notice.phone, notice.text, split=False, db=db)
         ok = all(r.status == "sent" for r in records)
 
         def done(session: Session, notice: eod.Notice = notice, ok: bool = ok) -> None:
             eod.notice_sent(session, notice, ok, clock)
 
-        await run_transaction(url, done)
+        await db.run(done)
     return summary
 
 
-async def run_forever(settings: Settings, policy: Policy, http: httpx.AsyncClient, stop: asyncio.Event) -> None:
+async def run_forever(
+    settings: Settings, policy: Policy, http: httpx.AsyncClient, stop: asyncio.Event, *, db: Database
+) -> None:
     clock = process_clock(settings.app_timezone)
     delay = FIRST_RUN_DELAY
     while not stop.is_set():
@@ -57,6 +58,6 @@ async def run_forever(settings: Settings, policy: Policy, http: httpx.AsyncClien
             pass
         delay = INTERVAL
         try:
-            await run_once(settings, policy, clock, http)
+            await run_once(settings, policy, clock, http, db=db)
         except Exception:  # keep the job alive; the next tick catches up (the run is idempotent)
             log.exception("end-of-day tick failed")

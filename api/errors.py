@@ -78,7 +78,7 @@ def install(app: FastAPI) -> None:
         message = str(exc.detail)
         if exc.status_code == 400 and "parsing the body" in message:  # e.g. bytes that are not UTF-8
             code, message = "malformed_json", "the body is not valid UTF-8 JSON"
-        return JSONResponse(error_body(code, message), status_code=exc.status_code)
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

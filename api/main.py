@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 
@@ -10,6 +11,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from slowapi.errors import RateLimitExceeded
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import eod_job, errors
@@ -20,6 +22,7 @@ from api.limits import limiter
 from api.logs import configure_logging
 from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts, wechat
 from api.wechat_channel import WeChatChannel
+from ledger.db import Database
 from ledger.policy import cached_policy
 from settings import get_settings
 
@@ -83,22 +86,21 @@ class BodyLimit:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging()
-    cached_policy(str(settings.policy_path))  # a bad policy file stops start-up here, naming the line
+    policy = cached_policy(str(settings.policy_path))  # a bad policy file stops start-up here, naming the line
+    given: Database | None = app.state.db  # a test's database, which the test disposes
+    db = given or Database(settings.database_url)
+    app.state.db = db
     async with httpx.AsyncClient(limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)) as http:
         app.state.http = http
         hub = RedisHub(settings.redis_url) if settings.redis_url else Hub()
         await hub.start()
-        app.state.chat = ChatService(settings, http, hub)
+        app.state.chat = ChatService(settings, http, hub, db=db)
         app.state.wechat = WeChatChannel(app.state.chat)
         wechat_backlog = asyncio.create_task(app.state.wechat.recover())  # pushes a stopped gateway left
         stop = asyncio.Event()
-        sender = asyncio.create_task(
-            CampaignSender(settings, cached_policy(str(settings.policy_path)), http).run_forever(stop)
-        )
+        sender = asyncio.create_task(CampaignSender(settings, policy, http, db=db).run_forever(stop))
         # End-of-day: plans and promises moved on once a day, broken-plan notices within the rules.
-        eod_task = asyncio.create_task(
-            eod_job.run_forever(settings, cached_policy(str(settings.policy_path)), http, stop)
-        )
+        eod_task = asyncio.create_task(eod_job.run_forever(settings, policy, http, stop, db=db))
         # Conversations the bot dropped while it was away go back to it once it answers again.
         recovery = asyncio.create_task(
             app.state.chat.recover_forever(stop, settings.bot_recovery_seconds)
@@ -114,13 +116,39 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await eod_task
             await recovery
             await hub.stop()
+            app.state.db = given
+            if given is None:
+                db.dispose()
 
 
-def create_app() -> FastAPI:
-    app = FastAPI(title="Repayment assistant gateway", version="0.1.0", lifespan=lifespan)
+def create_app(db: Database | None = None) -> FastAPI:
+    """The gateway. Its lifespan builds the process's Database from DATABASE_URL, or uses `db`
+    (a test's) and leaves disposing it to the caller."""
+    app = FastAPI(
+        title="Repayment assistant gateway",
+        version="0.1.0",
+        lifespan=lifespan,
+        # Operation ids are the route functions' names: short, stable, and what links name.
+        generate_unique_id_function=lambda route: route.name,
+    )
+    app.state.db = db
     app.add_middleware(BodyLimit)
     app.state.limiter = limiter
     errors.install(app)
+
+    @app.exception_handler(405)
+    async def _method_not_allowed(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette names only the methods of the first route whose path matched; a path served by
+        # several routes (GET and POST of /v1/chat/{id}/messages) must list them all (RFC 9110).
+        allowed = set((exc.headers or {}).get("Allow", "").replace(" ", "").split(",")) - {""}
+        for template, item in app.openapi()["paths"].items():
+            if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", template), request.url.path):
+                allowed |= {method.upper() for method in item}
+        return JSONResponse(
+            errors.error_body("method_not_allowed", "Method Not Allowed"),
+            status_code=405,
+            headers={"Allow": ", ".join(sorted(allowed))},
+        )
 
     @app.exception_handler(RateLimitExceeded)
     async def _too_many(_: Request, exc: RateLimitExceeded) -> JSONResponse:

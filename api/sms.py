@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from ledger import compliance
 from ledger.clock import Clock
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.models import OutboundSms
 from ledger.policy import Policy
 from settings import Settings
@@ -124,6 +124,8 @@ async def send_sms(
     text: str,
     conversation_id: str | None = None,
     split: bool = True,
+    *,
+    db: Database,
 ) -> list[OutboundSms]:
     """Send `text`: chat replies in one-segment parts; a message with a link whole (the provider
     concatenates it). Every part is recorded, sent or failed."""
@@ -147,7 +149,7 @@ async def send_sms(
     def store(session: Session) -> None:
         session.add_all(records)
 
-    await run_transaction(settings.database_url, store)
+    await db.run(store)
     return records
 
 
@@ -160,6 +162,8 @@ async def send_reply(
     text: str,
     conversation_id: str,
     wrote_at: datetime,
+    *,
+    db: Database,
 ) -> bool:
     """Answer a person's SMS, through the same contact decision as every other send."""
 
@@ -175,9 +179,9 @@ async def send_reply(
             last_inbound_at=wrote_at,
         )
 
-    decision = await run_transaction(settings.database_url, decide, readonly=True)
+    decision = await db.run(decide, readonly=True)
     if decision.outcome != "send":
         log.warning("reply not sent", extra={"conversation_id": conversation_id, "reason": decision.reason})
         return False
-    await send_sms(provider, settings, to, text, conversation_id)
+    await send_sms(provider, settings, to, text, conversation_id, db=db)
     return True

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from api.schemas import AccountPublic, BreakdownPublic, PlanPublic, PromisePublic, ScheduleRowPublic, money
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.errors import ApiError
+from api.schemas import (
+    AccountPublic,
+    BreakdownPublic,
+    PlanPublic,
+    PromisePublic,
+    ScheduleRowPublic,
+    Transcript,
+    TranscriptEntry,
+    money,
+)
+from ledger import agents, conversations
 from ledger.accounts import AccountView, fee_policy_for
 from ledger.agreements import PlanState
 from ledger.masking import mask
-from ledger.models import Plan
+from ledger.models import Message, Plan
 from ledger.policy import Policy
 
 
@@ -95,4 +109,31 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
         contact_preferences=prefs,
         disputes=[{"kind": h.kind, "reason": mask(h.reason)} for h in view.holds if h.kind == "dispute"],
         complaints=[{"reference": c.reference, "status": c.status} for c in view.complaints],
+    )
+
+
+def transcript_for(session: Session, conversation_id: str, role: str, username: str) -> Transcript:
+    """Every message of a conversation, masked; 404 unless `role`/`username` may read it (the admin
+    and supervisors read any, an agent only one it has claimed)."""
+    conv = conversations.find(session, conversation_id)
+    if conv is None or not agents.may_read(session, role, username, conversation_id):
+        raise ApiError(404, "not_found", "no such conversation, or not one you have claimed")
+    rows = session.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq))
+    return Transcript(
+        conversation_id=conv.conversation_id,
+        channel=conv.channel,
+        mode=conv.mode,
+        verified=conv.verified_at is not None,
+        messages=[
+            TranscriptEntry(
+                seq=m.seq,
+                at=m.created_at.isoformat(),
+                sender=m.sender,
+                channel=m.channel,
+                text=mask(m.text),
+                intent=m.intent if m.sender == "user" else None,
+                confidence=m.confidence if m.sender == "user" else None,
+            )
+            for m in rows
+        ],
     )

@@ -23,7 +23,7 @@ from wechatpy.crypto import WeChatCrypto  # type: ignore[import-untyped]
 from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException  # type: ignore[import-untyped]
 from wechatpy.utils import WeChatSigner  # type: ignore[import-untyped]
 
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.masking import mask
 from ledger.models import WeChatOutbound
 from settings import Settings
@@ -279,6 +279,8 @@ async def deliver(
     conversation_id: str | None = None,
     template: tuple[str, dict[str, str], str | None] | None = None,
     buttons: Buttons = None,
+    *,
+    db: Database,
 ) -> WeChatOutbound:
     """Send one message (a customer-service text, or a template when given) and record it, sent or failed."""
     sender = sender_for(settings, http)
@@ -304,11 +306,13 @@ async def deliver(
     def store(session: Session) -> None:
         session.add(record)
 
-    await run_transaction(settings.database_url, store)
+    await db.run(store)
     return record
 
 
-async def deliver_to_conversation(settings: Settings, http: httpx.AsyncClient, conversation_id: str, text: str) -> None:
+async def deliver_to_conversation(
+    settings: Settings, http: httpx.AsyncClient, conversation_id: str, text: str, *, db: Database
+) -> None:
     """An agent's (already guarded and stored) reply, to the follower the conversation belongs to."""
     from ledger.wechat import follower_of
 
@@ -316,6 +320,6 @@ async def deliver_to_conversation(settings: Settings, http: httpx.AsyncClient, c
         follower = follower_of(session, conversation_id)
         return follower.openid if follower else None
 
-    found = await run_transaction(settings.database_url, openid, readonly=True)
+    found = await db.run(openid, readonly=True)
     if found is not None:
-        await deliver(settings, http, found, text, conversation_id)
+        await deliver(settings, http, found, text, conversation_id, db=db)

@@ -32,7 +32,6 @@ from api.wechat import Push, deliver
 from ledger import conversations, wechat
 from ledger.accounts import audit
 from ledger.clock import Clock, process_clock
-from ledger.db import run_transaction
 from ledger.models import Account, Campaign, ContactAttempt, Message
 
 log = logging.getLogger("api.wechat")
@@ -70,7 +69,7 @@ class WeChatChannel:
         return lock
 
     async def _db(self, work: Any, readonly: bool = False) -> Any:
-        return await run_transaction(self.settings.database_url, work, readonly)
+        return await self.chat.db.run(work, readonly=readonly)
 
     async def process(self, push: Push) -> None:
         """Handle one stored push; never raises. A push that fails stays pending (logged) and is
@@ -180,7 +179,9 @@ class WeChatChannel:
 
     async def _send(self, openid: str, cid: str, replies: list[Reply]) -> None:
         for reply in replies:
-            await deliver(self.settings, self.chat.http, openid, reply.text, cid, buttons=reply.buttons)
+            await deliver(
+                self.settings, self.chat.http, openid, reply.text, cid, buttons=reply.buttons, db=self.chat.db
+            )
 
     async def _event(self, push: Push) -> None:
         event = (push.event or "").lower()

@@ -15,6 +15,7 @@ import httpx
 from api import guard
 from api.wechat import deliver
 from ledger import templates
+from ledger.db import Database
 from ledger.policy import Policy
 from settings import Settings
 
@@ -46,7 +47,9 @@ def check_template(template: str, policy: Policy) -> str | None:
     return None
 
 
-async def send(settings: Settings, http: httpx.AsyncClient, reminder: Reminder, policy: Policy) -> bool:
+async def send(
+    settings: Settings, http: httpx.AsyncClient, reminder: Reminder, policy: Policy, *, db: Database
+) -> bool:
     data = {
         "first": reminder.text,
         "keyword1": policy.institution.name,
@@ -58,5 +61,6 @@ async def send(settings: Settings, http: httpx.AsyncClient, reminder: Reminder, 
         reminder.openid,
         reminder.text,
         template=(settings.wechat_reminder_template_id, data, reminder.link),
+        db=db,
     )
     return record.status == "sent"

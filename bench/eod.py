@@ -21,7 +21,7 @@ from sqlalchemy import func, insert, select
 
 from bench.campaign import CHUNK, on_both_databases, populate
 from ledger.clock import Clock
-from ledger.db import make_engine, transaction
+from ledger.db import Database, make_engine, transaction
 from ledger.eod import run_eod
 from ledger.fees import add_months
 from ledger.models import LedgerEntry, Plan, PlanRow
@@ -110,12 +110,14 @@ def measure(url: str, n: int) -> dict[str, Any]:
     add_plans(url, n, clock.today())
     load_s = time.perf_counter() - started
     policy = load_policy(ROOT / "policy.yml")
+    db = Database(url)
     started = time.perf_counter()
-    first = run_eod(url, policy, clock)
+    first = run_eod(db, policy, clock)
     first_s = time.perf_counter() - started
     started = time.perf_counter()
-    second = run_eod(url, policy, clock)
+    second = run_eod(db, policy, clock)
     second_s = time.perf_counter() - started
+    db.dispose()
     with transaction(url, readonly=True) as s:
         statuses = dict(s.execute(select(Plan.status, func.count()).group_by(Plan.status)).all())
     return {

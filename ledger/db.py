@@ -10,7 +10,6 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import lru_cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
@@ -95,6 +94,19 @@ class _LockingConnection(sqlite3.Connection):
             self._release()
 
 
+_writer_locks: dict[str, WriterLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
+def _writer_lock(path: str) -> WriterLock:
+    """One lock per SQLite file per process, whichever Database opened it: threads of one process
+    then wait on the thread lock (with its timeout) rather than on each other's flock."""
+    with _writer_locks_guard:
+        if path not in _writer_locks:
+            _writer_locks[path] = WriterLock(path)
+        return _writer_locks[path]
+
+
 def make_engine(url: str, readonly: bool = False) -> Engine:
     """An engine for `url`. SQLite gets WAL, a busy timeout and one writer at a time.
 
@@ -104,7 +116,7 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
     """
     if url.startswith("sqlite"):
         database = make_url(url).database
-        lock = WriterLock(f"{database}.writer-lock") if database and database != ":memory:" else None
+        lock = _writer_lock(f"{database}.writer-lock") if database and database != ":memory:" else None
         connection_class = type("LockingConnection", (_LockingConnection,), {"writer_lock": lock})
         engine = create_engine(
             url, connect_args={"timeout": 30, "check_same_thread": False, "factory": connection_class}
@@ -142,86 +154,119 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
     return engine.execution_options(postgresql_readonly=True) if readonly else engine
 
 
-@lru_cache(maxsize=16)
-def _engine(url: str, readonly: bool = False) -> Engine:
-    if readonly and not url.startswith("sqlite"):  # the same pool; each transaction marked READ ONLY
-        return _engine(url).execution_options(postgresql_readonly=True)
-    return make_engine(url, readonly)  # SQLite: its own connections, opened query_only
+T = TypeVar("T")
+RETRIES_ON_DISCONNECT = 2
 
 
-@lru_cache(maxsize=16)
-def _factory(url: str, readonly: bool = False) -> sessionmaker[Session]:
-    return sessionmaker(_engine(url, readonly), expire_on_commit=False)
+class Database:
+    """The process's database: its engines and sessions, and the one way work runs in a transaction.
 
+    Built once by whatever starts the process (the gateway's lifespan, the action server, a
+    script) and disposed when it stops. `transaction()` is for code that is already off the event
+    loop; `run()` is for async code: the work goes to a worker thread, in one transaction, run
+    again if the server cut the connection before COMMIT.
+    """
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    return _factory(url)
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        self.engine = make_engine(url)
+        # SQLite: its own connections, opened query_only; PostgreSQL: the same pool, each
+        # transaction marked READ ONLY.
+        self.read_engine = (
+            make_engine(url, readonly=True)
+            if self.is_sqlite
+            else self.engine.execution_options(postgresql_readonly=True)
+        )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
+        self._writer: ThreadPoolExecutor | None = None
+        self._writer_pid = 0
+
+    def __repr__(self) -> str:
+        return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
+
+    @contextmanager
+    def _session(self, readonly: bool) -> Iterator[Session]:
+        """A new session (no transaction yet); closed on exit."""
+        with (self._read_sessions if readonly else self._sessions)() as session:
+            yield session
+
+    @contextmanager
+    def transaction(self, readonly: bool = False) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on error.
+
+        `readonly=True` for work that only reads: it never waits for, or holds up, a writer.
+        """
+        with self._session(readonly) as session, session.begin():
+            yield session
+
+    def run_sync(self, work: Callable[[Session], T], readonly: bool = False) -> T:
+        """`work` in one transaction, in this thread; run again on a fresh connection if the server
+        cut the old one.
+
+        A connection cut before COMMIT (a restarted or failed-over PostgreSQL,
+        `pg_terminate_backend`) rolled the work back, so running it again writes it once. A cut
+        during COMMIT is not retried: whether it committed is unknown, and the caller answers "try
+        again later" instead. The pool's `pool_pre_ping` replaces connections that died while idle.
+        """
+        attempt = 0
+        while True:
+            with self._session(readonly) as session:
+                try:
+                    session.begin()
+                    result = work(session)
+                    session.flush()
+                except DBAPIError as exc:
+                    session.rollback()
+                    if exc.connection_invalidated and attempt < RETRIES_ON_DISCONNECT:
+                        attempt += 1
+                        continue
+                    raise
+                except BaseException:
+                    session.rollback()
+                    raise
+                session.commit()
+                return result
+
+    async def run(self, work: Callable[[Session], T], *, readonly: bool = False) -> T:
+        """`work` in one transaction in a worker thread, off the event loop (see `run_sync`).
+
+        SQLite takes one writer at a time anyway, so a process sends its write transactions
+        through one thread, in the order they were asked for, and the pool's threads stay free
+        for reads. Reads, and everything on PostgreSQL, run in parallel in the default pool.
+        """
+
+        def call() -> T:
+            return self.run_sync(work, readonly)
+
+        if self.is_sqlite and not readonly:
+            return await asyncio.get_running_loop().run_in_executor(self._writer_thread(), call)
+        return await asyncio.to_thread(call)
+
+    def _writer_thread(self) -> ThreadPoolExecutor:
+        if self._writer is None or self._writer_pid != os.getpid():  # a forked child makes its own
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
+            self._writer_pid = os.getpid()
+        return self._writer
+
+    def dispose(self) -> None:
+        """Close every pooled connection and the writer thread; the Database is not used again."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
+        self.engine.dispose()
+        if self.is_sqlite:  # PostgreSQL's read engine is the same pool
+            self.read_engine.dispose()
 
 
 @contextmanager
 def transaction(url: str, readonly: bool = False) -> Iterator[Session]:
-    """A session in one transaction: committed on success, rolled back on error.
-
-    `readonly=True` for work that only reads: it never waits for, or holds up, a writer.
-    """
-    with _factory(url, readonly).begin() as session:
-        yield session
-
-
-T = TypeVar("T")
-_writers: dict[int, ThreadPoolExecutor] = {}
-
-
-def _writer_thread() -> ThreadPoolExecutor:
-    """This process's one thread for SQLite write transactions."""
-    pid = os.getpid()
-    if pid not in _writers:
-        _writers[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
-    return _writers[pid]
-
-
-RETRIES_ON_DISCONNECT = 2
-
-
-def run_retrying(url: str, work: Callable[[Session], T], readonly: bool = False) -> T:
-    """`work` in one transaction; run again on a fresh connection if the server cut the old one.
-
-    A connection cut before COMMIT (a restarted or failed-over PostgreSQL, `pg_terminate_backend`)
-    rolled the work back, so running it again writes it once. A cut during COMMIT is not
-    retried: whether it committed is unknown, and the caller answers "try again later" instead.
-    The pool's `pool_pre_ping` replaces connections that died while idle.
-    """
-    attempt = 0
-    while True:
-        with _factory(url, readonly)() as session:
-            try:
-                session.begin()
-                result = work(session)
-                session.flush()
-            except DBAPIError as exc:
-                session.rollback()
-                if exc.connection_invalidated and attempt < RETRIES_ON_DISCONNECT:
-                    attempt += 1
-                    continue
-                raise
-            except BaseException:
-                session.rollback()
-                raise
-            session.commit()
-            return result
-
-
-async def run_transaction(url: str, work: Callable[[Session], T], readonly: bool = False) -> T:
-    """Run blocking database work in one transaction in a worker thread, off the event loop.
-
-    SQLite takes one writer at a time anyway, so a process sends its write transactions
-    through one thread, in the order they were asked for, and the pool's threads stay free
-    for reads. Reads, and everything on PostgreSQL, run in parallel in the default pool.
-    """
-
-    def run() -> T:
-        return run_retrying(url, work, readonly)
-
-    if url.startswith("sqlite") and not readonly:
-        return await asyncio.get_running_loop().run_in_executor(_writer_thread(), run)
-    return await asyncio.to_thread(run)
+    """One transaction on a Database built for it and disposed after: for tests, benches and
+    one-shot scripts that hold no Database. A process that keeps working builds one Database."""
+    db = Database(url)
+    try:
+        with db.transaction(readonly) as session:
+            yield session
+    finally:
+        db.dispose()

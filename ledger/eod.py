@@ -20,7 +20,7 @@ from ledger import templates
 from ledger.accounts import Changes, apply_agreements, write_rows
 from ledger.clock import Clock
 from ledger.compliance import decide_contact
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.fees import Payment
 from ledger.models import (
     Account,
@@ -132,16 +132,16 @@ def record_run(session: Session, summary: EodSummary, started: datetime, finishe
     run.accounts, run.changes = summary.accounts, summary.as_dict()
 
 
-def run_eod(url: str, policy: Policy, clock: Clock, chunk: int = 500) -> EodSummary:
+def run_eod(db: Database, policy: Policy, clock: Clock, chunk: int = 500) -> EodSummary:
     """Bring every running agreement up to today, a chunk of accounts per transaction, and record
     the run. Safe to run twice or after downtime: each account's state is recomputed from the
     ledger for today, which is what the missed days' runs would have led to."""
     started, today = clock.now(), clock.today()
-    with transaction(url, readonly=True) as session:
+    with db.transaction(readonly=True) as session:
         pks = accounts_with_agreements(session)
     total = EodSummary(today)
     for part in chunks(pks, chunk):
-        with transaction(url) as session:
+        with db.transaction() as session:
             done = process_accounts(session, part, policy, today)
         total.accounts += done.accounts
         total.rows += done.rows
@@ -150,13 +150,13 @@ def run_eod(url: str, policy: Policy, clock: Clock, chunk: int = 500) -> EodSumm
         total.promises_kept += done.promises_kept
         total.promises_broken += done.promises_broken
         total.broken_plan_ids += done.broken_plan_ids
-    with transaction(url) as session:
+    with db.transaction() as session:
         record_run(session, total, started, clock.now())
     return total
 
 
-def ran_today(url: str, clock: Clock) -> bool:
-    with transaction(url, readonly=True) as session:
+def ran_today(db: Database, clock: Clock) -> bool:
+    with db.transaction(readonly=True) as session:
         last = last_run(session)
     return last is not None and last >= clock.today()
 

@@ -15,10 +15,10 @@ from tqdm import tqdm
 
 from api.campaign_sender import CampaignSender, check_template
 from ledger import campaigns
-from ledger.clock import process_clock
-from ledger.db import transaction
-from ledger.policy import cached_policy
-from settings import get_settings
+from ledger.clock import Clock, process_clock
+from ledger.db import Database
+from ledger.policy import Policy, cached_policy
+from settings import Settings, get_settings
 
 
 def main() -> int:
@@ -41,7 +41,22 @@ def main() -> int:
     segment = campaigns.Segment(
         tuple(b for b in args.buckets.split(",") if b), args.min_overdue_days, args.max_overdue_days
     )
-    with transaction(settings.database_url) as session, tqdm(desc="select + check + queue", unit="acct") as bar:
+    db = Database(settings.database_url)
+    try:
+        return _run(args, settings, policy, clock, segment, db)
+    finally:
+        db.dispose()
+
+
+def _run(
+    args: argparse.Namespace,
+    settings: Settings,
+    policy: Policy,
+    clock: Clock,
+    segment: campaigns.Segment,
+    db: Database,
+) -> int:
+    with db.transaction() as session, tqdm(desc="select + check + queue", unit="acct") as bar:
         result = campaigns.create_campaign(
             session,
             args.name,
@@ -59,7 +74,7 @@ def main() -> int:
 
     async def send() -> int:
         async with httpx.AsyncClient() as http:
-            sender = CampaignSender(settings, policy, http, clock)
+            sender = CampaignSender(settings, policy, http, clock, db=db)
             total = 0
             with tqdm(desc="send due now", unit="sms") as bar:
                 while sent := await sender.run_once(limit=500):

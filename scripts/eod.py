@@ -14,6 +14,7 @@ import httpx
 
 from api.eod_job import run_once
 from ledger.clock import process_clock
+from ledger.db import Database
 from ledger.policy import load_policy
 from settings import get_settings
 
@@ -21,8 +22,12 @@ from settings import get_settings
 async def main(force: bool) -> None:
     settings = get_settings()
     policy = load_policy(settings.policy_path)
-    async with httpx.AsyncClient() as http:
-        summary = await run_once(settings, policy, process_clock(settings.app_timezone), http, force=force)
+    db = Database(settings.database_url)
+    try:
+        async with httpx.AsyncClient() as http:
+            summary = await run_once(settings, policy, process_clock(settings.app_timezone), http, force=force, db=db)
+    finally:
+        db.dispose()
     if summary is None:
         print("end-of-day: already done today (use --force to run again)")
     else:

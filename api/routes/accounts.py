@@ -2,17 +2,40 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
 
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep
-from api.schemas import AccountCreate, AccountPublic, PaymentCreate, PaymentPublic, money, to_fen
+from api.schemas import (
+    ID_PATTERN,
+    AccountCreate,
+    AccountPublic,
+    PaymentCreate,
+    PaymentPublic,
+    errors,
+    money,
+    to_fen,
+)
+from api.schemas.links import link
 from api.views import account_public
 from ledger import accounts
 
-router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[AdminDep])
+router = APIRouter(prefix="/v1/accounts", tags=["accounts"], dependencies=[AdminDep], responses=errors(401, 422, 503))
+AccountId = Annotated[str, Path(pattern=ID_PATTERN)]
+TO_ACCOUNT = {
+    "account": link("get_account", account_id="$response.body#/account_id"),
+    "payments": link("post_payment", account_id="$response.body#/account_id"),
+    "outbox": link("sms_outbox", to="$response.body#/phone"),
+}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=AccountPublic)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AccountPublic,
+    responses={201: {"links": TO_ACCOUNT}, **errors(400, 413)},
+)
 def create_account(body: AccountCreate, session: SessionDep, policy: PolicyDep, clock: ClockDep) -> AccountPublic:
     record = accounts.AccountRecord(
         account_id=body.account_id,
@@ -35,14 +58,22 @@ def create_account(body: AccountCreate, session: SessionDep, policy: PolicyDep, 
     return account_public(accounts.account_view(session, body.account_id, policy, clock), policy)
 
 
-@router.get("/{account_id}", response_model=AccountPublic)
-def get_account(account_id: str, session: SessionDep, policy: PolicyDep, clock: ClockDep) -> AccountPublic:
+@router.get("/{account_id}", response_model=AccountPublic, responses=errors(404))
+def get_account(account_id: AccountId, session: SessionDep, policy: PolicyDep, clock: ClockDep) -> AccountPublic:
     return account_public(accounts.account_view(session, account_id, policy, clock), policy)
 
 
-@router.post("/{account_id}/payments", status_code=status.HTTP_201_CREATED, response_model=PaymentPublic)
+@router.post(
+    "/{account_id}/payments",
+    status_code=status.HTTP_201_CREATED,
+    response_model=PaymentPublic,
+    responses={
+        201: {"links": {"account": link("get_account", account_id="$response.body#/account/account_id")}},
+        **errors(400, 404, 413),
+    },
+)
 def post_payment(
-    account_id: str, body: PaymentCreate, session: SessionDep, policy: PolicyDep, clock: ClockDep
+    account_id: AccountId, body: PaymentCreate, session: SessionDep, policy: PolicyDep, clock: ClockDep
 ) -> PaymentPublic:
     entry, created = accounts.post_payment(
         session, account_id, to_fen(body.amount), body.paid_at, body.reference, policy, clock

@@ -2,72 +2,95 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, status
-from fastapi.security import OAuth2PasswordRequestForm
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Form, Path, Request, status
+from sqlalchemy.orm import Session
 
 from api.auth import AgentDep, PrincipalDep, issue_token
 from api.chat import ChatService
-from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep, SettingsDep
+from api.deps import AdminDep, ClockDep, DatabaseDep, PolicyDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
 from api.limits import limiter, login_limit
-from api.views import account_public
+from api.schemas import (
+    CONVERSATION_ID_PATTERN,
+    ID_PATTERN,
+    AgentCreate,
+    AgentMessage,
+    AgentPublic,
+    Claimed,
+    ConversationDetail,
+    LoginForm,
+    NoteAdded,
+    PlanApproved,
+    QueueItem,
+    Released,
+    TextIn,
+    Token,
+    errors,
+)
+from api.schemas.agents import USERNAME_PATTERN
+from api.schemas.links import link
+from api.views import account_public, transcript_for
 from ledger import accounts, agents, handoff, negotiation
-from ledger.db import run_transaction, transaction
+from ledger.db import Database
 from ledger.errors import LedgerError
 from ledger.masking import mask
 from ledger.money import fen_to_yuan
 
-router = APIRouter(tags=["agents"])
+router = APIRouter(tags=["agents"], responses=errors(401, 422, 503))
+ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN)]
+FROM_CLAIM = {
+    name: link(name, conversation_id="$response.body#/conversation_id")
+    for name in ("agent_reply", "add_note", "release", "close", "agent_conversation")
+}
+FROM_QUEUE = {
+    "claim": link("claim", conversation_id="$response.body#/0/conversation_id"),
+    "conversation": link("agent_conversation", conversation_id="$response.body#/0/conversation_id"),
+}
 
 
-class AgentCreate(BaseModel):
-    username: str = Field(pattern=r"^[A-Za-z0-9_.-]{3,64}$")
-    password: str = Field(min_length=10, max_length=256)
-    display_name: str = Field(min_length=1, max_length=64)
-    role: Literal["agent", "supervisor"] = "agent"
-
-
-class AgentPublic(BaseModel):
-    username: str
-    display_name: str
-    role: str = "agent"
-
-
-class Token(BaseModel):
-    access_token: str
-    token_type: str = "bearer"
-
-
-class TextIn(BaseModel):
-    text: str = Field(min_length=1, max_length=1000)
-
-
-@router.post("/v1/agents", status_code=status.HTTP_201_CREATED, response_model=AgentPublic, dependencies=[AdminDep])
+@router.post(
+    "/v1/agents",
+    status_code=status.HTTP_201_CREATED,
+    response_model=AgentPublic,
+    dependencies=[AdminDep],
+    responses={
+        201: {"links": {"disable": link("disable_agent", username="$response.body#/username")}},
+        **errors(400, 409, 413),
+    },
+)
 def create_agent(body: AgentCreate, session: SessionDep) -> AgentPublic:
     agent = agents.create_agent(session, body.username, body.password, body.display_name, "admin", body.role)
     return AgentPublic(username=agent.username, display_name=agent.display_name, role=agent.role)
 
 
-@router.post("/v1/agents/{username}/disable", response_model=AgentPublic, dependencies=[AdminDep])
-def disable_agent(username: str, request: Request, session: SessionDep, clock: ClockDep) -> AgentPublic:
+@router.post(
+    "/v1/agents/{username}/disable", response_model=AgentPublic, dependencies=[AdminDep], responses=errors(404)
+)
+async def disable_agent(
+    username: Annotated[str, Path(pattern=USERNAME_PATTERN)], request: Request, db: DatabaseDep, clock: ClockDep
+) -> AgentPublic:
     """The agent cannot log in again; its tokens stop working and its open consoles are closed."""
-    agent = agents.disable(session, username, "admin", clock)
+
+    def disable(session: Session) -> AgentPublic:
+        agent = agents.disable(session, username, "admin", clock)
+        return AgentPublic(username=agent.username, display_name=agent.display_name, role=agent.role)
+
+    public = await db.run(disable)
     _chat(request).hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "username": username})
-    return AgentPublic(username=agent.username, display_name=agent.display_name, role=agent.role)
+    return public
 
 
-@router.post("/v1/agent/login", response_model=Token)
+@router.post("/v1/agent/login", response_model=Token, responses=errors(413, 423, 429))
 @limiter.limit(login_limit)
 def login(
-    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], settings: SettingsDep, clock: ClockDep
+    request: Request, form: Annotated[LoginForm, Form()], settings: SettingsDep, db: DatabaseDep, clock: ClockDep
 ) -> Token:
     failure: LedgerError | None = None
     token = ""
-    with transaction(settings.database_url) as session:  # a failed attempt is counted even though login fails
+    with db.transaction() as session:  # a failed attempt is counted even though login fails
         try:
             agent = agents.authenticate(session, form.username, form.password, clock)
             token = issue_token(session, agent, settings, clock)
@@ -79,9 +102,9 @@ def login(
 
 
 @router.post("/v1/agent/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(principal: PrincipalDep, request: Request, session: SessionDep, clock: ClockDep) -> None:
+async def logout(principal: PrincipalDep, request: Request, db: DatabaseDep, clock: ClockDep) -> None:
     """This token stops working now, here and in any console that uses it."""
-    agents.revoke_token(session, principal.jti, clock)
+    await db.run(lambda s: agents.revoke_token(s, principal.jti, clock))
     _chat(request).hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "jti": principal.jti})
 
 
@@ -89,9 +112,9 @@ def _chat(request: Request) -> ChatService:
     return request.app.state.chat  # type: ignore[no-any-return]
 
 
-@router.get("/v1/agent/queue")
-def queue(principal: PrincipalDep, session: SessionDep, policy: PolicyDep, clock: ClockDep) -> list[dict[str, Any]]:
-    """What waits for a person; an agent sees, beyond it, only what it has claimed itself."""
+@router.get("/v1/agent/queue", response_model=list[QueueItem], responses={200: {"links": FROM_QUEUE}})
+def queue(principal: PrincipalDep, session: SessionDep, policy: PolicyDep, clock: ClockDep) -> list[QueueItem]:
+    """What waits for a person, oldest first; an agent sees, beyond it, only what it has claimed itself."""
     now = clock.now()
     items = []
     for item in handoff.queue(session):
@@ -109,36 +132,37 @@ def queue(principal: PrincipalDep, session: SessionDep, policy: PolicyDep, clock
                 "flags": view.flags,
             }
         items.append(
-            {
-                "conversation_id": item.conversation_id,
-                "channel": item.channel,
-                "reason": item.reason,
-                "priority": item.priority,
-                "summary": mask(item.summary),
-                "status": item.status,
-                "agent": item.agent,
-                "waiting_seconds": int((now - item.created_at).total_seconds()),
-                "created_at": item.created_at.isoformat(),
-                "account": summary,
-                "last_messages": [{"sender": s, "text": mask(t)} for s, t in item.last_messages],
-            }
+            QueueItem.model_validate(
+                {
+                    "conversation_id": item.conversation_id,
+                    "channel": item.channel,
+                    "reason": item.reason,
+                    "priority": item.priority,
+                    "summary": mask(item.summary),
+                    "status": item.status,
+                    "agent": item.agent,
+                    "waiting_seconds": int((now - item.created_at).total_seconds()),
+                    "created_at": item.created_at.isoformat(),
+                    "account": summary,
+                    "last_messages": [{"sender": s, "text": mask(t)} for s, t in item.last_messages],
+                }
+            )
         )
     return items
 
 
-@router.get("/v1/agent/conversations/{conversation_id}")
-def conversation(
-    conversation_id: str, principal: PrincipalDep, session: SessionDep, policy: PolicyDep, clock: ClockDep
-) -> dict[str, Any]:
+@router.get("/v1/agent/conversations/{conversation_id}", response_model=ConversationDetail, responses=errors(404))
+def agent_conversation(
+    conversation_id: ConversationId, principal: PrincipalDep, session: SessionDep, policy: PolicyDep, clock: ClockDep
+) -> ConversationDetail:
     """Everything at a glance: transcript, account and breakdown, allowed offers, notes.
     An agent reads only a conversation it has claimed; verification facts are never shown."""
-    from api.routes.transcripts import transcript
     from ledger import conversations as convs
 
-    record = transcript(conversation_id, session, principal)
+    record = transcript_for(session, conversation_id, principal.role, principal.username)
     account_id = convs.verified_account_id(session, conversation_id)
     detail: dict[str, Any] = {
-        "transcript": record.model_dump(),
+        "transcript": record,
         "account": None,
         "offers": [],
         "notes": [
@@ -161,52 +185,70 @@ def conversation(
             }
             for o in negotiation.installment_offers(sit, clock.today())
         ]
-    return detail
+    return ConversationDetail.model_validate(detail)
 
 
-@router.post("/v1/agent/conversations/{conversation_id}/claim")
-async def claim(conversation_id: str, agent: AgentDep, request: Request, session: SessionDep) -> dict[str, str]:
-    ticket = handoff.claim(session, conversation_id, agent)
+@router.post(
+    "/v1/agent/conversations/{conversation_id}/claim",
+    response_model=Claimed,
+    responses={200: {"links": FROM_CLAIM}, **errors(404, 409)},
+)
+async def claim(conversation_id: ConversationId, agent: AgentDep, request: Request, db: DatabaseDep) -> Claimed:
+    await db.run(lambda s: handoff.claim(s, conversation_id, agent))
     _chat(request).hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
-    return {"conversation_id": conversation_id, "status": ticket.status, "agent": agent}
+    return Claimed(conversation_id=conversation_id, status="claimed", agent=agent)
 
 
-@router.post("/v1/agent/conversations/{conversation_id}/messages")
-async def reply(conversation_id: str, body: TextIn, agent: AgentDep, request: Request) -> dict[str, Any]:
+@router.post(
+    "/v1/agent/conversations/{conversation_id}/messages",
+    response_model=AgentMessage,
+    responses=errors(400, 404, 409, 413),
+)
+async def agent_reply(conversation_id: ConversationId, body: TextIn, agent: AgentDep, request: Request) -> AgentMessage:
+    """Delivered on the holder's channel; 422 message_blocked when the guard refuses the text."""
     sent = await _chat(request).agent_says(conversation_id, agent, body.text)
-    return {"seq": sent.seq, "text": sent.text, "sender": "agent"}
+    return AgentMessage(seq=sent.seq, text=sent.text)
 
 
-@router.post("/v1/agent/conversations/{conversation_id}/notes", status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/agent/conversations/{conversation_id}/notes",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NoteAdded,
+    responses=errors(400, 404, 413),
+)
 def add_note(
-    conversation_id: str, body: TextIn, principal: PrincipalDep, session: SessionDep, clock: ClockDep
-) -> dict[str, str]:
+    conversation_id: ConversationId, body: TextIn, principal: PrincipalDep, session: SessionDep, clock: ClockDep
+) -> NoteAdded:
     if not agents.may_read(session, principal.role, principal.username, conversation_id):
         raise ApiError(404, "not_found", "no such conversation, or not one you have claimed")
     note = handoff.add_note(session, conversation_id, principal.username, body.text, clock)
-    return {"agent": note.agent, "text": note.text}
+    return NoteAdded(agent=note.agent, text=note.text)
 
 
-@router.post("/v1/agent/plans/{plan_id}/approve")
-def approve(plan_id: str, agent: AgentDep, session: SessionDep) -> dict[str, str]:
+@router.post("/v1/agent/plans/{plan_id}/approve", response_model=PlanApproved, responses=errors(404, 409))
+def approve_plan(
+    plan_id: Annotated[str, Path(pattern=ID_PATTERN)], agent: AgentDep, session: SessionDep
+) -> PlanApproved:
     plan = negotiation.approve_plan(session, plan_id, agent)
-    return {"plan_id": plan.plan_id, "status": plan.status, "approved_by": agent}
+    return PlanApproved.model_validate({"plan_id": plan.plan_id, "status": plan.status, "approved_by": agent})
 
 
-async def _release(conversation_id: str, agent: str, request: Request, settings: Any, resolved: bool) -> dict[str, Any]:
-    await run_transaction(settings.database_url, lambda s: handoff.release(s, conversation_id, agent, resolved))
+async def _release(conversation_id: str, agent: str, request: Request, db: Database, resolved: bool) -> Released:
+    await db.run(lambda s: handoff.release(s, conversation_id, agent, resolved))
     chat = _chat(request)
     resumed = await chat.resume_bot(conversation_id)
     chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
     chat.hub.publish(conversation_topic(conversation_id), {"type": "mode", "mode": "bot"})
-    return {"conversation_id": conversation_id, "mode": "bot", "bot_resumed": resumed}
+    return Released(conversation_id=conversation_id, mode="bot", bot_resumed=resumed)
 
 
-@router.post("/v1/agent/conversations/{conversation_id}/release")
-async def release(conversation_id: str, agent: AgentDep, request: Request, settings: SettingsDep) -> dict[str, Any]:
-    return await _release(conversation_id, agent, request, settings, resolved=False)
+@router.post("/v1/agent/conversations/{conversation_id}/release", response_model=Released, responses=errors(404, 409))
+async def release(conversation_id: ConversationId, agent: AgentDep, request: Request, db: DatabaseDep) -> Released:
+    """Back to the bot: the ticket is released (the holder's next message goes to the bot)."""
+    return await _release(conversation_id, agent, request, db, resolved=False)
 
 
-@router.post("/v1/agent/conversations/{conversation_id}/close")
-async def close(conversation_id: str, agent: AgentDep, request: Request, settings: SettingsDep) -> dict[str, Any]:
-    return await _release(conversation_id, agent, request, settings, resolved=True)
+@router.post("/v1/agent/conversations/{conversation_id}/close", response_model=Released, responses=errors(404, 409))
+async def close(conversation_id: ConversationId, agent: AgentDep, request: Request, db: DatabaseDep) -> Released:
+    """Back to the bot, the ticket closed as handled by a person."""
+    return await _release(conversation_id, agent, request, db, resolved=True)

@@ -9,42 +9,35 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query, Request, status
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from api import links
 from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
+from api.deps import DatabaseDep
 from api.errors import ApiError
 from api.limits import count_turn, limiter, public_limit
-from api.schemas import ChatIn, ChatOut
+from api.schemas import WEB_CONVERSATION_ID_PATTERN, ChatIn, ChatOut, SessionIn, SessionOut, errors
+from api.schemas.links import link
 from ledger import sessions
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.models import Account, Campaign, ContactAttempt
 
-router = APIRouter(prefix="/v1/chat", tags=["chat"])
-
-
-def _not_an_sms_conversation(value: str) -> str:
-    if value.startswith("sms-"):
-        raise ValueError("sms- conversations belong to the SMS channel")
-    return value
-
-
-ConversationId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{8,64}$"), AfterValidator(_not_an_sms_conversation)]
-
-
-class SessionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    link_token: str | None = Field(default=None, max_length=200)
-
-
-class SessionOut(BaseModel):
-    conversation_id: str
-    session_token: str
-    expires_at: str
+router = APIRouter(prefix="/v1/chat", tags=["chat"], responses=errors(422, 429, 503))
+ConversationId = Annotated[str, Path(pattern=WEB_CONVERSATION_ID_PATTERN)]
+session_bearer = HTTPBearer(
+    scheme_name="chatSession", description="the session_token of POST /v1/chat/sessions", auto_error=False
+)
+SessionToken = Annotated[HTTPAuthorizationCredentials | None, Depends(session_bearer)]
+TO_CONVERSATION = {
+    "send": link("post_message", conversation_id="$response.body#/conversation_id"),
+    "read": link("get_messages", conversation_id="$response.body#/conversation_id"),
+    "transcript": link("transcript", conversation_id="$response.body#/conversation_id"),
+    "claim": link("claim", conversation_id="$response.body#/conversation_id"),
+}
 
 
 def _service(conn: HTTPConnection) -> ChatService:
@@ -56,28 +49,31 @@ def bearer(conn: HTTPConnection) -> str:
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
-async def authorise(conn: HTTPConnection, conversation_id: str, token: str) -> None:
+async def authorise(db: Database, conn: HTTPConnection, conversation_id: str, token: str) -> None:
     """401 unless `token` is a live session of this very conversation."""
     service = _service(conn)
-    conv = await run_transaction(
-        service.settings.database_url,
-        lambda s: sessions.authorised(s, conversation_id, token, service.clock),
-        readonly=True,
-    )
+    conv = await db.run(lambda s: sessions.authorised(s, conversation_id, token, service.clock), readonly=True)
     if conv is None:
         raise ApiError(401, "unauthorized", "a valid session token for this conversation is required")
 
 
-@router.post("/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionOut)
+@router.post(
+    "/sessions",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SessionOut,
+    responses={201: {"links": TO_CONVERSATION}, **errors(400, 403, 413)},
+)
 @limiter.limit(public_limit)
-async def open_session(request: Request, body: Annotated[SessionIn | None, Body()] = None) -> SessionOut:
+async def open_session(
+    request: Request, db: DatabaseDep, body: Annotated[SessionIn | None, Body()] = None
+) -> SessionOut:
     """A new web conversation. With `link_token` (our SMS link) it is tied to the account's phone and
     greeted in context; every redemption starts afresh, with no history; an expired link opens nothing."""
     service = _service(request)
     settings = service.settings
     link = body.link_token if body else None
     if not link:
-        opened = await run_transaction(settings.database_url, lambda s: sessions.open_session(s, service.clock))
+        opened = await db.run(lambda s: sessions.open_session(s, service.clock))
         return SessionOut(
             conversation_id=opened.conversation_id, session_token=opened.token, expires_at=opened.expires_at.isoformat()
         )
@@ -102,7 +98,7 @@ async def open_session(request: Request, body: Annotated[SessionIn | None, Body(
         )
         return opened, account.account_id, campaign.campaign_id if campaign else ""
 
-    opened, account_id, campaign_id = await run_transaction(settings.database_url, tie)
+    opened, account_id, campaign_id = await db.run(tie)
     await service.seed(
         opened.conversation_id, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id}
     )
@@ -111,10 +107,17 @@ async def open_session(request: Request, body: Annotated[SessionIn | None, Body(
     )
 
 
-@router.post("/{conversation_id}/messages", response_model=ChatOut)
-async def post_message(conversation_id: ConversationId, body: ChatIn, request: Request) -> ChatOut:
+@router.post(
+    "/{conversation_id}/messages",
+    response_model=ChatOut,
+    responses={200: {"links": TO_CONVERSATION}, **errors(400, 401, 404, 413)},
+)
+async def post_message(
+    conversation_id: ConversationId, body: ChatIn, request: Request, db: DatabaseDep, token: SessionToken
+) -> ChatOut:
+    """422 bad_message: nothing left once control characters are dropped, or too long."""
     service = _service(request)
-    await authorise(request, conversation_id, bearer(request))
+    await authorise(db, request, conversation_id, token.credentials if token else "")
     count_turn(request, conversation_id)
     try:
         text = clean_text(body.text, service.settings.max_message_chars)
@@ -127,11 +130,15 @@ async def post_message(conversation_id: ConversationId, body: ChatIn, request: R
     return chat_out(conversation_id, result.mode, result.replies)
 
 
-@router.get("/{conversation_id}/messages", response_model=ChatOut)
+@router.get("/{conversation_id}/messages", response_model=ChatOut, responses=errors(401))
 @limiter.limit(public_limit)
 async def get_messages(
-    conversation_id: ConversationId, request: Request, after: Annotated[int, Query(ge=0)] = 0
+    conversation_id: ConversationId,
+    request: Request,
+    db: DatabaseDep,
+    token: SessionToken,
+    after: Annotated[int, Query(ge=0, le=2**31 - 1, description="the last seq already seen")] = 0,
 ) -> ChatOut:
-    await authorise(request, conversation_id, bearer(request))
+    await authorise(db, request, conversation_id, token.credentials if token else "")
     mode, replies = await _service(request).messages_after(conversation_id, after)
     return chat_out(conversation_id, mode, replies)

@@ -8,21 +8,17 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from api.deps import SettingsDep
-from ledger.db import session_factory
+from api.deps import DatabaseDep, SettingsDep
+from api.schemas import Health
 from settings import rasa_servers
 
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/healthz")
-async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
+@router.get("/healthz", response_model=Health)
+async def healthz(request: Request, settings: SettingsDep, database: DatabaseDep) -> Health:
+    """Always 200: "degraded" names the parts that do not answer."""
     client = request.app.state.http
-
-    def db_ok() -> str:
-        with session_factory(settings.database_url)() as session:
-            session.execute(text("SELECT 1"))
-        return "ok"
 
     async def check(url: str, headers: dict[str, str] | None = None) -> str:
         try:
@@ -33,7 +29,8 @@ async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
 
     async def db() -> str:
         try:
-            return await asyncio.to_thread(db_ok)
+            await database.run(lambda s: s.execute(text("SELECT 1")), readonly=True)
+            return "ok"
         except Exception as exc:
             return f"down: {type(exc).__name__}"
 
@@ -49,9 +46,17 @@ async def healthz(request: Request, settings: SettingsDep) -> dict[str, object]:
     down = [f"{url}: {state}" for url, state in zip(servers, rasa_states, strict=True) if state != "ok"]
     rasa = "ok" if not down else "; ".join(down)
     checks = {"db": db_state, "rasa": rasa, "actions": actions}
-    return {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", "checks": checks}
+    return Health.model_validate(
+        {"status": "ok" if all(v == "ok" for v in checks.values()) else "degraded", "checks": checks}
+    )
 
 
-@router.get("/metrics")
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    },
+)
 def metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

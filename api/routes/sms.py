@@ -7,22 +7,46 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.chat import BadInput, DuplicateMessage, clean_text
-from api.deps import AdminDep, SessionDep
+from api.deps import AdminDep, DatabaseDep, SessionDep
 from api.errors import ApiError
 from api.limits import limiter, public_limit
-from api.schemas import normalise_phone
+from api.schemas import OutboxSms, SmsInbound, errors
+from api.schemas.common import PHONE_PATTERN, normalise_phone
 from api.sms import as_sms, provider_for, send_reply, valid_twilio_signature
 from ledger import campaigns, conduct, conversations
 from ledger.clock import process_clock
-from ledger.db import run_transaction
+from ledger.db import Database
 from ledger.models import OutboundSms
 
-router = APIRouter(prefix="/v1/sms", tags=["sms"])
+router = APIRouter(prefix="/v1/sms", tags=["sms"], responses=errors(422, 503))
+TWIML = {"description": "an empty TwiML answer", "content": {"text/xml": {"schema": {"type": "string"}}}}
+INBOUND_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": {"schema": SmsInbound.model_json_schema()}},
+    },
+    "parameters": [
+        {
+            "name": "X-SMS-Dev-Secret",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "SMS_PROVIDER=outbox: must equal SMS_INBOUND_DEV_SECRET",
+        },
+        {
+            "name": "X-Twilio-Signature",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "SMS_PROVIDER=twilio: Twilio's signature of the URL and form",
+        },
+    ],
+}
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -30,10 +54,16 @@ def _twiml() -> Response:
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
-@router.post("/inbound", response_class=Response)
+@router.post(
+    "/inbound",
+    response_class=Response,
+    responses={200: TWIML, **errors(403, 413, 429)},
+    openapi_extra=INBOUND_DOC,
+)
 @limiter.limit(public_limit)
-async def inbound(request: Request) -> Response:
-    """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider."""
+async def inbound(request: Request, db: DatabaseDep) -> Response:
+    """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider.
+    The signature (or, with the outbox provider, the dev secret) is checked before the fields."""
     service = request.app.state.chat
     settings = service.settings
     form = await request.form()
@@ -51,31 +81,30 @@ async def inbound(request: Request) -> Response:
     ):
         # The local provider has no signature: only whoever holds var/secrets.env may play the phone.
         raise ApiError(403, "bad_signature", "inbound SMS needs header X-SMS-Dev-Secret (SMS_INBOUND_DEV_SECRET)")
-    sid, sender, body = params.get("MessageSid", ""), params.get("From", ""), params.get("Body", "")
-    if not sid:
-        raise ApiError(422, "validation_failed", "MessageSid is required")
     try:
-        phone = normalise_phone(sender)
-        text = clean_text(body, settings.max_message_chars)
+        fields = SmsInbound.model_validate(params)
+        phone = normalise_phone(fields.From)
+        text = clean_text(fields.Body, settings.max_message_chars)
+    except ValidationError as exc:
+        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        raise ApiError(422, "validation_failed", "the form is not valid", errors=problems) from None
     except (ValueError, BadInput) as exc:
         raise ApiError(422, "validation_failed", str(exc)) from None
+    sid = fields.MessageSid
     cid = f"sms-{phone}"
     provider = provider_for(settings, request.app.state.http)
     wrote_at = service.clock.now()
-    seeded = await _seed_if_replying_to_campaign(service, cid, phone)
+    seeded = await _seed_if_replying_to_campaign(service, db, cid, phone)
     try:
         result = await service.handle(cid, text, "sms", external_id=sid, phone=phone)
     except DuplicateMessage:
         return _twiml()  # the provider retried: already answered once
     if conduct.is_sms_opt_out(text):
         # The number's owner decides what it receives: recorded here, whatever the bot says (or if it is away).
-        await run_transaction(
-            settings.database_url,
-            lambda s: conduct.suppress_number(s, phone, "sms", "opt_out", service.clock, actor=cid),
-        )
+        await db.run(lambda s: conduct.suppress_number(s, phone, "sms", "opt_out", service.clock, actor=cid))
     for reply in [*seeded, *result.replies]:
         text_out = as_sms(reply.text, reply.buttons)
-        await send_reply(provider, settings, service.policy, service.clock, phone, text_out, cid, wrote_at)
+        await send_reply(provider, settings, service.policy, service.clock, phone, text_out, cid, wrote_at, db=db)
     return _twiml()
 
 
@@ -84,7 +113,7 @@ def _dev_secret_ok(expected: str, given: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
-async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> list[Any]:
+async def _seed_if_replying_to_campaign(service: Any, db: Database, cid: str, phone: str) -> list[Any]:
     """A first message from a phone our campaign wrote to in the last week starts in context."""
     settings = service.settings
     since = process_clock(settings.app_timezone).now() - timedelta(days=7)
@@ -94,7 +123,7 @@ async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> l
             return None
         return campaigns.recent_contact(session, phone, since)
 
-    contact = await run_transaction(settings.database_url, lookup, readonly=True)
+    contact = await db.run(lookup, readonly=True)
     if contact is None:
         return []
     account_id, campaign_id = contact
@@ -104,24 +133,20 @@ async def _seed_if_replying_to_campaign(service: Any, cid: str, phone: str) -> l
     return list(result.replies)
 
 
-class OutboxItem(BaseModel):
-    to: str
-    body: str
-    provider: str
-    status: str
-    created_at: str
-
-
-@router.get("/outbox", response_model=list[OutboxItem], dependencies=[AdminDep])
-def outbox(session: SessionDep, to: Annotated[str, Query()]) -> list[OutboxItem]:
-    try:
-        phone = normalise_phone(to)
-    except ValueError as exc:
-        raise ApiError(422, "validation_failed", str(exc)) from None
+@router.get("/outbox", response_model=list[OutboxSms], dependencies=[AdminDep], responses=errors(401))
+def sms_outbox(session: SessionDep, to: Annotated[str, Query(pattern=PHONE_PATTERN)]) -> list[OutboxSms]:
+    """What the `outbox` provider "sent" to this number, oldest first."""
+    phone = normalise_phone(to)
     rows = session.scalars(select(OutboundSms).where(OutboundSms.to_phone == phone).order_by(OutboundSms.id))
     return [
-        OutboxItem(
-            to=r.to_phone, body=r.body, provider=r.provider, status=r.status, created_at=r.created_at.isoformat()
+        OutboxSms.model_validate(
+            {
+                "to": r.to_phone,
+                "body": r.body,
+                "provider": r.provider,
+                "status": r.status,
+                "created_at": r.created_at.isoformat(),
+            }
         )
         for r in rows
     ]

@@ -8,15 +8,25 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
+from ledger.db import Database
 from settings import get_settings
+from tests.conftest import joined_database
 
 ADMIN = "test-admin-token"
 SMS_DEV_SECRET = "test-sms-dev-secret"
 
 
 @pytest.fixture
-def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
+def db(engine: Engine, database_url: str) -> Iterator[Database]:
+    """The API tests' database: what the test and the gateway write is rolled back at the end."""
+    with joined_database(engine, database_url) as joined:
+        yield joined
+
+
+@pytest.fixture
+def client(database_url: str, db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     """The gateway with Rasa down. It sends the outbox provider's X-SMS-Dev-Secret on every request
     by default (as the SMS tests' local phone); a test of the check removes it."""
     monkeypatch.setenv("DATABASE_URL", database_url)
@@ -28,12 +38,14 @@ def client(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestC
     monkeypatch.setenv("SMS_PROVIDER", os.environ.get("TEST_SMS_PROVIDER", "outbox"))
     monkeypatch.setenv("SMS_INBOUND_DEV_SECRET", SMS_DEV_SECRET)
     get_settings.cache_clear()
+    from api.deps import database_dep
     from api.limits import limiter
     from api.main import create_app
 
     limiter.reset()
-
-    with TestClient(create_app(), raise_server_exceptions=False, headers={"X-SMS-Dev-Secret": SMS_DEV_SECRET}) as c:
+    app = create_app(db)
+    app.dependency_overrides[database_dep] = lambda: db
+    with TestClient(app, raise_server_exceptions=False, headers={"X-SMS-Dev-Secret": SMS_DEV_SECRET}) as c:
         yield c
     get_settings.cache_clear()
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from ledger.db import Database
+
 
 def account_body(**overrides: Any) -> dict[str, Any]:
     body = {
@@ -90,21 +92,20 @@ def test_the_holders_time_zone_comes_from_the_import(client: TestClient, admin: 
 
 
 def test_the_view_says_who_asked_for_a_contact_preference_and_when(
-    client: TestClient, admin: dict[str, str], database_url: str
+    client: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from ledger import conduct
     from ledger.clock import Clock
-    from ledger.db import transaction
 
     number = f"1370{uuid.uuid4().int % 10**7:07d}"
     first, second = account_body(phone=number), account_body(phone=number)
     for body in (first, second):
         assert client.post("/v1/accounts", json=body, headers=admin).status_code == 201
     asked = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         holder = conduct.cardholder_of(s, first["account_id"])
         conduct.set_preference(s, holder, "calls", "opted_out", asked, actor=f"sms-{number}", source="sms")
     prefs = client.get(f"/v1/accounts/{second['account_id']}", headers=admin).json()["contact_preferences"]
@@ -113,14 +114,13 @@ def test_the_view_says_who_asked_for_a_contact_preference_and_when(
     assert prefs["calls_asked_by"] == f"sms-{number[:3]}****{number[-4:]}"
 
 
-def test_view_shows_a_plans_life_and_credit(client: TestClient, admin: dict[str, str], database_url: str) -> None:
+def test_view_shows_a_plans_life_and_credit(client: TestClient, admin: dict[str, str], db: Database) -> None:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
     from api.deps import clock_dep
     from ledger import negotiation
     from ledger.clock import Clock
-    from ledger.db import transaction
     from ledger.policy import cached_policy
     from settings import get_settings
 
@@ -128,7 +128,7 @@ def test_view_shows_a_plans_life_and_credit(client: TestClient, admin: dict[str,
     client.post("/v1/accounts", json=body, headers=admin)
     policy = cached_policy(str(get_settings().policy_path))
     agreed = Clock.at(datetime(2026, 4, 5, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         sit = negotiation.situation(s, body["account_id"], policy, agreed)
         offer = negotiation.offer_for(sit, "installment", agreed.today(), periods=3)
         negotiation.create_plan(s, body["account_id"], offer, "api", f"api-{body['account_id']}", agreed)

@@ -15,7 +15,7 @@ from api import links
 from api.campaign_sender import CampaignSender, check_template
 from ledger import accounts, campaigns
 from ledger.clock import Clock, process_clock
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import ContactAttempt, OutboundSms
 from ledger.policy import Policy
 from settings import get_settings
@@ -61,8 +61,8 @@ def test_campaign_api_counts_and_defers_quiet_hours(client: TestClient, admin: d
 
 
 @pytest.fixture
-def settings_with_key(database_url: str, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("DATABASE_URL", database_url)
+def settings_with_key(db: Database, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("DATABASE_URL", db.url)
     monkeypatch.setenv("LINK_SIGNING_KEY", KEY)
     monkeypatch.setenv("SMS_PROVIDER", "outbox")
     get_settings.cache_clear()
@@ -70,11 +70,11 @@ def settings_with_key(database_url: str, monkeypatch: pytest.MonkeyPatch):  # ty
     get_settings.cache_clear()
 
 
-def test_sender_sends_each_message_once_and_survives_a_crash(settings_with_key, policy: Policy) -> None:  # type: ignore[no-untyped-def]
+def test_sender_sends_each_message_once_and_survives_a_crash(settings_with_key, db: Database, policy: Policy) -> None:  # type: ignore[no-untyped-def]
     settings = settings_with_key
     rec = record(phone=f"135{uuid.uuid4().int % 10**8:08d}")
     ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
-    with transaction(settings.database_url) as s:
+    with db.transaction() as s:
         accounts.upsert_account(s, rec)
         result = campaigns.create_campaign(s, "c", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
         attempt_ids = list(
@@ -87,7 +87,7 @@ def test_sender_sends_each_message_once_and_survives_a_crash(settings_with_key, 
 
     async def run() -> tuple[int, int]:
         async with httpx.AsyncClient() as http:
-            sender = CampaignSender(settings, policy, http, ten_am)
+            sender = CampaignSender(settings, policy, http, ten_am, db=db)
             first = 0
             while n := await sender.run_once(limit=1000):
                 first += n
@@ -95,7 +95,7 @@ def test_sender_sends_each_message_once_and_survives_a_crash(settings_with_key, 
 
     first, again = asyncio.run(run())
     assert first >= 1 and again == 0
-    with transaction(settings.database_url) as s:
+    with db.transaction() as s:
         sent = s.scalars(select(OutboundSms).where(OutboundSms.to_phone == rec.phone)).all()
         assert len(sent) == 1
         text = sent[0].body
@@ -112,16 +112,18 @@ def test_sender_sends_each_message_once_and_survives_a_crash(settings_with_key, 
             )
         )
     assert stuck_id is not None
-    with transaction(settings.database_url) as s:
+    with db.transaction() as s:
         assert campaigns.claim(s, stuck_id) and not campaigns.claim(s, stuck_id)
     later = ten_am.now() + timedelta(days=3)
-    with transaction(settings.database_url) as s:
+    with db.transaction() as s:
         assert campaigns.abandon_stale(s, later) >= 1
         assert s.get(ContactAttempt, stuck_id).status == "failed"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("queue_kind", ["database", "redis"])
-def test_a_backlog_processed_at_23_sends_nothing_until_08(settings_with_key, policy: Policy, queue_kind: str) -> None:  # type: ignore[no-untyped-def]
+def test_a_backlog_processed_at_23_sends_nothing_until_08(  # type: ignore[no-untyped-def]
+    settings_with_key, db: Database, policy: Policy, queue_kind: str
+) -> None:
     """The sender was down all day: at 23:00 it finds a 10:00 send due. It goes at 08:00, once."""
     from api.due_queue import DatabaseQueue, DueQueue, RedisQueue
 
@@ -130,7 +132,7 @@ def test_a_backlog_processed_at_23_sends_nothing_until_08(settings_with_key, pol
     queue: DueQueue = RedisQueue("redis://127.0.0.1:6379/0", key) if queue_kind == "redis" else DatabaseQueue()
     rec = record(phone=f"132{uuid.uuid4().int % 10**8:08d}")
     ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
-    with transaction(settings.database_url) as s:
+    with db.transaction() as s:
         accounts.upsert_account(s, rec)
         made = campaigns.create_campaign(s, "b", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
         attempt_id = s.scalar(
@@ -140,19 +142,19 @@ def test_a_backlog_processed_at_23_sends_nothing_until_08(settings_with_key, pol
         )
 
     def sent_to_phone() -> int:
-        with transaction(settings.database_url) as s:
+        with db.transaction() as s:
             return len(s.scalars(select(OutboundSms).where(OutboundSms.to_phone == rec.phone)).all())
 
     async def tick(when: datetime) -> None:
         async with httpx.AsyncClient() as http:
-            sender = CampaignSender(settings, policy, http, Clock.at(when), queue=queue)
+            sender = CampaignSender(settings, policy, http, Clock.at(when), queue=queue, db=db)
             while await sender.run_once(limit=1000):
                 pass
 
     for when in (datetime(2026, 4, 5, 23, 0, tzinfo=TZ), datetime(2026, 4, 6, 7, 59, tzinfo=TZ)):
         asyncio.run(tick(when))
         assert sent_to_phone() == 0, when
-    with transaction(settings.database_url) as s:
+    with db.transaction() as s:
         attempt = s.get(ContactAttempt, attempt_id)
         assert attempt is not None and (attempt.status, attempt.reason) == ("queued", "quiet_hours")
         assert attempt.scheduled_at == datetime(2026, 4, 6, 8, 0, tzinfo=TZ)
@@ -179,7 +181,7 @@ def test_a_bad_link_is_refused(client: TestClient) -> None:
     assert r.status_code == 403 and r.json()["error"]["code"] == "link_invalid"
 
 
-def test_redis_queue_sends_once_and_rebuilds_from_the_database(settings_with_key, policy: Policy) -> None:  # type: ignore[no-untyped-def]
+def test_redis_queue_sends_once_and_rebuilds_from_the_database(settings_with_key, db: Database, policy: Policy) -> None:  # type: ignore[no-untyped-def]
     import redis as redis_lib
 
     from api.due_queue import RedisQueue
@@ -193,13 +195,13 @@ def test_redis_queue_sends_once_and_rebuilds_from_the_database(settings_with_key
     settings = settings_with_key
     rec = record(phone=f"134{uuid.uuid4().int % 10**8:08d}")
     ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
-    with transaction(settings.database_url) as s:
+    with db.transaction() as s:
         accounts.upsert_account(s, rec)
         campaigns.create_campaign(s, "r", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
 
     async def drain(queue: RedisQueue) -> int:
         async with httpx.AsyncClient() as http:
-            sender = CampaignSender(settings, policy, http, ten_am, queue=queue)
+            sender = CampaignSender(settings, policy, http, ten_am, queue=queue, db=db)
             total = 0
             while n := await sender.run_once(limit=1000):
                 total += n
@@ -210,7 +212,7 @@ def test_redis_queue_sends_once_and_rebuilds_from_the_database(settings_with_key
     # A Redis that lost everything is rebuilt from the database, and nothing is sent twice.
     first.redis.delete(key)
     assert asyncio.run(drain(RedisQueue(url, key))) == 0
-    with transaction(settings.database_url) as s:
+    with db.transaction() as s:
         assert len(s.scalars(select(OutboundSms).where(OutboundSms.to_phone == rec.phone)).all()) == 1
     first.redis.delete(key)
 

@@ -9,18 +9,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.chat import clean_text
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import Conversation, HandoffTicket, Message
 from tests.api.conftest import WebChat
 
 
-def test_rasa_down_gives_a_holding_reply_and_queues_for_a_human(web: WebChat, database_url: str) -> None:
+def test_rasa_down_gives_a_holding_reply_and_queues_for_a_human(web: WebChat, db: Database) -> None:
     cid = web.cid("down")
     r = web.post("down", "我想问下欠款")
     assert r.status_code == 200
     body = r.json()
     assert body["mode"] == "human" and "人工" in body["messages"][0]["text"]
-    with transaction(database_url) as session:
+    with db.transaction() as session:
         conv = session.scalar(select(Conversation).where(Conversation.conversation_id == cid))
         assert conv is not None
         stored = session.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq))
@@ -66,21 +66,24 @@ def test_typed_slash_text_cannot_inject_an_intent() -> None:
     )
 
 
-def test_conversations_are_pinned_to_one_rasa_server() -> None:
+def test_conversations_are_pinned_to_one_rasa_server(db: Database) -> None:
     import httpx
 
     from api.chat import ChatService
     from settings import Settings
 
-    service = ChatService(Settings(rasa_urls="http://a:1, http://b:2"), httpx.AsyncClient())
+    service = ChatService(Settings(rasa_urls="http://a:1, http://b:2"), httpx.AsyncClient(), db=db)
     ids = [f"conv-{i:04d}" for i in range(200)]
     first = [service.rasa_for(i) for i in ids]
     assert first == [service.rasa_for(i) for i in ids]  # stable for a conversation's lifetime
     assert {"http://a:1", "http://b:2"} == set(first) and 60 < first.count("http://a:1") < 140
-    assert ChatService(Settings(rasa_url="http://only:5005"), httpx.AsyncClient()).rasa_for("x") == "http://only:5005"
+    assert (
+        ChatService(Settings(rasa_url="http://only:5005"), httpx.AsyncClient(), db=db).rasa_for("x")
+        == "http://only:5005"
+    )
 
 
-def test_turns_beyond_the_rasa_limit_wait_in_order_and_a_late_one_gets_the_holding_reply(database_url: str) -> None:
+def test_turns_beyond_the_rasa_limit_wait_in_order_and_a_late_one_gets_the_holding_reply(db: Database) -> None:
     import asyncio
 
     import httpx
@@ -99,9 +102,9 @@ def test_turns_beyond_the_rasa_limit_wait_in_order_and_a_late_one_gets_the_holdi
         return httpx.Response(200, json={"intent": "greet", "confidence": 0.9, "messages": [{"text": "您好"}]})
 
     async def run() -> list[str]:
-        settings = Settings(database_url=database_url, rasa_max_in_flight=2, rasa_timeout_seconds=0.75)
+        settings = Settings(database_url=db.url, rasa_max_in_flight=2, rasa_timeout_seconds=0.75)
         async with httpx.AsyncClient(transport=httpx.MockTransport(slow_rasa)) as http:
-            service = ChatService(settings, http)
+            service = ChatService(settings, http, db=db)
             ids = [f"limit-{uuid.uuid4().hex[:8]}" for _ in range(5)]
             results = await asyncio.gather(*(service.handle(cid, "你好") for cid in ids))
         return [r.replies[0].text for r in results]

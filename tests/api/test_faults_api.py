@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from api.chat import HOLDING_REPLY, ChatService, TurnResult
 from ledger import accounts, campaigns, handoff
 from ledger.clock import Clock
-from ledger.db import run_retrying, transaction
+from ledger.db import Database
 from ledger.models import AuditLog, Conversation, HandoffTicket, Message
 from ledger.policy import Policy
 from settings import Settings, get_settings
@@ -52,24 +52,24 @@ class Parts:
         return httpx.Response(200, json={"version": "3.6.21"})
 
 
-def service_for(database_url: str, parts: Parts) -> tuple[ChatService, httpx.AsyncClient]:
+def service_for(db: Database, parts: Parts) -> tuple[ChatService, httpx.AsyncClient]:
     settings = Settings(
-        database_url=database_url, rasa_url="http://127.0.0.1:5005", action_server_url="http://127.0.0.1:5055"
+        database_url=db.url, rasa_url="http://127.0.0.1:5005", action_server_url="http://127.0.0.1:5055"
     )
     http = httpx.AsyncClient(transport=httpx.MockTransport(parts.handler))
-    return ChatService(settings, http), http
+    return ChatService(settings, http, db=db), http
 
 
-def transcript(database_url: str, cid: str) -> list[tuple[str, str]]:
-    with transaction(database_url, readonly=True) as s:
+def transcript(db: Database, cid: str) -> list[tuple[str, str]]:
+    with db.transaction(readonly=True) as s:
         conv = s.scalar(select(Conversation).where(Conversation.conversation_id == cid))
         assert conv is not None
         rows = s.scalars(select(Message).where(Message.conversation_pk == conv.id).order_by(Message.seq))
         return [(m.sender, m.text) for m in rows]
 
 
-def ticket_of(database_url: str, cid: str) -> tuple[str, str, str]:
-    with transaction(database_url, readonly=True) as s:
+def ticket_of(db: Database, cid: str) -> tuple[str, str, str]:
+    with db.transaction(readonly=True) as s:
         row = s.execute(
             select(HandoffTicket.reason, HandoffTicket.status, Conversation.mode)
             .join(Conversation, HandoffTicket.conversation_pk == Conversation.id)
@@ -81,16 +81,16 @@ def ticket_of(database_url: str, cid: str) -> tuple[str, str, str]:
 
 
 def test_action_server_down_is_a_holding_reply_once_then_the_bot_takes_back_what_no_agent_took(
-    database_url: str,
+    db: Database,
 ) -> None:
     parts = Parts(actions_up=False)
     alone, taken = (f"fault-{uuid.uuid4().hex[:8]}" for _ in range(2))
 
     async def run() -> tuple[list[TurnResult], list[str], TurnResult]:
-        service, http = service_for(database_url, parts)
+        service, http = service_for(db, parts)
         async with http:
             turns = [await service.handle(cid, msg) for cid in (alone, taken) for msg in ("我欠多少", "在吗", "人呢")]
-            with transaction(database_url) as s:  # an agent takes one of them while the bot is away
+            with db.transaction() as s:  # an agent takes one of them while the bot is away
                 handoff.claim(s, taken, "xiaowang")
             assert await service.return_recovered() == []  # still away: nothing goes back
             parts.actions_up = True
@@ -103,11 +103,11 @@ def test_action_server_down_is_a_holding_reply_once_then_the_bot_takes_back_what
     assert [[r.text for r in t.replies] for t in turns] == [[HOLDING_REPLY], [], []] * 2
     assert all(t.mode == "human" for t in turns)
     assert alone in returned and taken not in returned
-    assert ticket_of(database_url, alone) == ("service_unavailable", "recovered", "bot")
-    assert ticket_of(database_url, taken) == ("service_unavailable", "claimed", "human")  # the agent keeps it
+    assert ticket_of(db, alone) == ("service_unavailable", "recovered", "bot")
+    assert ticket_of(db, taken) == ("service_unavailable", "claimed", "human")  # the agent keeps it
     assert again.mode == "bot" and [r.text for r in again.replies] == ["好的，我来帮您查一下。"]
     # Every message kept exactly once, in order; one holding reply; the bot's answer after its return.
-    assert transcript(database_url, alone) == [
+    assert transcript(db, alone) == [
         ("user", "我欠多少"),
         ("bot", HOLDING_REPLY),
         ("user", "在吗"),
@@ -117,7 +117,7 @@ def test_action_server_down_is_a_holding_reply_once_then_the_bot_takes_back_what
     ]
 
 
-def test_a_turn_the_bot_leaves_silent_gets_the_holding_reply(database_url: str) -> None:
+def test_a_turn_the_bot_leaves_silent_gets_the_holding_reply(db: Database) -> None:
     """An action that failed inside Rasa (its database write cut off, say) leaves the turn silent."""
     parts = Parts()
 
@@ -127,27 +127,27 @@ def test_a_turn_the_bot_leaves_silent_gets_the_holding_reply(database_url: str) 
         return parts.handler(request)
 
     async def run() -> TurnResult:
-        settings = Settings(database_url=database_url, action_server_url="http://127.0.0.1:5055")
+        settings = Settings(database_url=db.url, action_server_url="http://127.0.0.1:5055")
         async with httpx.AsyncClient(transport=httpx.MockTransport(silent)) as http:
-            return await ChatService(settings, http).handle(f"silent-{uuid.uuid4().hex[:8]}", "我明天还500")
+            return await ChatService(settings, http, db=db).handle(f"silent-{uuid.uuid4().hex[:8]}", "我明天还500")
 
     result = asyncio.run(run())
     assert result.mode == "human" and [r.text for r in result.replies] == [HOLDING_REPLY]
 
 
-def test_an_outbound_contact_with_rasa_down_gets_one_holding_reply_not_two(database_url: str) -> None:
+def test_an_outbound_contact_with_rasa_down_gets_one_holding_reply_not_two(db: Database) -> None:
     parts = Parts(rasa_up=False)
     cid = f"sms-seed-{uuid.uuid4().hex[:8]}"
 
     async def run() -> list[str]:
-        service, http = service_for(database_url, parts)
+        service, http = service_for(db, parts)
         async with http:
             seeded = await service.seed(cid, "EXTERNAL_outbound_contact", {"account": "x"}, channel="sms")
             turn = await service.handle(cid, "你好", "sms")
         return [r.text for r in [*seeded.replies, *turn.replies]]
 
     assert asyncio.run(run()) == [HOLDING_REPLY]
-    assert ticket_of(database_url, cid)[:2] == ("service_unavailable", "waiting")
+    assert ticket_of(db, cid)[:2] == ("service_unavailable", "waiting")
 
 
 @pytest.fixture
@@ -181,8 +181,8 @@ def test_database_away_is_503_with_retry_after_for_web_and_non_2xx_for_sms(unrea
     assert health["status"] == "degraded" and health["checks"]["db"].startswith("down")
 
 
-def test_work_cut_off_by_the_server_runs_again_and_is_written_once(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
+def test_work_cut_off_by_the_server_runs_again_and_is_written_once(committed_db: Database) -> None:
+    if not committed_db.url.startswith("postgresql"):
         pytest.skip("needs PostgreSQL (a server that can cut a connection)")
     marker, attempts = f"cut-{uuid.uuid4().hex[:8]}", []
 
@@ -193,8 +193,8 @@ def test_work_cut_off_by_the_server_runs_again_and_is_written_once(database_url:
         if len(attempts) == 1:  # the server ends this connection mid-transaction
             session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
 
-    run_retrying(database_url, work)
-    with transaction(database_url, readonly=True) as s:
+    committed_db.run_sync(work)
+    with committed_db.transaction(readonly=True) as s:
         written = s.scalars(select(AuditLog.id).where(AuditLog.subject == marker)).all()
     assert len(attempts) == 2 and len(written) == 1
 

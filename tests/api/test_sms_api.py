@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from starlette.websockets import WebSocketDisconnect
 
 from api.sms import SEGMENT_CHARS, TwilioProvider, as_sms, split_sms, twilio_signature, valid_twilio_signature
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import Conversation, Message
 from ledger.policy import Policy
 from settings import Settings
@@ -50,23 +50,23 @@ def _sid() -> str:
     return f"SM{uuid.uuid4().hex}"
 
 
-def _count(database_url: str, sid: str) -> int:
-    with transaction(database_url) as s:
+def _count(db: Database, sid: str) -> int:
+    with db.transaction() as s:
         return s.scalar(select(func.count()).select_from(Message).where(Message.external_id == sid)) or 0
 
 
 def test_inbound_sms_is_answered_once_even_when_retried(
-    client: TestClient, admin: dict[str, str], database_url: str
+    client: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     phone = f"136{uuid.uuid4().int % 10**8:08d}"
     form = {"From": f"+86{phone}", "To": "+8610690000", "Body": "我想问下欠款", "MessageSid": _sid()}
     for _ in range(2):
         r = client.post("/v1/sms/inbound", data=form)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml")
-    assert _count(database_url, form["MessageSid"]) == 1
+    assert _count(db, form["MessageSid"]) == 1
     sent = client.get(f"/v1/sms/outbox?to={phone}", headers=admin).json()
     assert len(sent) == 1 and "人工" in sent[0]["body"]  # Rasa is down here: the holding reply, once
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         conv = s.scalar(select(Conversation).where(Conversation.conversation_id == f"sms-{phone}"))
         assert conv is not None and conv.claimed_phone == phone and conv.channel == "sms"
     assert client.get(f"/v1/sms/outbox?to={phone}").status_code == 401
@@ -85,18 +85,18 @@ def twilio_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_twilio_signature_is_checked_and_a_bad_one_stores_nothing(
-    twilio_env: None, client: TestClient, database_url: str
+    twilio_env: None, client: TestClient, db: Database
 ) -> None:
     twilio_client = client
     form = {"From": "+8613700001111", "To": "+8610690000", "Body": "退订", "MessageSid": _sid()}
     bad = twilio_client.post("/v1/sms/inbound", data=form, headers={"X-Twilio-Signature": "forged"})
     assert bad.status_code == 403 and bad.json()["error"]["code"] == "bad_signature"
-    assert _count(database_url, form["MessageSid"]) == 0
+    assert _count(db, form["MessageSid"]) == 0
     missing = twilio_client.post("/v1/sms/inbound", data=form)
     assert missing.status_code == 403
     signature = twilio_signature("https://bank.example/v1/sms/inbound", form, "twilio-secret")
     ok = twilio_client.post("/v1/sms/inbound", data=form, headers={"X-Twilio-Signature": signature})
-    assert ok.status_code == 200 and _count(database_url, form["MessageSid"]) == 1
+    assert ok.status_code == 200 and _count(db, form["MessageSid"]) == 1
 
 
 def test_twilio_provider_speaks_the_messages_api() -> None:
@@ -120,7 +120,7 @@ def test_twilio_provider_speaks_the_messages_api() -> None:
 
 
 def test_an_sms_conversation_cannot_be_read_or_continued_from_the_web(
-    client: TestClient, admin: dict[str, str], database_url: str
+    client: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     """SMS conversation ids are predictable (sms-<phone>): the web chat API must not reach them."""
     phone = f"133{uuid.uuid4().int % 10**8:08d}"
@@ -129,36 +129,36 @@ def test_an_sms_conversation_cannot_be_read_or_continued_from_the_web(
     assert client.post(f"/v1/chat/sms-{phone}/messages", json={"text": "我欠多少"}).status_code == 422
     with pytest.raises(WebSocketDisconnect), client.websocket_connect(f"/v1/chat/sms-{phone}/ws") as ws:
         ws.receive_json()  # refused before it is accepted: nothing is sent
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         conv = s.scalar(select(Conversation).where(Conversation.conversation_id == f"sms-{phone}"))
         assert conv is not None
         texts = s.scalars(select(Message.text).where(Message.conversation_pk == conv.id, Message.sender == "user"))
         assert list(texts) == ["你好"]
 
 
-def _register(database_url: str, number: str) -> str:
+def _register(db: Database, number: str) -> str:
     from ledger import accounts
     from tests.factories import record
 
     rec = record(phone=number)
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         accounts.upsert_account(s, rec)
     return rec.account_id
 
 
 @pytest.mark.parametrize("word", ["退订", "TD", "t", "ＴＤ"])
 def test_an_inbound_opt_out_stops_sms_to_that_number(
-    client: TestClient, database_url: str, policy: Policy, word: str
+    client: TestClient, db: Database, policy: Policy, word: str
 ) -> None:
     from ledger import compliance, conduct
 
     registered, unregistered = (f"131{uuid.uuid4().int % 10**8:08d}" for _ in range(2))
-    account_id = _register(database_url, registered)
+    account_id = _register(db, registered)
     for number in (registered, unregistered):
         r = client.post("/v1/sms/inbound", data={"From": f"+86{number}", "Body": word, "MessageSid": _sid()})
         assert r.status_code == 200
     ten = datetime(2026, 12, 10, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         pk = conduct.account_pk(s, account_id)
         for number, account_pk in ((registered, pk), (unregistered, None)):
             decision = compliance.decide_contact(
@@ -173,7 +173,7 @@ def test_an_inbound_opt_out_stops_sms_to_that_number(
 
 
 def _sms_conversation_with_agent(
-    client: TestClient, admin: dict[str, str], database_url: str, number: str
+    client: TestClient, admin: dict[str, str], db: Database, number: str
 ) -> dict[str, str]:
     """An SMS conversation a person has taken (Rasa is down in these tests: it goes to the queue)."""
     from tests.api.test_agents_api import login, make_agent
@@ -184,8 +184,8 @@ def _sms_conversation_with_agent(
     return agent
 
 
-def _set_last_inbound(database_url: str, number: str, when: datetime) -> None:
-    with transaction(database_url) as s:
+def _set_last_inbound(db: Database, number: str, when: datetime) -> None:
+    with db.transaction() as s:
         conv = s.scalar(select(Conversation).where(Conversation.conversation_id == f"sms-{number}"))
         assert conv is not None
         for m in s.scalars(select(Message).where(Message.conversation_pk == conv.id, Message.sender == "user")):
@@ -193,16 +193,16 @@ def _set_last_inbound(database_url: str, number: str, when: datetime) -> None:
 
 
 def test_an_agent_sms_goes_through_the_contact_decision(
-    client: TestClient, admin: dict[str, str], database_url: str
+    client: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     from ledger.clock import Clock
 
     sh = ZoneInfo("Asia/Shanghai")
     number = f"130{uuid.uuid4().int % 10**8:08d}"
-    _register(database_url, number)
-    agent = _sms_conversation_with_agent(client, admin, database_url, number)
+    _register(db, number)
+    agent = _sms_conversation_with_agent(client, admin, db, number)
     chat = client.app.state.chat  # type: ignore[attr-defined]
-    _set_last_inbound(database_url, number, datetime(2026, 4, 5, 9, 0, tzinfo=sh))
+    _set_last_inbound(db, number, datetime(2026, 4, 5, 9, 0, tzinfo=sh))
     url = f"/v1/agent/conversations/sms-{number}/messages"
 
     def outbox() -> list[str]:
@@ -224,23 +224,23 @@ def test_an_agent_sms_goes_through_the_contact_decision(
     capped = client.post(url, json={"text": "请问方便回电吗"}, headers=agent)
     assert capped.status_code == 409 and capped.json()["error"]["details"]["reason"] == "frequency_cap"
     # The holder writes at 22:58: answering within the reply window is a reply, even at 23:00.
-    _set_last_inbound(database_url, number, datetime(2026, 4, 6, 22, 58, tzinfo=sh))
+    _set_last_inbound(db, number, datetime(2026, 4, 6, 22, 58, tzinfo=sh))
     chat.clock = Clock.at(datetime(2026, 4, 6, 23, 0, tzinfo=sh))
     assert client.post(url, json={"text": "收到，谢谢您"}, headers=agent).status_code == 200
     assert outbox()[len(before) :] == ["您好，我是人工客服", "收到，谢谢您"]
 
 
 def test_an_agent_reviews_a_wrong_number_report_and_closes_the_request(
-    client: TestClient, admin: dict[str, str], database_url: str, policy: Policy
+    client: TestClient, admin: dict[str, str], db: Database, policy: Policy
 ) -> None:
     from ledger import compliance, conduct
     from ledger.clock import Clock
     from tests.api.test_agents_api import login, make_agent
 
     number = f"135{uuid.uuid4().int % 10**8:08d}"
-    account_id = _register(database_url, number)
+    account_id = _register(db, number)
     clock = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         pk = conduct.account_pk(s, account_id)
         row = conduct.suppress_number(s, number, "all", "wrong_number", clock, f"sms-{number}", account_pk=pk)
         request = conduct.open_request(s, "wrong_number", f"sms-{number}", "sms", number, "你打错了", clock)
@@ -257,7 +257,7 @@ def test_an_agent_reviews_a_wrong_number_report_and_closes_the_request(
     closed = client.post(f"/v1/agent/contact-requests/{reference}/close", headers=agent)
     assert closed.json()["status"] == "done"
     assert suppression_id not in [i["id"] for i in client.get("/v1/agent/suppressions", headers=agent).json()]
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         decision = compliance.decide_contact(
             s, phone=number, account_pk=pk, channel="sms", purpose="campaign", at=clock.now(), rules=policy.contact
         )

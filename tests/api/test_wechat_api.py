@@ -23,7 +23,7 @@ from api.wechat import BadSignature, Push, deliver, encrypt_push, push_xml, read
 from api.wechat_reminders import check_template as check_wechat_template
 from ledger import accounts, campaigns, conversations, wechat
 from ledger.clock import Clock
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import (
     ContactAttempt,
     ContactPreference,
@@ -133,15 +133,15 @@ def _outbox(client: TestClient, admin: dict[str, str], openid: str) -> list[dict
     return r.json()["messages"]  # type: ignore[no-any-return]
 
 
-def _conversation(database_url: str, openid: str) -> str:
-    with transaction(database_url) as s:
+def _conversation(db: Database, openid: str) -> str:
+    with db.transaction() as s:
         cid = s.scalar(select(WeChatUser.conversation_id).where(WeChatUser.openid == openid))
     assert cid is not None
     return cid
 
 
-def _user_messages(database_url: str, cid: str) -> list[str]:
-    with transaction(database_url) as s:
+def _user_messages(db: Database, cid: str) -> list[str]:
+    with db.transaction() as s:
         conv = s.scalar(select(Conversation).where(Conversation.conversation_id == cid))
         assert conv is not None and conv.channel == "wechat"
         rows = s.scalars(
@@ -161,7 +161,7 @@ def test_the_server_verification_handshake(wx: TestClient) -> None:
 
 
 def test_a_push_is_answered_at_once_and_a_retry_is_processed_once(
-    wx: TestClient, admin: dict[str, str], database_url: str
+    wx: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     openid = _openid()
     push = _text(openid, "我想问下欠款")
@@ -169,15 +169,15 @@ def test_a_push_is_answered_at_once_and_a_retry_is_processed_once(
     assert _post(wx, push) == 200  # WeChat's retry after 5 s: same MsgId
     sent = _outbox(wx, admin, openid)
     assert len(sent) == 1 and sent[0]["kind"] == "text" and "人工" in sent[0]["text"]  # Rasa is down here
-    assert _user_messages(database_url, _conversation(database_url, openid)) == ["我想问下欠款"]
+    assert _user_messages(db, _conversation(db, openid)) == ["我想问下欠款"]
     assert wx.get("/v1/wechat/outbox", params={"openid": openid}).status_code == 401
 
 
-def test_a_bad_signature_is_refused_and_nothing_is_stored(wx: TestClient, database_url: str) -> None:
+def test_a_bad_signature_is_refused_and_nothing_is_stored(wx: TestClient, db: Database) -> None:
     openid = _openid()
     assert _post(wx, _text(openid, "你好"), signature="0" * 40) == 403
     assert _post(wx, _text(openid, "你好"), timestamp="1700000001", signature=signature(TOKEN, "1", "nonce1")) == 403
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(WeChatPush).where(WeChatPush.openid == openid)) == 0
         assert s.scalar(select(WeChatUser.id).where(WeChatUser.openid == openid)) is None
 
@@ -193,11 +193,11 @@ def test_what_is_not_a_push_is_refused(wx: TestClient) -> None:
 
 @pytest.mark.parametrize("wx", ["aes"], indirect=True)
 def test_safe_mode_pushes_are_decrypted_and_plain_ones_refused(
-    wx: TestClient, admin: dict[str, str], database_url: str
+    wx: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     openid = _openid()
     assert _post(wx, _text(openid, "你好"), aes=True) == 200
-    assert _user_messages(database_url, _conversation(database_url, openid)) == ["你好"]
+    assert _user_messages(db, _conversation(db, openid)) == ["你好"]
     assert len(_outbox(wx, admin, openid)) == 1
     intruder = _openid()
     assert _post(wx, _text(intruder, "你好")) == 403  # the body of a plain push is not signed
@@ -206,14 +206,14 @@ def test_safe_mode_pushes_are_decrypted_and_plain_ones_refused(
     assert wx.post(f"/v1/wechat/callback?{urlencode(params)}", content=xml.encode()).status_code == 403
 
 
-def test_voice_uses_the_recognition_else_asks_to_type(wx: TestClient, admin: dict[str, str], database_url: str) -> None:
+def test_voice_uses_the_recognition_else_asks_to_type(wx: TestClient, admin: dict[str, str], db: Database) -> None:
     openid = _openid()
     voice = {"FromUserName": openid, "MsgType": "voice", "MediaId": "m1", "Format": "amr"}
     assert _post(wx, {**voice, "MsgId": "9001" + uuid.uuid4().hex[:8]}) == 200
     [asked] = _outbox(wx, admin, openid)
     assert "输入文字" in asked["text"]
     assert _post(wx, {**voice, "Recognition": "我想分期", "MsgId": "9002" + uuid.uuid4().hex[:8]}) == 200
-    assert _user_messages(database_url, _conversation(database_url, openid)) == ["[语音]", "我想分期"]
+    assert _user_messages(db, _conversation(db, openid)) == ["[语音]", "我想分期"]
 
 
 def test_an_image_gets_a_short_answer_and_the_option_of_a_person(wx: TestClient, admin: dict[str, str]) -> None:
@@ -225,7 +225,7 @@ def test_an_image_gets_a_short_answer_and_the_option_of_a_person(wx: TestClient,
 
 
 def test_events_are_processed_once_and_unsubscribing_is_recorded(
-    wx: TestClient, admin: dict[str, str], database_url: str
+    wx: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     openid = _openid()
     subscribe = {"FromUserName": openid, "MsgType": "event", "Event": "subscribe", "CreateTime": 1700000100}
@@ -233,17 +233,17 @@ def test_events_are_processed_once_and_unsubscribing_is_recorded(
     assert _post(wx, subscribe) == 200  # the retry: same FromUserName + CreateTime
     assert len(_outbox(wx, admin, openid)) == 1  # one greeting (the holding one: Rasa is down here)
     assert _post(wx, {**subscribe, "Event": "unsubscribe", "CreateTime": 1700000200}) == 200
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         follower = s.scalar(select(WeChatUser).where(WeChatUser.openid == openid))
         assert follower is not None and not follower.subscribed and follower.unsubscribed_at is not None
 
 
-def test_a_menu_click_or_a_tapped_choice_is_the_bots_button(wx: TestClient, database_url: str) -> None:
+def test_a_menu_click_or_a_tapped_choice_is_the_bots_button(wx: TestClient, db: Database) -> None:
     openid = _openid()
     click = {"FromUserName": openid, "MsgType": "event", "Event": "CLICK", "EventKey": "request_human"}
     assert _post(wx, click) == 200
-    with transaction(database_url) as s:  # the bot sent a menu message with this choice in the conversation
-        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == _conversation(database_url, openid)))
+    with db.transaction() as s:  # the bot sent a menu message with this choice in the conversation
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == _conversation(db, openid)))
         assert conv is not None
         conversations.append_message(
             s, conv, "bot", "请选择：", buttons=[{"title": "查询欠款", "payload": "/ask_debt_amount"}]
@@ -252,16 +252,16 @@ def test_a_menu_click_or_a_tapped_choice_is_the_bots_button(wx: TestClient, data
     assert _post(wx, tapped) == 200
     forged = {**_text(openid, "随便"), "bizmsgmenuid": "inform"}  # not a button the bot sent here: plain text
     assert _post(wx, forged) == 200
-    messages = _user_messages(database_url, _conversation(database_url, openid))
+    messages = _user_messages(db, _conversation(db, openid))
     assert messages == ["/request_human", "/ask_debt_amount", "随便"]
 
 
 def test_agent_replies_go_out_guarded_and_only_inside_the_48_hour_window(
-    wx: TestClient, admin: dict[str, str], database_url: str
+    wx: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     openid = _openid()
     assert _post(wx, _text(openid, "转人工")) == 200  # Rasa is down: the conversation waits for a person
-    cid = _conversation(database_url, openid)
+    cid = _conversation(db, openid)
     agent = login(wx, make_agent(wx, admin))
     [item] = [i for i in wx.get("/v1/agent/queue", headers=agent).json() if i["conversation_id"] == cid]
     assert item["channel"] == "wechat" and item["last_messages"][0] == {"sender": "user", "text": "转人工"}
@@ -273,7 +273,7 @@ def test_agent_replies_go_out_guarded_and_only_inside_the_48_hour_window(
     texts = [m["text"] for m in _outbox(wx, admin, openid)]
     assert texts[-1] == "您好，我是人工客服小王" and not any("2145" in t for t in texts)
 
-    with transaction(database_url) as s:  # the holder last wrote long ago
+    with db.transaction() as s:  # the holder last wrote long ago
         s.execute(
             update(WeChatUser)
             .where(WeChatUser.openid == openid)
@@ -286,7 +286,7 @@ def test_agent_replies_go_out_guarded_and_only_inside_the_48_hour_window(
     assert "还在吗？" not in str(transcript)
 
 
-def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(database_url: str) -> None:
+def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(db: Database) -> None:
     calls: list[tuple[str, str | None, dict[str, object]]] = []
     tokens = iter(["tok-1", "tok-2"])
 
@@ -303,7 +303,7 @@ def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(
         return httpx.Response(200, json={"errcode": 43004, "errmsg": "require subscribe"})
 
     settings = Settings(
-        database_url=database_url,
+        database_url=db.url,
         wechat_provider="wechat",
         wechat_app_id=f"wx{uuid.uuid4().hex[:16]}",
         wechat_app_secret=SecretStr("app-secret"),
@@ -313,11 +313,11 @@ def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(
 
     async def run() -> list[str]:
         async with httpx.AsyncClient(transport=httpx.MockTransport(api)) as http:
-            first = await deliver(settings, http, openid, "您好", "wx-test")
-            second = await deliver(settings, http, openid, "还在吗", "wx-test")  # token expired meanwhile
+            first = await deliver(settings, http, openid, "您好", "wx-test", db=db)
+            second = await deliver(settings, http, openid, "还在吗", "wx-test", db=db)  # token expired meanwhile
             buttons = [{"title": "查询欠款", "payload": "/ask_debt_amount"}]
-            menu = await deliver(settings, http, openid, "请问有什么可以帮您？", "wx-test", buttons=buttons)
-            template = await deliver(settings, http, openid, "提醒", template=("tpl-1", {"first": "提醒"}, None))
+            menu = await deliver(settings, http, openid, "请问有什么可以帮您？", "wx-test", buttons=buttons, db=db)
+            template = await deliver(settings, http, openid, "提醒", template=("tpl-1", {"first": "提醒"}, None), db=db)
             return [first.status, second.status, menu.status, template.status]
 
     assert asyncio.run(run()) == ["sent", "sent", "sent", "failed"]
@@ -336,7 +336,7 @@ def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(
         "msgmenu": {"head_content": "请问有什么可以帮您？", "list": [{"id": "ask_debt_amount", "content": "查询欠款"}]},
     }
     assert calls[-1][2] == {"touser": openid, "template_id": "tpl-1", "data": {"first": {"value": "提醒"}}}
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         failed = s.scalars(
             select(WeChatOutbound).where(WeChatOutbound.openid == openid).order_by(WeChatOutbound.id)
         ).all()[-1]
@@ -344,15 +344,15 @@ def test_the_wechat_provider_calls_the_message_apis_and_renews_an_expired_token(
 
 
 def test_a_wechat_campaign_reaches_bound_holders_with_a_template_message(
-    database_url: str, policy: Policy, monkeypatch: pytest.MonkeyPatch
+    db: Database, policy: Policy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No gateway runs here: its own background sender (on the real clock) must not take the sends.
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATABASE_URL", db.url)
     monkeypatch.setenv("WECHAT_PROVIDER", "outbox")
     get_settings.cache_clear()
     ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
     openid = _openid()
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         bound = accounts.upsert_account(s, record(phone=f"137{uuid.uuid4().int % 10**8:08d}", id_last4="555X"))
         unbound = accounts.upsert_account(s, record(phone=f"137{uuid.uuid4().int % 10**8:08d}"))
         s.execute(  # opted out of SMS only: opt-outs are per channel
@@ -380,12 +380,12 @@ def test_a_wechat_campaign_reaches_bound_holders_with_a_template_message(
 
     async def send() -> int:
         async with httpx.AsyncClient() as http:
-            return await CampaignSender(get_settings(), policy, http, clock=ten_am).run_once()
+            return await CampaignSender(get_settings(), policy, http, clock=ten_am, db=db).run_once()
 
     assert asyncio.run(send()) >= 1
     asyncio.run(send())  # nothing twice
     get_settings.cache_clear()
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         [reminder] = s.scalars(select(WeChatOutbound).where(WeChatOutbound.openid == openid)).all()
         assert reminder.kind == "template" and reminder.status == "sent"
         assert "示例银行" in reminder.text and "退订" in reminder.text and "元" not in reminder.text
@@ -402,24 +402,24 @@ def test_campaigns_choose_sms_or_wechat(wx: TestClient, admin: dict[str, str], p
 
 
 def test_unbinding_is_confirmed_even_while_a_person_has_the_conversation(
-    wx: TestClient, admin: dict[str, str], database_url: str
+    wx: TestClient, admin: dict[str, str], db: Database
 ) -> None:
     openid = _openid()
     assert _post(wx, _text(openid, "转人工")) == 200  # Rasa is down here: a person takes over
-    cid = _conversation(database_url, openid)
+    cid = _conversation(db, openid)
     assert _post(wx, _text(openid, "解绑")) == 200
     assert "解除绑定" in _outbox(wx, admin, openid)[-1]["text"]
-    assert _conversation(database_url, openid) == cid  # the person keeps the conversation
-    assert _user_messages(database_url, cid) == ["转人工", "解绑"]
+    assert _conversation(db, openid) == cid  # the person keeps the conversation
+    assert _user_messages(db, cid) == ["转人工", "解绑"]
 
 
 def test_a_push_answered_before_a_crash_is_handled_when_the_gateway_starts(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, admin: dict[str, str], database_url: str
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, admin: dict[str, str], db: Database
 ) -> None:
     monkeypatch.setenv("WECHAT_TOKEN", TOKEN)
     openid = _openid()
     push = Push(openid=openid, kind="text", created="1700000000", msg_id=f"66{uuid.uuid4().int % 10**16}", text="你好")
-    with transaction(database_url) as s:  # stored and answered "success", then the gateway died
+    with db.transaction() as s:  # stored and answered "success", then the gateway died
         assert wechat.record_push(s, push.dedupe_key, openid, push.kind, asdict(push))
         s.execute(
             update(WeChatPush)
@@ -432,9 +432,9 @@ def test_a_push_answered_before_a_crash_is_handled_when_the_gateway_starts(
             break
         time.sleep(0.1)
     assert len(_outbox(client, admin, openid)) == 1
-    assert _user_messages(database_url, _conversation(database_url, openid)) == ["你好"]
+    assert _user_messages(db, _conversation(db, openid)) == ["你好"]
     for _ in range(100):  # the push is marked handled just after its reply went out
-        with transaction(database_url) as s:
+        with db.transaction() as s:
             done = s.scalar(select(WeChatPush).where(WeChatPush.dedupe_key == push.dedupe_key))
             assert done is not None
             if done.done_at is not None:

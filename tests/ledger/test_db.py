@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from ledger.db import transaction
+from ledger.db import Database, transaction
 
 
 @pytest.fixture
@@ -89,21 +89,19 @@ def _read(database_url: str, table: str) -> int:
         return int(s.execute(text(f"SELECT n FROM {table}")).scalar_one())
 
 
-def test_a_processs_writes_are_served_in_the_order_they_were_asked(database_url: str, table: str) -> None:
+def test_a_processs_writes_are_served_in_the_order_they_were_asked(db: Database, table: str) -> None:
     import asyncio
-
-    from ledger.db import run_transaction
 
     async def many() -> None:
         def write(i: int) -> Callable[[Session], None]:
             return lambda s: s.execute(text(f"INSERT INTO {table} (id, n) VALUES (:id, :n)"), {"id": 100 + i, "n": i})
 
-        await asyncio.gather(*(run_transaction(database_url, write(i)) for i in range(30)))
+        await asyncio.gather(*(db.run(write(i)) for i in range(30)))
 
     asyncio.run(many())
-    sqlite = database_url.startswith("sqlite")
+    sqlite = db.is_sqlite
     insertion = "rowid" if sqlite else "n"  # SQLite's rowid follows insertion; PostgreSQL has none
-    with transaction(database_url, readonly=True) as s:
+    with db.transaction(readonly=True) as s:
         order = list(s.execute(text(f"SELECT n FROM {table} WHERE id >= 100 ORDER BY {insertion}")).scalars())
     assert sorted(order) == list(range(30))  # nothing lost
     if sqlite:  # one writer at a time: first come, first served

@@ -6,5 +6,5 @@ the end-to-end tests'.
 
 from __future__ import annotations
 
-from tests.api.conftest import WebChat, admin, client, web  # noqa: F401 - fixtures
+from tests.api.conftest import WebChat, admin, client, db, web  # noqa: F401 - fixtures
 from tests.e2e.conftest import Running, conversation_id, running  # noqa: F401 - fixtures

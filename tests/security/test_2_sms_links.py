@@ -13,7 +13,7 @@ from api import links
 from ledger import conversations
 from ledger.accounts import upsert_account
 from ledger.clock import Clock
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import ChatSession, ContactAttempt, Conversation
 from tests.api.conftest import WebChat
 from tests.factories import record
@@ -27,9 +27,9 @@ def link_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     yield KEY
 
 
-def _attempt(database_url: str) -> tuple[int, str]:
+def _attempt(db: Database) -> tuple[int, str]:
     rec = record(phone="13912345678")
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         account = upsert_account(s, rec, actor="test")
         attempt = ContactAttempt(account_pk=account.id, channel="sms", status="sent", reason="ok", bucket="M1")
         s.add(attempt)
@@ -38,13 +38,13 @@ def _attempt(database_url: str) -> tuple[int, str]:
 
 
 def test_a_link_opens_a_fresh_conversation_each_time_and_never_the_history(
-    link_key: str, client: TestClient, web: WebChat, database_url: str
+    link_key: str, client: TestClient, web: WebChat, db: Database
 ) -> None:
-    attempt_id, phone = _attempt(database_url)
+    attempt_id, phone = _attempt(db)
     now = client.app.state.chat.clock.now()  # type: ignore[attr-defined]
     token = links.issue(attempt_id, link_key, now)
     first = web.open("first", link_token=token)
-    with transaction(database_url) as s:  # the holder verified and talked about money in the first one
+    with db.transaction() as s:  # the holder verified and talked about money in the first one
         conv = conversations.find(s, first)
         assert conv is not None and conv.claimed_phone == phone  # tied to the account
         conv.verified_at = now
@@ -53,7 +53,7 @@ def test_a_link_opens_a_fresh_conversation_each_time_and_never_the_history(
     assert second != first
     seen = web.get("second").json()["messages"]
     assert all("2,145.00" not in m["text"] for m in seen)
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         conv2 = conversations.find(s, second)
         assert conv2 is not None and conv2.verified_at is None and conv2.claimed_phone == phone
     stolen = web.auth("second")
@@ -61,14 +61,14 @@ def test_a_link_opens_a_fresh_conversation_each_time_and_never_the_history(
 
 
 def test_the_session_ends_with_the_link_and_an_expired_link_opens_nothing(
-    link_key: str, client: TestClient, web: WebChat, database_url: str
+    link_key: str, client: TestClient, web: WebChat, db: Database
 ) -> None:
-    attempt_id, _ = _attempt(database_url)
+    attempt_id, _ = _attempt(db)
     chat = client.app.state.chat  # type: ignore[attr-defined]
     issued = chat.clock.now() - timedelta(hours=71)
     token = links.issue(attempt_id, link_key, issued)  # one hour of its 72 left
     cid = web.open("late", link_token=token)
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         expires = s.scalar(
             select(ChatSession.expires_at)
             .join(Conversation, Conversation.id == ChatSession.conversation_pk)

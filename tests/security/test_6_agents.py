@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.hub import QUEUE_TOPIC
 from ledger.accounts import upsert_account
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import Conversation
 from tests.api.conftest import WebChat
 from tests.factories import record
@@ -28,12 +28,12 @@ def agent(client: TestClient, admin: dict[str, str], role: str = "agent") -> tup
     return name, {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def _verified_handoff(web: WebChat, database_url: str, label: str) -> str:
+def _verified_handoff(web: WebChat, db: Database, label: str) -> str:
     """A holder who verified (ID 123X, card 6001) and then waits for a person."""
     cid = web.cid(label)
     rec = record(phone="13911112222")
     web.post(label, "身份证后四位123X，卡号尾号6001")  # Rasa is down here: a holding reply and the queue
-    with transaction(database_url) as s:
+    with db.transaction() as s:
         account = upsert_account(s, rec, actor="test")
         conv = s.scalar(select(Conversation).where(Conversation.conversation_id == cid))
         assert conv is not None
@@ -42,9 +42,9 @@ def _verified_handoff(web: WebChat, database_url: str, label: str) -> str:
 
 
 def test_an_agent_reads_only_what_it_claimed_and_never_the_verification_facts(
-    client: TestClient, admin: dict[str, str], web: WebChat, database_url: str
+    client: TestClient, admin: dict[str, str], web: WebChat, db: Database
 ) -> None:
-    cid = _verified_handoff(web, database_url, "facts")
+    cid = _verified_handoff(web, db, "facts")
     _, alice = agent(client, admin)
     _, bob = agent(client, admin)
     _, boss = agent(client, admin, "supervisor")

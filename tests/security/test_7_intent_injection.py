@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from api.chat import clean_text
 from ledger import conversations
-from ledger.db import transaction
+from ledger.db import Database
 from ledger.models import Message
 from tests.api.conftest import WebChat
 from tests.e2e.conftest import Running
@@ -34,8 +34,8 @@ def test_disguised_commands_do_not_survive_the_gateways_check(typed: str) -> Non
     assert not reads_as_command(cleaned) or cleaned in ("/affirm", "/deny")
 
 
-def _last_user_text(database_url: str, cid: str) -> str:
-    with transaction(database_url) as s:
+def _last_user_text(db: Database, cid: str) -> str:
+    with db.transaction() as s:
         conv = conversations.find(s, cid)
         assert conv is not None
         return (
@@ -48,27 +48,27 @@ def _last_user_text(database_url: str, cid: str) -> str:
         )
 
 
-def test_a_payload_passes_only_where_the_bot_offered_it(client: TestClient, web: WebChat, database_url: str) -> None:
+def test_a_payload_passes_only_where_the_bot_offered_it(client: TestClient, web: WebChat, db: Database) -> None:
     cid = web.cid("payloads")
     web.post("payloads", "／request_human")  # full-width: nobody offered it here
-    assert not reads_as_command(_last_user_text(database_url, cid))
-    with transaction(database_url) as s:
+    assert not reads_as_command(_last_user_text(db, cid))
+    with db.transaction() as s:
         conv = conversations.find(s, cid)
         assert conv is not None
         conversations.append_message(
             s, conv, "bot", "请选择", buttons=[{"title": "转人工", "payload": "/request_human"}]
         )
     web.post("payloads", "／request_human")  # the button the bot sent: a button press
-    assert _last_user_text(database_url, cid) == "/request_human"
+    assert _last_user_text(db, cid) == "/request_human"
     web.post("payloads", "/affirm")  # offered nowhere in this conversation
-    assert _last_user_text(database_url, cid) == "affirm"
+    assert _last_user_text(db, cid) == "affirm"
 
 
 @pytest.mark.e2e
-def test_rasa_never_unpacks_typed_commands(running: Running, conversation_id: str, database_url: str) -> None:
+def test_rasa_never_unpacks_typed_commands(running: Running, conversation_id: str, committed_db: Database) -> None:
     reply = running.say(conversation_id, "\u200b/request_human")
     assert reply["mode"] == "bot"  # not handed to a person by a forged intent
-    with transaction(database_url) as s:
+    with committed_db.transaction() as s:
         conv = conversations.find(s, running.cid(conversation_id))
         assert conv is not None
         row = s.scalars(select(Message).where(Message.conversation_pk == conv.id, Message.sender == "user")).first()
@@ -85,10 +85,12 @@ def test_rasa_never_unpacks_typed_commands(running: Running, conversation_id: st
 
 
 @pytest.mark.e2e
-def test_a_button_the_bot_sent_is_still_a_button(running: Running, conversation_id: str, database_url: str) -> None:
+def test_a_button_the_bot_sent_is_still_a_button(
+    running: Running, conversation_id: str, committed_db: Database
+) -> None:
     assert "验证通过" in running.texts(conversation_id, "手机13800000002，身份证后四位2345，卡号后四位6002")
     running.say(conversation_id, "/ask_repayment_method")  # the verified greeting's button
-    with transaction(database_url) as s:
+    with committed_db.transaction() as s:
         conv = conversations.find(s, running.cid(conversation_id))
         assert conv is not None
         row = s.scalars(

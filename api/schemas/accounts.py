@@ -1,0 +1,154 @@
+"""Accounts: the import record, the account view, payments."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import date
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
+
+from api.schemas.common import (
+    AwareDatetimeIn,
+    DailyRateIn,
+    DateIn,
+    Id,
+    LateFeeRateIn,
+    Money,
+    MoneyIn,
+    PhoneIn,
+    PositiveMoneyIn,
+    Rate,
+)
+from ledger.policy import Bucket
+
+# The IANA zones this Python knows; the ledger refuses any other (422, details.field "timezone").
+TIME_ZONES = list[JsonValue](sorted(zoneinfo.available_timezones()))
+Flag = Literal["deceased", "legal_hold", "dispute"]
+
+
+class AccountCreate(BaseModel):
+    """An import record. Also: minimum_payment and paid_since_statement are at most
+    statement_balance, and due_date is not before statement_date (422 validation_failed)."""
+
+    model_config = ConfigDict(extra="forbid")
+    account_id: Id
+    holder_name: str = Field(min_length=1, max_length=64)
+    phone: PhoneIn
+    id_last4: str = Field(pattern=r"^[0-9]{3}[0-9Xx]$")
+    card_last4: str = Field(pattern=r"^[0-9]{4}$")
+    credit_limit: MoneyIn
+    statement_balance: MoneyIn
+    minimum_payment: MoneyIn
+    statement_date: DateIn
+    due_date: DateIn
+    paid_since_statement: MoneyIn = "0.00"
+    daily_interest_rate: DailyRateIn | None = None
+    late_fee_rate: LateFeeRateIn | None = None
+    flags: list[Flag] = Field(default=[], max_length=3)
+    timezone: str = Field(
+        default="Asia/Shanghai", examples=["Asia/Shanghai", "Asia/Urumqi"], json_schema_extra={"enum": TIME_ZONES}
+    )
+
+    @field_validator("id_last4")
+    @classmethod
+    def _upper(cls, v: str) -> str:
+        return v.upper()
+
+
+class BreakdownPublic(BaseModel):
+    principal: Money
+    interest: Money
+    late_fee: Money
+    plan_fee: Money = Field(default="0.00", description="instalment fees inside an agreed plan")
+    total: Money
+
+
+class ScheduleRowPublic(BaseModel):
+    due_date: date
+    amount: Money
+    status: Literal["due", "paid", "missed"] = Field(
+        description="paid in full; missed: unpaid past the policy's grace days; else due"
+    )
+    paid: Money
+
+
+class PlanPublic(BaseModel):
+    plan_id: str
+    type: Literal["installment", "deferment", "personalized"]
+    status: Literal["proposed", "pending_approval", "active", "completed", "broken", "cancelled"]
+    principal: Money
+    periods: int
+    fee_rate_per_period: Rate
+    total_fee: Money
+    apr: Rate
+    schedule: list[ScheduleRowPublic]
+    next_due_date: date | None = Field(description="the next instalment not yet due; null when none")
+    next_due_amount: Money
+    paid_periods: int
+    missed_periods: int
+    remaining: Money = Field(description="still unpaid on the schedule")
+    created_via: Literal["chat", "agent", "api"]
+
+
+class PromisePublic(BaseModel):
+    promise_id: str
+    amount: Money
+    due_date: date
+    status: Literal["open", "kept", "broken"]
+
+
+class Dispute(BaseModel):
+    kind: Literal["dispute"]
+    reason: str
+
+
+class ComplaintRef(BaseModel):
+    reference: str
+    status: str
+
+
+class AccountPublic(BaseModel):
+    account_id: str
+    holder_name: str
+    phone: str
+    id_last4: str
+    card_last4: str
+    credit_limit: Money
+    statement_balance: Money
+    minimum_payment: Money
+    statement_date: date
+    due_date: date
+    paid_since_statement: Money
+    daily_interest_rate: Rate
+    late_fee_rate: Rate
+    flags: list[Flag]
+    timezone: str
+    overdue_days: int = Field(ge=0)
+    bucket: Bucket
+    amount_due: Money
+    breakdown: BreakdownPublic
+    outstanding: Money
+    credit: Money = Field(description="overpayment kept on the account; 0.00 when none")
+    plans: list[PlanPublic]
+    promises: list[PromisePublic]
+    contact_preferences: dict[str, str | None] = Field(
+        description='"sms", "calls": allowed|opted_out; "third_party": forbidden; and when and by whom each changed'
+    )
+    disputes: list[Dispute]
+    complaints: list[ComplaintRef]
+
+
+class PaymentCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    amount: PositiveMoneyIn
+    paid_at: AwareDatetimeIn = Field(description="with its UTC offset")
+    reference: str = Field(min_length=1, max_length=128)
+
+
+class PaymentPublic(BaseModel):
+    reference: str
+    amount: Money
+    paid_on: date
+    created: bool
+    account: AccountPublic
