@@ -9,7 +9,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 from pydantic import BaseModel, Field
 
 from api.auth import AgentDep, PrincipalDep, issue_token
-from api.chat import ChatService
+from api.chat import ChatDep, ChatService
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
@@ -53,10 +53,10 @@ def create_agent(body: AgentCreate, session: SessionDep) -> AgentPublic:
 
 
 @router.post("/v1/agents/{username}/disable", response_model=AgentPublic, dependencies=[AdminDep])
-def disable_agent(username: str, request: Request, session: SessionDep, clock: ClockDep) -> AgentPublic:
+def disable_agent(username: str, chat: ChatDep, session: SessionDep, clock: ClockDep) -> AgentPublic:
     """The agent cannot log in again; its tokens stop working and its open consoles are closed."""
     agent = agents.disable(session, username, "admin", clock)
-    _chat(request).hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "username": username})
+    chat.hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "username": username})
     return AgentPublic(username=agent.username, display_name=agent.display_name, role=agent.role)
 
 
@@ -79,14 +79,10 @@ def login(
 
 
 @router.post("/v1/agent/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(principal: PrincipalDep, request: Request, session: SessionDep, clock: ClockDep) -> None:
+def logout(principal: PrincipalDep, chat: ChatDep, session: SessionDep, clock: ClockDep) -> None:
     """This token stops working now, here and in any console that uses it."""
     agents.revoke_token(session, principal.jti, clock)
-    _chat(request).hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "jti": principal.jti})
-
-
-def _chat(request: Request) -> ChatService:
-    return request.app.state.chat  # type: ignore[no-any-return]
+    chat.hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "jti": principal.jti})
 
 
 @router.get("/v1/agent/queue")
@@ -165,15 +161,15 @@ def conversation(
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/claim")
-async def claim(conversation_id: str, agent: AgentDep, request: Request, session: SessionDep) -> dict[str, str]:
+async def claim(conversation_id: str, agent: AgentDep, chat: ChatDep, session: SessionDep) -> dict[str, str]:
     ticket = handoff.claim(session, conversation_id, agent)
-    _chat(request).hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
+    chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
     return {"conversation_id": conversation_id, "status": ticket.status, "agent": agent}
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/messages")
-async def reply(conversation_id: str, body: TextIn, agent: AgentDep, request: Request) -> dict[str, Any]:
-    sent = await _chat(request).agent_says(conversation_id, agent, body.text)
+async def reply(conversation_id: str, body: TextIn, agent: AgentDep, chat: ChatDep) -> dict[str, Any]:
+    sent = await chat.agent_says(conversation_id, agent, body.text)
     return {"seq": sent.seq, "text": sent.text, "sender": "agent"}
 
 
@@ -193,9 +189,10 @@ def approve(plan_id: str, agent: AgentDep, session: SessionDep) -> dict[str, str
     return {"plan_id": plan.plan_id, "status": plan.status, "approved_by": agent}
 
 
-async def _release(conversation_id: str, agent: str, request: Request, settings: Any, resolved: bool) -> dict[str, Any]:
+async def _release(
+    conversation_id: str, agent: str, chat: ChatService, settings: Any, resolved: bool
+) -> dict[str, Any]:
     await run_transaction(settings.database_url, lambda s: handoff.release(s, conversation_id, agent, resolved))
-    chat = _chat(request)
     resumed = await chat.resume_bot(conversation_id)
     chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
     chat.hub.publish(conversation_topic(conversation_id), {"type": "mode", "mode": "bot"})
@@ -203,10 +200,10 @@ async def _release(conversation_id: str, agent: str, request: Request, settings:
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/release")
-async def release(conversation_id: str, agent: AgentDep, request: Request, settings: SettingsDep) -> dict[str, Any]:
-    return await _release(conversation_id, agent, request, settings, resolved=False)
+async def release(conversation_id: str, agent: AgentDep, chat: ChatDep, settings: SettingsDep) -> dict[str, Any]:
+    return await _release(conversation_id, agent, chat, settings, resolved=False)
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/close")
-async def close(conversation_id: str, agent: AgentDep, request: Request, settings: SettingsDep) -> dict[str, Any]:
-    return await _release(conversation_id, agent, request, settings, resolved=True)
+async def close(conversation_id: str, agent: AgentDep, chat: ChatDep, settings: SettingsDep) -> dict[str, Any]:
+    return await _release(conversation_id, agent, chat, settings, resolved=True)

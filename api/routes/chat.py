@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from api import links
-from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
+from api.chat import BadInput, ChatDep, WrongChannel, chat_out, chat_service, clean_text
 from api.errors import ApiError
 from api.limits import count_turn, limiter, public_limit
 from api.schemas import ChatIn, ChatOut
@@ -47,10 +47,6 @@ class SessionOut(BaseModel):
     expires_at: str
 
 
-def _service(conn: HTTPConnection) -> ChatService:
-    return conn.app.state.chat  # type: ignore[no-any-return]
-
-
 def bearer(conn: HTTPConnection) -> str:
     header = conn.headers.get("authorization", "")
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -58,7 +54,7 @@ def bearer(conn: HTTPConnection) -> str:
 
 async def authorise(conn: HTTPConnection, conversation_id: str, token: str) -> None:
     """401 unless `token` is a live session of this very conversation."""
-    service = _service(conn)
+    service = chat_service(conn)
     conv = await run_transaction(
         service.settings.database_url,
         lambda s: sessions.authorised(s, conversation_id, token, service.clock),
@@ -70,10 +66,11 @@ async def authorise(conn: HTTPConnection, conversation_id: str, token: str) -> N
 
 @router.post("/sessions", status_code=status.HTTP_201_CREATED, response_model=SessionOut)
 @limiter.limit(public_limit)
-async def open_session(request: Request, body: Annotated[SessionIn | None, Body()] = None) -> SessionOut:
+async def open_session(
+    request: Request, service: ChatDep, body: Annotated[SessionIn | None, Body()] = None
+) -> SessionOut:
     """A new web conversation. With `link_token` (our SMS link) it is tied to the account's phone and
     greeted in context; every redemption starts afresh, with no history; an expired link opens nothing."""
-    service = _service(request)
     settings = service.settings
     link = body.link_token if body else None
     if not link:
@@ -112,8 +109,7 @@ async def open_session(request: Request, body: Annotated[SessionIn | None, Body(
 
 
 @router.post("/{conversation_id}/messages", response_model=ChatOut)
-async def post_message(conversation_id: ConversationId, body: ChatIn, request: Request) -> ChatOut:
-    service = _service(request)
+async def post_message(conversation_id: ConversationId, body: ChatIn, request: Request, service: ChatDep) -> ChatOut:
     await authorise(request, conversation_id, bearer(request))
     count_turn(request, conversation_id)
     try:
@@ -130,8 +126,8 @@ async def post_message(conversation_id: ConversationId, body: ChatIn, request: R
 @router.get("/{conversation_id}/messages", response_model=ChatOut)
 @limiter.limit(public_limit)
 async def get_messages(
-    conversation_id: ConversationId, request: Request, after: Annotated[int, Query(ge=0)] = 0
+    conversation_id: ConversationId, request: Request, service: ChatDep, after: Annotated[int, Query(ge=0)] = 0
 ) -> ChatOut:
     await authorise(request, conversation_id, bearer(request))
-    mode, replies = await _service(request).messages_after(conversation_id, after)
+    mode, replies = await service.messages_after(conversation_id, after)
     return chat_out(conversation_id, mode, replies)

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from api.deps import AdminDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.wechat import BadPush, BadSignature, read_push, valid_signature
-from api.wechat_channel import WeChatChannel
+from api.wechat_channel import WeChatDep
 from ledger import wechat
 from ledger.db import run_transaction
 from ledger.models import WeChatOutbound
@@ -31,10 +31,9 @@ def handshake(signature: Param, timestamp: Param, nonce: Param, echostr: Param, 
 
 
 @router.post("/callback", response_class=PlainTextResponse)
-async def callback(request: Request, background: BackgroundTasks) -> str:
+async def callback(request: Request, channel: WeChatDep, background: BackgroundTasks) -> str:
     """A message or event push: checked, stored once, answered at once; the turn runs after the
     answer and its replies go out through the customer-service API."""
-    channel: WeChatChannel = request.app.state.wechat
     settings = channel.settings
     params = {k: v for k, v in request.query_params.items() if len(v) <= 512}
     try:
