@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
+from api.chat.access import SessionAccess
 from api.chat.database import Database, TransactionRunner
 from api.chat.delivery import Delivery, LiveUpdates
 from api.chat.rasa import RasaClient
@@ -31,7 +32,8 @@ RETURNED_TO_BOT = Counter("gateway_returned_to_bot_total", "Conversations given 
 
 
 class ChatService:
-    """The Rasa client (`rasa`), delivery (`live`, `delivery`) and the turn (`turns`), over one `db`."""
+    """The Rasa client (`rasa`), delivery (`live`, `delivery`), the turn (`turns`) and web session
+    checks (`access`), over one `db`."""
 
     def __init__(
         self,
@@ -45,6 +47,7 @@ class ChatService:
         self.http = http
         self.hub = hub or Hub()
         self.db: Database = db or TransactionRunner(settings.database_url)
+        self.access = SessionAccess(self.db)
         self.rasa = RasaClient(settings, http)
         self.live = LiveUpdates(self.hub)
         self.delivery = Delivery(settings, http, self.live)
@@ -67,6 +70,10 @@ class ChatService:
     @property
     def policy(self) -> Policy:
         return cached_policy(str(self.settings.policy_path))
+
+    async def authorised(self, conversation_id: str, token: str) -> bool:
+        """Whether `token` is a live web session of exactly this conversation."""
+        return await self.access.allows(conversation_id, token, self.clock)
 
     def rasa_for(self, conversation_id: str) -> str:
         """The Rasa server this conversation is pinned to."""

@@ -54,13 +54,7 @@ def bearer(conn: HTTPConnection) -> str:
 
 async def authorise(conn: HTTPConnection, conversation_id: str, token: str) -> None:
     """401 unless `token` is a live session of this very conversation."""
-    service = chat_service(conn)
-    conv = await run_transaction(
-        service.settings.database_url,
-        lambda s: sessions.authorised(s, conversation_id, token, service.clock),
-        readonly=True,
-    )
-    if conv is None:
+    if not await chat_service(conn).authorised(conversation_id, token):
         raise ApiError(401, "unauthorized", "a valid session token for this conversation is required")
 
 
