@@ -48,6 +48,17 @@ def free_port() -> int:
 
 # Rasa's SQL tracker store, keeping trackers between turns (bot/tracker_store.py).
 TRACKER_STORE = "bot.tracker_store.CachedSQLTrackerStore"
+TRACKER_CACHE_DEFAULT = 2000  # trackers kept in memory per Rasa server (~50 KB each)
+
+
+def tracker_cache_size() -> int:
+    """RASA_TRACKER_CACHE: how many conversations' trackers each Rasa server keeps between turns."""
+    raw = os.environ.get("RASA_TRACKER_CACHE", "").strip()
+    if not raw:
+        return TRACKER_CACHE_DEFAULT
+    if not raw.isdigit():
+        raise ValueError(f"RASA_TRACKER_CACHE must be a whole number of trackers, not {raw!r}")
+    return int(raw)
 
 
 def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None) -> Path:
@@ -69,9 +80,15 @@ def endpoints(var: Path, actions_port: int, tracker_url: str | None, redis_url: 
             "db": u.path.lstrip("/"),
             "username": u.username or "",
             "password": u.password or "",
+            "cache_size": tracker_cache_size(),
         }
     else:
-        conf["tracker_store"] = {"type": TRACKER_STORE, "dialect": "sqlite", "db": str(var / "rasa_tracker.db")}
+        conf["tracker_store"] = {
+            "type": TRACKER_STORE,
+            "dialect": "sqlite",
+            "db": str(var / "rasa_tracker.db"),
+            "cache_size": tracker_cache_size(),
+        }
     if redis_url:
         u = urlparse(redis_url)
         conf["lock_store"] = {
