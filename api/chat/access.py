@@ -18,7 +18,7 @@ from api.chat.database import Database
 from ledger import sessions
 from ledger.clock import Clock
 
-REMEMBERED_SESSIONS = 10_000
+REMEMBERED_SESSIONS = 4096  # about 330 bytes each
 
 
 class SessionAccess:
