@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 from sqlalchemy.orm import Session
@@ -23,6 +23,9 @@ from ledger.db import run_transaction
 from ledger.models import OutboundSms
 from ledger.policy import Policy
 from ledger.settings import Settings
+
+if TYPE_CHECKING:
+    from api.chat.database import Database
 
 log = logging.getLogger("api.sms")
 
@@ -124,9 +127,10 @@ async def send_sms(
     text: str,
     conversation_id: str | None = None,
     split: bool = True,
+    db: Database | None = None,
 ) -> list[OutboundSms]:
     """Send `text`: chat replies in one-segment parts; a message with a link whole (the provider
-    concatenates it). Every part is recorded, sent or failed."""
+    concatenates it). Every part is recorded, sent or failed (through `db` when given)."""
     records = []
     for part in split_sms(text) if split else [text]:
         try:
@@ -147,7 +151,10 @@ async def send_sms(
     def store(session: Session) -> None:
         session.add_all(records)
 
-    await run_transaction(settings.database_url, store)
+    if db is not None:
+        await db.run(store)
+    else:
+        await run_transaction(settings.database_url, store)
     return records
 
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import httpx
 
+from api.chat.database import Database
 from api.chat.replies import Reply
 from api.hub import QUEUE_TOPIC, Hub, conversation_topic
 from api.sms import provider_for, send_sms
@@ -54,10 +55,11 @@ Sender = Callable[[str, str | None, str], Awaitable[None]]
 class Delivery:
     """An agent's reply (already guarded and stored) to the holder, on the conversation's channel."""
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, live: LiveUpdates) -> None:
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, live: LiveUpdates, db: Database) -> None:
         self.settings = settings
         self.http = http
         self.live = live
+        self.db = db
         self._senders: dict[str, Sender] = {"sms": self._sms, "wechat": self._wechat}  # web: the pages read it
 
     async def agent_reply(self, conversation_id: str, channel: str, phone: str | None, reply: Reply) -> None:
@@ -68,7 +70,8 @@ class Delivery:
 
     async def _sms(self, conversation_id: str, phone: str | None, text: str) -> None:
         if phone:
-            await send_sms(provider_for(self.settings, self.http), self.settings, phone, text, conversation_id)
+            provider = provider_for(self.settings, self.http)
+            await send_sms(provider, self.settings, phone, text, conversation_id, db=self.db)
 
     async def _wechat(self, conversation_id: str, phone: str | None, text: str) -> None:
         await deliver_to_conversation(self.settings, self.http, conversation_id, text)

@@ -50,7 +50,7 @@ class ChatService:
         self.access = SessionAccess(self.db)
         self.rasa = RasaClient(settings, http)
         self.live = LiveUpdates(self.hub)
-        self.delivery = Delivery(settings, http, self.live)
+        self.delivery = Delivery(settings, http, self.live, self.db)
         self.turns = Turns(
             self.db,
             self.rasa,
