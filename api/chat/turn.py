@@ -163,7 +163,9 @@ class Turns:
                 answers = [str(v) for v in answer.get("secret_values") or []]
                 if answers:  # bare verification answers ("2345 6002") the NLU recognised: masked too
                     values["text"] = mask_values(mask(said), answers)
-                session.execute(update(Message).where(Message.id == msg_pk).values(**values))
+                stmt = update(Message).where(Message.id == msg_pk).values(**values)
+                # The message is not loaded in this session: nothing to bring up to date.
+                session.execute(stmt, execution_options={"synchronize_session": False})
             if failed:
                 conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, mask(said)[:200])
             return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
