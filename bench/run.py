@@ -11,7 +11,7 @@ load; CI runs the same harness on a tiny load through the test suite.
 `python -m bench.run turns` runs the turn benchmark alone (e.g. `BENCH_LEVELS=1` for the
 sequential overhead); with DATABASE_URL set to PostgreSQL the gateway and actions use it
 (Rasa's tracker stays on SQLite). Every turn run is appended to bench/results/turns-runs.jsonl,
-whatever its figures; turns.json holds the latest.
+whatever its figures; turns.json holds the latest full `make bench`.
 """
 
 from __future__ import annotations
@@ -157,7 +157,8 @@ def main() -> int:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **run_turns(levels, conversations),
     }
-    (RESULTS / "turns.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    if sys.argv[1:] != ["turns"]:  # the full run's figures; a turns-only run goes to the history alone
+        (RESULTS / "turns.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     with (RESULTS / "turns-runs.jsonl").open("a") as history:  # every run, not only the best spell
         history.write(json.dumps(result, ensure_ascii=False) + "\n")
     print(f"memory (RSS MiB): {result['memory_rss_mib']}; lost messages: {result['lost_messages']}")
