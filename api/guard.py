@@ -127,6 +127,12 @@ def check(text: str, verified: bool, *, names: Iterable[str] = ()) -> Verdict:
 
     `names`: the names of the holders the conversation is tied to, never said before verification.
     """
+    return _check(text, verified, tuple(names))
+
+
+# The bot says the same few hundred sentences again and again: each is read once, not per turn.
+@lru_cache(maxsize=1024)
+def _check(text: str, verified: bool, names: tuple[str, ...]) -> Verdict:
     plain = normalise(text)
     threat = FORBIDDEN.search(plain)
     if threat and not is_reassurance(text):

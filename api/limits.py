@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 
-from limits import parse
+from limits import RateLimitItem, parse
 from slowapi import Limiter
 from starlette.requests import HTTPConnection
 
@@ -64,9 +64,14 @@ def login_limit() -> str:
     return "10/minute"
 
 
+@lru_cache(maxsize=8)
+def _parsed(limit: str) -> RateLimitItem:
+    return parse(limit)
+
+
 def count_turn(conn: HTTPConnection, conversation_id: str) -> None:
     """One holder message, by HTTP or WebSocket: counted per address and per conversation."""
-    item = parse(public_limit())
+    item = _parsed(public_limit())  # read per turn (tests change the setting), parsed once
     backend = limiter.limiter
     for scope, key in (("turn-address", client_address(conn)), ("turn-conversation", conversation_id)):
         if not backend.hit(item, scope, key):

@@ -128,7 +128,7 @@ async def send_sms(
     db: Database,
 ) -> list[OutboundSms]:
     """Send `text`: chat replies in one-segment parts; a message with a link whole (the provider
-    concatenates it). Every part is recorded, sent or failed."""
+    concatenates it). Every part is recorded, sent or failed (through `db` when given)."""
     records = []
     for part in split_sms(text) if split else [text]:
         try:

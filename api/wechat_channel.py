@@ -7,15 +7,15 @@ messages and events get fixed answers here; replies go out through the customer-
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import weakref
 from dataclasses import fields
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from api import links
 from api.chat import (
@@ -27,7 +27,7 @@ from api.chat import (
     clean_text,
     store_bot_replies,
 )
-from api.hub import QUEUE_TOPIC, conversation_topic
+from api.chat.locks import KeyedLocks
 from api.wechat import Push, deliver
 from ledger import conversations, wechat
 from ledger.accounts import audit
@@ -59,14 +59,7 @@ class WeChatChannel:
         self.chat = chat
         self.settings = chat.settings
         self.clock = clock or process_clock(chat.settings.app_timezone)
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-
-    def _lock(self, openid: str) -> asyncio.Lock:
-        lock = self._locks.get(openid)
-        if lock is None:
-            lock = asyncio.Lock()
-            self._locks[openid] = lock
-        return lock
+        self._locks = KeyedLocks()  # one push at a time per follower
 
     async def _db(self, work: Any, readonly: bool = False) -> Any:
         return await self.chat.db.run(work, readonly=readonly)
@@ -74,7 +67,7 @@ class WeChatChannel:
     async def process(self, push: Push) -> None:
         """Handle one stored push; never raises. A push that fails stays pending (logged) and is
         taken up again when a gateway starts."""
-        async with self._lock(push.openid):
+        async with self._locks.hold(push.openid):
             try:
                 await self._process(push)
                 now = self.clock.now()
@@ -169,12 +162,7 @@ class WeChatChannel:
             return conv.mode, store_bot_replies(session, conv, [(answer, None)], "wechat")
 
         mode, replies = await self._db(store)
-        topic = conversation_topic(cid)
-        self.chat.hub.publish(topic, {"type": "message", "sender": "user"})
-        for reply in replies:
-            self.chat.hub.publish(topic, {"type": "message", "seq": reply.seq, "sender": "bot", "text": reply.text})
-        if mode == "human":
-            self.chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": cid})
+        self.chat.live.turn(cid, mode, replies)
         await self._send(openid, cid, replies)
 
     async def _send(self, openid: str, cid: str, replies: list[Reply]) -> None:
@@ -241,3 +229,12 @@ class WeChatChannel:
             return
         result = await self.chat.seed(cid, seed[0], seed[1], channel="wechat")
         await self._send(openid, cid, result.replies)
+
+
+def wechat_channel(conn: HTTPConnection) -> WeChatChannel:
+    """The process's WeChatChannel, built in the app's lifespan beside the ChatService."""
+    channel: WeChatChannel = conn.app.state.wechat
+    return channel
+
+
+WeChatDep = Annotated[WeChatChannel, Depends(wechat_channel)]

@@ -1,4 +1,5 @@
-"""Where a turn's CPU goes: py-spy on every process while 10 conversations run through the gateway.
+"""Where a turn's CPU goes: py-spy on every process while 10 conversations (PROFILE_CONCURRENCY)
+run through the gateway at once.
 
 `make profile` -> var/profile/<process>.txt (collapsed stacks, for flame graphs) and a summary of
 the functions with the most samples, inclusive and self, for each process.
@@ -74,6 +75,7 @@ def main() -> int:
         print("py-spy is not installed (it is in requirements/dev.in)", file=sys.stderr)
         return 1
     conversations = int(os.environ.get("PROFILE_CONVERSATIONS", "60"))
+    concurrency = int(os.environ.get("PROFILE_CONCURRENCY", "10"))  # 1: one conversation at a time
     only = os.environ.get("PROFILE_PROCESSES", "rasa,actions,gateway").split(",")
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,12 +122,12 @@ def main() -> int:
                 for name, proc in stack.procs.items()
                 if name in only
             }
-            run = asyncio.run(measure("gateway", gateway, 10, conversations, "prof", holders))
+            run = asyncio.run(measure("gateway", gateway, concurrency, conversations, "prof", holders))
             for spy_proc in spies.values():
                 spy_proc.send_signal(signal.SIGINT)
             for spy_proc in spies.values():
                 spy_proc.wait(timeout=60)
-            print(f"10 concurrent: {run.summary()}")
+            print(f"{concurrency} concurrent: {run.summary()}")
         finally:
             stack.stop()
     for name in only:

@@ -7,6 +7,11 @@ when PostgreSQL and Redis answer. NLU accuracy has its own target, `make eval-nl
 
 BENCH_LEVELS (default "1,10,50") and BENCH_CONVERSATIONS (default 40 per level) size the
 load; CI runs the same harness on a tiny load through the test suite.
+
+`python -m bench.run turns` runs the turn benchmark alone (e.g. `BENCH_LEVELS=1` for the
+sequential overhead); with DATABASE_URL set to PostgreSQL the gateway and actions use it
+(Rasa's tracker stays on SQLite). Every turn run is appended to bench/results/turns-runs.jsonl,
+whatever its figures; turns.json holds the latest full `make bench`.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from bench.machine import describe
 from bench.turns import compare, holders_needed, make_holders
 from ledger.clock import Clock
 from ledger.db import transaction
-from ledger.models import Message, Plan, Promise
+from ledger.models import Account, Message, Plan, Promise
 from scripts.stack import ROOT, Stack, free_port, prepare
 
 RESULTS = ROOT / "bench" / "results"
@@ -67,13 +72,26 @@ def _children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in _children(k)]
 
 
+def _first_free_holder(url: str) -> int:
+    """Holders after those of earlier runs on the same database, so each conversation starts afresh."""
+    with transaction(url) as s:
+        return int(s.scalar(select(func.count()).select_from(Account).where(Account.account_id.like("bench-%"))) or 0)
+
+
 def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
-        url = f"sqlite+pysqlite:///{var / 'bench.db'}"
+        given = os.environ.get("DATABASE_URL", "")
+        url = given if given.startswith("postgresql") else f"sqlite+pysqlite:///{var / 'bench.db'}"
         secrets = prepare(url, var)
         os.environ.setdefault("RASA_CHANNEL_SECRET", secrets["RASA_CHANNEL_SECRET"])  # bare Rasa's REST channel
-        holders = make_holders(url, holders_needed(levels, conversations), Clock.system("Asia/Shanghai").today())
+        first = _first_free_holder(url)
+        needed = holders_needed(levels, conversations)
+        holders = make_holders(url, needed, Clock.system("Asia/Shanghai").today(), start=first)
+        ours = select(Account.id).where(Account.account_id >= f"bench-{first:08d}", Account.account_id.like("bench-%"))
+        user_messages = select(func.count()).select_from(Message).where(Message.sender == "user")
+        with transaction(url) as s:
+            stored_before = s.scalar(user_messages) or 0
         stack = Stack(
             var=var,
             database_url=url,
@@ -92,11 +110,12 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
 
             rows, totals = asyncio.run(compare(gw, rasa, levels, conversations, holders, cpu=cpu))
             memory = {name: rss_mib(p.pid) for name, p in stack.procs.items()}
-            with transaction(url) as s:
-                stored_user = s.scalar(select(func.count()).select_from(Message).where(Message.sender == "user"))
-                plans = s.scalar(select(func.count()).select_from(Plan).where(Plan.created_via == "chat"))
-                promises = s.scalar(select(func.count()).select_from(Promise).where(Promise.created_via == "chat"))
+            with transaction(url) as s:  # this run's: the database may hold earlier runs'
+                stored_user = (s.scalar(user_messages) or 0) - stored_before
+                plans = s.scalar(select(func.count()).select_from(Plan).where(Plan.account_pk.in_(ours)))
+                promises = s.scalar(select(func.count()).select_from(Promise).where(Promise.account_pk.in_(ours)))
             return {
+                "database": url.split(":")[0],
                 "startup_s": round(startup, 1),
                 "wall_s": round(time.monotonic() - t0, 1),
                 "levels": rows,
@@ -112,6 +131,19 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
             stack.stop()
 
 
+def _turns_table(result: dict[str, Any]) -> None:
+    print(f"\n| benchmark ({result['database']}) | figure |\n|---|---|")
+    for row in result["levels"]:
+        c, g, b = row["concurrency"], row["gateway"], row["bare_rasa"]
+        print(
+            f"| turns, {c} concurrent | gateway p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms, "
+            f"{g['turns_per_s']} turns/s, {g['errors']} failed of {g['turns']}; bare Rasa p50 {b['p50_ms']} ms, "
+            f"{b['errors']} failed; ratio {row['p50_ratio']} |"
+        )
+        per_turn = ", ".join(f"{k} {v}" for k, v in row["cpu_ms_per_turn"]["gateway"].items())
+        print(f"| CPU ms per turn, {c} concurrent, through the gateway | {per_turn} |")
+
+
 def main() -> int:
     levels = [int(x) for x in os.environ.get("BENCH_LEVELS", "1,10,50").split(",")]
     conversations = int(os.environ.get("BENCH_CONVERSATIONS", "40"))
@@ -125,28 +157,27 @@ def main() -> int:
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **run_turns(levels, conversations),
     }
-    (RESULTS / "turns.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    if sys.argv[1:] != ["turns"]:  # the full run's figures; a turns-only run goes to the history alone
+        (RESULTS / "turns.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    with (RESULTS / "turns-runs.jsonl").open("a") as history:  # every run, not only the best spell
+        history.write(json.dumps(result, ensure_ascii=False) + "\n")
     print(f"memory (RSS MiB): {result['memory_rss_mib']}; lost messages: {result['lost_messages']}")
     print(
         "plans asked/recorded: {0[0]}/{0[1]}; promises asked/recorded: {1[0]}/{1[1]}".format(
             result["plans_asked_recorded"], result["promises_asked_recorded"]
         )
     )
+    if sys.argv[1:] == ["turns"]:
+        _turns_table(result)
+        written = all(a == b for a, b in (result["plans_asked_recorded"], result["promises_asked_recorded"]))
+        return 0 if result["lost_messages"] == 0 and written else 1
     print(f"== campaign: selection + compliance + enqueue over {campaign_accounts} accounts ==", flush=True)
     campaign = campaign_bench.run(campaign_accounts)
     (RESULTS / "campaign.json").write_text(json.dumps(campaign, indent=2, ensure_ascii=False))
     print(f"== end-of-day over {eod_accounts} accounts with plans ==", flush=True)
     eod = eod_bench.run(eod_accounts)
     (RESULTS / "eod.json").write_text(json.dumps(eod, indent=2, ensure_ascii=False))
-    print("\n| benchmark | figure |\n|---|---|")
-    for row in result["levels"]:
-        c, g, b = row["concurrency"], row["gateway"], row["bare_rasa"]
-        print(
-            f"| turns, {c} concurrent | gateway p50 {g['p50_ms']} ms, p99 {g['p99_ms']} ms, "
-            f"{g['turns_per_s']} turns/s; bare Rasa p50 {b['p50_ms']} ms; ratio {row['p50_ratio']} |"
-        )
-        per_turn = ", ".join(f"{k} {v}" for k, v in row["cpu_ms_per_turn"]["gateway"].items())
-        print(f"| CPU ms per turn, {c} concurrent, through the gateway | {per_turn} |")
+    _turns_table(result)
     for db, figures in campaign["results"].items():
         if "accounts_per_s" in figures:
             print(f"| campaign, {db} | {figures['accounts_per_s']} accounts/s over {figures['accounts']} |")

@@ -11,6 +11,7 @@ the ledger can be checked afterwards for what the chat wrote.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import statistics
 import time
@@ -74,9 +75,12 @@ def script_for(holder: Holder, i: int) -> list[str]:
     return [t.format(phone=holder.phone, id4=holder.id4, card4=holder.card4) for t in script]
 
 
+FAILED = math.inf  # a failed turn's latency: it counts, and never as a fast one
+
+
 @dataclass
 class Run:
-    latencies: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # every turn sent; a failed one as FAILED
     errors: int = 0
     sent: int = 0
     elapsed: float = 0.0
@@ -84,10 +88,15 @@ class Run:
     promises: int = 0  # conversations that made a promise
 
     def summary(self) -> dict[str, Any]:
+        """Percentiles over every turn, failures included (a percentile that falls on one is None)."""
         lat = sorted(self.latencies)
+        answered = [x for x in lat if x != FAILED]
 
-        def pct(p: float) -> float:
-            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else 0.0
+        def pct(p: float) -> float | None:
+            if not lat:
+                return 0.0
+            x = lat[min(len(lat) - 1, int(p * len(lat)))]
+            return None if x == FAILED else round(x * 1000, 1)
 
         return {
             "turns": len(lat),
@@ -95,8 +104,8 @@ class Run:
             "p50_ms": pct(0.50),
             "p95_ms": pct(0.95),
             "p99_ms": pct(0.99),
-            "mean_ms": round(statistics.fmean(lat) * 1000, 1) if lat else 0.0,
-            "turns_per_s": round(len(lat) / self.elapsed, 1) if self.elapsed else 0.0,
+            "mean_ms": round(statistics.fmean(answered) * 1000, 1) if answered else 0.0,  # answered turns only
+            "turns_per_s": round(len(answered) / self.elapsed, 1) if self.elapsed else 0.0,
         }
 
 
@@ -127,16 +136,22 @@ async def _conversation(
                 ok = r.status_code == 200 and isinstance(r.json(), list)
         except httpx.HTTPError:
             ok = False
-        if ok:
-            run.latencies.append(time.perf_counter() - start)
-        else:
+        run.latencies.append(time.perf_counter() - start if ok else FAILED)
+        if not ok:
             run.errors += 1
 
 
 async def measure(
-    target: str, base: str, concurrency: int, conversations: int, tag: str, holders: Iterator[Holder]
+    target: str,
+    base: str,
+    concurrency: int,
+    conversations: int,
+    tag: str,
+    holders: Iterator[Holder],
+    first: int = 0,
 ) -> Run:
-    """Play `conversations` scripted conversations, `concurrency` at a time, one fresh holder each."""
+    """Play `conversations` scripted conversations, `concurrency` at a time, one fresh holder each;
+    `first` numbers them on from an earlier round (even: a plan, odd: a promise)."""
     run = Run()
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
@@ -147,7 +162,8 @@ async def measure(
                 await _conversation(client, target, base, holder, i, run, tag)
 
         start = time.perf_counter()
-        await asyncio.gather(*(one(i, h) for i, h in zip(range(conversations), holders, strict=False)))
+        numbers = range(first, first + conversations)
+        await asyncio.gather(*(one(i, h) for i, h in zip(numbers, holders, strict=False)))
         run.elapsed = time.perf_counter() - start
     return run
 
@@ -204,26 +220,29 @@ async def compare(
     sent = warm_gw.sent
     for level in levels:
         n = max(conversations_per_level, level)
-        # Interleaved rounds, bare then gateway, each with `level` conversations at least: a slow
-        # spell of a shared machine then falls on both paths alike instead of skewing the ratio.
-        rounds = max(1, n // max(level, 10))
+        # Interleaved rounds, bare then gateway, each with `level` conversations (one at a time
+        # when sequential): a slow spell of a shared machine then falls on both paths alike
+        # instead of skewing the ratio.
+        rounds = max(1, n // level)
         bare_rounds: list[Run] = []
         gw_rounds: list[Run] = []
         speeds = [machine_speed_ms()]
         used: dict[str, dict[str, float]] = {"rasa": {}, "gateway": {}}
+        played = 0
         for r in range(rounds):
             size = n // rounds + (1 if r < n % rounds else 0)
             for target, base, out in (("rasa", rasa, bare_rounds), ("gateway", gateway, gw_rounds)):
                 before = cpu() if cpu else {}
-                out.append(await measure(target, base, level, size, f"{target[0]}{level}", pool))
+                out.append(await measure(target, base, level, size, f"{target[0]}{level}", pool, first=played))
                 for name, seconds in (cpu() if cpu else {}).items():
                     used[target][name] = used[target].get(name, 0.0) + seconds - before.get(name, 0.0)
+            played += size
         speeds.append(machine_speed_ms())
         bare_run, gw_run = merge(bare_rounds), merge(gw_rounds)
         runs += [bare_run, gw_run]
         sent += gw_run.sent
         bare, gw = bare_run.summary(), gw_run.summary()
-        ratio = round(gw["p50_ms"] / bare["p50_ms"], 2) if bare["p50_ms"] else None
+        ratio = round(gw["p50_ms"] / bare["p50_ms"], 2) if gw["p50_ms"] and bare["p50_ms"] else None
         rows.append(
             {
                 "concurrency": level,
@@ -240,8 +259,9 @@ async def compare(
         )
         if progress:
             print(
-                f"  c={level:<3} bare p50 {bare['p50_ms']:7.1f} ms  gateway p50 {gw['p50_ms']:7.1f} ms "
-                f"p99 {gw['p99_ms']:7.1f} ms  {gw['turns_per_s']:6.1f} turns/s  ratio {ratio}",
+                f"  c={level:<3} bare p50 {bare['p50_ms']} ms  gateway p50 {gw['p50_ms']} ms "
+                f"p99 {gw['p99_ms']} ms  {gw['turns_per_s']} turns/s  errors {gw['errors']}+{bare['errors']}"
+                f"  ratio {ratio}",
                 flush=True,
             )
     totals = {

@@ -8,19 +8,39 @@
    that concatenates lists) and builds a fresh dask graph from them: 3-4% of Rasa's CPU. The
    graph for a set of targets never changes once the model is loaded, so it is built once per
    set of targets and copied for each run (the inputs are added to the copy).
+
+Both replace Rasa internals, so they are applied only to the Rasa release they were written and
+measured for (`WRITTEN_FOR`); any other release runs Rasa's own code, and the log says so.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+log = logging.getLogger(__name__)
+WRITTEN_FOR = "3.6.21"  # the Rasa release whose internals these patches (and bot/tracker_store.py) replace
 _installed = False
 
 
+def written_for_this_rasa(part: str) -> bool:
+    """Whether the running Rasa is the release `part` was written for; if not, a warning that Rasa's
+    own code is used instead."""
+    import rasa
+
+    running = getattr(rasa, "__version__", "unknown")
+    if running == WRITTEN_FOR:
+        return True
+    log.warning("%s was written for Rasa %s, this is Rasa %s: using Rasa's own code", part, WRITTEN_FOR, running)
+    return False
+
+
 def install() -> None:
-    """Patch RemoteAction's response validation once per process; idempotent."""
+    """Patch RemoteAction's response validation once per process; idempotent. Nothing on another Rasa."""
     global _installed
     if _installed:
+        return
+    if not written_for_this_rasa("bot.speedups"):
         return
     from jsonschema import ValidationError, exceptions, validators
     from rasa.core.actions.action import RemoteAction

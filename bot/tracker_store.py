@@ -23,6 +23,11 @@ the SQL store's keys, plus `cache_size` (trackers kept, least recently used drop
 default 2000, about 50 KB each for an eight-turn conversation, so ~100 MB at most).
 On SQLite the file runs in WAL mode with `synchronous=NORMAL`: a commit no longer waits for
 the disk twice, and the ledger (not the tracker) is what must survive a power cut.
+
+The fast path reads and writes Rasa's internals (`SQLEvent`, `_event_query`, `session_scope`),
+so it runs only on the Rasa release it was written for (`bot.speedups.WRITTEN_FOR`). On any
+other, retrieve and save are Rasa's own, with the rows still scrubbed (through a scrubbed copy
+of the tracker, built with Rasa's public event API), and the log says so.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from sqlalchemy.orm import sessionmaker
 
+from bot.speedups import written_for_this_rasa
 from ledger.masking import mask, mask_values
 
 log = logging.getLogger(__name__)
@@ -86,7 +92,8 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         self._kept: OrderedDict[str, _Kept] = OrderedDict()  # saved, ready for the next turn
         self._out: OrderedDict[str, _Kept] = OrderedDict()  # handed out for the turn in progress
         self.hits = self.misses = 0
-        if self.engine.dialect.name == "sqlite":
+        self.fast = written_for_this_rasa("bot.tracker_store")
+        if self.fast and self.engine.dialect.name == "sqlite":
             # SQLAlchemy 1.4 gives a SQLite file a NullPool: a new connection, and the schema read
             # again, for every query. One event loop thread uses these, so a small pool is safe.
             url = self.engine.url
@@ -101,6 +108,8 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         return session.query(sa.func.max(self.SQLEvent.id)).filter(self.SQLEvent.sender_id == sender_id).scalar()
 
     async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        if not self.fast:
+            return await super().retrieve(sender_id)
         kept = self._kept.pop(sender_id, None)
         with self.session_scope() as session:
             if (
@@ -127,6 +136,11 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             self._out.popitem(last=False)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
+        if not self.fast:  # Rasa's own save, of a copy whose events are as the rows must hold them
+            events = [scrub(event.as_dict()) for event in tracker.events]
+            slots = self.domain.slots if self.domain else None
+            await super().save(DialogueStateTracker.from_dict(tracker.sender_id, events, slots))
+            return
         if self.event_broker is not None:  # streaming events re-reads the tracker: keep Rasa's own path
             await super().save(tracker)
             return

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -48,15 +48,28 @@ def free_port() -> int:
 
 # Rasa's SQL tracker store, keeping trackers between turns (bot/tracker_store.py).
 TRACKER_STORE = "bot.tracker_store.CachedSQLTrackerStore"
+TRACKER_CACHE_DEFAULT = 2000  # trackers kept in memory per Rasa server (~50 KB each)
+
+
+def tracker_cache_size(env: Mapping[str, str]) -> int:
+    """RASA_TRACKER_CACHE: how many conversations' trackers each Rasa server keeps between turns."""
+    raw = env.get("RASA_TRACKER_CACHE", "").strip()
+    if not raw:
+        return TRACKER_CACHE_DEFAULT
+    if not raw.isdigit():
+        raise ValueError(f"RASA_TRACKER_CACHE must be a whole number of trackers, not {raw!r}")
+    return int(raw)
 
 
 def endpoints(
-    var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None, tracker_cache: int = 2000
+    var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None, tracker_cache: int | None = None
 ) -> Path:
     """Rasa's endpoints file for this run: action server, tracker store, lock store.
 
     `tracker_cache` bounds the trackers Rasa keeps in memory between turns (RASA_TRACKER_CACHE):
     its memory grows with them until the bound, then stays flat (bench/soak.py shows it)."""
+    if tracker_cache is None:
+        tracker_cache = tracker_cache_size(os.environ)
     conf: dict[str, object] = {
         "action_endpoint": {
             "url": f"http://127.0.0.1:{actions_port}/webhook",
@@ -177,7 +190,7 @@ class Stack:
             self.ports["actions"],
             env.get("TRACKER_STORE_URL"),
             env.get("REDIS_URL"),
-            int(env.get("RASA_TRACKER_CACHE") or 2000),
+            tracker_cache_size(env),
         )
         commands = self.commands(secrets, ep)
         for name, cmd in commands.items():
@@ -303,8 +316,7 @@ def main() -> int:
     if args.write_endpoints:
         var.mkdir(parents=True, exist_ok=True)
         port = int(os.environ.get("PORT_ACTIONS", 5055))
-        cache = int(os.environ.get("RASA_TRACKER_CACHE") or 2000)
-        print(endpoints(var, port, os.environ.get("TRACKER_STORE_URL"), os.environ.get("REDIS_URL"), cache))
+        print(endpoints(var, port, os.environ.get("TRACKER_STORE_URL"), os.environ.get("REDIS_URL")))
         return 0
     from settings import get_settings
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Path, Request, status
 from sqlalchemy.orm import Session
 
 from api.auth import AgentDep, PrincipalDep, issue_token
-from api.chat import ChatService
+from api.chat import ChatDep, ChatService
 from api.deps import AdminDep, ClockDep, DatabaseDep, PolicyDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
@@ -70,7 +70,7 @@ def create_agent(body: AgentCreate, session: SessionDep) -> AgentPublic:
     "/v1/agents/{username}/disable", response_model=AgentPublic, dependencies=[AdminDep], responses=errors(404)
 )
 async def disable_agent(
-    username: Annotated[str, Path(pattern=USERNAME_PATTERN)], request: Request, db: DatabaseDep, clock: ClockDep
+    username: Annotated[str, Path(pattern=USERNAME_PATTERN)], chat: ChatDep, db: DatabaseDep, clock: ClockDep
 ) -> AgentPublic:
     """The agent cannot log in again; its tokens stop working and its open consoles are closed."""
 
@@ -79,7 +79,7 @@ async def disable_agent(
         return AgentPublic(username=agent.username, display_name=agent.display_name, role=agent.role)
 
     public = await db.run(disable)
-    _chat(request).hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "username": username})
+    chat.hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "username": username})
     return public
 
 
@@ -102,14 +102,10 @@ def login(
 
 
 @router.post("/v1/agent/logout", status_code=status.HTTP_204_NO_CONTENT)
-async def logout(principal: PrincipalDep, request: Request, db: DatabaseDep, clock: ClockDep) -> None:
+async def logout(principal: PrincipalDep, chat: ChatDep, db: DatabaseDep, clock: ClockDep) -> None:
     """This token stops working now, here and in any console that uses it."""
     await db.run(lambda s: agents.revoke_token(s, principal.jti, clock))
-    _chat(request).hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "jti": principal.jti})
-
-
-def _chat(request: Request) -> ChatService:
-    return request.app.state.chat  # type: ignore[no-any-return]
+    chat.hub.publish(AGENT_TOKENS_TOPIC, {"type": "revoked", "jti": principal.jti})
 
 
 @router.get("/v1/agent/queue", response_model=list[QueueItem], responses={200: {"links": FROM_QUEUE}})
@@ -193,9 +189,9 @@ def agent_conversation(
     response_model=Claimed,
     responses={200: {"links": FROM_CLAIM}, **errors(404, 409)},
 )
-async def claim(conversation_id: ConversationId, agent: AgentDep, request: Request, db: DatabaseDep) -> Claimed:
+async def claim(conversation_id: ConversationId, agent: AgentDep, chat: ChatDep, db: DatabaseDep) -> Claimed:
     await db.run(lambda s: handoff.claim(s, conversation_id, agent))
-    _chat(request).hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
+    chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
     return Claimed(conversation_id=conversation_id, status="claimed", agent=agent)
 
 
@@ -204,9 +200,9 @@ async def claim(conversation_id: ConversationId, agent: AgentDep, request: Reque
     response_model=AgentMessage,
     responses=errors(400, 404, 409, 413),
 )
-async def agent_reply(conversation_id: ConversationId, body: TextIn, agent: AgentDep, request: Request) -> AgentMessage:
+async def agent_reply(conversation_id: ConversationId, body: TextIn, agent: AgentDep, chat: ChatDep) -> AgentMessage:
     """Delivered on the holder's channel; 422 message_blocked when the guard refuses the text."""
-    sent = await _chat(request).agent_says(conversation_id, agent, body.text)
+    sent = await chat.agent_says(conversation_id, agent, body.text)
     return AgentMessage(seq=sent.seq, text=sent.text)
 
 
@@ -233,9 +229,8 @@ def approve_plan(
     return PlanApproved.model_validate({"plan_id": plan.plan_id, "status": plan.status, "approved_by": agent})
 
 
-async def _release(conversation_id: str, agent: str, request: Request, db: Database, resolved: bool) -> Released:
+async def _release(conversation_id: str, agent: str, chat: ChatService, db: Database, resolved: bool) -> Released:
     await db.run(lambda s: handoff.release(s, conversation_id, agent, resolved))
-    chat = _chat(request)
     resumed = await chat.resume_bot(conversation_id)
     chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
     chat.hub.publish(conversation_topic(conversation_id), {"type": "mode", "mode": "bot"})
@@ -243,12 +238,12 @@ async def _release(conversation_id: str, agent: str, request: Request, db: Datab
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/release", response_model=Released, responses=errors(404, 409))
-async def release(conversation_id: ConversationId, agent: AgentDep, request: Request, db: DatabaseDep) -> Released:
+async def release(conversation_id: ConversationId, agent: AgentDep, chat: ChatDep, db: DatabaseDep) -> Released:
     """Back to the bot: the ticket is released (the holder's next message goes to the bot)."""
-    return await _release(conversation_id, agent, request, db, resolved=False)
+    return await _release(conversation_id, agent, chat, db, resolved=False)
 
 
 @router.post("/v1/agent/conversations/{conversation_id}/close", response_model=Released, responses=errors(404, 409))
-async def close(conversation_id: ConversationId, agent: AgentDep, request: Request, db: DatabaseDep) -> Released:
+async def close(conversation_id: ConversationId, agent: AgentDep, chat: ChatDep, db: DatabaseDep) -> Released:
     """Back to the bot, the ticket closed as handled by a person."""
-    return await _release(conversation_id, agent, request, db, resolved=True)
+    return await _release(conversation_id, agent, chat, db, resolved=True)

@@ -16,14 +16,12 @@ from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from api import links
-from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
-from api.deps import DatabaseDep
+from api.chat import BadInput, ChatDep, WrongChannel, chat_out, chat_service, clean_text
 from api.errors import ApiError
 from api.limits import count_turn, limiter, public_limit
 from api.schemas import WEB_CONVERSATION_ID_PATTERN, ChatIn, ChatOut, SessionIn, SessionOut, errors
 from api.schemas.links import link
 from ledger import sessions
-from ledger.db import Database
 from ledger.models import Account, Campaign, ContactAttempt
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"], responses=errors(422, 429, 503))
@@ -40,20 +38,14 @@ TO_CONVERSATION = {
 }
 
 
-def _service(conn: HTTPConnection) -> ChatService:
-    return conn.app.state.chat  # type: ignore[no-any-return]
-
-
 def bearer(conn: HTTPConnection) -> str:
     header = conn.headers.get("authorization", "")
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
-async def authorise(db: Database, conn: HTTPConnection, conversation_id: str, token: str) -> None:
+async def authorise(conn: HTTPConnection, conversation_id: str, token: str) -> None:
     """401 unless `token` is a live session of this very conversation."""
-    service = _service(conn)
-    conv = await db.run(lambda s: sessions.authorised(s, conversation_id, token, service.clock), readonly=True)
-    if conv is None:
+    if not await chat_service(conn).authorised(conversation_id, token):
         raise ApiError(401, "unauthorized", "a valid session token for this conversation is required")
 
 
@@ -65,15 +57,14 @@ async def authorise(db: Database, conn: HTTPConnection, conversation_id: str, to
 )
 @limiter.limit(public_limit)
 async def open_session(
-    request: Request, db: DatabaseDep, body: Annotated[SessionIn | None, Body()] = None
+    request: Request, service: ChatDep, body: Annotated[SessionIn | None, Body()] = None
 ) -> SessionOut:
     """A new web conversation. With `link_token` (our SMS link) it is tied to the account's phone and
     greeted in context; every redemption starts afresh, with no history; an expired link opens nothing."""
-    service = _service(request)
     settings = service.settings
     link = body.link_token if body else None
     if not link:
-        opened = await db.run(lambda s: sessions.open_session(s, service.clock))
+        opened = await service.db.run(lambda s: sessions.open_session(s, service.clock))
         return SessionOut(
             conversation_id=opened.conversation_id, session_token=opened.token, expires_at=opened.expires_at.isoformat()
         )
@@ -98,7 +89,7 @@ async def open_session(
         )
         return opened, account.account_id, campaign.campaign_id if campaign else ""
 
-    opened, account_id, campaign_id = await db.run(tie)
+    opened, account_id, campaign_id = await service.db.run(tie)
     await service.seed(
         opened.conversation_id, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id}
     )
@@ -113,11 +104,10 @@ async def open_session(
     responses={200: {"links": TO_CONVERSATION}, **errors(400, 401, 404, 413)},
 )
 async def post_message(
-    conversation_id: ConversationId, body: ChatIn, request: Request, db: DatabaseDep, token: SessionToken
+    conversation_id: ConversationId, body: ChatIn, request: Request, service: ChatDep, token: SessionToken
 ) -> ChatOut:
     """422 bad_message: nothing left once control characters are dropped, or too long."""
-    service = _service(request)
-    await authorise(db, request, conversation_id, token.credentials if token else "")
+    await authorise(request, conversation_id, token.credentials if token else "")
     count_turn(request, conversation_id)
     try:
         text = clean_text(body.text, service.settings.max_message_chars)
@@ -135,10 +125,10 @@ async def post_message(
 async def get_messages(
     conversation_id: ConversationId,
     request: Request,
-    db: DatabaseDep,
+    service: ChatDep,
     token: SessionToken,
     after: Annotated[int, Query(ge=0, le=2**31 - 1, description="the last seq already seen")] = 0,
 ) -> ChatOut:
-    await authorise(db, request, conversation_id, token.credentials if token else "")
-    mode, replies = await _service(request).messages_after(conversation_id, after)
+    await authorise(request, conversation_id, token.credentials if token else "")
+    mode, replies = await service.messages_after(conversation_id, after)
     return chat_out(conversation_id, mode, replies)

@@ -16,8 +16,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from api.auth import Principal, principal_from_token
-from api.chat import BadInput, ChatService, WrongChannel, chat_out, clean_text
-from api.deps import DatabaseDep
+from api.chat import BadInput, ChatDep, WrongChannel, chat_out, clean_text
 from api.errors import ApiError
 from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
 from api.limits import count_turn
@@ -55,20 +54,19 @@ def _session_token(ws: WebSocket) -> tuple[str, str | None]:
 
 
 @router.websocket("/v1/chat/{conversation_id}/ws")
-async def chat_socket(ws: WebSocket, conversation_id: str, db: DatabaseDep) -> None:
+async def chat_socket(ws: WebSocket, conversation_id: str, chat: ChatDep) -> None:
     """Same shapes as the HTTP chat API: send {"text"}, receive {"conversation_id", "mode", "messages"}
     for each turn, and {"type": "message", ...} events when an agent writes."""
     if not re.match(CONVERSATION_ID, conversation_id):
         await ws.close(code=4400)
         return
-    chat: ChatService = ws.app.state.chat
     token, subprotocol = _session_token(ws)
     try:
-        await authorise(db, ws, conversation_id, token)
+        await authorise(ws, conversation_id, token)
     except ApiError:
         await ws.close(code=EXPIRED)
         return
-    expires = await db.run(lambda s: sessions.session_expiry(s, token), readonly=True)
+    expires = await chat.db.run(lambda s: sessions.session_expiry(s, token), readonly=True)
     await ws.accept(subprotocol=subprotocol)
     topic = conversation_topic(conversation_id)
     queue = chat.hub.subscribe(topic)
@@ -119,11 +117,10 @@ async def _watch_revocation(ws: WebSocket, principal: Principal, queue: asyncio.
 
 
 @router.websocket("/v1/agent/ws")
-async def agent_socket(ws: WebSocket, db: DatabaseDep, token: str = "") -> None:
+async def agent_socket(ws: WebSocket, chat: ChatDep, token: str = "") -> None:
     """Queue changes for every agent; messages of a conversation the console has open, if the agent
     may read it (claimed by it, or a supervisor)."""
-    chat: ChatService = ws.app.state.chat
-    principal = await asyncio.to_thread(principal_from_token, token or bearer(ws), db, chat.settings, chat.clock)
+    principal = await asyncio.to_thread(principal_from_token, token or bearer(ws), chat.db, chat.settings, chat.clock)
     if principal is None:
         await ws.close(code=EXPIRED)
         return
@@ -142,7 +139,7 @@ async def agent_socket(ws: WebSocket, db: DatabaseDep, token: str = "") -> None:
             cid = str(message.get("follow", ""))
             if not cid or cid in followed:
                 continue
-            allowed = await db.run(
+            allowed = await chat.db.run(
                 lambda s, cid=cid: agents.may_read(s, principal.role, principal.username, cid),  # type: ignore[misc]
                 readonly=True,
             )

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import hmac
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.chat import BadInput, DuplicateMessage, clean_text
+from api.chat import BadInput, ChatDep, ChatService, DuplicateMessage, Reply, clean_text
 from api.deps import AdminDep, DatabaseDep, SessionDep
 from api.errors import ApiError
 from api.limits import limiter, public_limit
@@ -61,10 +61,9 @@ def _twiml() -> Response:
     openapi_extra=INBOUND_DOC,
 )
 @limiter.limit(public_limit)
-async def inbound(request: Request, db: DatabaseDep) -> Response:
+async def inbound(request: Request, service: ChatDep, db: DatabaseDep) -> Response:
     """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider.
     The signature (or, with the outbox provider, the dev secret) is checked before the fields."""
-    service = request.app.state.chat
     settings = service.settings
     form = await request.form()
     params = {k: str(v) for k, v in form.items()}
@@ -113,7 +112,7 @@ def _dev_secret_ok(expected: str, given: str | None) -> bool:
     return bool(expected) and hmac.compare_digest(expected.encode(), (given or "").encode())
 
 
-async def _seed_if_replying_to_campaign(service: Any, db: Database, cid: str, phone: str) -> list[Any]:
+async def _seed_if_replying_to_campaign(service: ChatService, db: Database, cid: str, phone: str) -> list[Reply]:
     """A first message from a phone our campaign wrote to in the last week starts in context."""
     settings = service.settings
     since = process_clock(settings.app_timezone).now() - timedelta(days=7)

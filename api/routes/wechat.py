@@ -13,7 +13,7 @@ from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import Outbox, OutboxMessage, errors
 from api.wechat import BadPush, BadSignature, read_push, valid_signature
-from api.wechat_channel import WeChatChannel
+from api.wechat_channel import WeChatDep
 from ledger import wechat
 from ledger.models import WeChatOutbound
 
@@ -52,6 +52,7 @@ def handshake(signature: Param, timestamp: Param, nonce: Param, echostr: Param, 
 async def callback(
     request: Request,
     background: BackgroundTasks,
+    channel: WeChatDep,
     db: DatabaseDep,
     signature: PushParam = None,
     timestamp: PushParam = None,
@@ -62,7 +63,6 @@ async def callback(
 ) -> Response:
     """A message or event push: checked, stored once, answered at once; the turn runs after the
     answer and its replies go out through the customer-service API."""
-    channel: WeChatChannel = request.app.state.wechat
     settings = channel.settings
     given = {
         "signature": signature,

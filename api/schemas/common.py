@@ -134,7 +134,7 @@ WEB_CONVERSATION_ID_PATTERN = (
 )
 # What survives clean_text (api/chat.py): at least one character that is not a space or a control.
 VISIBLE_TEXT_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f]"
-MAX_MESSAGE_CHARS = 1000  # the default of MAX_MESSAGE_CHARS (ledger/settings.py)
+MAX_MESSAGE_CHARS = 1000  # the default of MAX_MESSAGE_CHARS (settings/__init__.py)
 
 
 class ErrorDetail(BaseModel):

@@ -9,3 +9,15 @@ def test_campaign_benchmark_runs_on_sqlite() -> None:
     result = run(300, postgres=False)["results"]["sqlite"]
     assert result["accounts"] == 300 and 0 < result["selected"] <= 300
     assert result["selected"] == result["queued"] + sum(v for k, v in result["skipped"].items() if k != "quiet_hours")
+
+
+def test_a_failed_turn_counts_in_the_percentiles_and_never_as_a_fast_one() -> None:
+    from bench.turns import FAILED, Run
+
+    run = Run(latencies=[0.010] * 6 + [FAILED] * 4, errors=4, sent=10, elapsed=1.0)
+    figures = run.summary()
+    assert figures["turns"] == 10 and figures["errors"] == 4
+    assert figures["p50_ms"] == 10.0  # six of ten answered in 10 ms
+    assert figures["p95_ms"] is None  # beyond them: failures, not a figure
+    assert figures["turns_per_s"] == 6.0
+    assert Run(latencies=[FAILED] * 3, errors=3).summary()["p50_ms"] is None

@@ -6,6 +6,7 @@ import argparse
 import stat
 from pathlib import Path
 
+import pytest
 import yaml
 
 from scripts.secrets_file import NAMES, ensure_secrets
@@ -35,7 +36,8 @@ def test_secrets_are_generated_once_private_and_overridable(tmp_path: Path, monk
     assert ensure_secrets(path)["ADMIN_API_TOKEN"] == "from-env"
 
 
-def test_endpoints_follow_the_environment(tmp_path: Path) -> None:
+def test_endpoints_follow_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RASA_TRACKER_CACHE", raising=False)
     conf = yaml.safe_load(endpoints(tmp_path, 6055, None, None).read_text())
     assert conf["tracker_store"]["dialect"] == "sqlite" and "lock_store" not in conf
     assert conf["action_endpoint"]["url"] == "http://127.0.0.1:6055/webhook"
@@ -53,3 +55,12 @@ def test_endpoints_follow_the_environment(tmp_path: Path) -> None:
         "cache_size": 300,
     }
     assert conf["lock_store"]["type"] == "redis" and conf["lock_store"]["db"] == 2
+
+
+def test_the_tracker_cache_size_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RASA_TRACKER_CACHE", "500")
+    conf = yaml.safe_load(endpoints(tmp_path, 5055, None, None).read_text())
+    assert conf["tracker_store"]["cache_size"] == 500
+    monkeypatch.setenv("RASA_TRACKER_CACHE", "lots")
+    with pytest.raises(ValueError, match="RASA_TRACKER_CACHE"):
+        endpoints(tmp_path, 5055, None, None)

@@ -1,0 +1,171 @@
+"""ChatService: the chat parts put together, one per gateway process, reached by routes as `ChatDep`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Annotated
+
+import httpx
+from fastapi import Depends
+from prometheus_client import Counter
+from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
+
+from api.chat.access import SessionAccess
+from api.chat.delivery import Delivery, LiveUpdates
+from api.chat.rasa import RasaClient
+from api.chat.replies import Reply, TurnResult
+from api.chat.turn import DB_AWAY, Turns
+from api.hub import Hub
+from ledger import conversations, handoff
+from ledger.clock import Clock, process_clock
+from ledger.db import Database
+from ledger.policy import Policy, cached_policy
+from settings import Settings
+
+log = logging.getLogger("api.chat")
+RECOVERY_INTERVAL = 5.0  # seconds between looks for conversations the bot can take back
+RETURNED_TO_BOT = Counter("gateway_returned_to_bot_total", "Conversations given back to the bot when it came back")
+
+
+class ChatService:
+    """The Rasa client (`rasa`), delivery (`live`, `delivery`), the turn (`turns`) and web session
+    checks (`access`), over one `db`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        hub: Hub | None = None,
+        clock: Clock | None = None,
+        *,
+        db: Database,
+    ) -> None:
+        self.settings = settings
+        self.http = http
+        self.hub = hub or Hub()
+        self.db = db
+        self.access = SessionAccess(self.db)
+        self.rasa = RasaClient(settings, http)
+        self.live = LiveUpdates(self.hub)
+        self.delivery = Delivery(settings, http, self.live, self.db)
+        self.turns = Turns(
+            self.db,
+            self.rasa,
+            self.live,
+            clock or process_clock(settings.app_timezone),
+            timedelta(minutes=settings.verify_idle_minutes),
+        )
+
+    @property
+    def clock(self) -> Clock:
+        return self.turns.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:  # tests set "now"
+        self.turns.clock = clock
+
+    @property
+    def policy(self) -> Policy:
+        return cached_policy(str(self.settings.policy_path))
+
+    async def authorised(self, conversation_id: str, token: str) -> bool:
+        """Whether `token` is a live web session of exactly this conversation."""
+        return await self.access.allows(conversation_id, token, self.clock)
+
+    def rasa_for(self, conversation_id: str) -> str:
+        """The Rasa server this conversation is pinned to."""
+        return self.rasa.server_for(conversation_id)
+
+    async def handle(
+        self,
+        conversation_id: str,
+        text: str,
+        channel: str = "web",
+        external_id: str | None = None,
+        phone: str | None = None,
+        channel_menu: bool = False,
+    ) -> TurnResult:
+        """Process one inbound message in order with the others of its conversation.
+
+        `phone` ties the conversation to a sender's registered number (SMS); identity is still
+        verified before any detail. A repeated `external_id` raises DuplicateMessage.
+        `channel_menu`: `text` is the payload of the channel's own signed menu (a WeChat CLICK
+        key the gateway mapped), not typed text, so it may reach Rasa as an intent.
+        """
+        return await self.turns.holder_message(conversation_id, text, channel, external_id, phone, channel_menu)
+
+    async def seed(
+        self, conversation_id: str, intent: str, entities: dict[str, str], channel: str = "web"
+    ) -> TurnResult:
+        """Start a conversation in context (an outbound contact) with Rasa's trigger_intent; replies stored."""
+        return await self.turns.seed(conversation_id, intent, entities, channel)
+
+    async def agent_says(self, conversation_id: str, agent: str, text: str) -> Reply:
+        """An agent's reply: guarded like the bot's, stored, then delivered on the holder's channel."""
+        reply, channel, phone = await self.turns.agent_message(conversation_id, agent, text, self.policy.contact)
+        await self.delivery.agent_reply(conversation_id, channel, phone, reply)
+        return reply
+
+    async def resume_bot(self, conversation_id: str) -> bool:
+        """Un-pause the Rasa conversation after a person hands it back."""
+        return await self.rasa.resume(conversation_id)
+
+    async def messages_after(self, conversation_id: str, after: int) -> tuple[str, list[Reply]]:
+        def read(session: Session) -> tuple[str, list[Reply]]:
+            conv = conversations.find(session, conversation_id)
+            if conv is None or conv.channel != "web":  # SMS conversations are not readable from the web
+                return "bot", []
+            rows = conversations.messages_after(session, conv, after, ("bot", "agent"))
+            return conv.mode, [Reply(m.seq, m.text, m.buttons, m.sender) for m in rows]
+
+        return await self.db.run(read, readonly=True)
+
+    async def return_recovered(self) -> list[str]:
+        """Give back to the bot the conversations it dropped while away and no agent took; which."""
+        waiting = await self.db.run(handoff.waiting_for_the_bot, readonly=True)
+        returned: list[str] = []
+        answers: dict[str, bool] = {}
+        for conversation_id in waiting:
+            url = self.rasa.server_for(conversation_id)
+            if url not in answers:
+                answers[url] = await self.rasa.bot_answers(url)
+            if not answers[url]:
+                continue
+            async with self.turns.locks.hold(conversation_id):  # not while one of its turns is under way
+
+                def give_back(session: Session, cid: str = conversation_id) -> bool:
+                    return handoff.return_to_bot(session, cid)
+
+                if not await self.db.run(give_back):
+                    continue  # an agent took it meanwhile: it stays with the agent
+                await self.rasa.resume(conversation_id)
+            returned.append(conversation_id)
+            RETURNED_TO_BOT.inc()
+            log.info("conversation returned to the bot", extra={"conversation_id": conversation_id})
+            self.live.queue_changed(conversation_id)
+        return returned
+
+    async def recover_forever(self, stop: asyncio.Event, interval: float = RECOVERY_INTERVAL) -> None:
+        """Every few seconds, return_recovered(); a failing look (the database away) is tried again."""
+        while not stop.is_set():
+            try:
+                await self.return_recovered()
+            except DB_AWAY as exc:  # the database is away too: look again at the next tick
+                log.warning("returning conversations to the bot: database unavailable (%s)", type(exc).__name__)
+            except Exception:  # keep looking; the next tick tries again
+                log.exception("returning conversations to the bot failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
+
+def chat_service(conn: HTTPConnection) -> ChatService:
+    """The process's ChatService, built in the app's lifespan (api/main.py)."""
+    service: ChatService = conn.app.state.chat
+    return service
+
+
+ChatDep = Annotated[ChatService, Depends(chat_service)]

@@ -1,0 +1,41 @@
+"""What a holder's message may be before it goes anywhere: length, control characters, commands."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+# The shape of a button payload; whether one may pass is decided per conversation (offered_payloads).
+BUTTON_PAYLOAD = re.compile(r"^/[a-z_]{2,40}$")
+
+
+class BadInput(ValueError):
+    """Text that cannot be accepted; the message says why."""
+
+
+def _command_char(ch: str) -> bool:
+    """Characters that vanish, or become "/", on the way to Rasa's RegexMessageHandler."""
+    return ch.isspace() or unicodedata.category(ch) == "Cf" or unicodedata.normalize("NFKC", ch) == "/"
+
+
+def clean_text(raw: str, limit: int) -> str:
+    """Reject what cannot be a message; keep everything else exactly (emoji, traditional, SQL-looking text).
+
+    Text that would read as a command once normalised (zero-width characters, a full-width
+    slash) loses its leading slashes unless it has exactly a button payload's shape; whether
+    that payload may pass is decided by the conversation (only what the bot offered there).
+    """
+    text = "".join(ch for ch in raw if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")).strip()
+    if not text:
+        raise BadInput("the message is empty")
+    if len(text) > limit:
+        raise BadInput(f"the message is longer than {limit} characters")
+    probe = "".join(ch for ch in unicodedata.normalize("NFKC", text) if unicodedata.category(ch) != "Cf").strip()
+    if probe.startswith("/"):
+        if BUTTON_PAYLOAD.match(probe):
+            return probe
+        rest = text
+        while rest and _command_char(rest[0]):
+            rest = rest[1:]
+        text = rest or text.replace("/", "").replace("\uff0f", "") or "?"
+    return text

@@ -1,0 +1,297 @@
+"""The turn: a holder's message stored, the bot asked (or a person left to answer), the replies
+guarded, stored and handed back. If the bot is away: the holding reply once, and the human queue.
+
+Each function here runs inside the conversation's lock (ChatService); the database is reached
+only through `db.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from api import guard
+from api.chat.delivery import LiveUpdates
+from api.chat.locks import KeyedLocks
+from api.chat.rasa import RasaClient, RasaDown
+from api.chat.replies import Reply, TurnResult
+from api.errors import ApiError
+from ledger import compliance, conduct, conversations, handoff
+from ledger.clock import Clock
+from ledger.db import Database
+from ledger.masking import mask, mask_values
+from ledger.models import Conversation, Message
+
+log = logging.getLogger("api.chat")
+HOLDING_REPLY = "抱歉，系统暂时繁忙。您的消息已记录，已为您转接人工客服，请稍候。"
+SLOW_TURN_SECONDS = 1.0
+DB_AWAY = (OperationalError, InterfaceError, PoolTimeout)  # the database is unreachable, not wrong
+REPLY_STORE_PATIENCE = 10.0  # seconds to keep trying to store replies Rasa already gave
+
+MESSAGES = Counter("gateway_messages_total", "Messages through the gateway", ["channel", "sender"])
+TURN_SECONDS = Histogram("gateway_turn_seconds", "Inbound message to replies stored", ["channel"])
+RASA_FAILURES = Counter("gateway_rasa_failures_total", "Turns where Rasa did not answer in time")
+
+Outgoing = list[tuple[str, Any]]  # (text, buttons) as the bot said them
+
+
+class WrongChannel(Exception):
+    """The conversation belongs to another channel (an SMS conversation addressed from the web)."""
+
+
+class DuplicateMessage(Exception):
+    """The provider sent this message before (same external id): it was processed once already."""
+
+
+def store_bot_replies(session: Session, conv: Conversation, outgoing: Outgoing, channel: str) -> list[Reply]:
+    """Guard each reply (replacing what may not be said), store it, and return it as sent."""
+    verified = conv.verified_at is not None
+    names = conduct.holder_names(session, conv.claimed_phone, conv.account_pk) if not verified else []
+    messages = []
+    for reply_text, buttons in outgoing:
+        verdict = guard.check(reply_text, verified, names=names)
+        if verdict.blocked:
+            log.warning(
+                "guard replaced a reply", extra={"conversation_id": conv.conversation_id, "reason": verdict.blocked}
+            )
+        kept = [{"title": b["title"], "payload": b["payload"]} for b in buttons or []] or None
+        messages.append(Message(sender="bot", channel=channel, text=verdict.text, buttons=kept))
+    return [Reply(m.seq, m.text, m.buttons) for m in conversations.append_messages(session, conv, messages)]
+
+
+def _replies_after(session: Session, conv: Conversation, msg_pk: int) -> list[Reply] | None:
+    """The bot replies already stored after the holder's message, or None if there are none."""
+    seq = session.scalar(select(Message.seq).where(Message.id == msg_pk))
+    rows = session.scalars(
+        select(Message)
+        .where(Message.conversation_pk == conv.id, Message.seq > (seq or 0), Message.sender == "bot")
+        .order_by(Message.seq)
+    ).all()
+    return [Reply(m.seq, m.text, m.buttons) for m in rows] or None
+
+
+class Turns:
+    """How a message is answered; one per ChatService. A conversation's turns, an agent's message
+    and its return to the bot take `locks` in turn, in arrival order."""
+
+    def __init__(self, db: Database, rasa: RasaClient, live: LiveUpdates, clock: Clock, verify_idle: timedelta) -> None:
+        self.db = db
+        self.rasa = rasa
+        self.live = live
+        self.clock = clock
+        self.verify_idle = verify_idle
+        self.locks = KeyedLocks()
+
+    async def holder_message(
+        self,
+        conversation_id: str,
+        text: str,
+        channel: str,
+        external_id: str | None,
+        phone: str | None,
+        channel_menu: bool = False,
+    ) -> TurnResult:
+        """Store, ask the bot (or leave it to the person who has the conversation), store the replies."""
+        with TURN_SECONDS.labels(channel).time():
+            async with self.locks.hold(conversation_id):
+                return await self._holder_message(conversation_id, text, channel, external_id, phone, channel_menu)
+
+    async def _holder_message(
+        self,
+        conversation_id: str,
+        text: str,
+        channel: str,
+        external_id: str | None,
+        phone: str | None,
+        channel_menu: bool,
+    ) -> TurnResult:
+        idle = self.verify_idle
+        clock = self.clock
+
+        def store_inbound(session: Session) -> tuple[int, int, str, str]:
+            if external_id:
+                duplicate = select(Message.id).where(Message.channel == channel, Message.external_id == external_id)
+                if session.scalar(duplicate):
+                    raise DuplicateMessage(external_id)
+            conv = conversations.get_or_create(session, conversation_id, channel)
+            if conv.channel != channel:  # never let one channel speak, or listen, for another
+                raise WrongChannel(conversation_id)
+            if phone and conv.claimed_phone is None:
+                conversations.claim_phone(session, conv, phone)
+            conversations.note_holder_message(session, conv, clock, idle)
+            said = text
+            offered = channel_menu or (said.startswith("/") and said in conversations.offered_payloads(session, conv))
+            if said.startswith("/") and not offered:
+                said = said.lstrip("/")  # a payload nobody offered here is typed text, never an intent
+            try:
+                msg = conversations.append_message(
+                    session, conv, "user", said, channel=channel, external_id=external_id
+                )
+            except IntegrityError:  # the same provider message raced in from a retry
+                raise DuplicateMessage(external_id or "") from None
+            return conv.id, msg.id, conv.mode, said
+
+        started = time.perf_counter()
+        conv_pk, msg_pk, mode, said = await self.db.run(store_inbound)
+        stored = time.perf_counter()
+        MESSAGES.labels(channel, "user").inc()
+        if mode == "human":  # a person has it: the message reaches the agent, the bot stays quiet
+            self.live.turn(conversation_id, "human", [])
+            return TurnResult("human", [])
+        answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
+        answered = time.perf_counter()
+        retry = False
+
+        def store_outbound(session: Session) -> TurnResult:
+            conv = session.get(Conversation, conv_pk)
+            assert conv is not None
+            if retry:  # an earlier try may have committed before its connection was cut
+                done = _replies_after(session, conv, msg_pk)
+                if done is not None:
+                    return TurnResult(conv.mode, done)
+            if answer.get("intent"):
+                values: dict[str, Any] = {"intent": answer.get("intent"), "confidence": answer.get("confidence")}
+                answers = [str(v) for v in answer.get("secret_values") or []]
+                if answers:  # bare verification answers ("2345 6002") the NLU recognised: masked too
+                    values["text"] = mask_values(mask(said), answers)
+                stmt = update(Message).where(Message.id == msg_pk).values(**values)
+                # The message is not loaded in this session: nothing to bring up to date.
+                session.execute(stmt, execution_options={"synchronize_session": False})
+            if failed:
+                conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, mask(said)[:200])
+            return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
+
+        # The holder's message is stored and Rasa has answered it: keep trying to store the answer
+        # for a while rather than leave a turn without a reply (the gateway answers 503 after that).
+        deadline = time.monotonic() + REPLY_STORE_PATIENCE
+        while True:
+            try:
+                result = await self.db.run(store_outbound)
+                break
+            except DB_AWAY:
+                if time.monotonic() > deadline:
+                    raise
+                retry = True
+                await asyncio.sleep(0.5)
+        done = time.perf_counter()
+        if done - started > SLOW_TURN_SECONDS:  # say where the time went
+            log.warning(
+                "slow turn",
+                extra={
+                    "conversation_id": conversation_id,
+                    "store_ms": round((stored - started) * 1000),
+                    "rasa_ms": round((answered - stored) * 1000),
+                    "reply_ms": round((done - answered) * 1000),
+                },
+            )
+        MESSAGES.labels(channel, "bot").inc(len(result.replies))
+        self.live.turn(conversation_id, result.mode, result.replies)
+        return result
+
+    async def _ask_bot(
+        self, conversation_id: str, text: str, channel: str, channel_menu: bool
+    ) -> tuple[dict[str, Any], Outgoing, bool]:
+        """Rasa's answer and what it says; on failure the holding reply (failed=True)."""
+        # The gateway vouches for a channel menu's payload; Rasa unpacks nothing else unoffered.
+        metadata: dict[str, Any] = {"channel": channel, "channel_menu": True} if channel_menu else {"channel": channel}
+        try:
+            answer = await self.rasa.message(conversation_id, text, metadata)
+            outgoing = [(m.get("text") or "", m.get("buttons")) for m in answer.get("messages", []) if m.get("text")]
+            # Every turn of this bot says something. Silence means an action failed inside Rasa
+            # (the action server away or hung, or its database write cut off): Rasa logs it, drops
+            # the action's events and answers nothing. The holder gets the holding reply instead.
+            if not outgoing:
+                up = await self.rasa.actions_answer()
+                raise RasaDown("the bot said nothing" if up else "action server unavailable")
+            return answer, outgoing, False
+        except RasaDown as exc:
+            RASA_FAILURES.inc()
+            log.warning("rasa unavailable", extra={"conversation_id": conversation_id, "reason": str(exc)})
+            return {}, [(HOLDING_REPLY, None)], True
+
+    async def seed(self, conversation_id: str, intent: str, entities: dict[str, str], channel: str) -> TurnResult:
+        """Start a conversation in context (an outbound contact) with Rasa's trigger_intent; replies stored."""
+        outgoing: Outgoing
+        try:
+            messages = await self.rasa.trigger_intent(conversation_id, intent, entities)
+            outgoing = [(m.get("text") or "", m.get("buttons")) for m in messages]
+            failed = False
+        except RasaDown:
+            outgoing, failed = [(HOLDING_REPLY, None)], True
+
+        def store(session: Session) -> TurnResult:
+            conv = conversations.get_or_create(session, conversation_id, channel)
+            if failed:  # like a failed turn: the holding reply once, and a person until the bot is back
+                if conv.mode == "human":
+                    return TurnResult("human", [])
+                conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, intent)
+            return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
+
+        async with self.locks.hold(conversation_id):
+            return await self.db.run(store)
+
+    async def agent_message(
+        self, conversation_id: str, agent: str, text: str, contact_rules: Any
+    ) -> tuple[Reply, str, str | None]:
+        """An agent's reply guarded like the bot's and stored; with the channel and phone to send it on.
+
+        Refused (nothing stored) when the guard blocks it, the conversation is not the agent's,
+        WeChat's 48-hour window is closed, or an SMS would break the contact rules.
+        """
+        clock = self.clock
+
+        def store(session: Session) -> tuple[Reply, str, str | None]:
+            now = clock.now()
+            conv = handoff.require_claimed_by(session, conversation_id, agent)
+            if conv.channel == "wechat":  # outside WeChat's 48-hour window nothing may be sent: say so, store nothing
+                from ledger.wechat import require_service_window
+
+                require_service_window(session, conversation_id, now)
+            verified = conv.verified_at is not None
+            names = conduct.holder_names(session, conv.claimed_phone, conv.account_pk) if not verified else []
+            verdict = guard.check(text, verified, names=names)
+            if verdict.blocked:  # nothing stored or sent: the agent reads why and writes it again
+                log.warning(
+                    "guard refused an agent message",
+                    extra={"conversation_id": conversation_id, "reason": verdict.blocked},
+                )
+                raise ApiError(422, "message_blocked", verdict.why or verdict.blocked, reason=verdict.blocked)
+            if conv.channel == "sms" and conv.claimed_phone:
+                # An SMS from an agent is an outbound contact unless it answers the person's own message.
+                decision = compliance.decide_contact(
+                    session,
+                    phone=conv.claimed_phone,
+                    account_pk=conv.account_pk,
+                    channel="sms",
+                    purpose="agent",
+                    at=now,
+                    rules=contact_rules,
+                    last_inbound_at=conduct.last_message_from_person(session, conv.id),
+                )
+                if decision.outcome != "send":
+                    raise compliance.ContactNotAllowed.because(decision)
+                compliance.record_contact(
+                    session,
+                    phone=conv.claimed_phone,
+                    account_pk=conv.account_pk,
+                    channel="sms",
+                    purpose="agent",
+                    decision=decision,
+                    at=now,
+                )
+            msg = conversations.append_message(session, conv, "agent", text)
+            return Reply(msg.seq, msg.text, None, "agent"), conv.channel, conv.claimed_phone
+
+        async with self.locks.hold(conversation_id):
+            stored = await self.db.run(store)
+        MESSAGES.labels(stored[1], "agent").inc()
+        return stored

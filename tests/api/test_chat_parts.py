@@ -1,0 +1,119 @@
+"""The chat parts on their own: per-conversation state kept only while in use, one Rasa policy."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from api.chat import HOLDING_REPLY, ChatService, RasaClient, RasaDown
+from api.chat.locks import KeyedLocks
+from api.hub import Hub, conversation_topic
+from ledger.db import Database
+from settings import Settings
+
+
+def test_a_keys_lock_orders_its_users_and_is_dropped_when_the_last_leaves() -> None:
+    async def run() -> tuple[list[str], list[int], int]:
+        locks = KeyedLocks()
+        order: list[str] = []
+        sizes: list[int] = []
+
+        async def use(key: str, name: str) -> None:
+            async with locks.hold(key):
+                sizes.append(len(locks))
+                order.append(f"{name}+")
+                await asyncio.sleep(0.01)
+                order.append(f"{name}-")
+
+        await asyncio.gather(use("a", "a1"), use("a", "a2"), use("b", "b1"))
+        return order, sizes, len(locks)
+
+    order, sizes, left = asyncio.run(run())
+    assert order.index("a1-") < order.index("a2+")  # one at a time per key, in arrival order
+    assert order.index("b1+") < order.index("a1-")  # other keys do not wait
+    assert max(sizes) == 2 and left == 0
+
+
+def test_a_lock_is_dropped_even_when_its_holder_fails() -> None:
+    async def run() -> int:
+        locks = KeyedLocks()
+        with pytest.raises(RuntimeError):
+            async with locks.hold("a"):
+                raise RuntimeError("the turn failed")
+        return len(locks)
+
+    assert asyncio.run(run()) == 0
+
+
+def test_a_gateway_keeps_no_state_for_conversations_that_have_finished(database_url: str, db: Database) -> None:
+    """The soak's slow memory growth: nothing per conversation may stay once its turns are done."""
+
+    def rasa(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"intent": "greet", "confidence": 0.9, "messages": [{"text": "您好"}]})
+
+    async def run() -> tuple[int, int, list[str]]:
+        settings = Settings(database_url=database_url)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(rasa)) as http:
+            hub = Hub()
+            service = ChatService(settings, http, hub, db=db)
+            ids = [f"mem-{uuid.uuid4().hex[:8]}" for _ in range(30)]
+            queues = [hub.subscribe(conversation_topic(cid)) for cid in ids]  # pages following them
+            results = await asyncio.gather(*(service.handle(cid, "你好") for cid in ids for _ in range(2)))
+            for cid, queue in zip(ids, queues, strict=True):
+                hub.unsubscribe(conversation_topic(cid), queue)  # the pages close
+            return len(service.turns.locks), len(hub._topics), [r.replies[0].text for r in results]
+
+    locks, topics, replies = asyncio.run(run())
+    assert replies == ["您好"] * 60
+    assert locks == 0 and topics == 0
+
+
+def test_every_call_to_rasa_has_the_same_deadline_and_admission(database_url: str) -> None:
+    """A turn, a seeded conversation and a resume all wait for the same slots, within one deadline."""
+    inside, most = 0, 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        await asyncio.sleep(0.2)
+        inside -= 1
+        if request.url.path.endswith("/trigger_intent"):
+            return httpx.Response(200, json={"messages": [{"text": "您好，这里是银行"}]})
+        return httpx.Response(200, json={"intent": "greet", "messages": [{"text": "您好"}]})
+
+    async def run() -> tuple[list[object], int]:
+        settings = Settings(database_url=database_url, rasa_max_in_flight=1, rasa_timeout_seconds=0.5)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as http:
+            client = RasaClient(settings, http)
+            calls = [
+                client.message("conv-one", "你好", {"channel": "web"}),
+                client.trigger_intent("conv-two", "greet", {}),
+                client.resume("conv-three"),
+                client.message("conv-four", "你好", {"channel": "web"}),
+            ]
+            results = await asyncio.gather(*calls, return_exceptions=True)
+        return list(results), most
+
+    results, most = asyncio.run(run())
+    assert most == 1  # one at a time inside the (single) server, whatever the call
+    # 0.2 s each, one at a time, 0.5 s for each to finish: the third and fourth are too late.
+    assert isinstance(results[0], dict) and results[1] == [{"text": "您好，这里是银行"}]
+    assert results[2] is False and isinstance(results[3], RasaDown)
+
+
+def test_a_seeded_conversation_past_the_deadline_gets_the_holding_reply(database_url: str, db: Database) -> None:
+    async def hung(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(1)
+        return httpx.Response(200, json={"messages": [{"text": "太晚了"}]})
+
+    async def run() -> list[str]:
+        settings = Settings(database_url=database_url, rasa_timeout_seconds=0.2)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(hung)) as http:
+            result = await ChatService(settings, http, db=db).seed(f"seed-{uuid.uuid4().hex[:8]}", "greet", {})
+        return [r.text for r in result.replies]
+
+    assert asyncio.run(run()) == [HOLDING_REPLY]
