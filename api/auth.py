@@ -17,7 +17,9 @@ import jwt
 from fastapi import Depends
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
+from api.chat import chat_service
 from api.deps import AdminCredentials, DatabaseDep, SettingsDep
 from api.errors import ApiError
 from ledger import agents
@@ -122,3 +124,15 @@ AgentDep = Annotated[str, Depends(current_agent)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 AdminOrPrincipalDep = Annotated[Principal, Depends(admin_or_principal)]
 AdminOrAgentDep = Depends(admin_or_agent)
+
+
+def bearer(conn: HTTPConnection) -> str:
+    """The token of an `Authorization: Bearer ...` header, or ""."""
+    header = conn.headers.get("authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else ""
+
+
+async def authorise_chat(conn: HTTPConnection, conversation_id: str, token: str) -> None:
+    """401 unless `token` is a live session of this very web conversation (HTTP and WebSocket alike)."""
+    if not await chat_service(conn).authorised(conversation_id, token):
+        raise ApiError(401, "unauthorized", "a valid session token for this conversation is required")

@@ -13,10 +13,10 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from starlette.requests import HTTPConnection
 
 from api import links
-from api.chat import BadInput, ChatDep, WrongChannel, chat_out, chat_service, clean_text
+from api.auth import authorise_chat
+from api.chat import BadInput, ChatDep, WrongChannel, chat_out, clean_text
 from api.errors import ApiError
 from api.limits import count_turn, limiter, public_limit
 from api.schemas import WEB_CONVERSATION_ID_PATTERN, ChatIn, ChatOut, SessionIn, SessionOut, errors
@@ -36,17 +36,6 @@ TO_CONVERSATION = {
     "transcript": link("transcript", conversation_id="$response.body#/conversation_id"),
     "claim": link("claim", conversation_id="$response.body#/conversation_id"),
 }
-
-
-def bearer(conn: HTTPConnection) -> str:
-    header = conn.headers.get("authorization", "")
-    return header[7:].strip() if header[:7].lower() == "bearer " else ""
-
-
-async def authorise(conn: HTTPConnection, conversation_id: str, token: str) -> None:
-    """401 unless `token` is a live session of this very conversation."""
-    if not await chat_service(conn).authorised(conversation_id, token):
-        raise ApiError(401, "unauthorized", "a valid session token for this conversation is required")
 
 
 @router.post(
@@ -107,7 +96,7 @@ async def post_message(
     conversation_id: ConversationId, body: ChatIn, request: Request, service: ChatDep, token: SessionToken
 ) -> ChatOut:
     """422 bad_message: nothing left once control characters are dropped, or too long."""
-    await authorise(request, conversation_id, token.credentials if token else "")
+    await authorise_chat(request, conversation_id, token.credentials if token else "")
     count_turn(request, conversation_id)
     try:
         text = clean_text(body.text, service.settings.max_message_chars)
@@ -129,6 +118,6 @@ async def get_messages(
     token: SessionToken,
     after: Annotated[int, Query(ge=0, le=2**31 - 1, description="the last seq already seen")] = 0,
 ) -> ChatOut:
-    await authorise(request, conversation_id, token.credentials if token else "")
+    await authorise_chat(request, conversation_id, token.credentials if token else "")
     mode, replies = await service.messages_after(conversation_id, after)
     return chat_out(conversation_id, mode, replies)

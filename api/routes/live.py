@@ -15,12 +15,11 @@ from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from api.auth import Principal, principal_from_token
+from api.auth import Principal, authorise_chat, bearer, principal_from_token
 from api.chat import BadInput, ChatDep, WrongChannel, chat_out, clean_text
 from api.errors import ApiError
 from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
 from api.limits import count_turn
-from api.routes.chat import authorise, bearer
 from ledger import agents, sessions
 
 router = APIRouter()
@@ -62,7 +61,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str, chat: ChatDep) -> Non
         return
     token, subprotocol = _session_token(ws)
     try:
-        await authorise(ws, conversation_id, token)
+        await authorise_chat(ws, conversation_id, token)
     except ApiError:
         await ws.close(code=EXPIRED)
         return
