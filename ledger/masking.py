@@ -46,22 +46,18 @@ def mask(text: str) -> str:
     return _ANSWER.sub(lambda m: m.group(1) + m.group(2) + "****", text)
 
 
-def _value_pattern(value: str) -> re.Pattern[str] | None:
-    if not re.fullmatch(r"[0-9]{3}[0-9Xx]", value):
-        return None
-    parts = []
-    for ch in value:
-        if ch in "Xx":
-            parts.append("[XxＸｘ]")
-        else:
-            parts.append(f"[{ch}{_FULLWIDTH[ch]}]")
-    return re.compile(r"(?<![\d])" + "".join(parts) + r"(?![\d])")
+# A stand-alone group of four that could be a verification answer (the last four of a card or
+# an ID number, half- or full-width, an ID's check character X). One pattern for every holder:
+# compiling one per answer filled re's cache with each new holder's digits.
+_FOUR = re.compile(r"(?<![\d])[\d][\d][\d][\dXxＸｘ](?![\d])")
+_HALF = str.maketrans({**{v: k for k, v in _FULLWIDTH.items()}, "x": "X", "Ｘ": "X", "ｘ": "X"})
 
 
 def mask_values(text: str, values: Iterable[str]) -> str:
     """Mask these verification answers (four characters each) wherever they stand alone in `text`."""
-    for value in values:
-        pattern = _value_pattern(str(value).strip())
-        if pattern is not None:
-            text = pattern.sub("****", text)
-    return text
+    wanted = {
+        v.translate(_HALF) for v in (str(value).strip() for value in values) if re.fullmatch(r"[0-9]{3}[0-9Xx]", v)
+    }
+    if not wanted:
+        return text
+    return _FOUR.sub(lambda m: "****" if m.group(0).translate(_HALF) in wanted else m.group(0), text)
