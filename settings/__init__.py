@@ -29,7 +29,7 @@ class Settings(LedgerSettings):
     rasa_urls: str = ""
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout_seconds: float = 1.8
-    rasa_max_in_flight: int = Field(default=8, ge=1)  # turns inside one Rasa server at once (api/chat.py)
+    rasa_max_in_flight: int = Field(default=8, ge=1)  # turns inside one Rasa server at once (api/chat/rasa.py)
     sms_provider: str = "outbox"  # outbox | twilio
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_account_sid: str = ""

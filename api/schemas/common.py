@@ -132,7 +132,7 @@ WEB_CONVERSATION_ID_PATTERN = (
     r"|s([A-Za-ln-z0-9_-][A-Za-z0-9_-]{6,62}"
     r"|m([A-Za-rt-z0-9_-][A-Za-z0-9_-]{5,61}|s[A-Za-z0-9_][A-Za-z0-9_-]{4,60})))$"
 )
-# What survives clean_text (api/chat.py): at least one character that is not a space or a control.
+# What survives clean_text (api/chat/text.py): at least one character that is not a space or a control.
 VISIBLE_TEXT_PATTERN = r"[^\s\x00-\x1f\x7f-\x9f]"
 MAX_MESSAGE_CHARS = 1000  # the default of MAX_MESSAGE_CHARS (settings/__init__.py)
 
