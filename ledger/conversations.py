@@ -10,9 +10,9 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -25,8 +25,8 @@ MAX_VERIFY_FAILURES = 3  # per conversation
 MAX_PHONE_FAILURES_PER_DAY = 5  # per phone, across conversations
 VerifyResult = Literal["verified", "retry", "locked", "need_more"]
 Buttons = list[dict[str, str]]
-_CONVERSATIONS = Conversation.__table__
-_MESSAGES = Message.__table__
+_CONVERSATIONS = cast(Table, Conversation.__table__)  # for Core statements on the turn's hot path
+_MESSAGES = cast(Table, Message.__table__)
 
 
 @dataclass(frozen=True)
