@@ -19,7 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from ledger.accounts import audit
 from ledger.clock import Clock
 from ledger.masking import mask
-from ledger.models import Account, AuditLog, Cardholder, Conversation, HandoffTicket, Message
+from ledger.models import Account, AuditLog, Cardholder, Conversation, HandoffTicket, Message, stamp
 
 MAX_VERIFY_FAILURES = 3  # per conversation
 MAX_PHONE_FAILURES_PER_DAY = 5  # per phone, across conversations
@@ -166,15 +166,29 @@ class ReplySlots:
     account_pk: int | None
 
 
-def reserve_replies(session: Session, conversation_pk: int, n: int) -> ReplySlots:
-    """Reserve `n` seqs for replies in one statement that also reads what the guard needs."""
+def reserve_replies(
+    session: Session, conversation_pk: int, n: int, *, note: tuple[int, dict[str, object]] | None = None
+) -> ReplySlots:
+    """Reserve `n` seqs for replies in one statement that also reads what the guard needs.
+
+    `note`: (message id, values) to write on the holder's message as well (what the NLU made of
+    it). On PostgreSQL it rides in the same statement, a data-modifying WITH: one round trip less.
+    """
     c = _CONVERSATIONS.c
-    row = session.execute(
+    reserve = (
         update(_CONVERSATIONS)
         .where(c.id == conversation_pk)
-        .values(last_seq=c.last_seq + n)
+        # updated_at given, not left to its onupdate: SQLAlchemy does not fill that in once a WITH is added
+        .values(last_seq=c.last_seq + n, updated_at=stamp())
         .returning(c.last_seq, c.conversation_id, c.mode, c.verified_at, c.claimed_phone, c.account_pk)
-    ).one()
+    )
+    if note is not None:
+        noted = update(_MESSAGES).where(_MESSAGES.c.id == note[0]).values(**note[1])
+        if session.get_bind().dialect.name == "postgresql":
+            reserve = reserve.add_cte(noted.cte("noted"))
+        else:
+            session.execute(noted)
+    row = session.execute(reserve).one()
     return ReplySlots(
         conversation_pk,
         row.conversation_id,

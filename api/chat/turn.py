@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -161,20 +161,20 @@ class Turns:
                 if done is not None:
                     mode = session.scalar(select(Conversation.mode).where(Conversation.id == conv_pk))
                     return TurnResult(mode or "bot", done)
+            note = None
             if answer.get("intent"):
                 values: dict[str, Any] = {"intent": answer.get("intent"), "confidence": answer.get("confidence")}
                 answers = [str(v) for v in answer.get("secret_values") or []]
                 if answers:  # bare verification answers ("2345 6002") the NLU recognised: masked too
                     values["text"] = mask_values(mask(said), answers)
-                stmt = update(Message).where(Message.id == msg_pk).values(**values)
-                # The message is not loaded in this session: nothing to bring up to date.
-                session.execute(stmt, execution_options={"synchronize_session": False})
+                note = (msg_pk, values)
             if failed:
                 conv = session.get(Conversation, conv_pk)
                 assert conv is not None
                 conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, mask(said)[:200])
-            # One statement reserves the replies' seqs and reads what the guard needs.
-            slots = conversations.reserve_replies(session, conv_pk, len(outgoing))
+            # One statement reserves the replies' seqs and reads what the guard needs (on PostgreSQL
+            # it also notes what the NLU understood of the holder's message).
+            slots = conversations.reserve_replies(session, conv_pk, len(outgoing), note=note)
             return TurnResult(slots.mode, _store_replies(session, slots, outgoing, channel))
 
         # The holder's message is stored and Rasa has answered it: keep trying to store the answer
