@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal, cast
 
-from sqlalchemy import Table, func, insert, literal, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -123,40 +123,17 @@ def store_holder_message(
         if now - last >= idle:
             changes["verified_at"] = None
             audit(session, conv.conversation_id, "verify.lapsed", conv.conversation_id)
-    row: dict[str, object] = {
+    seq = _reserve(session, conv, 1, changes)
+    row = {
         "conversation_pk": conv.id,
+        "seq": seq,
         "sender": "user",
         "channel": channel or conv.channel,
         "text": mask(text),
         "buttons": None,  # stored as the ORM stores a message without buttons
         "external_id": external_id,
     }
-    if session.get_bind().dialect.name == "postgresql":
-        return _reserve_and_insert(session, conv, changes, row)
-    row["seq"] = _reserve(session, conv, 1, changes)
     return int(session.execute(insert(_MESSAGES).returning(_MESSAGES.c.id), row).scalar_one())
-
-
-def _reserve_and_insert(
-    session: Session, conv: Conversation, changes: dict[str, object], row: dict[str, object]
-) -> int:
-    """PostgreSQL: the seq reserved and the message inserted with it in one statement (a
-    data-modifying WITH), one round trip instead of two; the message's id."""
-    c, m = _CONVERSATIONS.c, _MESSAGES.c
-    reserved = (
-        update(_CONVERSATIONS)
-        .where(c.id == conv.id)
-        .values(last_seq=c.last_seq + 1, updated_at=stamp(), **changes)  # no onupdate once in a WITH
-        .returning(c.last_seq)
-        .cte("reserved")
-    )
-    row = {**row, "created_at": stamp()}
-    columns = [*row, "seq"]
-    values = select(*(literal(row[k], m[k].type) for k in row), reserved.c.last_seq)
-    stored = session.execute(insert(_MESSAGES).from_select(columns, values).returning(m.id, m.seq)).one()
-    for key, value in (("last_seq", stored.seq), *changes.items()):
-        set_committed_value(conv, key, value)
-    return int(stored.id)
 
 
 def _reserve(session: Session, conv: Conversation, n: int, changes: dict[str, object]) -> int:
