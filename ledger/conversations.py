@@ -10,19 +10,23 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Literal
+from typing import Literal, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ledger.accounts import audit
 from ledger.clock import Clock
 from ledger.masking import mask
-from ledger.models import Account, AuditLog, Cardholder, Conversation, HandoffTicket, Message
+from ledger.models import Account, AuditLog, Cardholder, Conversation, HandoffTicket, Message, stamp
 
 MAX_VERIFY_FAILURES = 3  # per conversation
 MAX_PHONE_FAILURES_PER_DAY = 5  # per phone, across conversations
 VerifyResult = Literal["verified", "retry", "locked", "need_more"]
+Buttons = list[dict[str, str]]
+_CONVERSATIONS = cast(Table, Conversation.__table__)  # for Core statements on the turn's hot path
+_MESSAGES = cast(Table, Message.__table__)
 
 
 @dataclass(frozen=True)
@@ -96,21 +100,125 @@ def append_messages(session: Session, conv: Conversation, messages: list[Message
     return messages
 
 
-def note_holder_message(session: Session, conv: Conversation, clock: Clock, idle: timedelta) -> bool:
-    """The holder wrote: a verification older than `idle` without a word from them lapses first.
+def store_holder_message(
+    session: Session,
+    conv: Conversation,
+    text: str,
+    clock: Clock,
+    idle: timedelta,
+    *,
+    channel: str | None = None,
+    external_id: str | None = None,
+) -> int:
+    """The holder wrote `text`: stored (masked) with the next seq; the message's id.
 
-    Returns True when it lapsed (the holder must verify again before any detail).
+    A verification older than `idle` without a word from them lapses first (the holder must
+    verify again before any detail). The conversation row takes one update for all of it (the
+    seq, when they last wrote, a lapse) and the message one insert: this runs on every turn.
     """
     now = clock.now()
-    lapsed = False
+    changes: dict[str, object] = {"last_holder_at": now}
     if conv.verified_at is not None:
         last = max(t for t in (conv.last_holder_at, conv.verified_at) if t is not None)
         if now - last >= idle:
-            conv.verified_at = None
+            changes["verified_at"] = None
             audit(session, conv.conversation_id, "verify.lapsed", conv.conversation_id)
-            lapsed = True
-    conv.last_holder_at = now
-    return lapsed
+    seq = _reserve(session, conv, 1, changes)
+    row = {
+        "conversation_pk": conv.id,
+        "seq": seq,
+        "sender": "user",
+        "channel": channel or conv.channel,
+        "text": mask(text),
+        "buttons": None,  # stored as the ORM stores a message without buttons
+        "external_id": external_id,
+    }
+    return int(session.execute(insert(_MESSAGES).returning(_MESSAGES.c.id), row).scalar_one())
+
+
+def _reserve(session: Session, conv: Conversation, n: int, changes: dict[str, object]) -> int:
+    """Reserve `n` seqs (one atomic increment) and write `changes` to the row; the last seq reserved.
+
+    A Core statement: `conv` is brought up to date as if it had been loaded after it, so the
+    session has nothing left to write for these columns.
+    """
+    last = session.execute(
+        update(_CONVERSATIONS)
+        .where(_CONVERSATIONS.c.id == conv.id)
+        .values(last_seq=_CONVERSATIONS.c.last_seq + n, **changes)
+        .returning(_CONVERSATIONS.c.last_seq)
+    ).scalar_one()
+    for key, value in (("last_seq", last), *changes.items()):
+        set_committed_value(conv, key, value)
+    return int(last)
+
+
+@dataclass(frozen=True)
+class ReplySlots:
+    """A conversation as seqs were reserved for replies: what guarding and storing them needs."""
+
+    conversation_pk: int
+    conversation_id: str
+    first_seq: int
+    mode: str
+    verified: bool
+    claimed_phone: str | None
+    account_pk: int | None
+
+
+def reserve_replies(
+    session: Session, conversation_pk: int, n: int, *, note: tuple[int, dict[str, object]] | None = None
+) -> ReplySlots:
+    """Reserve `n` seqs for replies in one statement that also reads what the guard needs.
+
+    `note`: (message id, values) to write on the holder's message as well (what the NLU made of
+    it). On PostgreSQL it rides in the same statement, a data-modifying WITH: one round trip less.
+    """
+    c = _CONVERSATIONS.c
+    reserve = (
+        update(_CONVERSATIONS)
+        .where(c.id == conversation_pk)
+        # updated_at given, not left to its onupdate: SQLAlchemy does not fill that in once a WITH is added
+        .values(last_seq=c.last_seq + n, updated_at=stamp())
+        .returning(c.last_seq, c.conversation_id, c.mode, c.verified_at, c.claimed_phone, c.account_pk)
+    )
+    if note is not None:
+        noted = update(_MESSAGES).where(_MESSAGES.c.id == note[0]).values(**note[1])
+        if session.get_bind().dialect.name == "postgresql":
+            reserve = reserve.add_cte(noted.cte("noted"))
+        else:
+            session.execute(noted)
+    row = session.execute(reserve).one()
+    return ReplySlots(
+        conversation_pk,
+        row.conversation_id,
+        row.last_seq - n + 1,
+        row.mode,
+        row.verified_at is not None,
+        row.claimed_phone,
+        row.account_pk,
+    )
+
+
+def store_replies(
+    session: Session, slots: ReplySlots, sender: str, channel: str, replies: list[tuple[str, Buttons | None]]
+) -> list[tuple[int, str, Buttons | None]]:
+    """Store replies (masked) in the seqs `slots` reserved, in one insert; (seq, text, buttons) as stored."""
+    stored = [(seq, mask(text), buttons) for seq, (text, buttons) in enumerate(replies, start=slots.first_seq)]
+    if stored:
+        rows = [
+            {
+                "conversation_pk": slots.conversation_pk,
+                "seq": seq,
+                "sender": sender,
+                "channel": channel,
+                "text": text,
+                "buttons": buttons,
+            }
+            for seq, text, buttons in stored
+        ]
+        session.execute(insert(_MESSAGES), rows)
+    return stored
 
 
 def offered_payloads(session: Session, conv: Conversation) -> set[str]:

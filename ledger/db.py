@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -144,14 +144,28 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
                 conn.connection.dbapi_connection.begin_immediate()
 
         return engine
-    # pool_pre_ping: a connection the server dropped while idle (restart, failover, a proxy's
-    # timeout) is replaced at checkout instead of failing the next request. pool_timeout: with the
-    # database away, requests fail fast (the gateway answers 503) rather than queueing for 30 s.
+    # pool_timeout: with the database away, requests fail fast (the gateway answers 503) rather
+    # than queueing for 30 s.
     connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
-    engine = create_engine(
-        url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_timeout=5, connect_args=connect_args
-    )
+    engine = create_engine(url, pool_size=10, max_overflow=20, pool_timeout=5, connect_args=connect_args)
+
+    @event.listens_for(engine, "checkout")
+    def _pre_ping(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # A connection the server dropped while idle (restart, failover, a proxy's timeout) is
+        # replaced at checkout instead of failing the next request (the pool tries another when
+        # this raises). Work run by `Database.run_sync` skips the round trip: it runs itself again
+        # on a fresh connection when the server cut the old one, which also covers this case.
+        if getattr(_unpinged, "active", False):
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError(str(exc)) from exc
+
     return engine.execution_options(postgresql_readonly=True) if readonly else engine
+
+
+_unpinged = threading.local()  # set while `Database.run_sync` runs work: no ping at checkout
 
 
 T = TypeVar("T")
@@ -208,8 +222,18 @@ class Database:
         A connection cut before COMMIT (a restarted or failed-over PostgreSQL,
         `pg_terminate_backend`) rolled the work back, so running it again writes it once. A cut
         during COMMIT is not retried: whether it committed is unknown, and the caller answers "try
-        again later" instead. The pool's `pool_pre_ping` replaces connections that died while idle.
+        again later" instead. So its connections are not pinged at checkout (the pool pings those
+        of `transaction()`): a connection that died while idle fails the first statement, and the
+        work runs again on a fresh one.
         """
+        outer = getattr(_unpinged, "active", False)
+        _unpinged.active = True
+        try:
+            return self._run_sync(work, readonly)
+        finally:
+            _unpinged.active = outer
+
+    def _run_sync(self, work: Callable[[Session], T], readonly: bool) -> T:
         attempt = 0
         while True:
             with self._session(readonly) as session:

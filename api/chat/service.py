@@ -168,4 +168,9 @@ def chat_service(conn: HTTPConnection) -> ChatService:
     return service
 
 
-ChatDep = Annotated[ChatService, Depends(chat_service)]
+async def _chat_dep(conn: HTTPConnection) -> ChatService:
+    # async: FastAPI runs a plain function dependency in a worker thread, a hop on every request
+    return chat_service(conn)
+
+
+ChatDep = Annotated[ChatService, Depends(_chat_dep)]

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -54,26 +54,31 @@ class DuplicateMessage(Exception):
 
 def store_bot_replies(session: Session, conv: Conversation, outgoing: Outgoing, channel: str) -> list[Reply]:
     """Guard each reply (replacing what may not be said), store it, and return it as sent."""
-    verified = conv.verified_at is not None
-    names = conduct.holder_names(session, conv.claimed_phone, conv.account_pk) if not verified else []
-    messages = []
+    session.flush()  # what this session changed in `conv` (its mode, its verification) is in the row
+    return _store_replies(session, conversations.reserve_replies(session, conv.id, len(outgoing)), outgoing, channel)
+
+
+def _store_replies(session: Session, slots: conversations.ReplySlots, outgoing: Outgoing, channel: str) -> list[Reply]:
+    """Guard each reply for the conversation as `slots` found it, store them in its seqs."""
+    names = [] if slots.verified else conduct.holder_names(session, slots.claimed_phone, slots.account_pk)
+    guarded = []
     for reply_text, buttons in outgoing:
-        verdict = guard.check(reply_text, verified, names=names)
+        verdict = guard.check(reply_text, slots.verified, names=names)
         if verdict.blocked:
             log.warning(
-                "guard replaced a reply", extra={"conversation_id": conv.conversation_id, "reason": verdict.blocked}
+                "guard replaced a reply", extra={"conversation_id": slots.conversation_id, "reason": verdict.blocked}
             )
         kept = [{"title": b["title"], "payload": b["payload"]} for b in buttons or []] or None
-        messages.append(Message(sender="bot", channel=channel, text=verdict.text, buttons=kept))
-    return [Reply(m.seq, m.text, m.buttons) for m in conversations.append_messages(session, conv, messages)]
+        guarded.append((verdict.text, kept))
+    return [Reply(*stored) for stored in conversations.store_replies(session, slots, "bot", channel, guarded)]
 
 
-def _replies_after(session: Session, conv: Conversation, msg_pk: int) -> list[Reply] | None:
+def _replies_after(session: Session, conv_pk: int, msg_pk: int) -> list[Reply] | None:
     """The bot replies already stored after the holder's message, or None if there are none."""
     seq = session.scalar(select(Message.seq).where(Message.id == msg_pk))
     rows = session.scalars(
         select(Message)
-        .where(Message.conversation_pk == conv.id, Message.seq > (seq or 0), Message.sender == "bot")
+        .where(Message.conversation_pk == conv_pk, Message.seq > (seq or 0), Message.sender == "bot")
         .order_by(Message.seq)
     ).all()
     return [Reply(m.seq, m.text, m.buttons) for m in rows] or None
@@ -127,18 +132,17 @@ class Turns:
                 raise WrongChannel(conversation_id)
             if phone and conv.claimed_phone is None:
                 conversations.claim_phone(session, conv, phone)
-            conversations.note_holder_message(session, conv, clock, idle)
             said = text
             offered = channel_menu or (said.startswith("/") and said in conversations.offered_payloads(session, conv))
             if said.startswith("/") and not offered:
                 said = said.lstrip("/")  # a payload nobody offered here is typed text, never an intent
             try:
-                msg = conversations.append_message(
-                    session, conv, "user", said, channel=channel, external_id=external_id
+                msg_pk = conversations.store_holder_message(
+                    session, conv, said, clock, idle, channel=channel, external_id=external_id
                 )
             except IntegrityError:  # the same provider message raced in from a retry
                 raise DuplicateMessage(external_id or "") from None
-            return conv.id, msg.id, conv.mode, said
+            return conv.id, msg_pk, conv.mode, said
 
         started = time.perf_counter()
         conv_pk, msg_pk, mode, said = await self.db.run(store_inbound)
@@ -152,23 +156,26 @@ class Turns:
         retry = False
 
         def store_outbound(session: Session) -> TurnResult:
-            conv = session.get(Conversation, conv_pk)
-            assert conv is not None
             if retry:  # an earlier try may have committed before its connection was cut
-                done = _replies_after(session, conv, msg_pk)
+                done = _replies_after(session, conv_pk, msg_pk)
                 if done is not None:
-                    return TurnResult(conv.mode, done)
+                    mode = session.scalar(select(Conversation.mode).where(Conversation.id == conv_pk))
+                    return TurnResult(mode or "bot", done)
+            note = None
             if answer.get("intent"):
                 values: dict[str, Any] = {"intent": answer.get("intent"), "confidence": answer.get("confidence")}
                 answers = [str(v) for v in answer.get("secret_values") or []]
                 if answers:  # bare verification answers ("2345 6002") the NLU recognised: masked too
                     values["text"] = mask_values(mask(said), answers)
-                stmt = update(Message).where(Message.id == msg_pk).values(**values)
-                # The message is not loaded in this session: nothing to bring up to date.
-                session.execute(stmt, execution_options={"synchronize_session": False})
+                note = (msg_pk, values)
             if failed:
+                conv = session.get(Conversation, conv_pk)
+                assert conv is not None
                 conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, mask(said)[:200])
-            return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
+            # One statement reserves the replies' seqs and reads what the guard needs (on PostgreSQL
+            # it also notes what the NLU understood of the holder's message).
+            slots = conversations.reserve_replies(session, conv_pk, len(outgoing), note=note)
+            return TurnResult(slots.mode, _store_replies(session, slots, outgoing, channel))
 
         # The holder's message is stored and Rasa has answered it: keep trying to store the answer
         # for a while rather than leave a turn without a reply (the gateway answers 503 after that).
