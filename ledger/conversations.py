@@ -10,9 +10,10 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cache
 from typing import Literal, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Insert, Select, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,6 +28,49 @@ VerifyResult = Literal["verified", "retry", "locked", "need_more"]
 Buttons = list[dict[str, str]]
 _CONVERSATIONS = cast(Table, Conversation.__table__)  # for Core statements on the turn's hot path
 _MESSAGES = cast(Table, Message.__table__)
+# The turn's statements are built once: SQLAlchemy then neither rebuilds them nor works out their
+# cache key on every message (a tenth of the gateway's work per turn). Values go in as bind
+# parameters, named with a trailing "_" so they never clash with the columns they set.
+_FIND: Select[Conversation] = select(Conversation).where(Conversation.conversation_id == bindparam("cid_"))
+_INSERT_MESSAGE: Insert = insert(_MESSAGES).returning(_MESSAGES.c.id)
+_INSERT_MESSAGES: Insert = insert(_MESSAGES)
+
+
+@cache
+def _reserve_statement(columns: tuple[str, ...]) -> Update:
+    """Reserve `n_` seqs of conversation `pk_` and set `columns` (each from the parameter `<column>_`)."""
+    c = _CONVERSATIONS.c
+    return (
+        update(_CONVERSATIONS)
+        .where(c.id == bindparam("pk_"))
+        .values(last_seq=c.last_seq + bindparam("n_"), **{name: bindparam(f"{name}_") for name in columns})
+        .returning(c.last_seq)
+    )
+
+
+@cache
+def _reserve_replies_statement(noted: tuple[str, ...] | None) -> Update:
+    """Reserve `n_` seqs for replies and read what the guard needs; on PostgreSQL, with `noted`
+    column names, also note the NLU's reading on message `note_pk_` (a data-modifying WITH)."""
+    c = _CONVERSATIONS.c
+    # updated_at given, not left to its onupdate: SQLAlchemy does not fill that in once a WITH is added
+    reserve = (
+        update(_CONVERSATIONS)
+        .where(c.id == bindparam("pk_"))
+        .values(last_seq=c.last_seq + bindparam("n_"), updated_at=bindparam("updated_at_"))
+        .returning(c.last_seq, c.conversation_id, c.mode, c.verified_at, c.claimed_phone, c.account_pk)
+    )
+    return reserve if noted is None else reserve.add_cte(_note_statement(noted).cte("noted"))
+
+
+@cache
+def _note_statement(columns: tuple[str, ...]) -> Update:
+    """Write `columns` (each from `note_<column>_`) on message `note_pk_`."""
+    return (
+        update(_MESSAGES)
+        .where(_MESSAGES.c.id == bindparam("note_pk_"))
+        .values(**{name: bindparam(f"note_{name}_") for name in columns})
+    )
 
 
 @dataclass(frozen=True)
@@ -37,7 +81,7 @@ class VerifyOutcome:
 
 
 def get_or_create(session: Session, conversation_id: str, channel: str) -> Conversation:
-    conv = session.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
+    conv = session.scalar(_FIND, {"cid_": conversation_id})
     if conv is None:
         conv = Conversation(
             conversation_id=conversation_id, channel=channel, mode="bot", failed_verifications=0, last_seq=0
@@ -133,7 +177,7 @@ def store_holder_message(
         "buttons": None,  # stored as the ORM stores a message without buttons
         "external_id": external_id,
     }
-    return int(session.execute(insert(_MESSAGES).returning(_MESSAGES.c.id), row).scalar_one())
+    return int(session.execute(_INSERT_MESSAGE, row).scalar_one())
 
 
 def _reserve(session: Session, conv: Conversation, n: int, changes: dict[str, object]) -> int:
@@ -142,12 +186,8 @@ def _reserve(session: Session, conv: Conversation, n: int, changes: dict[str, ob
     A Core statement: `conv` is brought up to date as if it had been loaded after it, so the
     session has nothing left to write for these columns.
     """
-    last = session.execute(
-        update(_CONVERSATIONS)
-        .where(_CONVERSATIONS.c.id == conv.id)
-        .values(last_seq=_CONVERSATIONS.c.last_seq + n, **changes)
-        .returning(_CONVERSATIONS.c.last_seq)
-    ).scalar_one()
+    params = {"pk_": conv.id, "n_": n, **{f"{name}_": value for name, value in changes.items()}}
+    last = session.execute(_reserve_statement(tuple(changes)), params).scalar_one()
     for key, value in (("last_seq", last), *changes.items()):
         set_committed_value(conv, key, value)
     return int(last)
@@ -174,21 +214,15 @@ def reserve_replies(
     `note`: (message id, values) to write on the holder's message as well (what the NLU made of
     it). On PostgreSQL it rides in the same statement, a data-modifying WITH: one round trip less.
     """
-    c = _CONVERSATIONS.c
-    reserve = (
-        update(_CONVERSATIONS)
-        .where(c.id == conversation_pk)
-        # updated_at given, not left to its onupdate: SQLAlchemy does not fill that in once a WITH is added
-        .values(last_seq=c.last_seq + n, updated_at=stamp())
-        .returning(c.last_seq, c.conversation_id, c.mode, c.verified_at, c.claimed_phone, c.account_pk)
-    )
+    params: dict[str, object] = {"pk_": conversation_pk, "n_": n, "updated_at_": stamp()}
+    noted: tuple[str, ...] | None = None
     if note is not None:
-        noted = update(_MESSAGES).where(_MESSAGES.c.id == note[0]).values(**note[1])
+        note_params = {"note_pk_": note[0], **{f"note_{name}_": value for name, value in note[1].items()}}
         if session.get_bind().dialect.name == "postgresql":
-            reserve = reserve.add_cte(noted.cte("noted"))
+            noted, params = tuple(note[1]), params | note_params
         else:
-            session.execute(noted)
-    row = session.execute(reserve).one()
+            session.execute(_note_statement(tuple(note[1])), note_params)
+    row = session.execute(_reserve_replies_statement(noted), params).one()
     return ReplySlots(
         conversation_pk,
         row.conversation_id,
@@ -217,7 +251,7 @@ def store_replies(
             }
             for seq, text, buttons in stored
         ]
-        session.execute(insert(_MESSAGES), rows)
+        session.execute(_INSERT_MESSAGES, rows)
     return stored
 
 
