@@ -12,7 +12,7 @@ import unicodedata
 from datetime import date, datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ledger.accounts import audit, get_account
@@ -257,19 +257,22 @@ def is_sms_opt_out(text: str) -> bool:
     return plain in SMS_OPT_OUT_WORDS
 
 
+# Built once (the guard asks on every turn before verification): see ledger/conversations.py.
+_NAMES_BY_PHONE = select(Cardholder.name).where(Cardholder.phone == bindparam("phone_"))
+_NAMES_BY_ACCOUNT = (
+    select(Cardholder.name)
+    .join(Account, Account.cardholder_id == Cardholder.id)
+    .where(Account.id == bindparam("account_pk_"))
+)
+
+
 def holder_names(session: Session, phone: str | None, account_pk: int | None) -> list[str]:
     """The names of the holders a conversation is tied to (by its phone or account), for the guard."""
     names: set[str] = set()
     if phone:
-        names |= set(session.scalars(select(Cardholder.name).where(Cardholder.phone == phone)))
+        names |= set(session.scalars(_NAMES_BY_PHONE, {"phone_": phone}))
     if account_pk is not None:
-        names |= set(
-            session.scalars(
-                select(Cardholder.name)
-                .join(Account, Account.cardholder_id == Cardholder.id)
-                .where(Account.id == account_pk)
-            )
-        )
+        names |= set(session.scalars(_NAMES_BY_ACCOUNT, {"account_pk_": account_pk}))
     return sorted(names)
 
 
