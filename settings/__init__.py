@@ -39,6 +39,8 @@ class Settings(LedgerSettings):
     redis_url: str | None = None
     tracker_store_url: str | None = None
     max_message_chars: int = 1000
+    # Web sessions the gateway remembers as live (api/chat/access.py), about 330 bytes each.
+    web_session_cache: int = Field(default=4096, ge=1)
     verify_idle_minutes: int = Field(default=15, ge=1)  # a verified conversation silent this long verifies again
     # Seconds between looks for conversations handed off only because the bot was away (0: never).
     bot_recovery_seconds: float = Field(default=5.0, ge=0)

@@ -48,7 +48,7 @@ class ChatService:
         self.http = http
         self.hub = hub or Hub()
         self.db = db
-        self.access = SessionAccess(self.db)
+        self.access = SessionAccess(self.db, settings.web_session_cache)
         self.rasa = RasaClient(settings, http)
         self.live = LiveUpdates(self.hub)
         self.delivery = Delivery(settings, http, self.live, self.db)

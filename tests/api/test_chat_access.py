@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import httpx
+import pytest
+
 from api.chat.access import SessionAccess
+from api.chat.service import ChatService
 from ledger import sessions
 from ledger.clock import Clock, process_clock
 from ledger.db import Database
+from settings import Settings
 
 
 class CountingDb:
@@ -62,3 +67,10 @@ def test_remembered_sessions_are_bounded(database_url: str, db: Database) -> Non
 
     assert asyncio.run(run()) == [True] * 5
     assert len(access) == 3
+
+
+def test_the_bound_is_the_operators_setting(monkeypatch: pytest.MonkeyPatch, db: Database) -> None:
+    monkeypatch.setenv("WEB_SESSION_CACHE", "7")
+    assert ChatService(Settings(), httpx.AsyncClient(), db=db).access.size == 7
+    monkeypatch.delenv("WEB_SESSION_CACHE")
+    assert ChatService(Settings(), httpx.AsyncClient(), db=db).access.size == 4096
