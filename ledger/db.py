@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -37,8 +37,11 @@ class WriterLock:
 
     def acquire(self) -> None:
         # Like SQLite's busy timeout: a thread that would wait on itself fails instead of hanging.
+        # SQLite's own error for it, so callers see what a busy database looks like (the gateway
+        # answers 503 with Retry-After) rather than a bare TimeoutError (a 500).
         if not self._thread_lock.acquire(timeout=self.timeout):
-            raise TimeoutError(f"waited {self.timeout}s for the database writer lock")
+            busy = sqlite3.OperationalError(f"database is locked: waited {self.timeout}s for the writer lock")
+            raise OperationalError("BEGIN IMMEDIATE", None, busy)
         try:
             if self._fd is None or self._pid != os.getpid():  # a forked child opens its own
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from ledger.db import Database, transaction
+from ledger.db import Database, _writer_lock, transaction
 
 
 @pytest.fixture
@@ -106,3 +107,28 @@ def test_a_processs_writes_are_served_in_the_order_they_were_asked(db: Database,
     assert sorted(order) == list(range(30))  # nothing lost
     if sqlite:  # one writer at a time: first come, first served
         assert order == list(range(30))
+
+
+def test_a_writer_kept_waiting_too_long_fails_as_a_busy_database(tmp_path: Path) -> None:
+    """The gateway answers a busy database with 503 and Retry-After; a bare TimeoutError was a 500."""
+    db = Database(f"sqlite+pysqlite:///{tmp_path / 'busy.db'}")
+    lock = _writer_lock(f"{tmp_path / 'busy.db'}.writer-lock")
+    lock.timeout = 0.2
+    lock.acquire()  # another writer of this process holds it
+    try:
+        result: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                db.run_sync(lambda s: s.execute(text("CREATE TABLE t (x INTEGER)")))
+            except BaseException as exc:  # what it raised is the point
+                result.append(exc)
+
+        worker = threading.Thread(target=write)
+        worker.start()
+        worker.join(timeout=10)
+        assert len(result) == 1 and isinstance(result[0], OperationalError), result
+        assert "database is locked" in str(result[0])
+    finally:
+        lock.release()
+        db.dispose()
