@@ -36,6 +36,15 @@ _INSERT_MESSAGE: Insert = insert(_MESSAGES).returning(_MESSAGES.c.id)
 _INSERT_MESSAGES: Insert = insert(_MESSAGES)
 
 
+def _param(column: str, prefix: str = "") -> str:
+    """The bind parameter that carries `column`'s value in the statements below."""
+    return f"{prefix}{column}_"
+
+
+def _params(values: dict[str, object], prefix: str = "") -> dict[str, object]:
+    return {_param(column, prefix): value for column, value in values.items()}
+
+
 @cache
 def _reserve_statement(columns: tuple[str, ...]) -> Update:
     """Reserve `n_` seqs of conversation `pk_` and set `columns` (each from the parameter `<column>_`)."""
@@ -43,7 +52,7 @@ def _reserve_statement(columns: tuple[str, ...]) -> Update:
     return (
         update(_CONVERSATIONS)
         .where(c.id == bindparam("pk_"))
-        .values(last_seq=c.last_seq + bindparam("n_"), **{name: bindparam(f"{name}_") for name in columns})
+        .values(last_seq=c.last_seq + bindparam("n_"), **{name: bindparam(_param(name)) for name in columns})
         .returning(c.last_seq)
     )
 
@@ -69,7 +78,7 @@ def _note_statement(columns: tuple[str, ...]) -> Update:
     return (
         update(_MESSAGES)
         .where(_MESSAGES.c.id == bindparam("note_pk_"))
-        .values(**{name: bindparam(f"note_{name}_") for name in columns})
+        .values(**{name: bindparam(_param(name, "note_")) for name in columns})
     )
 
 
@@ -186,7 +195,7 @@ def _reserve(session: Session, conv: Conversation, n: int, changes: dict[str, ob
     A Core statement: `conv` is brought up to date as if it had been loaded after it, so the
     session has nothing left to write for these columns.
     """
-    params = {"pk_": conv.id, "n_": n, **{f"{name}_": value for name, value in changes.items()}}
+    params = {"pk_": conv.id, "n_": n, **_params(changes)}
     last = session.execute(_reserve_statement(tuple(changes)), params).scalar_one()
     for key, value in (("last_seq", last), *changes.items()):
         set_committed_value(conv, key, value)
@@ -217,7 +226,7 @@ def reserve_replies(
     params: dict[str, object] = {"pk_": conversation_pk, "n_": n, "updated_at_": stamp()}
     noted: tuple[str, ...] | None = None
     if note is not None:
-        note_params = {"note_pk_": note[0], **{f"note_{name}_": value for name, value in note[1].items()}}
+        note_params = {"note_pk_": note[0], **_params(note[1], "note_")}
         if session.get_bind().dialect.name == "postgresql":
             noted, params = tuple(note[1]), params | note_params
         else:

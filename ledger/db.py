@@ -37,8 +37,8 @@ class WriterLock:
 
     def acquire(self) -> None:
         # Like SQLite's busy timeout: a thread that would wait on itself fails instead of hanging.
-        # SQLite's own error for it, so callers see what a busy database looks like (the gateway
-        # answers 503 with Retry-After) rather than a bare TimeoutError (a 500).
+        # Raised as SQLAlchemy raises SQLite's "database is locked", so callers treat it as a busy
+        # database (the gateway answers 503 with Retry-After), not as a bug (a bare TimeoutError: 500).
         if not self._thread_lock.acquire(timeout=self.timeout):
             busy = sqlite3.OperationalError(f"database is locked: waited {self.timeout}s for the writer lock")
             raise OperationalError("BEGIN IMMEDIATE", None, busy)
