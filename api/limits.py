@@ -8,9 +8,11 @@ write any X-Forwarded-For they like, so it is never believed from them.
 from __future__ import annotations
 
 import ipaddress
+import time
 from functools import lru_cache
 
 from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
 from slowapi import Limiter
 from starlette.requests import HTTPConnection
 
@@ -18,8 +20,46 @@ from api.errors import ApiError
 from settings import get_settings
 
 
+class SweptMemoryStorage(MemoryStorage):
+    """limits' in-memory counters, with expired ones swept by the caller at most once a second.
+
+    The stock storage starts a timer thread on nearly every hit, to sweep 10 ms later: every
+    message cost the gateway a new OS thread, which the event loop waited to see started
+    (docs/performance.md). The fixed-window strategy (slowapi's default, used here) counts
+    through `incr` and reads through `get`, which drops an expired counter itself; so only
+    `incr` changes. Counters still go once their window has passed: memory stays bounded.
+    """
+
+    STORAGE_SCHEME = ["swept-memory"]  # limits' registry: the scheme names this class
+    SWEEP_EVERY = 1.0  # seconds
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str) -> None:
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+        self._next_sweep = 0.0
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        if now >= self._next_sweep:
+            self._next_sweep = now + self.SWEEP_EVERY
+            self._sweep(now)
+        with self.locks[key]:
+            if self.expirations.get(key, 0.0) <= now:  # its window has passed: a new one starts
+                self.storage.pop(key, None)
+            self.storage[key] += amount
+            if self.storage[key] == amount:
+                self.expirations[key] = now + expiry
+            return self.storage[key]
+
+    def _sweep(self, now: float) -> None:
+        for key, until in list(self.expirations.items()):
+            if until <= now:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+                self.locks.pop(key, None)
+
+
 def _storage() -> str:
-    return get_settings().redis_url or "memory://"
+    return get_settings().redis_url or "swept-memory://"
 
 
 @lru_cache(maxsize=8)
