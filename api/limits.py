@@ -30,7 +30,7 @@ class SweptMemoryStorage(MemoryStorage):
     `incr` changes. Counters still go once their window has passed: memory stays bounded.
     """
 
-    STORAGE_SCHEME = ["swept-memory"]  # limits' registry: the scheme names this class
+    STORAGE_SCHEME = ["swept-memory"]  # noqa: RUF012 - limits reads it as a class attribute: the scheme names this class
     SWEEP_EVERY = 1.0  # seconds
 
     def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: str) -> None:

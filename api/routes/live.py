@@ -40,9 +40,10 @@ async def _close_at(ws: WebSocket, when: datetime | None, now: datetime) -> None
         await ws.close(code=EXPIRED)
 
 
-def _session_token(ws: WebSocket) -> tuple[str, str | None]:
+def _socket_token(ws: WebSocket) -> tuple[str, str | None]:
     """The bearer token from the Authorization header, or (browsers cannot set headers on a
-    WebSocket) from the subprotocols ["bearer", TOKEN]; and the subprotocol to answer with."""
+    WebSocket) from the subprotocols ["bearer", TOKEN]; and the subprotocol to answer with.
+    Never from the query string: URLs end up in proxy logs and browser history."""
     token = bearer(ws)
     if token:
         return token, None
@@ -59,7 +60,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str, chat: ChatDep) -> Non
     if not re.match(CONVERSATION_ID, conversation_id):
         await ws.close(code=4400)
         return
-    token, subprotocol = _session_token(ws)
+    token, subprotocol = _socket_token(ws)
     try:
         await authorise_chat(ws, conversation_id, token)
     except ApiError:
@@ -116,14 +117,15 @@ async def _watch_revocation(ws: WebSocket, principal: Principal, queue: asyncio.
 
 
 @router.websocket("/v1/agent/ws")
-async def agent_socket(ws: WebSocket, chat: ChatDep, token: str = "") -> None:
+async def agent_socket(ws: WebSocket, chat: ChatDep) -> None:
     """Queue changes for every agent; messages of a conversation the console has open, if the agent
-    may read it (claimed by it, or a supervisor)."""
-    principal = await asyncio.to_thread(principal_from_token, token or bearer(ws), chat.db, chat.settings, chat.clock)
+    may read it (claimed by it, or a supervisor). The token comes as for the chat socket."""
+    token, subprotocol = _socket_token(ws)
+    principal = await asyncio.to_thread(principal_from_token, token, chat.db, chat.settings, chat.clock)
     if principal is None:
         await ws.close(code=EXPIRED)
         return
-    await ws.accept()
+    await ws.accept(subprotocol=subprotocol)
     queue = chat.hub.subscribe(QUEUE_TOPIC)
     revocations = chat.hub.subscribe(AGENT_TOKENS_TOPIC)
     pumps = {

@@ -7,6 +7,7 @@ import time
 import uuid
 from datetime import timedelta
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.testclient import WebSocketTestSession
@@ -78,14 +79,14 @@ def test_logout_and_disabling_end_tokens_and_sockets(client: TestClient, admin: 
     _, token = agent(client, admin)
     assert client.get("/v1/agent/queue", headers=token).status_code == 200
     raw = token["Authorization"].removeprefix("Bearer ")
-    with client.websocket_connect(f"/v1/agent/ws?token={raw}") as ws:
+    with client.websocket_connect("/v1/agent/ws", subprotocols=["bearer", raw]) as ws:
         assert client.post("/v1/agent/logout", headers=token).status_code == 204
         assert closed_code(client, ws) == 4401
     assert client.get("/v1/agent/queue", headers=token).status_code == 401
 
     name, other = agent(client, admin)
     raw = other["Authorization"].removeprefix("Bearer ")
-    with client.websocket_connect(f"/v1/agent/ws?token={raw}") as ws:
+    with client.websocket_connect("/v1/agent/ws", subprotocols=["bearer", raw]) as ws:
         assert client.post(f"/v1/agents/{name}/disable", headers=admin).status_code == 200
         assert closed_code(client, ws) == 4401
     assert client.get("/v1/agent/queue", headers=other).status_code == 401
@@ -103,5 +104,20 @@ def test_the_agent_socket_closes_when_its_token_expires(client: TestClient, admi
 
     # Seen from a clock one second before the token's end, the socket has a second to live.
     chat.clock = Clock.at(process_clock().now() + TOKEN_LIFETIME - timedelta(seconds=1))
-    with client.websocket_connect(f"/v1/agent/ws?token={raw}") as ws:
+    with client.websocket_connect("/v1/agent/ws", subprotocols=["bearer", raw]) as ws:
         assert closed_code(client, ws, after=1.5) == 4401
+
+
+def test_the_agent_socket_takes_its_token_from_a_header_or_subprotocol_never_the_url(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    _, token = agent(client, admin)
+    raw = token["Authorization"].removeprefix("Bearer ")
+    # A token in the URL would be written to proxy logs and browser history: refused.
+    with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(f"/v1/agent/ws?token={raw}"):
+        pass
+    assert refused.value.code == 4401
+    with client.websocket_connect("/v1/agent/ws", headers=token) as ws:
+        assert closed_code(client, ws, after=0.3) is None  # open: nothing to say yet
+    with client.websocket_connect("/v1/agent/ws", subprotocols=["bearer", raw]) as ws:
+        assert ws.accepted_subprotocol == "bearer"

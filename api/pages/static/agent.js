@@ -93,7 +93,7 @@
   };
   function connect() {
     const proto = location.protocol === "https:" ? "wss" : "ws";
-    ws = new WebSocket(`${proto}://${location.host}/v1/agent/ws?token=${encodeURIComponent(token)}`);
+    ws = new WebSocket(`${proto}://${location.host}/v1/agent/ws`, ["bearer", token]);   // never in the URL
     ws.onopen = () => { if (current) ws.send(JSON.stringify({follow: current})); };
     ws.onmessage = (ev) => { const e = JSON.parse(ev.data); if (e.type === "queue") loadQueue(); else if (e.type !== "error" && current) open(current); };
     ws.onclose = (ev) => {
