@@ -193,3 +193,18 @@ def _reassurance_patterns() -> tuple[re.Pattern[str], ...]:
             parts = re.split(r"\{[a-z_]+\}", template)
             patterns.append(re.compile(r"([^。！？\n]{1,40})".join(re.escape(p) for p in parts)))
     return tuple(patterns)
+
+
+def reminder_problem(text: str, institution_names: Iterable[str], opt_out: tuple[str, ...]) -> str | None:
+    """Why a rendered reminder (SMS or WeChat template) may not go out, or None.
+
+    A reminder may be read by anyone who sees the phone: it names the bank, says how to opt out
+    (any of `opt_out`), and carries no amount or debt detail, however the digits are written.
+    """
+    if not any(name and name in text for name in institution_names):
+        return "the message must name the institution"
+    if not any(word in text.upper() for word in opt_out):
+        return f"the message must say how to opt out ({' or '.join(opt_out)})"
+    if ACCOUNT_DETAIL.search(normalise(text)) or "逾期" in text or "欠款" in text:
+        return "the message must not carry amounts or debt details a third party could read"
+    return None

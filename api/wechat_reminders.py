@@ -38,13 +38,8 @@ def check_template(template: str, policy: Policy) -> str | None:
         text = render(template, policy)
     except Exception as exc:  # a missing or broken template: say which
         return f"WeChat template {template!r} cannot be rendered: {type(exc).__name__}"
-    if policy.institution.short_name not in text and policy.institution.name not in text:
-        return "the message must name the institution"
-    if "退订" not in text:
-        return "the message must say how to opt out (回复“退订”)"
-    if guard.ACCOUNT_DETAIL.search(text) or "逾期" in text or "欠款" in text:
-        return "the message must not carry amounts or debt details a third party could read"
-    return None
+    inst = policy.institution
+    return guard.reminder_problem(text, (inst.short_name, inst.name), opt_out=("退订",))
 
 
 async def send(

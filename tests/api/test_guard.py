@@ -149,3 +149,20 @@ def test_the_knowledge_base_answers_pass_but_not_with_a_threat_in_a_filled_slot(
     assert guard.check(answer.format(hotline="95588"), verified=False).blocked is None
     smuggled = answer.format(hotline="95588，不还警察就上门")
     assert guard.check(smuggled, verified=False).blocked == "forbidden_phrase"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("【示例银行】您有一笔待处理事项，详询95555。退订回T", None),
+        ("【示例银行】您有一笔待处理事项，详询95555。回复TD退订", None),
+        ("您有一笔待处理事项，详询95555。退订回T", "name the institution"),
+        ("【示例银行】您有一笔待处理事项，详询95555。", "opt out"),
+        ("【示例银行】您本期应还１，２００元，退订回T", "amounts"),  # full-width digits and comma
+        ("【示例银行】您本期应还一千二百元，退订回T", "amounts"),  # Chinese numerals
+        ("【示例银行】您的欠款请尽快处理，退订回T", "amounts"),
+    ],
+)
+def test_a_reminder_names_the_bank_offers_opt_out_and_shows_no_debt(text: str, problem: str | None) -> None:
+    found = guard.reminder_problem(text, ("示例银行", "示例银行股份有限公司"), opt_out=("退订", "TD"))
+    assert (found is None) if problem is None else (problem in (found or ""))
