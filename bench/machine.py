@@ -24,9 +24,9 @@ def describe() -> dict[str, Any]:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
         ).stdout.strip()
-        # Code changed since that commit (results files aside) is said, so no run passes for the commit's.
+        # Code changed since that commit (results and Markdown aside) is said, so no run passes for the commit's.
         changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results", ":!*.md"],
             capture_output=True,
             text=True,
             check=False,
