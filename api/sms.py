@@ -98,12 +98,14 @@ class TwilioProvider:
         self.token = settings.twilio_auth_token.get_secret_value()
         self.sender = settings.twilio_from_number
         self.base = settings.twilio_api_base.rstrip("/")
+        # Where Twilio reports what became of each message (api/routes/sms.py, ledger/receipts.py).
+        self.status_callback = f"{settings.public_base_url.rstrip('/')}/v1/sms/status"
         self.http = http
 
     async def send(self, to: str, body: str) -> str:
         resp = await self.http.post(
             f"{self.base}/2010-04-01/Accounts/{self.sid}/Messages.json",
-            data={"To": f"+86{to}", "From": self.sender, "Body": body},
+            data={"To": f"+86{to}", "From": self.sender, "Body": body, "StatusCallback": self.status_callback},
             auth=(self.sid, self.token),
             timeout=10,
         )

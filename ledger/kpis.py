@@ -33,6 +33,7 @@ from ledger.models import (
 )
 from ledger.money import fen_to_yuan
 from ledger.policy import Policy
+from ledger.receipts import BILLED
 
 
 def _rate(num: int, den: int) -> float | None:
@@ -158,14 +159,7 @@ def kpis(session: Session, start: date, end: date, policy: Policy, tz: str) -> d
         )
         or 0
     )
-    sms_count = (
-        session.scalar(
-            select(func.count())
-            .select_from(OutboundSms)
-            .where(OutboundSms.created_at >= t0, OutboundSms.created_at < t1, OutboundSms.status == "sent")
-        )
-        or 0
-    )
+    sms_count = billed_sms(session, t0, t1)
     agent_minutes = _agent_minutes(session, t0, t1)
     costs = policy.costs
     worked = len(set(targeted) | verified)
@@ -239,3 +233,16 @@ def _agent_minutes(session: Session, t0: datetime, t1: datetime) -> int:
         elif subject in open_at:
             seconds += (at - open_at.pop(subject)).total_seconds()
     return round(seconds / 60)
+
+
+def billed_sms(session: Session, t0: datetime, t1: datetime) -> int:
+    """SMS handed to the provider in [t0, t1) that it charges for: sent, whatever its receipt says
+    later (delivered or undelivered), but not one refused at hand-over or failed by the provider."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(OutboundSms)
+            .where(OutboundSms.created_at >= t0, OutboundSms.created_at < t1, OutboundSms.status.in_(BILLED))
+        )
+        or 0
+    )

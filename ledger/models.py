@@ -338,8 +338,9 @@ class OutboundSms(Base):
     to_phone: Mapped[str] = mapped_column(String(11), index=True)
     body: Mapped[str] = mapped_column(Text)
     provider: Mapped[str] = mapped_column(String(16))
-    provider_id: Mapped[str | None] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="sent")  # sent | failed
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)  # receipts name it (ledger/receipts.py)
+    # sent | failed (the hand-over), then from the provider's receipts: delivered | undelivered | failed
+    status: Mapped[str] = mapped_column(String(16), default="sent")
     conversation_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
 

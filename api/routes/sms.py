@@ -1,4 +1,4 @@
-"""SMS channel: the provider's inbound webhook, and the outbox of the local provider."""
+"""SMS channel: the provider's inbound webhook, its delivery receipts, and the outbox of the local provider."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.chat import BadInput, ChatDep, ChatService, DuplicateMessage, Reply, clean_text
-from api.deps import AdminDep, DatabaseDep, SessionDep
+from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.limits import limiter, public_limit
-from api.schemas import OutboxSms, SmsInbound, errors
+from api.schemas import OutboxSms, SmsInbound, SmsStatus, errors
 from api.schemas.common import PHONE_PATTERN, normalise_phone
 from api.sms import as_sms, provider_for, send_reply, valid_twilio_signature
-from ledger import campaigns, conduct, conversations
+from ledger import campaigns, conduct, conversations, receipts
 from ledger.clock import process_clock
 from ledger.db import Database
 from ledger.models import OutboundSms
+from settings import Settings
 
 router = APIRouter(prefix="/v1/sms", tags=["sms"], responses=errors(422, 503))
 TWIML = {"description": "an empty TwiML answer", "content": {"text/xml": {"schema": {"type": "string"}}}}
@@ -47,6 +48,13 @@ INBOUND_DOC = {
         },
     ],
 }
+STATUS_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/x-www-form-urlencoded": {"schema": SmsStatus.model_json_schema()}},
+    },
+    "parameters": INBOUND_DOC["parameters"],
+}
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -65,21 +73,7 @@ async def inbound(request: Request, service: ChatDep, db: DatabaseDep) -> Respon
     """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider.
     The signature (or, with the outbox provider, the dev secret) is checked before the fields."""
     settings = service.settings
-    form = await request.form()
-    params = {k: str(v) for k, v in form.items()}
-    if settings.sms_provider == "twilio":
-        # Twilio signs the URL it called; behind a proxy that is the public URL, not ours.
-        url = f"{settings.public_base_url.rstrip('/')}{request.url.path}"
-        if request.url.query:
-            url += f"?{request.url.query}"
-        token = settings.twilio_auth_token.get_secret_value()
-        if not valid_twilio_signature(url, params, token, request.headers.get("X-Twilio-Signature")):
-            raise ApiError(403, "bad_signature", "the request signature is not valid")
-    elif not _dev_secret_ok(
-        settings.sms_inbound_dev_secret.get_secret_value(), request.headers.get("X-SMS-Dev-Secret")
-    ):
-        # The local provider has no signature: only whoever holds var/secrets.env may play the phone.
-        raise ApiError(403, "bad_signature", "inbound SMS needs header X-SMS-Dev-Secret (SMS_INBOUND_DEV_SECRET)")
+    params = await _signed_form(request, settings)
     try:
         fields = SmsInbound.model_validate(params)
         phone = normalise_phone(fields.From)
@@ -105,6 +99,43 @@ async def inbound(request: Request, service: ChatDep, db: DatabaseDep) -> Respon
         text_out = as_sms(reply.text, reply.buttons)
         await send_reply(provider, settings, service.policy, service.clock, phone, text_out, cid, wrote_at, db=db)
     return _twiml()
+
+
+@router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=STATUS_DOC)
+@limiter.limit(public_limit)
+async def delivery_status(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
+    """Twilio's status callback for an SMS we sent (MessageSid, MessageStatus), signed like the
+    inbound webhook. It only moves a message forward (ledger/receipts.py); a replay, a late or
+    unknown one changes nothing and is still acknowledged, so the provider does not retry it."""
+    params = await _signed_form(request, settings)
+    try:
+        fields = SmsStatus.model_validate(params)
+    except ValidationError as exc:
+        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        raise ApiError(422, "validation_failed", "the form is not valid", errors=problems) from None
+    await db.run(lambda s: receipts.record_receipt(s, fields.MessageSid, fields.MessageStatus.lower()))
+    return Response(status_code=204)
+
+
+async def _signed_form(request: Request, settings: Settings) -> dict[str, str]:
+    """The provider's form fields, once its signature (or, with the outbox provider, the dev
+    secret) is checked; 403 otherwise, before any field is read."""
+    form = await request.form()
+    params = {k: str(v) for k, v in form.items()}
+    if settings.sms_provider == "twilio":
+        # Twilio signs the URL it called; behind a proxy that is the public URL, not ours.
+        url = f"{settings.public_base_url.rstrip('/')}{request.url.path}"
+        if request.url.query:
+            url += f"?{request.url.query}"
+        token = settings.twilio_auth_token.get_secret_value()
+        if not valid_twilio_signature(url, params, token, request.headers.get("X-Twilio-Signature")):
+            raise ApiError(403, "bad_signature", "the request signature is not valid")
+    elif not _dev_secret_ok(
+        settings.sms_inbound_dev_secret.get_secret_value(), request.headers.get("X-SMS-Dev-Secret")
+    ):
+        # The local provider has no signature: only whoever holds var/secrets.env may play the phone.
+        raise ApiError(403, "bad_signature", "SMS webhooks need header X-SMS-Dev-Secret (SMS_INBOUND_DEV_SECRET)")
+    return params
 
 
 def _dev_secret_ok(expected: str, given: str | None) -> bool:

@@ -57,6 +57,7 @@ from api.schemas.ops import (
     OutboxMessage,
     OutboxSms,
     SmsInbound,
+    SmsStatus,
     Transcript,
     TranscriptEntry,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "SessionOut",
     "Skipped",
     "SmsInbound",
+    "SmsStatus",
     "SuppressionOut",
     "TextIn",
     "Token",

@@ -99,11 +99,22 @@ class SmsInbound(BaseModel):
     MessageSid: str = Field(min_length=1, max_length=64)
 
 
+class SmsStatus(BaseModel):
+    """The provider's delivery receipt (Twilio's status callback; it sends more fields, which count
+    for the signature)."""
+
+    model_config = ConfigDict(extra="allow")
+    MessageSid: str = Field(min_length=1, max_length=64)
+    MessageStatus: str = Field(
+        min_length=1, max_length=32, description="queued, sent, delivered, undelivered, failed ..."
+    )
+
+
 class OutboxSms(BaseModel):
     to: str
     body: str
     provider: str
-    status: Literal["sent", "failed"]
+    status: Literal["sent", "failed", "delivered", "undelivered"]
     created_at: Timestamp
 
 

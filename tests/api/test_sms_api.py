@@ -116,7 +116,12 @@ def test_twilio_provider_speaks_the_messages_api() -> None:
     [req] = seen
     assert req.url == "https://api.twilio.com/2010-04-01/Accounts/AC123/Messages.json"
     assert req.headers["authorization"].startswith("Basic ")
-    assert parse_qs(req.content.decode()) == {"To": ["+8613800000002"], "From": ["+15550001111"], "Body": ["您好"]}
+    assert parse_qs(req.content.decode()) == {
+        "To": ["+8613800000002"],
+        "From": ["+15550001111"],
+        "Body": ["您好"],
+        "StatusCallback": [f"{settings.public_base_url}/v1/sms/status"],  # where its receipts come back
+    }
 
 
 def test_an_sms_conversation_cannot_be_read_or_continued_from_the_web(
@@ -262,3 +267,49 @@ def test_an_agent_reviews_a_wrong_number_report_and_closes_the_request(
             s, phone=number, account_pk=pk, channel="sms", purpose="campaign", at=clock.now(), rules=policy.contact
         )
     assert decision.outcome == "send"  # it was the holder's number after all
+
+
+def test_delivery_receipts_move_an_sms_forward_once_signed(twilio_env: None, client: TestClient, db: Database) -> None:
+    from ledger.models import OutboundSms
+
+    sid = f"SM{uuid.uuid4().hex}"
+    with db.transaction() as s:
+        s.add(OutboundSms(to_phone="13700002222", body="您好", provider="twilio", provider_id=sid, status="sent"))
+
+    def receipt(status: str, signed: bool = True) -> int:
+        form = {"MessageSid": sid, "MessageStatus": status, "AccountSid": "AC123"}
+        signature = twilio_signature("https://bank.example/v1/sms/status", form, "twilio-secret")
+        headers = {"X-Twilio-Signature": signature if signed else "forged"}
+        return client.post("/v1/sms/status", data=form, headers=headers).status_code
+
+    def status() -> str:
+        with db.transaction(readonly=True) as s:
+            return str(s.scalar(select(OutboundSms.status).where(OutboundSms.provider_id == sid)))
+
+    assert receipt("delivered", signed=False) == 403 and status() == "sent"  # a forged receipt changes nothing
+    assert receipt("delivered") == 204 and status() == "delivered"
+    assert receipt("delivered") == 204 and status() == "delivered"  # replayed
+    assert receipt("sent") == 204 and status() == "delivered"  # late, out of order
+    assert receipt("undelivered") == 204 and status() == "delivered"  # a final status stays
+    form = {"MessageSid": "SMnotours", "MessageStatus": "failed"}
+    signature = twilio_signature("https://bank.example/v1/sms/status", form, "twilio-secret")
+    assert client.post("/v1/sms/status", data=form, headers={"X-Twilio-Signature": signature}).status_code == 204
+
+
+@pytest.mark.parametrize(
+    ("current", "reported", "after"),
+    [
+        ("sent", "queued", None),
+        ("sent", "sent", None),
+        ("sent", "delivered", "delivered"),
+        ("sent", "undelivered", "undelivered"),
+        ("sent", "failed", "failed"),
+        ("sent", "read", None),  # not a status we know: ignored
+        ("delivered", "failed", None),
+        ("failed", "delivered", None),  # refused at hand-over: no receipt can revive it
+    ],
+)
+def test_a_receipt_only_moves_a_message_forward(current: str, reported: str, after: str | None) -> None:
+    from ledger.receipts import next_status
+
+    assert next_status(current, reported) == after

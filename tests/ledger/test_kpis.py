@@ -56,3 +56,35 @@ def test_kpis_follow_their_definitions(tmp_path: Path, policy: Policy) -> None:
     assert figures["by_campaign"][result.campaign.campaign_id]["contact_rate"] == 0.75
     assert figures["roll_rate"]["M1"] == 0.0
     assert figures["recovery_rate"] == 0.0 and figures["amount_overdue_at_start"] != "0.00"
+
+
+def test_sms_cost_counts_what_the_provider_took_whatever_its_receipt_says(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from ledger.kpis import billed_sms
+    from ledger.models import OutboundSms
+    from ledger.receipts import record_receipt
+
+    url = f"sqlite+pysqlite:///{tmp_path / 'receipts.db'}"
+    fresh_schema(url)
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a fixed instant: no wall clock
+    with transaction(url) as s:
+        for i, status in enumerate(["sent", "sent", "sent", "failed"]):
+            s.add(
+                OutboundSms(
+                    to_phone="13700003333",
+                    body="您好",
+                    provider="twilio",
+                    provider_id=f"SM{i}",
+                    status=status,
+                    created_at=t0,
+                )
+            )
+    with transaction(url) as s:
+        assert record_receipt(s, "SM0", "delivered").outcome == "recorded"
+        assert record_receipt(s, "SM1", "undelivered").outcome == "recorded"
+        assert record_receipt(s, "SM1", "delivered").outcome == "unchanged"
+        assert record_receipt(s, "SMx", "delivered").outcome == "unknown"
+    with transaction(url, readonly=True) as s:
+        # SM0 delivered, SM1 undelivered, SM2 still only sent: the provider took all three; SM3 it refused.
+        assert billed_sms(s, t0, t0 + timedelta(hours=1)) == 3
