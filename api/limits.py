@@ -27,7 +27,8 @@ class SweptMemoryStorage(MemoryStorage):
     message cost the gateway a new OS thread, which the event loop waited to see started
     (docs/performance.md). The fixed-window strategy (slowapi's default, used here) counts
     through `incr` and reads through `get`, which drops an expired counter itself; so only
-    `incr` changes. Counters still go once their window has passed: memory stays bounded.
+    `incr` changes, and it still starts from `get`. Counters still go once their window has
+    passed: memory stays bounded.
     """
 
     STORAGE_SCHEME = ["swept-memory"]  # noqa: RUF012 - limits reads it as a class attribute: the scheme names this class
@@ -42,9 +43,8 @@ class SweptMemoryStorage(MemoryStorage):
         if now >= self._next_sweep:
             self._next_sweep = now + self.SWEEP_EVERY
             self._sweep(now)
+        self.get(key)  # drops this key's counter if its window has passed, as the stock incr does
         with self.locks[key]:
-            if self.expirations.get(key, 0.0) <= now:  # its window has passed: a new one starts
-                self.storage.pop(key, None)
             self.storage[key] += amount
             if self.storage[key] == amount:
                 self.expirations[key] = now + expiry

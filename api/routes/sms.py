@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hmac
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -24,37 +24,33 @@ from ledger.db import Database
 from ledger.models import OutboundSms
 from settings import Settings
 
+Form = TypeVar("Form", bound=BaseModel)
 router = APIRouter(prefix="/v1/sms", tags=["sms"], responses=errors(422, 503))
 TWIML = {"description": "an empty TwiML answer", "content": {"text/xml": {"schema": {"type": "string"}}}}
-INBOUND_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/x-www-form-urlencoded": {"schema": SmsInbound.model_json_schema()}},
+SIGNATURE_HEADERS = [
+    {
+        "name": "X-SMS-Dev-Secret",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "SMS_PROVIDER=outbox: must equal SMS_INBOUND_DEV_SECRET",
     },
-    "parameters": [
-        {
-            "name": "X-SMS-Dev-Secret",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": "SMS_PROVIDER=outbox: must equal SMS_INBOUND_DEV_SECRET",
-        },
-        {
-            "name": "X-Twilio-Signature",
-            "in": "header",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": "SMS_PROVIDER=twilio: Twilio's signature of the URL and form",
-        },
-    ],
-}
-STATUS_DOC = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/x-www-form-urlencoded": {"schema": SmsStatus.model_json_schema()}},
+    {
+        "name": "X-Twilio-Signature",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "SMS_PROVIDER=twilio: Twilio's signature of the URL and form",
     },
-    "parameters": INBOUND_DOC["parameters"],
-}
+]
+
+
+def _form_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a provider webhook: `model` as a form body, and the signature headers."""
+    content = {"application/x-www-form-urlencoded": {"schema": model.model_json_schema()}}
+    return {"requestBody": {"required": True, "content": content}, "parameters": SIGNATURE_HEADERS}
+
+
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -66,21 +62,17 @@ def _twiml() -> Response:
     "/inbound",
     response_class=Response,
     responses={200: TWIML, **errors(403, 413, 429)},
-    openapi_extra=INBOUND_DOC,
+    openapi_extra=_form_doc(SmsInbound),
 )
 @limiter.limit(public_limit)
 async def inbound(request: Request, service: ChatDep, db: DatabaseDep) -> Response:
     """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider.
     The signature (or, with the outbox provider, the dev secret) is checked before the fields."""
     settings = service.settings
-    params = await _signed_form(request, settings)
+    fields = await _signed_form(request, settings, SmsInbound)
     try:
-        fields = SmsInbound.model_validate(params)
         phone = normalise_phone(fields.From)
         text = clean_text(fields.Body, settings.max_message_chars)
-    except ValidationError as exc:
-        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-        raise ApiError(422, "validation_failed", "the form is not valid", errors=problems) from None
     except (ValueError, BadInput) as exc:
         raise ApiError(422, "validation_failed", str(exc)) from None
     sid = fields.MessageSid
@@ -101,25 +93,20 @@ async def inbound(request: Request, service: ChatDep, db: DatabaseDep) -> Respon
     return _twiml()
 
 
-@router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=STATUS_DOC)
+@router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=_form_doc(SmsStatus))
 @limiter.limit(public_limit)
 async def delivery_status(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Twilio's status callback for an SMS we sent (MessageSid, MessageStatus), signed like the
     inbound webhook. It only moves a message forward (ledger/receipts.py); a replay, a late or
     unknown one changes nothing and is still acknowledged, so the provider does not retry it."""
-    params = await _signed_form(request, settings)
-    try:
-        fields = SmsStatus.model_validate(params)
-    except ValidationError as exc:
-        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-        raise ApiError(422, "validation_failed", "the form is not valid", errors=problems) from None
+    fields = await _signed_form(request, settings, SmsStatus)
     await db.run(lambda s: receipts.record_receipt(s, fields.MessageSid, fields.MessageStatus.lower()))
     return Response(status_code=204)
 
 
-async def _signed_form(request: Request, settings: Settings) -> dict[str, str]:
-    """The provider's form fields, once its signature (or, with the outbox provider, the dev
-    secret) is checked; 403 otherwise, before any field is read."""
+async def _signed_form(request: Request, settings: Settings, model: type[Form]) -> Form:
+    """The provider's form as `model`, once its signature (or, with the outbox provider, the dev
+    secret) is checked: 403 otherwise, before any field is read; 422 if the fields are not valid."""
     form = await request.form()
     params = {k: str(v) for k, v in form.items()}
     if settings.sms_provider == "twilio":
@@ -135,7 +122,11 @@ async def _signed_form(request: Request, settings: Settings) -> dict[str, str]:
     ):
         # The local provider has no signature: only whoever holds var/secrets.env may play the phone.
         raise ApiError(403, "bad_signature", "SMS webhooks need header X-SMS-Dev-Secret (SMS_INBOUND_DEV_SECRET)")
-    return params
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
+        raise ApiError(422, "validation_failed", "the form is not valid", errors=problems) from None
 
 
 def _dev_secret_ok(expected: str, given: str | None) -> bool:
