@@ -9,6 +9,13 @@ first window to the last. Results in bench/results/soak.json.
 `--rate` is conversations started per second (each runs nine turns: verify, ask, agree a plan or
 promise a payment, or only ask questions); every window a campaign writes to a fresh batch of
 holders, and the gateway's sender sends it. Set DATABASE_URL to soak PostgreSQL instead of SQLite.
+
+The holders are all imported before the first window, as a steady state is: a bank's overdue
+book does not grow by a fifth every five minutes. Each window's batch is a day further overdue
+than the one before, so each window's campaign (segment: that many days overdue) writes to its
+own batch. A campaign reads the whole book to choose whom to write to, so with a book that
+grew every window the gateway's peak memory grew with the book, which read as a leak
+(docs/performance.md, "Memory in the soak").
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import statistics
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -90,11 +98,27 @@ async def conversation(client: httpx.AsyncClient, gateway: str, holder: Holder, 
         await asyncio.sleep(1.0)  # a person reads and types
 
 
-async def campaign(client: httpx.AsyncClient, gateway: str, admin: dict[str, str], name: str) -> str:
+BASE_OVERDUE_DAYS = 12  # the first window's batch; each later batch a day further overdue
+
+
+def midday_zone(now: datetime) -> str:
+    """A time zone where it is about noon now: the soak's holders live there, so its campaigns
+    send (08:00-21:00 in the holder's time) whatever hour the soak runs."""
+    offset = (12 - now.astimezone(UTC).hour + 12) % 24 - 12  # -12..+11 hours from UTC
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/UTC"  # the Etc/GMT names count the other way
+
+
+def overdue_days(window: int) -> int:
+    """How many days overdue window `window`'s batch is (it wraps after 60 windows: five hours)."""
+    return BASE_OVERDUE_DAYS + window % 60
+
+
+async def campaign(client: httpx.AsyncClient, gateway: str, admin: dict[str, str], name: str, days: int) -> str:
+    segment = {"min_overdue_days": days, "max_overdue_days": days}
     r = await client.post(
         f"{gateway}/v1/campaigns",
         headers=admin,
-        json={"name": name, "segment": {"buckets": ["M1"]}, "template": "reminder"},
+        json={"name": name, "segment": segment, "template": "reminder"},
     )
     r.raise_for_status()
     return str(r.json()["campaign_id"])
@@ -115,6 +139,11 @@ async def soak(
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     per_window = max(1, int(rate * window_s)) + 5
     holders: list[Holder] = []
+    zone = midday_zone(datetime.now(UTC))
+    for k in range(math.ceil(minutes * 60 / window_s) + 1):  # the whole book, before the first window
+        batch_today = today - timedelta(days=overdue_days(k) - BASE_OVERDUE_DAYS)  # due a day earlier each
+        start = 9_000_000 + len(holders)
+        holders += await asyncio.to_thread(make_holders, url, per_window, batch_today, start, zone)
     windows: list[Window] = []
     rows: list[dict[str, Any]] = []
     campaigns: list[str] = []
@@ -132,9 +161,8 @@ async def soak(
                     rows.append(windows[-1].summary(memory))
                     print(f"  window {len(rows)}: {rows[-1]}", flush=True)
                 windows.append(Window(time.monotonic()))
-                start = 9_000_000 + len(holders)
-                holders += await asyncio.to_thread(make_holders, url, per_window, today, start)
-                campaigns.append(await campaign(client, gateway, admin, f"soak-{len(windows)}"))
+                k = len(windows) - 1
+                campaigns.append(await campaign(client, gateway, admin, f"soak-{k + 1}", overdue_days(k)))
             task = asyncio.create_task(conversation(client, gateway, holders[i], i, windows))
             tasks.add(task)
             task.add_done_callback(tasks.discard)

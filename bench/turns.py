@@ -42,7 +42,9 @@ class Holder:
     card4: str
 
 
-def make_holders(database_url: str, n: int, today: date, start: int = 0) -> list[Holder]:
+def make_holders(
+    database_url: str, n: int, today: date, start: int = 0, timezone: str = "Asia/Shanghai"
+) -> list[Holder]:
     """Import `n` M1 holders (12 days overdue, 8,000 yuan) for the load; phones 137xxxxxxxx."""
     holders = []
     with transaction(database_url) as session:
@@ -63,6 +65,7 @@ def make_holders(database_url: str, n: int, today: date, start: int = 0) -> list
                     statement_date=due - timedelta(days=20),
                     due_date=due,
                     paid_since_statement=0,
+                    timezone=timezone,
                 ),
                 actor="bench",
             )
