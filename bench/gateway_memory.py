@@ -22,7 +22,7 @@ import os
 import subprocess
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ import httpx
 
 from bench.machine import describe
 from bench.run import rss_mib
-from bench.soak import keep_run, midday_zone
+from bench.soak import BASE_OVERDUE_DAYS, keep_run, midday_zone, overdue_days
 from bench.turns import make_holders
 from ledger.clock import Clock
 from scripts.stack import ROOT, Stack, free_port, prepare
@@ -104,21 +104,42 @@ async def turns(client: httpx.AsyncClient, base: str, pid: int, total: int, conv
 async def campaigns(
     client: httpx.AsyncClient, base: str, pid: int, url: str, admin: dict[str, str], book: str, count: int
 ) -> list[dict[str, Any]]:
+    """`count` campaigns of 250 sends each: to a batch imported just before it (`grow`), or to
+    its own batch of a book imported whole at the start (`fixed`; batches told apart by how many
+    days overdue they are, as in the soak)."""
     today, zone, batch = Clock.system("Asia/Shanghai").today(), midday_zone(datetime.now(UTC)), 250
+
+    async def import_batch(k: int) -> None:
+        batch_today = today - timedelta(days=overdue_days(k) - BASE_OVERDUE_DAYS)
+        await asyncio.to_thread(make_holders, url, batch, batch_today, 9_000_000 + k * batch, zone)
+
     if book == "fixed":
-        await asyncio.to_thread(make_holders, url, batch * count, today, 9_000_000, zone)
+        for k in range(count):
+            await import_batch(k)
     rows = []
     for k in range(count):
         if book == "grow":
-            await asyncio.to_thread(make_holders, url, batch, today, 9_000_000 + k * batch, zone)
-        body = {"name": f"memory-{k}", "segment": {"buckets": ["M1"]}, "template": "reminder"}
+            await import_batch(k)
+        days = overdue_days(k)
+        body = {
+            "name": f"memory-{k}",
+            "segment": {"min_overdue_days": days, "max_overdue_days": days},
+            "template": "reminder",
+        }
         r = await client.post(f"{base}/v1/campaigns", headers=admin, json=body)
         r.raise_for_status()
-        await asyncio.sleep(3)  # the sender's turn at the queue
+        campaign_id = r.json()["campaign_id"]
+        for _ in range(100):  # until the sender has sent it
+            await asyncio.sleep(1)
+            progress = (await client.get(f"{base}/v1/campaigns/{campaign_id}", headers=admin)).json()["progress"]
+            if progress["done"] >= 1:
+                break
+        holders = batch * (k + 1 if book == "grow" else count)
         rows.append(
             {
                 "campaign": k + 1,
-                "holders": batch * (k + 1 if book == "grow" else count),
+                "holders": holders,
+                "sent": progress["sent"],
                 "rss_mib": rss_mib(pid),
                 "anon_mib": anon_mib(pid),
             }
