@@ -27,7 +27,7 @@ from api.chat.replies import Reply, TurnResult
 from api.errors import ApiError
 from ledger import compliance, conduct, conversations, handoff
 from ledger.clock import Clock
-from ledger.db import Database
+from ledger.db import Database, durable_with_next_commit
 from ledger.masking import mask, mask_values
 from ledger.models import Conversation, Message
 
@@ -46,6 +46,16 @@ Outgoing = list[tuple[str, Any]]  # (text, buttons) as the bot said them
 
 class WrongChannel(Exception):
     """The conversation belongs to another channel (an SMS conversation addressed from the web)."""
+
+
+class InboundLost(OperationalError):
+    """The database crashed after the holder's message was stored and before its replies were:
+    the message did not reach the disk (`durable_with_next_commit`). Nothing was said to the
+    holder yet; like the database being away, the gateway answers 503 and the sender retries."""
+
+    def __init__(self, conversation_id: str) -> None:
+        lost = RuntimeError(f"the holder's message in {conversation_id} was lost in a database crash")
+        super().__init__(None, None, lost)
 
 
 class DuplicateMessage(Exception):
@@ -142,6 +152,8 @@ class Turns:
                 )
             except IntegrityError:  # the same provider message raced in from a retry
                 raise DuplicateMessage(external_id or "") from None
+            if conv.mode != "human":  # the replies' commit follows before the holder hears back
+                durable_with_next_commit(session)
             return conv.id, msg_pk, conv.mode, said
 
         started = time.perf_counter()
@@ -157,6 +169,8 @@ class Turns:
 
         def store_outbound(session: Session) -> TurnResult:
             if retry:  # an earlier try may have committed before its connection was cut
+                if session.get(Message, msg_pk) is None:  # a database crash lost the message: say so
+                    raise InboundLost(conversation_id)
                 done = _replies_after(session, conv_pk, msg_pk)
                 if done is not None:
                     mode = session.scalar(select(Conversation.mode).where(Conversation.id == conv_pk))
@@ -184,8 +198,8 @@ class Turns:
             try:
                 result = await self.db.run(store_outbound)
                 break
-            except DB_AWAY:
-                if time.monotonic() > deadline:
+            except DB_AWAY as exc:
+                if isinstance(exc, InboundLost) or time.monotonic() > deadline:
                     raise
                 retry = True
                 await asyncio.sleep(0.5)

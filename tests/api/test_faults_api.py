@@ -11,14 +11,18 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from types import SimpleNamespace
+from typing import cast
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from api.chat import HOLDING_REPLY, ChatService, TurnResult
+from api.chat.turn import InboundLost
 from ledger import accounts, campaigns, handoff
 from ledger.clock import Clock
 from ledger.db import Database
@@ -133,6 +137,47 @@ def test_a_turn_the_bot_leaves_silent_gets_the_holding_reply(db: Database) -> No
 
     result = asyncio.run(run())
     assert result.mode == "human" and [r.text for r in result.replies] == [HOLDING_REPLY]
+
+
+def test_a_message_a_database_crash_lost_is_not_answered_and_is_taken_again(db: Database) -> None:
+    """The holder's message is committed without waiting for the disk (the replies' commit puts
+    it there). If the database crashes between the two, the message may be gone: the turn stores
+    no reply to nothing, fails like a database away (503, the sender retries), and the retry is
+    answered once."""
+    parts, cid = Parts(), f"crash-{uuid.uuid4().hex[:8]}"
+    crashed = False
+
+    def rasa(request: httpx.Request) -> httpx.Response:
+        nonlocal crashed
+        if request.url.path.endswith("/webhook") and not crashed:  # the crash, while Rasa answers
+            crashed = True
+            with db.transaction() as s:  # what did not reach the disk is gone after the restart
+                conv_pk = select(Conversation.id).where(Conversation.conversation_id == cid)
+                s.execute(delete(Message).where(Message.conversation_pk == conv_pk.scalar_subquery()))
+        return parts.handler(request)
+
+    async def run() -> TurnResult:
+        settings = Settings(database_url=db.url, action_server_url="http://127.0.0.1:5055")
+        async with httpx.AsyncClient(transport=httpx.MockTransport(rasa)) as http:
+            service = ChatService(settings, http, db=db)
+            calls, run_work = 0, db.run
+
+            async def cut_once(work, **kw):  # type: ignore[no-untyped-def]
+                nonlocal calls
+                calls += 1
+                if calls == 2:  # the replies' first try meets the crashed server
+                    raise OperationalError("SELECT 1", None, Exception("server closed the connection"))
+                return await run_work(work, **kw)
+
+            service.turns.db = cast(Database, SimpleNamespace(run=cut_once))
+            with pytest.raises(InboundLost):
+                await service.handle(cid, "我欠多少")
+            service.turns.db = db
+            return await service.handle(cid, "我欠多少")  # the sender's retry
+
+    again = asyncio.run(run())
+    assert [r.text for r in again.replies] == ["好的，我来帮您查一下。"]
+    assert transcript(db, cid) == [("user", "我欠多少"), ("bot", "好的，我来帮您查一下。")]
 
 
 def test_an_outbound_contact_with_rasa_down_gets_one_holding_reply_not_two(db: Database) -> None:
