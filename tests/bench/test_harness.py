@@ -7,7 +7,7 @@ from bench.campaign import run
 
 def test_campaign_benchmark_runs_on_sqlite() -> None:
     result = run(300, postgres=False)["results"]["sqlite"]
-    assert result["accounts"] == 300 and 0 < result["selected"] <= 300
+    assert result["accounts"] == 300 and 0 < result["selected"] <= 300 and result["peak_python_mib"] > 0
     assert result["selected"] == result["queued"] + sum(v for k, v in result["skipped"].items() if k != "quiet_hours")
 
 
