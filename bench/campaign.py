@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 from sqlalchemy import insert
 
-from bench.machine import describe
+from bench.machine import describe, record
 from ledger.campaigns import Segment, create_campaign
 from ledger.clock import Clock
 from ledger.db import make_engine, transaction
@@ -163,8 +162,7 @@ def main() -> int:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     print(f"== campaign: selection + compliance + enqueue over {n} accounts ==", flush=True)
     result = run(n)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "campaign.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    record(RESULTS, "campaign", result)
     return 0
 
 

@@ -8,7 +8,6 @@ The figure is accounts per second for `ledger.eod.run_eod`, and for a second run
 
 from __future__ import annotations
 
-import json
 import random
 import sys
 import time
@@ -20,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, insert, select
 
 from bench.campaign import CHUNK, on_both_databases, populate
+from bench.machine import record
 from ledger.clock import Clock
 from ledger.db import Database, make_engine, transaction
 from ledger.eod import run_eod
@@ -141,7 +141,7 @@ def main() -> int:
     print(f"== end-of-day over {n} accounts with plans ==", flush=True)
     result = run(n)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "eod.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    record(RESULTS, "eod", result)
     return 0
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import func, select
 from bench import campaign as campaign_bench
 from bench import eod as eod_bench
 from bench import scaling as scaling_bench
-from bench.machine import describe
+from bench.machine import describe, record
 from bench.turns import compare, holders_needed, make_holders
 from ledger.clock import Clock
 from ledger.db import transaction
@@ -173,10 +173,10 @@ def main() -> int:
         return 0 if result["lost_messages"] == 0 and written else 1
     print(f"== campaign: selection + compliance + enqueue over {campaign_accounts} accounts ==", flush=True)
     campaign = campaign_bench.run(campaign_accounts)
-    (RESULTS / "campaign.json").write_text(json.dumps(campaign, indent=2, ensure_ascii=False))
+    record(RESULTS, "campaign", campaign)
     print(f"== end-of-day over {eod_accounts} accounts with plans ==", flush=True)
     eod = eod_bench.run(eod_accounts)
-    (RESULTS / "eod.json").write_text(json.dumps(eod, indent=2, ensure_ascii=False))
+    record(RESULTS, "eod", eod)
     _turns_table(result)
     for db, figures in campaign["results"].items():
         if "accounts_per_s" in figures:

@@ -5,7 +5,6 @@ store, conversations pinned by id. `python -m bench.scaling` -> bench/results/sc
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -14,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from bench.machine import describe
+from bench.machine import describe, record
 from bench.turns import machine_speed_ms, make_holders, measure
 from ledger.clock import Clock
 from scripts.stack import ROOT, Stack, free_port, prepare
@@ -107,7 +106,7 @@ def main() -> int:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         for name in (LEDGER_DB, TRACKER_DB):
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    (ROOT / "bench" / "results" / "scaling.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    record(ROOT / "bench" / "results", "scaling", out)
     return 0
 
 

@@ -8,7 +8,6 @@ and, when it answers, PostgreSQL; stores interleaved in rounds so a slow spell h
 from __future__ import annotations
 
 import asyncio
-import json
 import platform
 import statistics
 import subprocess
@@ -22,6 +21,7 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 
+from bench.machine import record
 from bot.tracker_store import CachedSQLTrackerStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +104,7 @@ def main() -> int:
         "load": f"{CONVERSATIONS} conversations x {TURNS} turns, median of {ROUNDS} interleaved rounds",
         "cpu_ms_per_turn": results,
     }
-    (ROOT / "bench" / "results" / "tracker_store.json").write_text(json.dumps(out, indent=2, ensure_ascii=False))
+    record(ROOT / "bench" / "results", "tracker_store", out)
     return 0
 
 
