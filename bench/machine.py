@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -48,8 +49,6 @@ def describe() -> dict[str, Any]:
 def record(results: Path, name: str, result: dict[str, Any]) -> None:
     """`name`.json holds the latest run (what the README quotes); `name`-runs.jsonl keeps every
     run, one line each, whatever its figures."""
-    import json
-
     results.mkdir(parents=True, exist_ok=True)
     (results / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     with (results / f"{name}-runs.jsonl").open("a", encoding="utf-8") as runs:

@@ -83,12 +83,11 @@ def _store_replies(session: Session, slots: conversations.ReplySlots, outgoing: 
     return [Reply(*stored) for stored in conversations.store_replies(session, slots, "bot", channel, guarded)]
 
 
-def _replies_after(session: Session, conv_pk: int, msg_pk: int) -> list[Reply] | None:
-    """The bot replies already stored after the holder's message, or None if there are none."""
-    seq = session.scalar(select(Message.seq).where(Message.id == msg_pk))
+def _replies_after(session: Session, conv_pk: int, seq: int) -> list[Reply] | None:
+    """The bot replies already stored after the holder's message (at `seq`), or None if there are none."""
     rows = session.scalars(
         select(Message)
-        .where(Message.conversation_pk == conv_pk, Message.seq > (seq or 0), Message.sender == "bot")
+        .where(Message.conversation_pk == conv_pk, Message.seq > seq, Message.sender == "bot")
         .order_by(Message.seq)
     ).all()
     return [Reply(m.seq, m.text, m.buttons) for m in rows] or None
@@ -169,9 +168,10 @@ class Turns:
 
         def store_outbound(session: Session) -> TurnResult:
             if retry:  # an earlier try may have committed before its connection was cut
-                if session.get(Message, msg_pk) is None:  # a database crash lost the message: say so
+                seq = session.scalar(select(Message.seq).where(Message.id == msg_pk))
+                if seq is None:  # a database crash lost the message: say so
                     raise InboundLost(conversation_id)
-                done = _replies_after(session, conv_pk, msg_pk)
+                done = _replies_after(session, conv_pk, seq)
                 if done is not None:
                     mode = session.scalar(select(Conversation.mode).where(Conversation.id == conv_pk))
                     return TurnResult(mode or "bot", done)
