@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -169,23 +169,6 @@ def make_engine(url: str, readonly: bool = False) -> Engine:
 
 
 _unpinged = threading.local()  # set while `Database.run_sync` runs work: no ping at checkout
-
-
-_NO_FLUSH_WAIT = text("SET LOCAL synchronous_commit = off")
-
-
-def durable_with_next_commit(session: Session) -> None:
-    """This transaction's COMMIT returns without waiting for its log to reach the disk (PostgreSQL's
-    `synchronous_commit = off`, for this transaction only; SQLite: no change).
-
-    Only for a write that a normal commit is sure to follow before anyone is told it is stored.
-    PostgreSQL writes its log in order, so that later commit puts this one on disk too, and
-    whoever reads this data before then (another process, another transaction) commits after it
-    and does the same. A server crash between the two can lose this one; the caller then has
-    told nobody it was stored. What it saves is one wait for the disk (`fdatasync`).
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(_NO_FLUSH_WAIT)
 
 
 T = TypeVar("T")

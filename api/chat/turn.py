@@ -27,7 +27,7 @@ from api.chat.replies import Reply, TurnResult
 from api.errors import ApiError
 from ledger import compliance, conduct, conversations, handoff
 from ledger.clock import Clock
-from ledger.db import Database, durable_with_next_commit
+from ledger.db import Database
 from ledger.masking import mask, mask_values
 from ledger.models import Conversation, Message
 
@@ -50,7 +50,7 @@ class WrongChannel(Exception):
 
 class InboundLost(OperationalError):
     """The database crashed after the holder's message was stored and before its replies were:
-    the message did not reach the disk (`durable_with_next_commit`). Nothing was said to the
+    the message did not reach the disk (`store_holder_message(durable=False)`). Nothing was said to the
     holder yet; like the database being away, the gateway answers 503 and the sender retries."""
 
     def __init__(self, conversation_id: str) -> None:
@@ -147,12 +147,17 @@ class Turns:
                 said = said.lstrip("/")  # a payload nobody offered here is typed text, never an intent
             try:
                 msg_pk = conversations.store_holder_message(
-                    session, conv, said, clock, idle, channel=channel, external_id=external_id
+                    session,
+                    conv,
+                    said,
+                    clock,
+                    idle,
+                    channel=channel,
+                    external_id=external_id,
+                    durable=conv.mode == "human",  # else the replies' commit follows before the holder hears back
                 )
             except IntegrityError:  # the same provider message raced in from a retry
                 raise DuplicateMessage(external_id or "") from None
-            if conv.mode != "human":  # the replies' commit follows before the holder hears back
-                durable_with_next_commit(session)
             return conv.id, msg_pk, conv.mode, said
 
         started = time.perf_counter()

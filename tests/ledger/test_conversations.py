@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from ledger import accounts, conversations
 from ledger.clock import Clock
+from ledger.db import Database
 from ledger.masking import mask
-from ledger.models import Message
+from ledger.models import AuditLog, Conversation, Message
 from tests.factories import record
+
+IDLE = timedelta(minutes=15)
 
 
 def test_all_three_facts_must_match(session: Session, clock: Clock) -> None:
@@ -85,3 +92,50 @@ def test_guessing_across_fresh_conversations_is_stopped_per_phone(session: Sessi
     right = conversations.get_or_create(session, "guess-right-x", "web")
     conversations.claim_phone(session, right, rec.phone)
     assert conversations.verify(session, right, "1111", "2222", now).result == "locked"  # until a person checks
+
+
+def test_a_holders_message_takes_the_next_seq_and_an_idle_verification_lapses(session: Session, clock: Clock) -> None:
+    """The turn's own write (one statement on PostgreSQL, two on SQLite): the same row either way."""
+    rec = record(phone="13911114444", id_last4="5555", card_last4="6666")
+    accounts.upsert_account(session, rec)
+    conv = conversations.get_or_create(session, "holder-msg-01", "web")
+    conversations.append_message(session, conv, "bot", "您好", buttons=[{"title": "是", "payload": "/affirm"}])
+    conversations.claim_phone(session, conv, "13911114444")
+    assert conversations.verify(session, conv, "5555", "6666", clock).result == "verified"
+
+    first = conversations.store_holder_message(session, conv, "电话13812345678", clock, IDLE)
+    later = Clock.at(clock.now() + IDLE)  # a whole idle spell without a word from them
+    second = conversations.store_holder_message(session, conv, "还在吗", later, IDLE, external_id="ext-1")
+    session.expire_all()  # what the database holds, not what the session remembers
+
+    rows = session.scalars(select(Message).where(Message.id.in_([first, second])).order_by(Message.seq)).all()
+    assert [(m.seq, m.sender, m.channel, m.text, m.buttons, m.external_id) for m in rows] == [
+        (2, "user", "web", "电话138****5678", None, None),
+        (3, "user", "web", "还在吗", None, "ext-1"),
+    ]
+    assert all(m.created_at is not None for m in rows)
+    # Offered payloads are read from stored buttons: the holder's messages add none.
+    assert conversations.offered_payloads(session, conv) == {"/affirm"}
+    row = session.scalar(select(Conversation).where(Conversation.id == conv.id))
+    assert row is not None and row.last_seq == 3 and row.last_holder_at == later.now()
+    assert row.verified_at is None  # lapsed: they must verify again before any detail
+    lapses = session.scalars(select(AuditLog.action).where(AuditLog.action == "verify.lapsed")).all()
+    assert lapses == ["verify.lapsed"]
+
+
+def test_a_message_stored_without_waiting_for_the_disk_relaxes_that_transaction_alone(
+    committed_db: Database, clock: Clock
+) -> None:
+    """`durable=False` lets one COMMIT skip the wait for the disk; the pooled connection's next
+    transaction (the turn's replies, anyone's write) waits for the disk again."""
+    if not committed_db.url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's synchronous_commit; SQLite commits as before")
+    engine = committed_db.engine.execution_options()  # one connection for every transaction below
+    with engine.connect() as conn:
+        settings = []
+        for durable in (True, False, True):
+            with Session(bind=conn) as s, s.begin():
+                conv = conversations.get_or_create(s, f"relaxed-{durable}-{clock.now():%H%M%S%f}", "web")
+                conversations.store_holder_message(s, conv, "你好", clock, IDLE, durable=durable)
+                settings.append(s.scalar(text("SHOW synchronous_commit")))
+    assert settings == ["on", "off", "on"]

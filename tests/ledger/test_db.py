@@ -13,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
-from ledger.db import Database, _writer_lock, durable_with_next_commit, transaction
+from ledger.db import Database, _writer_lock, transaction
 
 
 @pytest.fixture
@@ -132,18 +132,3 @@ def test_a_writer_kept_waiting_too_long_fails_as_a_busy_database(tmp_path: Path)
     finally:
         lock.release()
         db.dispose()
-
-
-def test_a_commit_that_does_not_wait_for_the_disk_is_that_transactions_alone(committed_db: Database) -> None:
-    """`durable_with_next_commit` relaxes one transaction; the pooled connection's next
-    transaction (the turn's replies, anyone's write) waits for the disk again."""
-    if not committed_db.url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's synchronous_commit; SQLite commits as before")
-    engine = committed_db.engine.execution_options()  # one connection for both transactions
-    with engine.connect() as conn:
-        with Session(bind=conn) as s, s.begin():
-            durable_with_next_commit(s)
-            relaxed = s.scalar(text("SHOW synchronous_commit"))
-        with Session(bind=conn) as s, s.begin():
-            after = s.scalar(text("SHOW synchronous_commit"))
-    assert (relaxed, after) == ("off", "on")
