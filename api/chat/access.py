@@ -1,9 +1,9 @@
 """Whether a bearer token opens a web conversation, asked once per session rather than per message.
 
 A web session never changes once opened: its conversation and its expiry are fixed and nothing
-revokes one (ledger/sessions.py). So a token found live is remembered with its expiry, and later
-messages only compare that expiry with the clock; an unknown or refused token asks the database
-every time. The memory is bounded (least recently used dropped first).
+revokes one (ledger/sessions.py). So a token found live, or opened here, is remembered with its
+expiry, and later messages only compare that expiry with the clock; an unknown or refused token
+asks the database every time. The memory is bounded (least recently used dropped first).
 """
 
 from __future__ import annotations
@@ -30,6 +30,16 @@ class SessionAccess:
     def __len__(self) -> int:
         return len(self._live)
 
+    def opened(self, session: sessions.OpenedSession) -> None:
+        """A session this process just opened (and committed): its first message need not look it up."""
+        self._remember(sessions.hash_token(session.token), (session.conversation_id, session.expires_at))
+
+    def _remember(self, key: str, known: tuple[str, datetime]) -> None:
+        self._live[key] = known
+        self._live.move_to_end(key)
+        while len(self._live) > self.size:
+            self._live.popitem(last=False)
+
     async def allows(self, conversation_id: str, token: str, clock: Clock) -> bool:
         """True when `token` is a live session of exactly this conversation."""
         if not token:
@@ -46,9 +56,7 @@ class SessionAccess:
             known = await self.db.run(look, readonly=True)
             if known is None:
                 return False
-            self._live[key] = known
-            while len(self._live) > self.size:
-                self._live.popitem(last=False)
+            self._remember(key, known)
         else:
             self._live.move_to_end(key)
         owner, expires = known

@@ -54,6 +54,7 @@ async def open_session(
     link = body.link_token if body else None
     if not link:
         opened = await service.db.run(lambda s: sessions.open_session(s, service.clock))
+        service.access.opened(opened)
         return SessionOut(
             conversation_id=opened.conversation_id, session_token=opened.token, expires_at=opened.expires_at.isoformat()
         )
@@ -79,6 +80,7 @@ async def open_session(
         return opened, account.account_id, campaign.campaign_id if campaign else ""
 
     opened, account_id, campaign_id = await service.db.run(tie)
+    service.access.opened(opened)
     await service.seed(
         opened.conversation_id, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id}
     )

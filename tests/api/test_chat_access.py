@@ -56,6 +56,25 @@ def test_a_session_is_remembered_until_it_expires_and_only_for_its_conversation(
     assert counting.asked == 3
 
 
+def test_a_session_opened_here_needs_no_look_and_is_still_refused_elsewhere(db: Database) -> None:
+    clock = process_clock()
+    with db.transaction() as s:
+        opened, other = sessions.open_session(s, clock), sessions.open_session(s, clock)
+    counting = CountingDb(db)
+    access = SessionAccess(counting)  # type: ignore[arg-type]
+    access.opened(opened)
+
+    async def run() -> list[bool]:
+        return [
+            await access.allows(opened.conversation_id, opened.token, clock),
+            await access.allows(other.conversation_id, opened.token, clock),  # not its conversation
+            await access.allows(opened.conversation_id, opened.token, Clock.at(opened.expires_at)),  # expired
+        ]
+
+    assert asyncio.run(run()) == [True, False, False]
+    assert counting.asked == 0
+
+
 def test_remembered_sessions_are_bounded(database_url: str, db: Database) -> None:
     clock = process_clock()
     with db.transaction() as s:
@@ -66,6 +85,8 @@ def test_remembered_sessions_are_bounded(database_url: str, db: Database) -> Non
         return [await access.allows(o.conversation_id, o.token, clock) for o in opened]
 
     assert asyncio.run(run()) == [True] * 5
+    assert len(access) == 3
+    access.opened(opened[0])
     assert len(access) == 3
 
 
