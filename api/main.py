@@ -115,6 +115,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await sender
             await eod_task
             await recovery
+            await app.state.chat.aclose()
             await hub.stop()
             app.state.db = given
             if given is None:

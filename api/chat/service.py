@@ -49,7 +49,7 @@ class ChatService:
         self.hub = hub or Hub()
         self.db = db
         self.access = SessionAccess(self.db, settings.web_session_cache)
-        self.rasa = RasaClient(settings, http)
+        self.rasa = RasaClient(settings)
         self.live = LiveUpdates(self.hub)
         self.delivery = Delivery(settings, http, self.live, self.db)
         self.turns = Turns(
@@ -109,6 +109,10 @@ class ChatService:
         reply, channel, phone = await self.turns.agent_message(conversation_id, agent, text, self.policy.contact)
         await self.delivery.agent_reply(conversation_id, channel, phone, reply)
         return reply
+
+    async def aclose(self) -> None:
+        """Close the connections to Rasa (the gateway stopping)."""
+        await self.rasa.aclose()
 
     async def resume_bot(self, conversation_id: str) -> bool:
         """Un-pause the Rasa conversation after a person hands it back."""

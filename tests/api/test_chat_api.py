@@ -85,26 +85,23 @@ def test_conversations_are_pinned_to_one_rasa_server(db: Database) -> None:
 
 def test_turns_beyond_the_rasa_limit_wait_in_order_and_a_late_one_gets_the_holding_reply(db: Database) -> None:
     import asyncio
+    from typing import Any
 
-    import httpx
-
-    from api.chat import HOLDING_REPLY, ChatService
-    from settings import Settings
+    from api.chat import HOLDING_REPLY
+    from tests.fake_rasa import Answer, chat_service, says
 
     inside, most = 0, 0
 
-    async def slow_rasa(request: httpx.Request) -> httpx.Response:  # stands in for a busy Rasa server
+    async def slow_rasa(method: str, path: str, body: Any) -> Answer:  # stands in for a busy Rasa server
         nonlocal inside, most
         inside += 1
         most = max(most, inside)
         await asyncio.sleep(0.3)
         inside -= 1
-        return httpx.Response(200, json={"intent": "greet", "confidence": 0.9, "messages": [{"text": "您好"}]})
+        return says("您好")
 
     async def run() -> list[str]:
-        settings = Settings(database_url=db.url, rasa_max_in_flight=2, rasa_timeout_seconds=0.75)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(slow_rasa)) as http:
-            service = ChatService(settings, http, db=db)
+        async with chat_service(db, slow_rasa, rasa_max_in_flight=2, rasa_timeout_seconds=0.75) as service:
             ids = [f"limit-{uuid.uuid4().hex[:8]}" for _ in range(5)]
             results = await asyncio.gather(*(service.handle(cid, "你好") for cid in ids))
         return [r.replies[0].text for r in results]

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
-import httpx
 import pytest
 
-from api.chat import HOLDING_REPLY, ChatService, RasaClient, RasaDown
+from api.chat import HOLDING_REPLY, RasaClient, RasaDown
 from api.chat.locks import KeyedLocks
-from api.hub import Hub, conversation_topic
+from api.hub import conversation_topic
 from ledger.db import Database
 from settings import Settings
+from tests.fake_rasa import Answer, chat_service, fake_rasa, says
 
 
 def test_a_keys_lock_orders_its_users_and_is_dropped_when_the_last_leaves() -> None:
@@ -51,14 +52,9 @@ def test_a_lock_is_dropped_even_when_its_holder_fails() -> None:
 def test_a_gateway_keeps_no_state_for_conversations_that_have_finished(database_url: str, db: Database) -> None:
     """The soak's slow memory growth: nothing per conversation may stay once its turns are done."""
 
-    def rasa(request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json={"intent": "greet", "confidence": 0.9, "messages": [{"text": "您好"}]})
-
     async def run() -> tuple[int, int, list[str]]:
-        settings = Settings(database_url=database_url)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(rasa)) as http:
-            hub = Hub()
-            service = ChatService(settings, http, hub, db=db)
+        async with chat_service(db, lambda method, path, body: says("您好")) as service:
+            hub = service.hub
             ids = [f"mem-{uuid.uuid4().hex[:8]}" for _ in range(30)]
             queues = [hub.subscribe(conversation_topic(cid)) for cid in ids]  # pages following them
             results = await asyncio.gather(*(service.handle(cid, "你好") for cid in ids for _ in range(2)))
@@ -75,20 +71,20 @@ def test_every_call_to_rasa_has_the_same_deadline_and_admission(database_url: st
     """A turn, a seeded conversation and a resume all wait for the same slots, within one deadline."""
     inside, most = 0, 0
 
-    async def slow(request: httpx.Request) -> httpx.Response:
+    async def slow(method: str, path: str, body: Any) -> Answer:
         nonlocal inside, most
         inside += 1
         most = max(most, inside)
         await asyncio.sleep(0.2)
         inside -= 1
-        if request.url.path.endswith("/trigger_intent"):
-            return httpx.Response(200, json={"messages": [{"text": "您好，这里是银行"}]})
-        return httpx.Response(200, json={"intent": "greet", "messages": [{"text": "您好"}]})
+        if path.endswith("/trigger_intent"):
+            return 200, {"messages": [{"text": "您好，这里是银行"}]}
+        return says("您好")
 
     async def run() -> tuple[list[object], int]:
-        settings = Settings(database_url=database_url, rasa_max_in_flight=1, rasa_timeout_seconds=0.5)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as http:
-            client = RasaClient(settings, http)
+        async with fake_rasa(slow) as url:
+            settings = Settings(database_url=database_url, rasa_url=url, rasa_max_in_flight=1, rasa_timeout_seconds=0.5)
+            client = RasaClient(settings)
             calls = [
                 client.message("conv-one", "你好", {"channel": "web"}),
                 client.trigger_intent("conv-two", "greet", {}),
@@ -96,6 +92,7 @@ def test_every_call_to_rasa_has_the_same_deadline_and_admission(database_url: st
                 client.message("conv-four", "你好", {"channel": "web"}),
             ]
             results = await asyncio.gather(*calls, return_exceptions=True)
+            await client.aclose()
         return list(results), most
 
     results, most = asyncio.run(run())
@@ -106,14 +103,13 @@ def test_every_call_to_rasa_has_the_same_deadline_and_admission(database_url: st
 
 
 def test_a_seeded_conversation_past_the_deadline_gets_the_holding_reply(database_url: str, db: Database) -> None:
-    async def hung(request: httpx.Request) -> httpx.Response:
+    async def hung(method: str, path: str, body: Any) -> Answer:
         await asyncio.sleep(1)
-        return httpx.Response(200, json={"messages": [{"text": "太晚了"}]})
+        return 200, {"messages": [{"text": "太晚了"}]}
 
     async def run() -> list[str]:
-        settings = Settings(database_url=database_url, rasa_timeout_seconds=0.2)
-        async with httpx.AsyncClient(transport=httpx.MockTransport(hung)) as http:
-            result = await ChatService(settings, http, db=db).seed(f"seed-{uuid.uuid4().hex[:8]}", "greet", {})
+        async with chat_service(db, hung, rasa_timeout_seconds=0.2) as service:
+            result = await service.seed(f"seed-{uuid.uuid4().hex[:8]}", "greet", {})
         return [r.text for r in result.replies]
 
     assert asyncio.run(run()) == [HOLDING_REPLY]

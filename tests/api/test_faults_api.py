@@ -1,7 +1,8 @@
 """The gateway while a part is away: Rasa or the action server down, the database unreachable.
 
-Rasa and the action server are stood in for by an httpx mock whose state the test switches;
-the database is the suite's real one (or, for the 503 checks, a PostgreSQL port nobody serves).
+Rasa and the action server are stood in for over HTTP (tests/fake_rasa.py) by a server whose
+state the test switches; the database is the suite's real one (or, for the 503 checks, a
+PostgreSQL port nobody serves).
 """
 
 from __future__ import annotations
@@ -12,56 +13,45 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from api.chat import HOLDING_REPLY, ChatService, TurnResult
+from api.chat import HOLDING_REPLY, TurnResult
 from api.chat.turn import InboundLost
 from ledger import accounts, campaigns, handoff
 from ledger.clock import Clock
 from ledger.db import Database
 from ledger.models import AuditLog, Conversation, HandoffTicket, Message
 from ledger.policy import Policy
-from settings import Settings, get_settings
+from settings import get_settings
 from tests.conftest import TZ
 from tests.factories import record
+from tests.fake_rasa import Answer, chat_service, says
 
 
 @dataclass
 class Parts:
-    """What the fake Rasa and action server do right now."""
+    """What the stand-in Rasa and action server do right now."""
 
     rasa_up: bool = True
     actions_up: bool = True
     rasa_turns: int = 0
 
-    def handler(self, request: httpx.Request) -> httpx.Response:
-        if request.url.port == 5055:
-            if not self.actions_up:
-                raise httpx.ConnectError("refused", request=request)
-            return httpx.Response(200, json={"status": "ok"})
+    def answer(self, method: str, path: str, body: Any) -> Answer:
+        if path == "/health":  # the action server
+            return (200, {"status": "ok"}) if self.actions_up else None
         if not self.rasa_up:
-            raise httpx.ConnectError("refused", request=request)
-        if request.url.path.endswith("/webhook"):
+            return None
+        if path.endswith("/webhook"):
             self.rasa_turns += 1
             # With the action server away Rasa carries on and says nothing (the action's events are lost).
-            messages = [{"text": "好的，我来帮您查一下。"}] if self.actions_up else []
-            return httpx.Response(200, json={"intent": "ask_debt_amount", "confidence": 0.9, "messages": messages})
-        return httpx.Response(200, json={"version": "3.6.21"})
-
-
-def service_for(db: Database, parts: Parts) -> tuple[ChatService, httpx.AsyncClient]:
-    settings = Settings(
-        database_url=db.url, rasa_url="http://127.0.0.1:5005", action_server_url="http://127.0.0.1:5055"
-    )
-    http = httpx.AsyncClient(transport=httpx.MockTransport(parts.handler))
-    return ChatService(settings, http, db=db), http
+            return says("好的，我来帮您查一下。", intent="ask_debt_amount") if self.actions_up else says()
+        return 200, {"version": "3.6.21"}
 
 
 def transcript(db: Database, cid: str) -> list[tuple[str, str]]:
@@ -91,8 +81,7 @@ def test_action_server_down_is_a_holding_reply_once_then_the_bot_takes_back_what
     alone, taken = (f"fault-{uuid.uuid4().hex[:8]}" for _ in range(2))
 
     async def run() -> tuple[list[TurnResult], list[str], TurnResult]:
-        service, http = service_for(db, parts)
-        async with http:
+        async with chat_service(db, parts.answer) as service:
             turns = [await service.handle(cid, msg) for cid in (alone, taken) for msg in ("我欠多少", "在吗", "人呢")]
             with db.transaction() as s:  # an agent takes one of them while the bot is away
                 handoff.claim(s, taken, "xiaowang")
@@ -125,15 +114,12 @@ def test_a_turn_the_bot_leaves_silent_gets_the_holding_reply(db: Database) -> No
     """An action that failed inside Rasa (its database write cut off, say) leaves the turn silent."""
     parts = Parts()
 
-    def silent(request: httpx.Request) -> httpx.Response:
-        if request.url.path.endswith("/webhook"):
-            return httpx.Response(200, json={"intent": "promise_to_pay", "confidence": 0.9, "messages": []})
-        return parts.handler(request)
+    def silent(method: str, path: str, body: Any) -> Answer:
+        return says(intent="promise_to_pay") if path.endswith("/webhook") else parts.answer(method, path, body)
 
     async def run() -> TurnResult:
-        settings = Settings(database_url=db.url, action_server_url="http://127.0.0.1:5055")
-        async with httpx.AsyncClient(transport=httpx.MockTransport(silent)) as http:
-            return await ChatService(settings, http, db=db).handle(f"silent-{uuid.uuid4().hex[:8]}", "我明天还500")
+        async with chat_service(db, silent) as service:
+            return await service.handle(f"silent-{uuid.uuid4().hex[:8]}", "我明天还500")
 
     result = asyncio.run(run())
     assert result.mode == "human" and [r.text for r in result.replies] == [HOLDING_REPLY]
@@ -147,19 +133,17 @@ def test_a_message_a_database_crash_lost_is_not_answered_and_is_taken_again(db: 
     parts, cid = Parts(), f"crash-{uuid.uuid4().hex[:8]}"
     crashed = False
 
-    def rasa(request: httpx.Request) -> httpx.Response:
+    def rasa(method: str, path: str, body: Any) -> Answer:
         nonlocal crashed
-        if request.url.path.endswith("/webhook") and not crashed:  # the crash, while Rasa answers
+        if path.endswith("/webhook") and not crashed:  # the crash, while Rasa answers
             crashed = True
             with db.transaction() as s:  # what did not reach the disk is gone after the restart
                 conv_pk = select(Conversation.id).where(Conversation.conversation_id == cid)
                 s.execute(delete(Message).where(Message.conversation_pk == conv_pk.scalar_subquery()))
-        return parts.handler(request)
+        return parts.answer(method, path, body)
 
     async def run() -> TurnResult:
-        settings = Settings(database_url=db.url, action_server_url="http://127.0.0.1:5055")
-        async with httpx.AsyncClient(transport=httpx.MockTransport(rasa)) as http:
-            service = ChatService(settings, http, db=db)
+        async with chat_service(db, rasa) as service:
             calls, run_work = 0, db.run
 
             async def cut_once(work, **kw):  # type: ignore[no-untyped-def]
@@ -185,8 +169,7 @@ def test_an_outbound_contact_with_rasa_down_gets_one_holding_reply_not_two(db: D
     cid = f"sms-seed-{uuid.uuid4().hex[:8]}"
 
     async def run() -> list[str]:
-        service, http = service_for(db, parts)
-        async with http:
+        async with chat_service(db, parts.answer) as service:
             seeded = await service.seed(cid, "EXTERNAL_outbound_contact", {"account": "x"}, channel="sms")
             turn = await service.handle(cid, "你好", "sms")
         return [r.text for r in [*seeded.replies, *turn.replies]]
