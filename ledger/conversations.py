@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Literal, cast
 
@@ -153,6 +153,50 @@ def append_messages(session: Session, conv: Conversation, messages: list[Message
     return messages
 
 
+def lapses(verified_at: datetime | None, last_holder_at: datetime | None, now: datetime, idle: timedelta) -> bool:
+    """Whether a message at `now` finds the verification lapsed: `idle` or longer since the
+    holder's last word, or since they verified if that was later."""
+    if verified_at is None:
+        return False
+    return now - max(t for t in (last_holder_at, verified_at) if t is not None) >= idle
+
+
+@dataclass(frozen=True)
+class TurnState:
+    """What decides how a holder's message is taken: read in one statement (`turn_state`)."""
+
+    channel: str
+    mode: str
+    verified_at: datetime | None
+    last_holder_at: datetime | None
+
+
+_TURN_STATE = select(
+    Conversation.channel, Conversation.mode, Conversation.verified_at, Conversation.last_holder_at
+).where(Conversation.conversation_id == bindparam("cid_"))
+
+
+def turn_state(session: Session, conversation_id: str) -> TurnState | None:
+    row = session.execute(_TURN_STATE, {"cid_": conversation_id}).first()
+    return TurnState(row.channel, row.mode, row.verified_at, row.last_holder_at) if row is not None else None
+
+
+def bot_may_read_first(state: TurnState | None, channel: str, now: datetime, idle: timedelta) -> bool:
+    """Whether the bot may be asked about a plain typed message before it is stored (the two then
+    run side by side), because storing it changes nothing the bot's actions read.
+
+    Only a conversation that exists on this channel, that the bot has, and whose verification
+    does not lapse with this message (a lapse must be written before any action reads it). The
+    store checks all of it again in its own transaction.
+    """
+    return (
+        state is not None
+        and state.channel == channel
+        and state.mode == "bot"
+        and not lapses(state.verified_at, state.last_holder_at, now, idle)
+    )
+
+
 def store_holder_message(
     session: Session,
     conv: Conversation,
@@ -182,11 +226,9 @@ def store_holder_message(
     """
     now = clock.now()
     changes: dict[str, object] = {"last_holder_at": now}
-    if conv.verified_at is not None:
-        last = max(t for t in (conv.last_holder_at, conv.verified_at) if t is not None)
-        if now - last >= idle:
-            changes["verified_at"] = None
-            audit(session, conv.conversation_id, "verify.lapsed", conv.conversation_id)
+    if lapses(conv.verified_at, conv.last_holder_at, now, idle):
+        changes["verified_at"] = None
+        audit(session, conv.conversation_id, "verify.lapsed", conv.conversation_id)
     message = {"channel_": channel or conv.channel, "text_": mask(text), "external_id_": external_id}
     if session.get_bind().dialect.name != "postgresql":
         seq = _reserve(session, conv, 1, changes)

@@ -160,14 +160,34 @@ class Turns:
                 raise DuplicateMessage(external_id or "") from None
             return conv.id, msg_pk, conv.mode, said
 
+        async def store_timed() -> tuple[tuple[int, int, str, str], float]:
+            return await self.db.run(store_inbound), time.perf_counter()
+
         started = time.perf_counter()
-        conv_pk, msg_pk, mode, said = await self.db.run(store_inbound)
-        stored = time.perf_counter()
-        MESSAGES.labels(channel, "user").inc()
-        if mode == "human":  # a person has it: the message reaches the agent, the bot stays quiet
-            self.live.turn(conversation_id, "human", [])
-            return TurnResult("human", [])
-        answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
+        typed = not (external_id or phone or channel_menu or text.startswith("/"))
+        alongside = typed and conversations.bot_may_read_first(
+            await self.db.peek(lambda session: conversations.turn_state(session, conversation_id)),
+            channel,
+            clock.now(),
+            idle,
+        )
+        if alongside:
+            # Nothing the bot reads changes when the message is stored: it is stored while the bot
+            # reads it, and the store's round trips leave the turn's path. The replies wait for both
+            # (they follow it in the transcript); a failed store fails the turn as before.
+            storing = asyncio.ensure_future(store_timed())
+            try:
+                answer, outgoing, failed = await self._ask_bot(conversation_id, text, channel, channel_menu)
+            finally:
+                (conv_pk, msg_pk, _, said), stored = await storing
+            MESSAGES.labels(channel, "user").inc()
+        else:
+            (conv_pk, msg_pk, mode, said), stored = await store_timed()
+            MESSAGES.labels(channel, "user").inc()
+            if mode == "human":  # a person has it: the message reaches the agent, the bot stays quiet
+                self.live.turn(conversation_id, "human", [])
+                return TurnResult("human", [])
+            answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
         answered = time.perf_counter()
         retry = False
 
@@ -215,7 +235,7 @@ class Turns:
                 extra={
                     "conversation_id": conversation_id,
                     "store_ms": round((stored - started) * 1000),
-                    "rasa_ms": round((answered - stored) * 1000),
+                    "rasa_ms": round((answered - (started if alongside else stored)) * 1000),
                     "reply_ms": round((done - answered) * 1000),
                 },
             )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from datetime import timedelta
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from sqlalchemy import select, update
 
 from api.chat import HOLDING_REPLY, RasaClient, RasaDown
 from api.chat.locks import KeyedLocks
 from api.hub import conversation_topic
 from ledger.db import Database
+from ledger.models import Conversation, Message
 from settings import Settings
 from tests.fake_rasa import Answer, chat_service, fake_rasa, says
 
@@ -113,3 +117,55 @@ def test_a_seeded_conversation_past_the_deadline_gets_the_holding_reply(database
         return [r.text for r in result.replies]
 
     assert asyncio.run(run()) == [HOLDING_REPLY]
+
+
+def test_a_typed_message_is_stored_while_the_bot_reads_it_but_a_lapse_is_written_first(db: Database) -> None:
+    """A plain typed message changes nothing the bot's actions read, so the bot is asked while it
+    is stored; a message that lapses an idle verification is stored (the lapse written) before
+    the bot is asked, or its actions would still see the holder verified. The transcript keeps
+    every message before its replies either way. The database here is slow (each write waits
+    0.3 s first), so which came first shows in what the stand-in Rasa finds stored."""
+    plain, idle_one = (f"alongside-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    seen: list[tuple[str, list[str], bool]] = []
+
+    def stored(cid: str) -> tuple[list[str], bool]:
+        with db.transaction(readonly=True) as s:
+            conv = s.scalar(select(Conversation).where(Conversation.conversation_id == cid))
+            assert conv is not None
+            texts = s.scalars(select(Message.text).where(Message.conversation_pk == conv.id).order_by(Message.seq))
+            return list(texts), conv.verified_at is not None
+
+    def rasa(method: str, path: str, body: Any) -> Answer:
+        texts, verified = stored(body["sender"])
+        seen.append((body["message"], texts, verified))
+        return says("好的")
+
+    async def run() -> tuple[list[str], list[str]]:
+        async with chat_service(db, rasa) as service:
+            for cid in (plain, idle_one):  # each conversation's first message creates it (stored first)
+                await service.handle(cid, "你好")
+            long_ago = service.clock.now() - timedelta(minutes=service.settings.verify_idle_minutes + 1)
+            with db.transaction() as s:  # verified, then silent for longer than the idle window
+                s.execute(
+                    update(Conversation)
+                    .where(Conversation.conversation_id == idle_one)
+                    .values(verified_at=long_ago, last_holder_at=long_ago)
+                )
+            run_work = db.run
+
+            async def slow_writes(work, **kw):  # type: ignore[no-untyped-def]
+                if not kw.get("readonly"):
+                    await asyncio.sleep(0.3)
+                return await run_work(work, **kw)
+
+            service.turns.db = cast(Database, SimpleNamespace(run=slow_writes, peek=db.peek))
+            for cid in (plain, idle_one):
+                await service.handle(cid, "我欠多少")
+        return stored(plain)[0], stored(idle_one)[0]
+
+    plain_transcript, idle_transcript = asyncio.run(run())
+    assert seen[2:] == [
+        ("我欠多少", ["你好", "好的"], False),  # asked while the message was being stored
+        ("我欠多少", ["你好", "好的", "我欠多少"], False),  # stored first: the lapse already written
+    ]
+    assert plain_transcript == idle_transcript == ["你好", "好的", "我欠多少", "好的"]

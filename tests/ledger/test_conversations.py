@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import select, text
@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from ledger import accounts, conversations
 from ledger.clock import Clock
+from ledger.conversations import TurnState
 from ledger.db import Database
 from ledger.masking import mask
 from ledger.models import AuditLog, Conversation, Message
@@ -139,3 +140,24 @@ def test_a_message_stored_without_waiting_for_the_disk_relaxes_that_transaction_
                 conversations.store_holder_message(s, conv, "你好", clock, IDLE, durable=durable)
                 settings.append(s.scalar(text("SHOW synchronous_commit")))
     assert settings == ["on", "off", "on"]
+
+
+def test_the_bot_reads_first_only_where_storing_the_message_changes_nothing_it_reads(clock: Clock) -> None:
+    now = clock.now()
+    fresh, stale = now - IDLE + timedelta(seconds=1), now - IDLE
+
+    def state(channel: str = "web", mode: str = "bot", verified: datetime | None = None) -> TurnState:
+        return TurnState(channel, mode, verified, verified)
+
+    cases = {
+        "unknown conversation": (None, False),
+        "another channel's": (state(channel="sms"), False),
+        "a person has it": (state(mode="human"), False),
+        "verification lapses with this message": (state(verified=stale), False),
+        "not verified": (state(), True),
+        "verified, within the idle window": (state(verified=fresh), True),
+    }
+    got = {name: conversations.bot_may_read_first(s, "web", now, IDLE) for name, (s, _) in cases.items()}
+    assert got == {name: expected for name, (_, expected) in cases.items()}
+    # The same rule as the store's: a holder who wrote since verifying keeps it from their last word.
+    assert conversations.lapses(stale, fresh, now, IDLE) is False and conversations.lapses(stale, stale, now, IDLE)
