@@ -101,7 +101,7 @@ def get_or_create(session: Session, conversation_id: str, channel: str) -> Conve
 
 
 def find(session: Session, conversation_id: str) -> Conversation | None:
-    return session.scalar(select(Conversation).where(Conversation.conversation_id == conversation_id))
+    return session.scalar(_FIND, {"cid_": conversation_id})
 
 
 def append_message(
@@ -163,7 +163,7 @@ def lapses(verified_at: datetime | None, last_holder_at: datetime | None, now: d
 
 @dataclass(frozen=True)
 class TurnState:
-    """What decides how a holder's message is taken: read in one statement (`turn_state`)."""
+    """What decides whether the bot may read a holder's message before it is stored."""
 
     channel: str
     mode: str
@@ -171,24 +171,11 @@ class TurnState:
     last_holder_at: datetime | None
 
 
-_TURN_STATE = select(
-    Conversation.channel, Conversation.mode, Conversation.verified_at, Conversation.last_holder_at
-).where(Conversation.conversation_id == bindparam("cid_"))
-
-
-def turn_state(session: Session, conversation_id: str) -> TurnState | None:
-    row = session.execute(_TURN_STATE, {"cid_": conversation_id}).first()
-    return TurnState(row.channel, row.mode, row.verified_at, row.last_holder_at) if row is not None else None
-
-
 def bot_may_read_first(state: TurnState | None, channel: str, now: datetime, idle: timedelta) -> bool:
-    """Whether the bot may be asked about a plain typed message before it is stored (the two then
-    run side by side), because storing it changes nothing the bot's actions read.
-
-    Only a conversation that exists on this channel, that the bot has, and whose verification
-    does not lapse with this message (a lapse must be written before any action reads it). The
-    store checks all of it again in its own transaction.
-    """
+    """Whether the bot may be asked about a message before its store commits (the two then run
+    side by side), because storing it changes nothing the bot's actions read: the conversation
+    is on this channel, the bot has it, and its verification does not lapse with this message
+    (a lapse must be written before any action reads it)."""
     return (
         state is not None
         and state.channel == channel

@@ -197,12 +197,6 @@ class Database:
         )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_sessions = sessionmaker(self.read_engine, expire_on_commit=False)
-        # `peek`: PostgreSQL in autocommit (no BEGIN, no COMMIT); SQLite's read-only connections.
-        self._peek_sessions = (
-            self._read_sessions
-            if self.is_sqlite
-            else sessionmaker(self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
-        )
         self._writer: ThreadPoolExecutor | None = None
         self._writer_pid = 0
 
@@ -210,9 +204,9 @@ class Database:
         return f"Database({make_url(self.url).render_as_string(hide_password=True)!r})"
 
     @contextmanager
-    def _session(self, readonly: bool, peek: bool = False) -> Iterator[Session]:
+    def _session(self, readonly: bool) -> Iterator[Session]:
         """A new session (no transaction yet); closed on exit."""
-        with (self._peek_sessions if peek else self._read_sessions if readonly else self._sessions)() as session:
+        with (self._read_sessions if readonly else self._sessions)() as session:
             yield session
 
     @contextmanager
@@ -224,7 +218,7 @@ class Database:
         with self._session(readonly) as session, session.begin():
             yield session
 
-    def run_sync(self, work: Callable[[Session], T], readonly: bool = False, *, peek: bool = False) -> T:
+    def run_sync(self, work: Callable[[Session], T], readonly: bool = False) -> T:
         """`work` in one transaction, in this thread; run again on a fresh connection if the server
         cut the old one.
 
@@ -238,14 +232,14 @@ class Database:
         outer = getattr(_unpinged, "active", False)
         _unpinged.active = True
         try:
-            return self._run_sync(work, readonly, peek)
+            return self._run_sync(work, readonly)
         finally:
             _unpinged.active = outer
 
-    def _run_sync(self, work: Callable[[Session], T], readonly: bool, peek: bool) -> T:
+    def _run_sync(self, work: Callable[[Session], T], readonly: bool) -> T:
         attempt = 0
         while True:
-            with self._session(readonly, peek) as session:
+            with self._session(readonly) as session:
                 try:
                     session.begin()
                     result = work(session)
@@ -276,15 +270,6 @@ class Database:
         if self.is_sqlite and not readonly:
             return await asyncio.get_running_loop().run_in_executor(self._writer_thread(), call)
         return await asyncio.to_thread(call)
-
-    async def peek(self, work: Callable[[Session], T]) -> T:
-        """`work`'s one read, outside any transaction, in a worker thread: on PostgreSQL no BEGIN and
-        no COMMIT, so a single SELECT is one round trip (SQLite: as `run(work, readonly=True)`).
-
-        For a look whose answer a later transaction checks again. It must only read: on
-        PostgreSQL each statement commits on its own, and nothing would roll a write back.
-        """
-        return await asyncio.to_thread(self.run_sync, work, True, peek=True)
 
     def _writer_thread(self) -> ThreadPoolExecutor:
         if self._writer is None or self._writer_pid != os.getpid():  # a forked child makes its own

@@ -101,7 +101,7 @@ class JoinedDatabase(Database):
         self._writer_pid = 0
 
     @contextmanager
-    def _session(self, readonly: bool, peek: bool = False) -> Iterator[Session]:
+    def _session(self, readonly: bool) -> Iterator[Session]:
         if not self._turn.acquire(timeout=self._lock_timeout):
             raise TimeoutError("the test's connection stayed busy: a transaction held open across a call?")
         try:

@@ -131,20 +131,46 @@ class Turns:
         idle = self.verify_idle
         clock = self.clock
 
+        loop = asyncio.get_running_loop()
+        bot_may_read: asyncio.Future[str] = loop.create_future()  # what the holder said, once the bot may read it
+
+        def let_the_bot_read(said: str) -> None:  # from the store's thread; a retried store calls it again
+            def settle() -> None:
+                if not bot_may_read.done():
+                    bot_may_read.set_result(said)
+
+            loop.call_soon_threadsafe(settle)
+
         def store_inbound(session: Session) -> tuple[int, int, str, str]:
             if external_id:
                 duplicate = select(Message.id).where(Message.channel == channel, Message.external_id == external_id)
                 if session.scalar(duplicate):
                     raise DuplicateMessage(external_id)
-            conv = conversations.get_or_create(session, conversation_id, channel)
+            conv = conversations.find(session, conversation_id)
+            known = conv is not None
+            if conv is None:
+                conv = conversations.get_or_create(session, conversation_id, channel)
             if conv.channel != channel:  # never let one channel speak, or listen, for another
                 raise WrongChannel(conversation_id)
-            if phone and conv.claimed_phone is None:
-                conversations.claim_phone(session, conv, phone)
+            claims = bool(phone) and conv.claimed_phone is None
+            if claims:
+                conversations.claim_phone(session, conv, phone or "")
             said = text
             offered = channel_menu or (said.startswith("/") and said in conversations.offered_payloads(session, conv))
             if said.startswith("/") and not offered:
                 said = said.lstrip("/")  # a payload nobody offered here is typed text, never an intent
+            state = conversations.TurnState(conv.channel, conv.mode, conv.verified_at, conv.last_holder_at)
+            # Storing the message from here on changes nothing the bot's actions read (the
+            # conversation row and its phone are committed, no verification lapses): the bot reads
+            # it while this transaction finishes. Not for a provider's message, whose id must be
+            # known unique first.
+            if (
+                known
+                and not claims
+                and not external_id
+                and conversations.bot_may_read_first(state, channel, clock.now(), idle)
+            ):
+                let_the_bot_read(said)
             try:
                 msg_pk = conversations.store_holder_message(
                     session,
@@ -164,25 +190,20 @@ class Turns:
             return await self.db.run(store_inbound), time.perf_counter()
 
         started = time.perf_counter()
-        typed = not (external_id or phone or channel_menu or text.startswith("/"))
-        alongside = typed and conversations.bot_may_read_first(
-            await self.db.peek(lambda session: conversations.turn_state(session, conversation_id)),
-            channel,
-            clock.now(),
-            idle,
-        )
+        storing = asyncio.ensure_future(store_timed())
+        await asyncio.wait((bot_may_read, storing), return_when=asyncio.FIRST_COMPLETED)
+        alongside = bot_may_read.done()
         if alongside:
-            # Nothing the bot reads changes when the message is stored: it is stored while the bot
-            # reads it, and the store's round trips leave the turn's path. The replies wait for both
-            # (they follow it in the transcript); a failed store fails the turn as before.
-            storing = asyncio.ensure_future(store_timed())
+            # The replies wait for the store too (they follow the message in the transcript), and a
+            # failed store fails the turn as before.
             try:
-                answer, outgoing, failed = await self._ask_bot(conversation_id, text, channel, channel_menu)
+                said = bot_may_read.result()
+                answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
             finally:
                 (conv_pk, msg_pk, _, said), stored = await storing
             MESSAGES.labels(channel, "user").inc()
         else:
-            (conv_pk, msg_pk, mode, said), stored = await store_timed()
+            (conv_pk, msg_pk, mode, said), stored = storing.result()
             MESSAGES.labels(channel, "user").inc()
             if mode == "human":  # a person has it: the message reaches the agent, the bot stays quiet
                 self.live.turn(conversation_id, "human", [])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import timedelta
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ from typing import Any, cast
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from api.chat import HOLDING_REPLY, RasaClient, RasaDown
 from api.chat.locks import KeyedLocks
@@ -120,13 +122,15 @@ def test_a_seeded_conversation_past_the_deadline_gets_the_holding_reply(database
 
 
 def test_a_typed_message_is_stored_while_the_bot_reads_it_but_a_lapse_is_written_first(db: Database) -> None:
-    """A plain typed message changes nothing the bot's actions read, so the bot is asked while it
-    is stored; a message that lapses an idle verification is stored (the lapse written) before
-    the bot is asked, or its actions would still see the holder verified. The transcript keeps
-    every message before its replies either way. The database here is slow (each write waits
-    0.3 s first), so which came first shows in what the stand-in Rasa finds stored."""
+    """A plain typed message changes nothing the bot's actions read, so the bot is asked while its
+    store finishes; a message that lapses an idle verification is stored (the lapse written)
+    before the bot is asked, or its actions would still see the holder verified. The transcript
+    keeps every message before its replies either way. Each write here waits 0.3 s before its
+    commit, so the stand-in Rasa can tell whether the message's store had committed when it
+    was asked."""
     plain, idle_one = (f"alongside-{uuid.uuid4().hex[:8]}" for _ in range(2))
-    seen: list[tuple[str, list[str], bool]] = []
+    writes_done: list[float] = []
+    seen: list[tuple[str, int, bool]] = []  # (text, writes committed by then, still verified)
 
     def stored(cid: str) -> tuple[list[str], bool]:
         with db.transaction(readonly=True) as s:
@@ -136,8 +140,9 @@ def test_a_typed_message_is_stored_while_the_bot_reads_it_but_a_lapse_is_written
             return list(texts), conv.verified_at is not None
 
     def rasa(method: str, path: str, body: Any) -> Answer:
-        texts, verified = stored(body["sender"])
-        seen.append((body["message"], texts, verified))
+        if body["message"] == "我欠多少":
+            verified = body["sender"] == idle_one and stored(idle_one)[1]
+            seen.append((body["sender"], len(writes_done), verified))
         return says("好的")
 
     async def run() -> tuple[list[str], list[str]]:
@@ -154,18 +159,22 @@ def test_a_typed_message_is_stored_while_the_bot_reads_it_but_a_lapse_is_written
             run_work = db.run
 
             async def slow_writes(work, **kw):  # type: ignore[no-untyped-def]
-                if not kw.get("readonly"):
-                    await asyncio.sleep(0.3)
-                return await run_work(work, **kw)
+                def slow(session: Session) -> Any:
+                    done = work(session)
+                    time.sleep(0.3)  # before the commit
+                    return done
 
-            service.turns.db = cast(Database, SimpleNamespace(run=slow_writes, peek=db.peek))
+                result = await run_work(slow, **kw)
+                writes_done.append(time.monotonic())
+                return result
+
+            service.turns.db = cast(Database, SimpleNamespace(run=slow_writes))
             for cid in (plain, idle_one):
                 await service.handle(cid, "我欠多少")
         return stored(plain)[0], stored(idle_one)[0]
 
     plain_transcript, idle_transcript = asyncio.run(run())
-    assert seen[2:] == [
-        ("我欠多少", ["你好", "好的"], False),  # asked while the message was being stored
-        ("我欠多少", ["你好", "好的", "我欠多少"], False),  # stored first: the lapse already written
-    ]
+    # The plain message: asked before its store committed. The idle one: asked after its store
+    # (and the plain turn's two writes) committed, the lapse already written.
+    assert seen == [(plain, 0, False), (idle_one, 3, False)]
     assert plain_transcript == idle_transcript == ["你好", "好的", "我欠多少", "好的"]

@@ -153,7 +153,7 @@ def test_a_message_a_database_crash_lost_is_not_answered_and_is_taken_again(db: 
                     raise OperationalError("SELECT 1", None, Exception("server closed the connection"))
                 return await run_work(work, **kw)
 
-            service.turns.db = cast(Database, SimpleNamespace(run=cut_once, peek=db.peek))
+            service.turns.db = cast(Database, SimpleNamespace(run=cut_once))
             with pytest.raises(InboundLost):
                 await service.handle(cid, "我欠多少")
             service.turns.db = db

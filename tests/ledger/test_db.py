@@ -3,7 +3,6 @@ writers nor can write. Runs against the session database (SQLite, or PostgreSQL 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import uuid
 from collections.abc import Callable, Iterator
@@ -133,16 +132,3 @@ def test_a_writer_kept_waiting_too_long_fails_as_a_busy_database(tmp_path: Path)
     finally:
         lock.release()
         db.dispose()
-
-
-def test_a_peek_runs_outside_any_transaction_on_postgresql(committed_db: Database) -> None:
-    """`peek` spares a single read its BEGIN and COMMIT round trips: each statement is then its own
-    transaction, so two statements see two different transaction start times (in `run` they share one)."""
-    if not committed_db.url.startswith("postgresql"):
-        pytest.skip("PostgreSQL's autocommit; SQLite peeks in a read-only transaction")
-
-    def two_starts(session: Session) -> set[object]:
-        return {session.scalar(text("SELECT now()")) for _ in range(2)}
-
-    assert len(asyncio.run(committed_db.peek(two_starts))) == 2
-    assert len(asyncio.run(committed_db.run(two_starts, readonly=True))) == 1
