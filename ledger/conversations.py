@@ -90,13 +90,16 @@ class VerifyOutcome:
 
 
 def get_or_create(session: Session, conversation_id: str, channel: str) -> Conversation:
-    conv = session.scalar(_FIND, {"cid_": conversation_id})
-    if conv is None:
-        conv = Conversation(
-            conversation_id=conversation_id, channel=channel, mode="bot", failed_verifications=0, last_seq=0
-        )
-        session.add(conv)
-        session.flush()
+    return find(session, conversation_id) or create(session, conversation_id, channel)
+
+
+def create(session: Session, conversation_id: str, channel: str) -> Conversation:
+    """A new conversation, the bot's, with no messages (flushed: its id is known)."""
+    conv = Conversation(
+        conversation_id=conversation_id, channel=channel, mode="bot", failed_verifications=0, last_seq=0
+    )
+    session.add(conv)
+    session.flush()
     return conv
 
 
@@ -216,22 +219,14 @@ def store_holder_message(
     if lapses(conv.verified_at, conv.last_holder_at, now, idle):
         changes["verified_at"] = None
         audit(session, conv.conversation_id, "verify.lapsed", conv.conversation_id)
-    message = {"channel_": channel or conv.channel, "text_": mask(text), "external_id_": external_id}
+    message: dict[str, object] = {"channel": channel or conv.channel, "text": mask(text), "external_id": external_id}
     if session.get_bind().dialect.name != "postgresql":
         seq = _reserve(session, conv, 1, changes)
-        row = {
-            "conversation_pk": conv.id,
-            "seq": seq,
-            "sender": "user",
-            "channel": message["channel_"],
-            "text": message["text_"],
-            "buttons": None,  # stored as the ORM stores a message without buttons
-            "external_id": external_id,
-        }
-        return int(session.execute(_INSERT_MESSAGE, row).scalar_one())
+        row = {"conversation_pk": conv.id, "seq": seq, "sender": "user", "buttons": None, **message}
+        return int(session.execute(_INSERT_MESSAGE, row).scalar_one())  # buttons None: as the ORM stores none
     written = stamp()  # created_at and updated_at, as their defaults would be: a WITH leaves them unfilled
     changes["updated_at"] = written
-    params = {"pk_": conv.id, "n_": 1, "created_at_": written, **_params(changes), **message}
+    params = {"pk_": conv.id, "n_": 1, "created_at_": written, **_params(changes), **_params(message)}
     msg_pk, seq = session.execute(_store_holder_statement(tuple(changes), durable), params).one()
     for key, value in (("last_seq", seq), *changes.items()):
         set_committed_value(conv, key, value)

@@ -149,7 +149,7 @@ class Turns:
             conv = conversations.find(session, conversation_id)
             known = conv is not None
             if conv is None:
-                conv = conversations.get_or_create(session, conversation_id, channel)
+                conv = conversations.create(session, conversation_id, channel)
             if conv.channel != channel:  # never let one channel speak, or listen, for another
                 raise WrongChannel(conversation_id)
             claims = bool(phone) and conv.claimed_phone is None
