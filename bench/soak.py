@@ -15,7 +15,7 @@ book does not grow by a fifth every five minutes. Each window's batch is a day f
 than the one before, so each window's campaign (segment: that many days overdue) writes to its
 own batch. A campaign reads the whole book to choose whom to write to, so with a book that
 grew every window the gateway's peak memory grew with the book, which read as a leak
-(docs/performance.md, "Memory in the soak").
+(docs/performance.md, "Memory in the soak"; docs/operations.md, "make soak").
 """
 
 from __future__ import annotations
