@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test test-faults lint typecheck validate unit e2e test-calendar test-postgres rasa-test train bench soak profile eod campaign eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test test-faults lint typecheck validate unit e2e test-calendar test-postgres test-postgres-e2e test-fuzz rasa-test train bench soak profile eod campaign eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -61,15 +61,20 @@ lint: envs ## ruff lint and format check; the layering contracts (pyproject.toml
 typecheck: envs ## mypy on ledger/, api/, actions/
 	$(VENV)/app/bin/mypy ledger api actions
 
-validate: envs ## rasa data validate
-	@$(RASA) data validate --max-history 5 > var/validate.log 2>&1 || { cat var/validate.log; exit 1; }
-	@echo "rasa data validate: ok"
+validate: var/validate.ok ## rasa data validate (skipped when data, domain and config are unchanged)
 
-rasa-test: envs train ## Rasa's own test stories (tests/rasa/): intents from text and the actions chosen
+var/validate.ok: $(TRAIN_DEPS) $(VENV)/bot/.built
+	@mkdir -p var
+	@$(RASA) data validate --max-history 5 > var/validate.log 2>&1 || { cat var/validate.log; exit 1; }
+	@echo "rasa data validate: ok"; touch $@
+
+rasa-test: var/rasa-test.ok ## Rasa's own test stories (tests/rasa/), skipped when the model and stories are unchanged
+
+var/rasa-test.ok: $(MODEL) tests/rasa/test_stories.yml
 	@$(RASA) test core --stories tests/rasa/test_stories.yml -m $(MODEL) --out var/rasa-test \
 	  --fail-on-prediction-errors > var/rasa-test.log 2>&1 \
 	  || { grep -E "Correct|Accuracy|failed" var/rasa-test.log; cat var/rasa-test/failed_test_stories.yml; exit 1; }
-	@echo "rasa test stories: $$(grep -m1 -oE 'Correct: +[0-9]+ / [0-9]+' var/rasa-test.log)"
+	@echo "rasa test stories: $$(grep -m1 -oE 'Correct: +[0-9]+ / [0-9]+' var/rasa-test.log)"; touch $@
 
 unit: envs ## unit and integration tests (no Rasa processes)
 	$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
@@ -98,14 +103,20 @@ browser: ## Debian's Chromium and a CJK font for the browser tests (apt; needs r
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk > var/apt.log 2>&1 \
 	  || { tail -20 var/apt.log; exit 1; }
 
-test: envs train browser lint typecheck validate rasa-test ## everything: lint, types, rasa validate, unit, e2e; Postgres too when it answers
+test: envs train browser lint typecheck validate rasa-test ## lint, types, rasa validate and stories, unit, e2e and browser; PostgreSQL's part when it answers
 	@mkdir -p var
 	$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
-	$(APP_PY) -m pytest -q tests --ignore=tests/bot
+	$(APP_PY) -m pytest -q tests --ignore=tests/bot -m "not fuzz"
 	@if $(APP_PY) -m scripts.pg_ready "$(PG_URL)"; then \
-	  echo "== PostgreSQL answers: running the suite against it =="; \
-	  DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot; \
+	  echo "== PostgreSQL answers: what differs by database (ledger, API, security) against it =="; \
+	  DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot --ignore=tests/e2e -m "not e2e and not browser and not fuzz"; \
 	else echo "== PostgreSQL not reachable at $(PG_URL): skipped =="; fi
+
+test-fuzz: envs ## schemathesis against the gateway's own /openapi.json (about 40-70 s; .ci/run)
+	$(APP_PY) -m pytest -q tests/api/test_schema_fuzz.py -m fuzz
+
+test-postgres-e2e: envs train browser ## the end-to-end and browser tests against PostgreSQL ($$PG_URL; .ci/run)
+	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot -m "(e2e or browser) and not fuzz"
 
 bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers, tracker store, soak -> bench/results/*.json
 	$(APP_PY) -m bench.run

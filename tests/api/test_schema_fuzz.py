@@ -101,6 +101,7 @@ def gateway(tmp_path: Path) -> Iterator[tuple[str, list[str]]]:
         log.close()
 
 
+@pytest.mark.fuzz
 @pytest.mark.skipif(
     bool(os.environ.get("DATABASE_URL")), reason="runs once per suite, on its own SQLite gateway (the first pass)"
 )

@@ -81,8 +81,16 @@ class Running:
         return r.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture(scope="session")
-def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Running]:
+class _Shared:
+    """The one stack of a test run. Conftests that import the `running` fixture (tests/security/
+    does) each register a fixture of their own, so the stack is kept here: started by the first
+    of them to run, stopped when the last lets go."""
+
+    running: Running | None = None
+    users = 0
+
+
+def _start_stack(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Running:
     if not MODEL.exists():
         pytest.fail("no trained model: `make train` first (make e2e / make test do it)")
     var = Path(tmp_path_factory.mktemp("stack"))
@@ -105,14 +113,29 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
     os.environ.setdefault("RASA_CHANNEL_SECRET", secrets["RASA_CHANNEL_SECRET"])
     try:
         stack.wait_healthy(timeout=300)
-        yield Running(
-            stack,
-            f"http://127.0.0.1:{stack.ports['gateway']}",
-            {"Authorization": f"Bearer {secrets['ADMIN_API_TOKEN']}"},
-            secrets,
-        )
-    finally:
+    except BaseException:
         stack.stop()
+        raise
+    return Running(
+        stack,
+        f"http://127.0.0.1:{stack.ports['gateway']}",
+        {"Authorization": f"Bearer {secrets['ADMIN_API_TOKEN']}"},
+        secrets,
+    )
+
+
+@pytest.fixture(scope="session")
+def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Running]:
+    if _Shared.running is None:
+        _Shared.running = _start_stack(tmp_path_factory, database_url)
+    _Shared.users += 1
+    try:
+        yield _Shared.running
+    finally:
+        _Shared.users -= 1
+        if _Shared.users == 0:
+            _Shared.running.stack.stop()
+            _Shared.running = None
 
 
 @pytest.fixture
