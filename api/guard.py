@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import cn2an  # type: ignore[import-untyped]
+import cn2an
 import yaml
 
 DOMAIN_FILE = Path(__file__).resolve().parents[1] / "domain.yml"

@@ -46,8 +46,8 @@ def resolve_date(span: str, today: date, payday: int = 15) -> date | None:
         target = _WEEKDAY[m.group(2)]
         monday = today - timedelta(days=today.weekday())
         weeks = {"下下": 2, "下": 1, "下个": 1}.get(m.group(1) or "", 0)
-        day = monday + timedelta(days=7 * weeks + target)
-        return day if day >= today else day + timedelta(days=7)
+        weekday = monday + timedelta(days=7 * weeks + target)
+        return weekday if weekday >= today else weekday + timedelta(days=7)
     if m := re.fullmatch(r"(下个?月|这个?月|本月)?(月底|月末|月初|月中)", s):
         y, mo = _next_month(today) if (m.group(1) or "").startswith("下") else (today.year, today.month)
         day_of = {"月底": 31, "月末": 31, "月初": 1, "月中": 15}[m.group(2)]
@@ -60,19 +60,19 @@ def resolve_date(span: str, today: date, payday: int = 15) -> date | None:
         y, mo = _next_month(today) if m.group(1).startswith("下") else (today.year, today.month)
         return _month_day(y, mo, _n(m.group(2)))
     if m := re.fullmatch(rf"({_NUM})月({_NUM})[号日]?", s):
-        mo, d = _n(m.group(1)), _n(m.group(2))
-        if not 1 <= mo <= 12 or not 1 <= d <= 31:
+        mo, day = _n(m.group(1)), _n(m.group(2))
+        if not 1 <= mo <= 12 or not 1 <= day <= 31:
             return None
-        candidate = _month_day(today.year, mo, d)
-        return candidate if candidate >= today else _month_day(today.year + 1, mo, d)
+        candidate = _month_day(today.year, mo, day)
+        return candidate if candidate >= today else _month_day(today.year + 1, mo, day)
     if m := re.fullmatch(rf"({_NUM})[号日]", s):
-        d = _n(m.group(1))
-        if not 1 <= d <= 31:
+        day = _n(m.group(1))
+        if not 1 <= day <= 31:
             return None
-        candidate = _month_day(today.year, today.month, d)
+        candidate = _month_day(today.year, today.month, day)
         if candidate < today:
             y, mo = _next_month(today)
-            candidate = _month_day(y, mo, d)
+            candidate = _month_day(y, mo, day)
         return candidate
     if m := re.fullmatch(rf"({_NUM}|半)(?:个)?(天|星期|周|礼拜)(?:后|以后|之后|内|以内)", s):
         count = 0.5 if m.group(1) == "半" else _n(m.group(1))

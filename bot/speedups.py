@@ -62,7 +62,7 @@ def install() -> None:
         )
         raise error
 
-    RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    RemoteAction._validate_action_result = _validate_action_result
     _cache_graph_per_targets()
     _installed = True
 
@@ -84,10 +84,10 @@ def _cache_graph_per_targets() -> None:
         if inputs:
             self._add_inputs_to_graph(inputs, run_graph)
         try:
-            return dict(dask.get(run_graph, run_targets))
+            return dict(dask.get(run_graph, run_targets))  # type: ignore[attr-defined]
         except RuntimeError as e:
             raise GraphRunError("Error running runner.") from e
 
     original = getattr(DaskGraphRunner.run, "__wrapped__", DaskGraphRunner.run)
     run.__wrapped__ = original  # type: ignore[attr-defined]  # Rasa's own, for comparison in tests
-    DaskGraphRunner.run = run  # type: ignore[method-assign]
+    DaskGraphRunner.run = run

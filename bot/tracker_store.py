@@ -86,6 +86,8 @@ class _Kept:
 
 
 class CachedSQLTrackerStore(SQLTrackerStore):
+    engine: Any  # Rasa's SQLTrackerStore sets it (SQLAlchemy 1.4, untyped)
+
     def __init__(self, *args: Any, cache_size: int = 2000, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cache_size = int(cache_size)

@@ -14,17 +14,27 @@ import ctypes
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import httpx
 
-if TYPE_CHECKING:
-    from scripts.stack import Stack
+
+class Supervised(Protocol):
+    """What the supervisor needs of a stack (`scripts.stack.Stack` is one): its processes by name,
+    their ports, its var folder, and a way to start some of them again."""
+
+    procs: dict[str, subprocess.Popen[bytes]]
+    ports: dict[str, int]
+    var: Path
+
+    def start(self, secrets: dict[str, str], names: list[str] | None = None) -> None: ...
+
 
 PR_SET_PDEATHSIG = 1
 HEALTH_PATHS = {"actions": "/health", "gateway": "/healthz"}  # Rasa servers: /version
@@ -145,7 +155,7 @@ class Part:
 class Supervisor:
     """Watch the stack's processes; restart what dies (or hangs) with exponential backoff."""
 
-    stack: Stack
+    stack: Supervised
     secrets: dict[str, str]
     max_failures: int = 5  # a part that fails to start this many times in a row stops everything
     hang_seconds: float = 30.0  # a healthy part silent this long is killed and restarted
