@@ -32,7 +32,7 @@ of the tracker, built with Rasa's public event API), and the log says so.
 
 from __future__ import annotations
 
-import itertools
+import asyncio
 import json
 import logging
 from collections import OrderedDict
@@ -88,7 +88,7 @@ class _Kept:
 class CachedSQLTrackerStore(SQLTrackerStore):
     engine: Any  # Rasa's SQLTrackerStore sets it (SQLAlchemy 1.4, untyped)
 
-    def __init__(self, *args: Any, cache_size: int = 2000, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, cache_size: int = 2000, off_loop: bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cache_size = int(cache_size)
         self._kept: OrderedDict[str, _Kept] = OrderedDict()  # saved, ready for the next turn
@@ -105,6 +105,15 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             )
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             self.sessionmaker = sessionmaker(bind=self.engine)
+        # A server's round trips (PostgreSQL) run on a worker thread, so Rasa's event loop serves
+        # other conversations meanwhile; SQLite's are in-process and shorter than the hop.
+        # `off_loop` in endpoints.yml overrides (a benchmark compares both ways on one database).
+        self.off_loop = self.engine.dialect.name != "sqlite" if off_loop is None else bool(off_loop)
+
+    async def _db(self, work: Any, *args: Any) -> Any:
+        if self.off_loop:
+            return await asyncio.to_thread(work, *args)
+        return work(*args)
 
     def _last_id(self, session: Any, sender_id: str) -> int | None:
         return session.query(sa.func.max(self.SQLEvent.id)).filter(self.SQLEvent.sender_id == sender_id).scalar()
@@ -113,22 +122,27 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         if not self.fast:
             return await super().retrieve(sender_id)
         kept = self._kept.pop(sender_id, None)
-        with self.session_scope() as session:
-            if (
-                kept is not None
-                and len(kept.tracker.events) == kept.stored  # not changed since its save
-                and self._last_id(session, sender_id) == kept.last_id  # nor its rows
-            ):
-                self.hits += 1
-                self._hand_out(sender_id, kept)
-                return kept.tracker
-            self.misses += 1
-            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
+        if kept is not None and len(kept.tracker.events) != kept.stored:  # changed since its save
+            kept = None
+        rows = await self._db(self._rows_unless_kept, sender_id, kept)
+        if rows is None and kept is not None:
+            self.hits += 1
+            self._hand_out(sender_id, kept)
+            return kept.tracker
+        self.misses += 1
         if not rows or not self.domain:
             return None
         tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(r.data) for r in rows], self.domain.slots)
         self._hand_out(sender_id, _Kept(tracker, len(tracker.events), max(r.id for r in rows)))
         return tracker
+
+    def _rows_unless_kept(self, sender_id: str, kept: _Kept | None) -> list[Any] | None:
+        """None when the kept tracker is still what the rows say (nobody wrote since); else the
+        rows of the conversation's current session."""
+        with self.session_scope() as session:
+            if kept is not None and self._last_id(session, sender_id) == kept.last_id:
+                return None
+            return list(self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all())
 
     def _hand_out(self, sender_id: str, kept: _Kept) -> None:
         # Trackers read and never saved (the HTTP API's reads) must not pile up.
@@ -146,27 +160,29 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         if self.event_broker is not None:  # streaming events re-reads the tracker: keep Rasa's own path
             await super().save(tracker)
             return
+        out = self._out.pop(tracker.sender_id, None)
+        # The events are listed here, on the loop, where the turn that owns the tracker runs.
+        events = list(tracker.events)
+        last_id, new = await self._db(self._write_new, tracker, out, events)
+        self._keep(tracker, last_id, new)
+
+    def _write_new(self, tracker: DialogueStateTracker, out: _Kept | None, events: list[Any]) -> tuple[Any, list[Any]]:
+        """Store the events the rows lack; returns the conversation's highest event id and them."""
         sender_id = tracker.sender_id
-        out = self._out.pop(sender_id, None)
         with self.session_scope() as session:
             last_id = self._last_id(session, sender_id)
-            if (
-                out is not None
-                and out.tracker is tracker
-                and out.last_id == last_id
-                and out.stored <= len(tracker.events)
-            ):
+            if out is not None and out.tracker is tracker and out.last_id == last_id and out.stored <= len(events):
                 stored = out.stored
             else:  # not a tracker we handed out, or the rows moved on: count them, as Rasa does
                 stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
-            new = list(itertools.islice(tracker.events, stored, len(tracker.events)))
+            new = events[stored:]
             rows = [self._row(sender_id, event) for event in new]
             session.add_all(rows)
             session.flush()  # ids now: after the commit each would cost a query to refresh
             if rows:
                 last_id = max(r.id for r in rows)
             session.commit()
-        self._keep(tracker, last_id, new)
+        return last_id, new
 
     def _row(self, sender_id: str, event: Any) -> Any:
         data = scrub(event.as_dict())

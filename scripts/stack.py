@@ -105,6 +105,9 @@ def endpoints(
             "db": int(u.path.lstrip("/") or 0),
             "key_prefix": "repay",
         }
+    off_loop = os.environ.get("RASA_TRACKER_OFF_LOOP", "").strip()
+    if off_loop in ("0", "1"):  # unset: a database server's round trips leave the loop, SQLite's stay
+        conf["tracker_store"]["off_loop"] = off_loop == "1"  # type: ignore[index]
     path = var / "endpoints.yml"
     path.write_text(yaml.safe_dump(conf, allow_unicode=True))
     return path

@@ -4,6 +4,7 @@ database would not: failed turns, other servers' writes and new sessions all go 
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,20 @@ ROOT = Path(__file__).resolve().parents[2]
 DOMAIN = Domain.load(str(ROOT / "domain.yml"))
 
 
+OFF_LOOP = {"on": False}
+
+
+@pytest.fixture(autouse=True, params=[False, True], ids=["on-loop", "off-loop"])
+def off_loop(request: pytest.FixtureRequest) -> None:
+    """Every test runs twice: round trips on the event loop (SQLite's way) and on a worker thread
+    (a server database's way, as on PostgreSQL)."""
+    OFF_LOOP["on"] = request.param
+
+
 def cached(db: Path, **kw: int) -> CachedSQLTrackerStore:
-    return CachedSQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db), **kw)
+    store = CachedSQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db), **kw)
+    store.off_loop = OFF_LOOP["on"]
+    return store
 
 
 async def turn(store: SQLTrackerStore, sender: str, text: str, save: bool = True) -> object:
@@ -130,3 +143,31 @@ def test_stored_events_keep_no_verification_answers_or_numbers(tmp_path: Path) -
         rows = [json.loads(r[0]) for r in conn.execute(sa.text("select data from events"))]
     dump = json.dumps(rows, ensure_ascii=False)
     assert "3200" not in dump and "6200" not in dump and "13800000002" not in dump and "0000 0002" not in dump
+
+
+def test_a_server_databases_round_trips_leave_rasas_event_loop_free(db: Path) -> None:
+    """With a database server (off_loop), a save's queries wait on a worker thread, so another
+    conversation's coroutine runs meanwhile: here the query waits for that coroutine to run."""
+    if not OFF_LOOP["on"]:
+        pytest.skip("SQLite's round trips stay on the loop")
+    store = cached(db)
+    other_ran = threading.Event()
+    last_id = store._last_id
+
+    def waits_for_the_other(session: object, sender_id: str) -> int | None:
+        assert other_ran.wait(10), "the event loop was blocked while the database answered"
+        return last_id(session, sender_id)
+
+    store._last_id = waits_for_the_other  # type: ignore[method-assign]
+
+    async def both() -> None:
+        async def other() -> None:
+            other_ran.set()
+
+        await asyncio.gather(turn(store, "c1", "一"), other())
+
+    run(both())
+    assert (
+        store.off_loop
+        and len(run(SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db)).retrieve("c1")).events) > 0
+    )  # type: ignore[attr-defined]
