@@ -152,13 +152,13 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             self._out.popitem(last=False)
 
     async def save(self, tracker: DialogueStateTracker) -> None:
-        if not self.fast:  # Rasa's own save, of a copy whose events are as the rows must hold them
+        if not self.fast or self.event_broker is not None:
+            # Rasa's own save (streaming events re-reads the tracker, so a broker takes this path
+            # too), of a copy whose events are as the rows must hold them: the broker's stream is
+            # scrubbed like the rows.
             events = [scrub(event.as_dict()) for event in tracker.events]
             slots = self.domain.slots if self.domain else None
             await super().save(DialogueStateTracker.from_dict(tracker.sender_id, events, slots))
-            return
-        if self.event_broker is not None:  # streaming events re-reads the tracker: keep Rasa's own path
-            await super().save(tracker)
             return
         out = self._out.pop(tracker.sender_id, None)
         # The events are listed here, on the loop, where the turn that owns the tracker runs.
