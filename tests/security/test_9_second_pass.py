@@ -1,0 +1,109 @@
+"""The second outside review (issue 31), one regression test per numbered finding and a few beside.
+
+Each failed on the code as the review found it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledger.db import Database
+from ledger.models import Account, Agent
+from settings import get_settings
+from tests.api.conftest import ADMIN, SMS_DEV_SECRET
+from tests.api.test_accounts_api import account_body
+
+# ---- 1. every write is committed before its response is sent ----
+
+
+class ReadsAtResponseStart:
+    """Wraps the gateway: the moment a 201 starts going out, `read()` looks in the database through a
+    connection of its own, as a caller acting on the 201 at once would."""
+
+    def __init__(self, app: ASGIApp, read: Any) -> None:
+        self.app = app
+        self.read = read
+        self.seen: list[tuple[str, bool]] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 201:
+                self.seen.append((scope["path"], self.read(scope["path"])))
+            await send(message)
+
+        await self.app(scope, receive, watched)
+
+
+@pytest.fixture
+def committed_client(database_url: str, committed_db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The gateway on a database whose commits stay (as in production), not the test's savepoints."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("ADMIN_API_TOKEN", ADMIN)
+    monkeypatch.setenv("RASA_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("ACTION_SERVER_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AGENT_JWT_KEY", "test-agent-key-that-is-long-enough-for-hs256")
+    monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "100000")
+    monkeypatch.setenv("SMS_INBOUND_DEV_SECRET", SMS_DEV_SECRET)
+    monkeypatch.setenv("BOT_RECOVERY_SECONDS", "0")
+    get_settings.cache_clear()
+    from api.main import create_app
+
+    reader = Database(database_url)
+    created: dict[str, str] = {}
+
+    def read(path: str) -> bool:
+        with reader.transaction(readonly=True) as s:
+            if path == "/v1/accounts":
+                return s.scalar(select(Account.id).where(Account.account_id == created["account"])) is not None
+            if path == "/v1/agents":
+                return s.scalar(select(Agent.id).where(Agent.username == created["agent"])) is not None
+            raise AssertionError(path)
+
+    wrapped = ReadsAtResponseStart(create_app(committed_db), read)
+    with TestClient(wrapped, raise_server_exceptions=False) as c:  # type: ignore[arg-type]
+        yield c, wrapped, created
+    reader.dispose()
+    get_settings.cache_clear()
+
+
+def test_1_a_201_is_sent_only_once_its_row_is_committed(committed_client: Any) -> None:
+    client, wrapped, created = committed_client
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    body = account_body()
+    created["account"] = body["account_id"]
+    assert client.post("/v1/accounts", json=body, headers=admin).status_code == 201
+    created["agent"] = f"a-{uuid.uuid4().hex[:8]}"
+    agent = {"username": created["agent"], "password": "correct horse 42", "display_name": "小王"}
+    assert client.post("/v1/agents", json=agent, headers=admin).status_code == 201
+    # A read made as each 201 started going out found its row.
+    assert wrapped.seen == [("/v1/accounts", True), ("/v1/agents", True)]
+
+
+def test_1_a_commit_that_fails_is_a_5xx_and_nothing_is_claimed(
+    client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = {"on": True}
+
+    def refuse(session: Session) -> None:
+        if failing["on"]:
+            raise OperationalError("COMMIT", None, Exception("disk I/O error"))
+
+    event.listen(Session, "before_commit", refuse)
+    try:
+        body = account_body()
+        r = client.post("/v1/accounts", json=body, headers=admin)
+    finally:
+        failing["on"] = False
+        event.remove(Session, "before_commit", refuse)
+    assert r.status_code >= 500, r.text
+    assert body["account_id"] not in r.text
+    assert client.get(f"/v1/accounts/{body['account_id']}", headers=admin).status_code == 404
