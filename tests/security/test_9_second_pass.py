@@ -5,6 +5,7 @@ Each failed on the code as the review found it.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,11 +17,13 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.hub import QUEUE_TOPIC, conversation_topic
 from ledger.db import Database
 from ledger.models import Account, Agent
 from settings import get_settings
-from tests.api.conftest import ADMIN, SMS_DEV_SECRET
+from tests.api.conftest import ADMIN, SMS_DEV_SECRET, WebChat
 from tests.api.test_accounts_api import account_body
+from tests.security.test_6_agents import _verified_handoff, agent
 
 # ---- 1. every write is committed before its response is sent ----
 
@@ -107,3 +110,39 @@ def test_1_a_commit_that_fails_is_a_5xx_and_nothing_is_claimed(
     assert r.status_code >= 500, r.text
     assert body["account_id"] not in r.text
     assert client.get(f"/v1/accounts/{body['account_id']}", headers=admin).status_code == 404
+
+
+# ---- 2. a socket follows a conversation only while its agent may read it ----
+
+
+def _events_until_heartbeat(client: TestClient, ws: Any, settle: float = 0.4) -> list[dict[str, Any]]:
+    """What the console hears, up to a queue event published once the others had time to arrive."""
+    time.sleep(settle)
+    client.app.state.chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": "heartbeat"})  # type: ignore[attr-defined]
+    heard = []
+    while True:
+        event = ws.receive_json()
+        if event.get("conversation_id") == "heartbeat":
+            return heard
+        heard.append(event)
+
+
+def test_2_a_released_conversation_stops_reaching_the_agents_socket(
+    client: TestClient, admin: dict[str, str], web: WebChat, db: Database
+) -> None:
+    cid = _verified_handoff(web, db, "released")
+    _, alice = agent(client, admin)
+    assert client.post(f"/v1/agent/conversations/{cid}/claim", headers=alice).status_code == 200
+    hub = client.app.state.chat.hub  # type: ignore[attr-defined]
+    amounts = {"type": "message", "seq": 99, "sender": "bot", "text": "您目前需还款10210.00元"}
+    raw = alice["Authorization"].removeprefix("Bearer ")
+    with client.websocket_connect("/v1/agent/ws", subprotocols=["bearer", raw]) as ws:
+        ws.send_json({"follow": cid})
+        time.sleep(0.3)
+        hub.publish(conversation_topic(cid), {"type": "message", "seq": 98, "sender": "user", "text": "在吗"})
+        assert any(e.get("seq") == 98 for e in _events_until_heartbeat(client, ws))  # following while claimed
+        assert client.post(f"/v1/agent/conversations/{cid}/release", headers=alice).status_code == 200
+        hub.publish(conversation_topic(cid), amounts)  # the holder verifies again and asks what is owed
+        heard = _events_until_heartbeat(client, ws)
+    assert all(e.get("type") != "message" for e in heard), heard
+    assert "10210" not in str(heard)
