@@ -12,17 +12,23 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.hub import QUEUE_TOPIC, conversation_topic
+from ledger import negotiation
+from ledger.approvals import ApprovalFacts, decide_approval
+from ledger.clock import process_clock
 from ledger.db import Database
-from ledger.models import Account, Agent
+from ledger.errors import PolicyError
+from ledger.models import Account, Agent, AuditLog, Conversation, Plan
+from ledger.policy import ApprovalPolicy, load_policy, parse_policy
 from settings import get_settings
 from tests.api.conftest import ADMIN, SMS_DEV_SECRET, WebChat
 from tests.api.test_accounts_api import account_body
+from tests.conftest import ROOT
 from tests.security.test_6_agents import _verified_handoff, agent
 
 # ---- 1. every write is committed before its response is sent ----
@@ -146,3 +152,62 @@ def test_2_a_released_conversation_stops_reaching_the_agents_socket(
         heard = _events_until_heartbeat(client, ws)
     assert all(e.get("type") != "message" for e in heard), heard
     assert "10210" not in str(heard)
+
+
+# ---- 3. plan approval: a supervisor, or the agent holding the conversation within its limit ----
+
+
+def _pending_plan(db: Database, cid: str, periods: int) -> str:
+    """A personalised plan (policy: approval needed) made in the holder's verified conversation."""
+    policy = load_policy(ROOT / "policy.yml")
+    clock = process_clock("Asia/Shanghai")
+    with db.transaction() as s:
+        conv = s.scalar(select(Conversation).where(Conversation.conversation_id == cid))
+        assert conv is not None and conv.account_pk is not None
+        account_id = s.scalar(select(Account.account_id).where(Account.id == conv.account_pk))
+        assert account_id is not None
+        sit = negotiation.situation(s, account_id, policy, clock)
+        offer = negotiation.offer_for(sit, "personalized", clock.today(), periods=periods)
+        plan, _ = negotiation.create_plan(s, account_id, offer, "chat", f"k-{uuid.uuid4().hex}", clock)
+        assert plan.status == "pending_approval"
+        return plan.plan_id
+
+
+def test_3_only_a_supervisor_or_the_holding_agent_within_its_limit_approves_and_says_why(
+    client: TestClient, admin: dict[str, str], web: WebChat, db: Database
+) -> None:
+    cid = _verified_handoff(web, db, "approval")
+    alice_name, alice = agent(client, admin)
+    _, bob = agent(client, admin)
+    boss_name, boss = agent(client, admin, "supervisor")
+    assert client.post(f"/v1/agent/conversations/{cid}/claim", headers=alice).status_code == 200
+    big = _pending_plan(db, cid, periods=24)  # over an agent's 12 periods (policy.yml approval:)
+    why = {"reason": "持卡人失业，月供能力约500元"}
+    r = client.post(f"/v1/agent/plans/{big}/approve", json=why, headers=bob)  # never claimed it
+    assert r.status_code == 403 and r.json()["error"]["details"]["basis"] == "not_holding_conversation"
+    r = client.post(f"/v1/agent/plans/{big}/approve", json=why, headers=alice)  # holds it, over its limit
+    assert r.status_code == 403 and r.json()["error"]["details"]["basis"] == "over_agent_limit"
+    assert client.post(f"/v1/agent/plans/{big}/approve", json={}, headers=boss).status_code == 422  # no reason
+    r = client.post(f"/v1/agent/plans/{big}/approve", json=why, headers=boss)
+    assert r.status_code == 200 and r.json()["basis"] == "supervisor" and r.json()["approved_by"] == boss_name
+    with db.transaction() as s:
+        s.execute(update(Plan).where(Plan.plan_id == big).values(status="cancelled", open_slot=None))
+    small = _pending_plan(db, cid, periods=6)
+    r = client.post(f"/v1/agent/plans/{small}/approve", json={"reason": "六期，在权限内"}, headers=alice)
+    assert r.status_code == 200 and r.json()["basis"] == "agent_within_limit"
+    with db.transaction() as s:
+        audits = s.scalars(select(AuditLog).where(AuditLog.action == "plan.approve")).all()
+        said = {(a.subject, a.actor, a.detail["role"], a.detail["reason"]) for a in audits}
+    assert (big, boss_name, "supervisor", why["reason"]) in said
+    assert (small, alice_name, "agent", "六期，在权限内") in said
+
+
+def test_3_the_approval_rule_is_a_pure_function_of_role_claim_and_policy_limits() -> None:
+    rules = ApprovalPolicy(agent_max_periods=12, agent_max_principal_fen=2_000_000)
+    assert decide_approval(ApprovalFacts("supervisor", False, 60, 10**9), rules).allowed
+    assert decide_approval(ApprovalFacts("agent", True, 12, 2_000_000), rules).basis == "agent_within_limit"
+    assert decide_approval(ApprovalFacts("agent", True, 13, 100), rules).basis == "over_agent_limit"
+    assert decide_approval(ApprovalFacts("agent", True, 6, 2_000_001), rules).basis == "over_agent_limit"
+    assert decide_approval(ApprovalFacts("agent", False, 3, 100), rules).basis == "not_holding_conversation"
+    with pytest.raises(PolicyError, match=r"approval\.agent_max_periods"):
+        parse_policy((ROOT / "policy.yml").read_text(encoding="utf-8") + "\napproval: {agent_max_periods: 61}\n")
