@@ -22,6 +22,7 @@ from api.limits import limiter
 from api.logs import configure_logging
 from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts, wechat
 from api.wechat_channel import WeChatChannel
+from ledger.agents import prepare_login
 from ledger.db import Database
 from ledger.policy import cached_policy
 from settings import get_settings
@@ -87,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging()
     policy = cached_policy(str(settings.policy_path))  # a bad policy file stops start-up here, naming the line
+    await asyncio.to_thread(prepare_login)  # every failed login then costs the same (ledger/agents.py)
     given: Database | None = app.state.db  # a test's database, which the test disposes
     db = given or Database(settings.database_url)
     app.state.db = db

@@ -84,11 +84,13 @@ async def disable_agent(
     return public
 
 
-@router.post("/v1/agent/login", response_model=Token, responses=errors(413, 423, 429))
+@router.post("/v1/agent/login", response_model=Token, responses=errors(413, 429))
 @limiter.limit(login_limit)
 def login(
     request: Request, form: Annotated[LoginForm, Form()], settings: SettingsDep, db: DatabaseDep, clock: ClockDep
 ) -> Token:
+    """401 login_failed for every failure alike (unknown or disabled username, wrong password, an
+    account locked after five failures), so the answer names no username."""
     failure: LedgerError | None = None
     token = ""
     with db.transaction() as session:  # a failed attempt is counted even though login fails

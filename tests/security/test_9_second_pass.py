@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -17,10 +18,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import clock_dep
 from api.hub import QUEUE_TOPIC, conversation_topic
-from ledger import negotiation
+from ledger import agents, negotiation
 from ledger.approvals import ApprovalFacts, decide_approval
-from ledger.clock import process_clock
+from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.errors import PolicyError
 from ledger.models import Account, Agent, AuditLog, Conversation, Plan
@@ -211,3 +213,34 @@ def test_3_the_approval_rule_is_a_pure_function_of_role_claim_and_policy_limits(
     assert decide_approval(ApprovalFacts("agent", False, 3, 100), rules).basis == "not_holding_conversation"
     with pytest.raises(PolicyError, match=r"approval\.agent_max_periods"):
         parse_policy((ROOT / "policy.yml").read_text(encoding="utf-8") + "\napproval: {agent_max_periods: 61}\n")
+
+
+# ---- 4. a failed login says nothing about the username ----
+
+
+def test_4_unknown_and_locked_usernames_answer_alike_and_the_lock_still_holds(
+    client: TestClient, admin: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, _ = agent(client, admin)
+    work: list[str] = []
+    for method in ("hash", "verify", "verify_and_update"):
+        real = getattr(agents._hasher, method)
+        monkeypatch.setattr(
+            agents._hasher, method, lambda *a, _real=real, _m=method, **k: (work.append(_m), _real(*a, **k))[1]
+        )
+
+    def login(username: str, password: str) -> tuple[int, dict[str, Any], int]:
+        before = len(work)
+        r = client.post("/v1/agent/login", data={"username": username, "password": password})
+        return r.status_code, r.json(), len(work) - before
+
+    unknown = login(f"nobody-{uuid.uuid4().hex[:6]}", "correct horse 42")
+    wrong = [login(name, "wrong password") for _ in range(5)]  # the fifth locks the account
+    locked = login(name, "correct horse 42")  # the right password, while locked
+    assert unknown[0] == 401 and unknown[1]["error"]["code"] == "login_failed"
+    for answer in (*wrong, locked):
+        assert answer[:2] == unknown[:2]  # same status, same body
+    assert {unknown[2], locked[2], *(w[2] for w in wrong)} == {1}  # one Argon2 check each: the same work
+    later = Clock.at(process_clock().now() + timedelta(minutes=16))
+    client.app.dependency_overrides[clock_dep] = lambda: later  # type: ignore[attr-defined]
+    assert client.post("/v1/agent/login", data={"username": name, "password": "correct horse 42"}).status_code == 200
