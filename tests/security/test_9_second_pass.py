@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,12 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import clock_dep
 from api.hub import QUEUE_TOPIC, conversation_topic
+from api.wechat import push_xml
+from api.wechat import signature as wechat_signature
 from ledger import agents, negotiation
 from ledger.approvals import ApprovalFacts, decide_approval
 from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.errors import PolicyError
-from ledger.models import Account, Agent, AuditLog, Conversation, Plan
+from ledger.models import Account, Agent, AuditLog, Conversation, Plan, WeChatPush
 from ledger.policy import ApprovalPolicy, load_policy, parse_policy
 from settings import get_settings
 from tests.api.conftest import ADMIN, SMS_DEV_SECRET, WebChat
@@ -244,3 +247,38 @@ def test_4_unknown_and_locked_usernames_answer_alike_and_the_lock_still_holds(
     later = Clock.at(process_clock().now() + timedelta(minutes=16))
     client.app.dependency_overrides[clock_dep] = lambda: later  # type: ignore[attr-defined]
     assert client.post("/v1/agent/login", data={"username": name, "password": "correct horse 42"}).status_code == 200
+
+
+# ---- 5. WeChat: a captured push is refused when old, and when its signature is used again ----
+
+
+@pytest.fixture
+def wx(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    monkeypatch.setenv("WECHAT_TOKEN", WX_TOKEN)
+    monkeypatch.setenv("WECHAT_ENCODING_AES_KEY", "")  # plain mode: the body is not covered by the signature
+    client: TestClient = request.getfixturevalue("client")
+    return client
+
+
+WX_TOKEN = "wechat-test-token"
+
+
+def _push(client: TestClient, openid: str, text: str, stamp: int, nonce: str) -> int:
+    xml = push_xml(
+        {"ToUserName": "gh_bank", "FromUserName": openid, "CreateTime": stamp, "MsgType": "text", "Content": text}
+        | {"MsgId": str(uuid.uuid4().int)[:18]}
+    )
+    query = {"timestamp": str(stamp), "nonce": nonce, "signature": wechat_signature(WX_TOKEN, str(stamp), nonce)}
+    return client.post(f"/v1/wechat/callback?{urlencode(query)}", content=xml.encode()).status_code
+
+
+def test_5_old_pushes_and_reused_signatures_are_refused(wx: TestClient, db: Database) -> None:
+    openid = f"o{uuid.uuid4().hex[:27]}"
+    now = int(process_clock().now().timestamp())
+    assert _push(wx, openid, "2001年的推送", 1_000_000_000, "n-2001") == 403  # signed in 2001
+    assert _push(wx, openid, "六分钟前", now - 360, "n-old") == 403
+    assert _push(wx, openid, "你好", now - 60, "n-1") == 200
+    assert _push(wx, openid, "我要结清", now - 60, "n-1") == 403  # the same signature, a new MsgId and text
+    with db.transaction() as s:
+        kinds = s.scalars(select(WeChatPush.dedupe_key).where(WeChatPush.openid == openid)).all()
+    assert len(kinds) == 1  # only the genuine push was stored
