@@ -133,6 +133,10 @@ def create_app(db: Database | None = None) -> FastAPI:
         lifespan=lifespan,
         # Operation ids are the route functions' names: short, stable, and what links name.
         generate_unique_id_function=lambda route: route.name,
+        # FastAPI's own /docs and /redoc load their scripts from a CDN: off. /docs is served from
+        # files on this machine instead, when there are any (api/routes/pages.py).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.db = db
     app.add_middleware(BodyLimit)

@@ -282,3 +282,29 @@ def test_5_old_pushes_and_reused_signatures_are_refused(wx: TestClient, db: Data
     with db.transaction() as s:
         kinds = s.scalars(select(WeChatPush.dedupe_key).where(WeChatPush.openid == openid)).all()
     assert len(kinds) == 1  # only the genuine push was stored
+
+
+# ---- 6. API docs: from this machine under a strict CSP, or off; never a CDN ----
+
+
+def test_6_docs_load_nothing_from_another_host(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    assert client.get("/openapi.json").status_code == 200  # the schema stays
+    r = client.get("/docs")  # no Swagger UI files on this machine: off, rather than a CDN's
+    assert r.status_code == 404 and "cdn" not in r.text and "http" not in r.text
+    assert client.get("/redoc").status_code == 404
+    for name, body in (("swagger-ui-bundle.js", "window.SwaggerUIBundle = function () {};"), ("swagger-ui.css", "")):
+        (tmp_path / name).write_text(body)
+    monkeypatch.setenv("API_DOCS_ASSETS", str(tmp_path))  # the operator points at swagger-ui-dist's files
+    get_settings.cache_clear()
+    r = client.get("/docs")
+    assert r.status_code == 200
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+    assert "http" not in r.text.replace('lang="en"', "")  # every script and style from this origin
+    assert client.get("/docs/assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/docs/assets/..%2F..%2Fsecrets.env").status_code == 404
+    monkeypatch.setenv("API_DOCS", "off")
+    get_settings.cache_clear()
+    assert client.get("/docs").status_code == 404
