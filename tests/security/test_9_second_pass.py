@@ -5,7 +5,9 @@ Each failed on the code as the review found it.
 
 from __future__ import annotations
 
+import re
 import time
+import unicodedata
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,6 +16,8 @@ from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -28,6 +32,7 @@ from ledger.approvals import ApprovalFacts, decide_approval
 from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.errors import PolicyError
+from ledger.masking import mask, read_digits
 from ledger.models import Account, Agent, AuditLog, Conversation, Plan, WeChatPush
 from ledger.policy import ApprovalPolicy, load_policy, parse_policy
 from settings import get_settings
@@ -308,3 +313,63 @@ def test_6_docs_load_nothing_from_another_host(
     monkeypatch.setenv("API_DOCS", "off")
     get_settings.cache_clear()
     assert client.get("/docs").status_code == 404
+
+
+# ---- 7. numbers said in Chinese numerals, spaced, dashed or full-width are masked too ----
+
+SAID = {  # what a holder types -> what must not be left of it
+    "一三八 零零零零 零零零二": "0000",
+    "我的手机幺三八零零零零零零零二一直打不通": "零零零零",
+    "电话：幺三八－零零零零－零零零两": "零零零",
+    "１３８　００００　０００２": "００００",
+    "卡号六二二二 零二一二 三四五六 七八九零": "七八九零",
+    "身份证一一零一零一一九九零零三零七一二三X": "一二三X",
+    "身份证后四位一二三四，卡号尾号六零零一": "六零零一",
+    "卡号后四位：幺两三四": "幺两三四",
+}
+
+
+@pytest.mark.parametrize(("said", "secret"), list(SAID.items()))
+def test_7_numbers_said_in_numerals_are_masked(said: str, secret: str) -> None:
+    assert secret not in mask(said) and "*" in mask(said)
+
+
+def test_7_the_stored_transcript_keeps_no_number_said_in_numerals(
+    client: TestClient, admin: dict[str, str], web: WebChat
+) -> None:
+    cid = web.cid("numerals")
+    web.post("numerals", "我的电话是一三八 零零零零 零零零二，身份证后四位一二三四")
+    record = client.get(f"/v1/conversations/{cid}/transcript", headers=admin).json()
+    said = [m["text"] for m in record["messages"] if m["sender"] == "user"]
+    assert said == ["我的电话是138****0002，身份证后四位****"]
+
+
+DIGIT_AS = {d: [d, chr(ord(d) + 0xFEE0), "零一二三四五六七八九"[int(d)]] for d in "0123456789"}
+DIGIT_AS["0"].append("〇")
+DIGIT_AS["1"].append("幺")
+DIGIT_AS["2"].append("两")
+
+
+@st.composite
+def written_number(draw: st.DrawFn, digits: str) -> str:
+    """`digits` as a person might type them: each digit as written or said, groups spaced or dashed."""
+    seps = st.sampled_from(["", " ", "  ", "-", "－", "—", "\u3000"])
+    out = []
+    for i, d in enumerate(digits):
+        if i in (3, 7, 11, 15):
+            out.append(draw(seps))
+        out.append(draw(st.sampled_from(DIGIT_AS[d])))
+    return "".join(out)
+
+
+@given(
+    data=st.data(), middle=st.from_regex(r"[0-9]{4}", fullmatch=True), card=st.from_regex(r"6[0-9]{15}", fullmatch=True)
+)
+@settings(max_examples=150, deadline=None)
+def test_7_any_mix_of_writings_leaves_no_number_readable(data: st.DataObject, middle: str, card: str) -> None:
+    phone = f"139{middle}0002"
+    said = f"我的号码是{data.draw(written_number(phone))}，卡号{data.draw(written_number(card))}，谢谢"
+    masked = mask(said)
+    read = read_digits(masked).translate(str.maketrans({chr(0x0660 + d): str(d) for d in range(10)}))
+    read = re.sub(r"\D", "", unicodedata.normalize("NFKC", read))
+    assert read == "1390002"  # 139****0002, and nothing of the card
