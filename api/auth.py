@@ -11,7 +11,7 @@ import hmac
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
 import jwt
 from fastapi import Depends
@@ -84,6 +84,29 @@ def principal_from_token(token: str, db: Database, settings: Settings, clock: Cl
         if agent is None or agent.username != claims["sub"]:
             return None
         return Principal(agent.username, agent.role, str(claims["jti"]), datetime.fromtimestamp(claims["exp"], UTC))
+
+
+ConsoleAccess = Literal["ok", "token_ended", "not_claimed"]
+
+
+async def console_still_authorised(
+    db: Database, principal: Principal, conversation_id: str | None, clock: Clock
+) -> ConsoleAccess:
+    """Whether an agent console may still be handed an event: its token is live (not logged out,
+    not expired, the agent not disabled: else "token_ended") and, for a conversation's event, the
+    agent may read that conversation now (claimed by it, or a supervisor: else "not_claimed").
+    Asked again at every event a socket delivers, so a release, a reassignment, a logout or a
+    disable ends delivery at once, whichever gateway worker it happened on."""
+
+    def check(session: Session) -> ConsoleAccess:
+        agent = agents.live_token(session, principal.jti, clock)
+        if agent is None or agent.username != principal.username:
+            return "token_ended"
+        if conversation_id is None or agents.may_read(session, agent.role, agent.username, conversation_id):
+            return "ok"
+        return "not_claimed"
+
+    return await db.run(check, readonly=True)
 
 
 agent_bearer = OAuth2PasswordBearer(

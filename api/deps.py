@@ -45,6 +45,10 @@ DatabaseDep = Annotated[Database, Depends(database_dep)]
 def session_dep(db: DatabaseDep) -> Iterator[Session]:
     """One transaction per request: committed when the route returns, rolled back on error.
 
+    Declared with `scope="function"` (SessionDep): the commit runs before the response is sent,
+    so a 2xx means the write is in the database, and a commit that fails is the caller's 5xx.
+    (A yield dependency of FastAPI's default "request" scope ends after the response is sent.)
+
     Only for sync (`def`) routes, which FastAPI runs in its thread pool; an async route uses
     `await db.run(...)` instead."""
     with db.transaction() as session:
@@ -53,7 +57,7 @@ def session_dep(db: DatabaseDep) -> Iterator[Session]:
 
 PolicyDep = Annotated[Policy, Depends(policy_dep)]
 ClockDep = Annotated[Clock, Depends(clock_dep)]
-SessionDep = Annotated[Session, Depends(session_dep)]
+SessionDep = Annotated[Session, Depends(session_dep, scope="function")]
 
 
 admin_bearer = HTTPBearer(scheme_name="admin", description="ADMIN_API_TOKEN", auto_error=False)

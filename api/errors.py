@@ -13,6 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.agents import AccountLocked, LoginFailed
+from ledger.approvals import ApprovalRefused
 from ledger.compliance import ContactNotAllowed
 from ledger.errors import Conflict, LedgerError, NotFound, OfferNotAllowed, PolicyError, ValidationFailed
 
@@ -30,6 +31,7 @@ STATUS_OF: dict[type[LedgerError], int] = {
     ValidationFailed: 422,
     OfferNotAllowed: 422,
     AccountLocked: 423,
+    ApprovalRefused: 403,
     PolicyError: 500,
     LedgerError: 400,
 }

@@ -22,6 +22,7 @@ from api.limits import limiter
 from api.logs import configure_logging
 from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts, wechat
 from api.wechat_channel import WeChatChannel
+from ledger.agents import prepare_login
 from ledger.db import Database
 from ledger.policy import cached_policy
 from settings import get_settings
@@ -87,6 +88,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = get_settings()
     configure_logging()
     policy = cached_policy(str(settings.policy_path))  # a bad policy file stops start-up here, naming the line
+    await asyncio.to_thread(prepare_login)  # every failed login then costs the same (ledger/agents.py)
     given: Database | None = app.state.db  # a test's database, which the test disposes
     db = given or Database(settings.database_url)
     app.state.db = db
@@ -131,6 +133,10 @@ def create_app(db: Database | None = None) -> FastAPI:
         lifespan=lifespan,
         # Operation ids are the route functions' names: short, stable, and what links name.
         generate_unique_id_function=lambda route: route.name,
+        # FastAPI's own /docs and /redoc load their scripts from a CDN: off. /docs is served from
+        # files on this machine instead, when there are any (api/routes/pages.py).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.db = db
     app.add_middleware(BodyLimit)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from pwdlib import PasswordHash
 from sqlalchemy import select, update
@@ -25,6 +27,8 @@ class LoginFailed(LedgerError):
 
 
 class AccountLocked(LedgerError):
+    """Kept for the error mapping; login no longer says an account is locked (see authenticate)."""
+
     code = "account_locked"
 
 
@@ -51,25 +55,41 @@ def create_agent(
     return agent
 
 
+LOGIN_FAILED = "wrong username or password; after repeated failures, try again in 15 minutes"
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    """An Argon2 hash of nobody's password, with the hasher's own parameters: an unknown or disabled
+    username is checked against it, so every failed login costs the same work."""
+    return _hasher.hash(secrets.token_urlsafe(24))
+
+
+def prepare_login() -> None:
+    """Compute the dummy hash now (at start-up), so the first failed login costs no more than others."""
+    _dummy_hash()
+
+
 def authenticate(session: Session, username: str, password: str, clock: Clock) -> Agent:
-    """The agent if the password is right; failures count, and five in a row lock for 15 minutes."""
+    """The agent if the password is right; failures count, and five in a row lock for 15 minutes.
+
+    Every failure, whether the username is unknown, disabled or locked, or the password wrong,
+    raises the same LoginFailed after the same work (one Argon2 verification), so a caller cannot
+    tell which usernames exist or are locked. A locked account refuses even its right password."""
     agent = session.scalar(select(Agent).where(Agent.username == username).with_for_update())
-    if agent is None:
-        _hasher.hash(password)  # same work either way, so timing does not reveal which usernames exist
-        raise LoginFailed("wrong username or password")
+    if agent is None or agent.disabled_at is not None:
+        _hasher.verify(password, _dummy_hash())
+        raise LoginFailed(LOGIN_FAILED)
     now = clock.now()
-    if agent.disabled_at is not None:
-        _hasher.hash(password)
-        raise LoginFailed("wrong username or password")
-    if agent.locked_until and agent.locked_until > now:
-        raise AccountLocked("too many failed logins; try again later", until=agent.locked_until.isoformat())
     ok, new_hash = _hasher.verify_and_update(password, agent.password_hash)
+    if agent.locked_until and agent.locked_until > now:
+        raise LoginFailed(LOGIN_FAILED)
     if not ok:
         agent.failed_logins += 1
         if agent.failed_logins >= MAX_FAILURES:
             agent.locked_until, agent.failed_logins = now + LOCKOUT, 0
             audit(session, username, "agent.locked", username)
-        raise LoginFailed("wrong username or password")
+        raise LoginFailed(LOGIN_FAILED)
     agent.failed_logins, agent.locked_until = 0, None
     if new_hash:
         agent.password_hash = new_hash

@@ -380,6 +380,7 @@ class ChatSession(Base):
     conversation_pk: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
     link_attempt_pk: Mapped[int | None] = mapped_column(Integer)
     expires_at: Mapped[datetime] = mapped_column(AwareDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(AwareDateTime)  # the holder ended it (结束对话)
     created_at: Mapped[datetime] = _now()
 
 
@@ -473,6 +474,17 @@ class WeChatPush(Base):
     payload: Mapped[dict[str, object] | None] = mapped_column(JSON)
     done_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     received_at: Mapped[datetime] = _now()
+
+
+class WeChatNonce(Base):
+    """A push's signed (timestamp, nonce, signature), kept for the freshness window: seen again with
+    another push inside it, it is a replay (ledger/wechat.py)."""
+
+    __tablename__ = "wechat_nonces"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256 of timestamp, nonce, signature
+    dedupe_key: Mapped[str] = mapped_column(String(128))  # the push it carried (MsgId, or openid+time)
+    seen_at: Mapped[datetime] = mapped_column(AwareDateTime, index=True)
 
 
 class WeChatOutbound(Base):

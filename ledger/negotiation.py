@@ -26,10 +26,11 @@ from ledger.accounts import (
     position_for,
     statement_terms,
 )
+from ledger.approvals import ApprovalDecision, ApprovalFacts, ApprovalRefused, decide_approval
 from ledger.clock import Clock
 from ledger.errors import Conflict, OfferNotAllowed, ValidationFailed
 from ledger.fees import position
-from ledger.models import Hold, Plan, PlanRow, Promise
+from ledger.models import Conversation, HandoffTicket, Hold, Plan, PlanRow, Promise
 from ledger.plans import (
     Owed,
     PlanOffer,
@@ -41,7 +42,7 @@ from ledger.plans import (
     personalized_offer,
     validate_promise,
 )
-from ledger.policy import AgreementPolicy, BucketPolicy, Policy
+from ledger.policy import AgreementPolicy, ApprovalPolicy, BucketPolicy, Policy
 
 
 @dataclass(frozen=True)
@@ -345,13 +346,34 @@ def create_plan(
     return plan, True
 
 
-def approve_plan(session: Session, plan_id: str, agent: str) -> Plan:
+def approve_plan(
+    session: Session, plan_id: str, username: str, role: str, reason: str, rules: ApprovalPolicy
+) -> tuple[Plan, ApprovalDecision]:
+    """Approve a plan waiting for it, if `decide_approval` lets this principal; audited with who,
+    in what role, on what basis and why (`reason`, the approver's words). ApprovalRefused otherwise."""
     plan = session.scalar(select(Plan).where(Plan.plan_id == plan_id).with_for_update())
     if plan is None or plan.status != "pending_approval":
         raise Conflict("the plan is not waiting for approval", plan_id=plan_id)
-    plan.status, plan.approved_by = "active", agent
-    audit(session, agent, "plan.approve", plan_id)
-    return plan
+    holds = session.scalar(
+        select(HandoffTicket.id)
+        .join(Conversation, HandoffTicket.conversation_pk == Conversation.id)
+        .where(
+            Conversation.account_pk == plan.account_pk,
+            HandoffTicket.status == "claimed",
+            HandoffTicket.agent == username,
+        )
+        .limit(1)
+    )
+    decision = decide_approval(ApprovalFacts(role, holds is not None, plan.periods, plan.principal), rules)
+    if not decision.allowed:
+        raise ApprovalRefused(
+            "a supervisor, or the agent holding the conversation within its limit, approves this plan",
+            plan_id=plan_id,
+            basis=decision.basis,
+        )
+    plan.status, plan.approved_by = "active", username
+    audit(session, username, "plan.approve", plan_id, role=role, basis=decision.basis, reason=reason)
+    return plan, decision
 
 
 def create_promise(

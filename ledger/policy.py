@@ -151,6 +151,14 @@ class AgreementPolicy(_Strict):
         return self.misses_allowed + 1
 
 
+class ApprovalPolicy(_Strict):
+    """Who approves a plan that waits for a person: a supervisor always; an agent holding the
+    conversation alone only up to these limits (0 periods: only supervisors approve)."""
+
+    agent_max_periods: int = Field(default=12, ge=0, le=60)
+    agent_max_principal_fen: int = Field(default=2_000_000, ge=0, le=10**12)
+
+
 class Policy(_Strict):
     version: Literal[1]
     institution: Institution
@@ -160,6 +168,7 @@ class Policy(_Strict):
     costs: CostPolicy = CostPolicy()
     handoff: HandoffPolicy = HandoffPolicy()
     agreements: AgreementPolicy = AgreementPolicy()
+    approval: ApprovalPolicy = ApprovalPolicy()
 
     @field_validator("buckets")
     @classmethod

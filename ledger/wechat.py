@@ -8,11 +8,12 @@ is, for reminders that carry no detail) lasts until 解绑 or unsubscribing.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -25,6 +26,7 @@ from ledger.models import (
     Conversation,
     Message,
     WeChatBinding,
+    WeChatNonce,
     WeChatPush,
     WeChatUser,
 )
@@ -46,6 +48,60 @@ class Current:
     mode: str
     started: bool  # a new conversation was started for this message
     lapsed: bool  # the previous one's verification lapsed (idle) before this message
+
+
+PUSH_FRESHNESS = timedelta(minutes=5)  # a signed push older (or newer) than this is refused
+
+
+class StalePush(Conflict):
+    """The push's signed timestamp is outside the freshness window: a captured push replayed later."""
+
+    code = "stale_push"
+
+
+class ReplayedPush(Conflict):
+    """This signature (timestamp, nonce) already carried another push within the window."""
+
+    code = "replayed_push"
+
+
+def push_is_fresh(timestamp: str, now: datetime, window: timedelta = PUSH_FRESHNESS) -> bool:
+    """Whether WeChat's signed `timestamp` (seconds) is within `window` of `now`, either side."""
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    return abs(now.timestamp() - int(timestamp)) <= window.total_seconds()
+
+
+def record_signed_push(
+    session: Session,
+    signed: tuple[str, str, str],
+    push: tuple[str, str, str],
+    payload: dict[str, object] | None,
+    now: datetime,
+    window: timedelta = PUSH_FRESHNESS,
+) -> bool:
+    """Store a push whose signature (timestamp, nonce, signature) was checked, refusing replays.
+
+    StalePush when the timestamp is outside the window. The signature is remembered for the window
+    (in the database, so every gateway worker sees it): seen again with the same push (WeChat's own
+    retry) it is answered as a duplicate, with another push (a captured signature on a new body or
+    MsgId) ReplayedPush. Then as `record_push`: False when the push was already stored."""
+    timestamp, nonce, sig = signed
+    dedupe_key, openid, kind = push
+    if not push_is_fresh(timestamp, now, window):
+        raise StalePush("the push is too old or too new to be WeChat's", timestamp=timestamp)
+    key = hashlib.sha256(f"{timestamp}\n{nonce}\n{sig}".encode()).hexdigest()
+    session.execute(delete(WeChatNonce).where(WeChatNonce.seen_at < now - 2 * window))  # past any window
+    seen = session.scalar(select(WeChatNonce.dedupe_key).where(WeChatNonce.key == key))
+    if seen is None:
+        try:
+            with session.begin_nested():
+                session.add(WeChatNonce(key=key, dedupe_key=dedupe_key, seen_at=now))
+        except IntegrityError:  # the same signature raced in on another connection
+            seen = session.scalar(select(WeChatNonce.dedupe_key).where(WeChatNonce.key == key))
+    if seen is not None and seen != dedupe_key:
+        raise ReplayedPush("this signature was already used", timestamp=timestamp)
+    return record_push(session, dedupe_key, openid, kind, payload)
 
 
 def record_push(

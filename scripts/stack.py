@@ -365,7 +365,7 @@ def main() -> int:
         print(f"\nHealthy in {time.monotonic() - t0:.1f}s (processes up in {waited:.1f}s).")
         print(f"  Chat page:  {gw}/chat      Agent console: {gw}/agent      KPI dashboard: {gw}/kpis")
         print(f"  Chat API:   POST {gw}/v1/chat/sessions, then /v1/chat/<id>/messages with the session token")
-        print(f"  Health:     {gw}/healthz    API docs: {gw}/docs")
+        print(f"  Health:     {gw}/healthz    API schema: {gw}/openapi.json (docs at /docs with API_DOCS_ASSETS)")
         print("  Admin token: in var/secrets.env (ADMIN_API_TOKEN)")
         print("  Demo holders (phone / ID last 4 / card last 4): see README, e.g. 13800000002 / 2345 / 6002 (M2)")
         print(

@@ -17,6 +17,7 @@ import httpx
 import xmltodict  # type: ignore[import-untyped]
 
 from api.wechat import encrypt_push, push_xml, signature
+from ledger.clock import process_clock
 from settings import get_settings
 
 
@@ -36,7 +37,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = get_settings()
     token = settings.wechat_token.get_secret_value()
-    now = str(int(time.time()))
+    now = str(int(process_clock(settings.app_timezone).now().timestamp()))  # the gateway's clock (tests: TEST_CLOCK)
     fields: dict[str, str | int] = {"ToUserName": "gh_local", "FromUserName": args.openid, "CreateTime": now}
     if args.event:
         fields.update(MsgType="event", Event=args.event, EventKey=args.key)

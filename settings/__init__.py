@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 
@@ -57,6 +58,14 @@ class Settings(LedgerSettings):
     wechat_encoding_aes_key: SecretStr = SecretStr("")
     wechat_api_base: str = "https://api.weixin.qq.com"
     wechat_reminder_template_id: str = ""
+    # API docs at /docs (Swagger UI), served only from files on this machine, never a CDN: the folder
+    # of swagger-ui-dist's swagger-ui-bundle.js and swagger-ui.css, else the installed Python package
+    # swagger-ui-bundle if there is one; with neither (or API_DOCS=off) /docs is off.
+    api_docs: Literal["auto", "off"] = "auto"
+    api_docs_assets: str = ""
+    # A web chat session ends after this long without a message from the holder (POST /v1/chat/sessions/logout
+    # ends it at once); 12 h after it opened at the latest.
+    web_session_idle_minutes: int = Field(default=30, ge=1, le=12 * 60)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -23,6 +23,7 @@ from api.schemas import (
     ConversationDetail,
     LoginForm,
     NoteAdded,
+    PlanApproval,
     PlanApproved,
     QueueItem,
     Released,
@@ -83,11 +84,13 @@ async def disable_agent(
     return public
 
 
-@router.post("/v1/agent/login", response_model=Token, responses=errors(413, 423, 429))
+@router.post("/v1/agent/login", response_model=Token, responses=errors(413, 429))
 @limiter.limit(login_limit)
 def login(
     request: Request, form: Annotated[LoginForm, Form()], settings: SettingsDep, db: DatabaseDep, clock: ClockDep
 ) -> Token:
+    """401 login_failed for every failure alike (unknown or disabled username, wrong password, an
+    account locked after five failures), so the answer names no username."""
     failure: LedgerError | None = None
     token = ""
     with db.transaction() as session:  # a failed attempt is counted even though login fails
@@ -221,12 +224,30 @@ def add_note(
     return NoteAdded(agent=note.agent, text=note.text)
 
 
-@router.post("/v1/agent/plans/{plan_id}/approve", response_model=PlanApproved, responses=errors(404, 409))
+@router.post(
+    "/v1/agent/plans/{plan_id}/approve", response_model=PlanApproved, responses=errors(400, 403, 404, 409, 413)
+)
 def approve_plan(
-    plan_id: Annotated[str, Path(pattern=ID_PATTERN)], agent: AgentDep, session: SessionDep
+    plan_id: Annotated[str, Path(pattern=ID_PATTERN)],
+    body: PlanApproval,
+    principal: PrincipalDep,
+    session: SessionDep,
+    policy: PolicyDep,
 ) -> PlanApproved:
-    plan = negotiation.approve_plan(session, plan_id, agent)
-    return PlanApproved.model_validate({"plan_id": plan.plan_id, "status": plan.status, "approved_by": agent})
+    """A supervisor approves; an agent only a plan of a conversation it holds, within `policy.yml`
+    `approval:` (403 approval_not_allowed otherwise). Audited with who approved and why."""
+    plan, decision = negotiation.approve_plan(
+        session, plan_id, principal.username, principal.role, body.reason, policy.approval
+    )
+    return PlanApproved.model_validate(
+        {
+            "plan_id": plan.plan_id,
+            "status": plan.status,
+            "approved_by": principal.username,
+            "basis": decision.basis,
+            "reason": body.reason,
+        }
+    )
 
 
 async def _release(conversation_id: str, agent: str, chat: ChatService, db: Database, resolved: bool) -> Released:

@@ -10,26 +10,57 @@ import asyncio
 import contextlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from api.auth import Principal, authorise_chat, bearer, principal_from_token
-from api.chat import BadInput, ChatDep, WrongChannel, chat_out, clean_text
+from api.auth import Principal, authorise_chat, bearer, console_still_authorised, principal_from_token
+from api.chat import BadInput, ChatDep, ChatService, WrongChannel, chat_out, clean_text
 from api.errors import ApiError
 from api.hub import AGENT_TOKENS_TOPIC, QUEUE_TOPIC, conversation_topic
 from api.limits import count_turn
-from ledger import agents, sessions
+from ledger import sessions
 
 router = APIRouter()
 CONVERSATION_ID = r"^(?!sms-)[A-Za-z0-9_-]{8,64}$"  # as the HTTP chat API: never an SMS conversation
 EXPIRED = 4401
 
 
-async def _pump(ws: WebSocket, queue: asyncio.Queue[dict[str, Any]]) -> None:
+async def _pump_queue(ws: WebSocket, queue: asyncio.Queue[dict[str, Any]], chat: ChatService, who: Principal) -> None:
+    """Queue events, each only while the console's token is still live."""
     while True:
-        await ws.send_json(await queue.get())
+        event = await queue.get()
+        if await console_still_authorised(chat.db, who, None, chat.clock) != "ok":
+            with contextlib.suppress(RuntimeError):
+                await ws.close(code=EXPIRED)
+            return
+        await ws.send_json(event)
+
+
+async def _pump_conversation(
+    ws: WebSocket,
+    queue: asyncio.Queue[dict[str, Any]],
+    chat: ChatService,
+    who: Principal,
+    cid: str,
+    unfollow: Callable[[str], None],
+) -> None:
+    """A followed conversation's events, each only while the agent may still read it: released,
+    handed to another agent, logged out or disabled, and nothing more is delivered."""
+    while True:
+        event = await queue.get()
+        access = await console_still_authorised(chat.db, who, cid, chat.clock)
+        if access != "ok":
+            unfollow(cid)
+            with contextlib.suppress(RuntimeError):
+                if access == "token_ended":
+                    await ws.close(code=EXPIRED)
+                else:
+                    await ws.send_json({"type": "error", "code": "not_claimed", "conversation_id": cid})
+            return
+        await ws.send_json(event)
 
 
 async def _close_at(ws: WebSocket, when: datetime | None, now: datetime) -> None:
@@ -128,27 +159,33 @@ async def agent_socket(ws: WebSocket, chat: ChatDep) -> None:
     await ws.accept(subprotocol=subprotocol)
     queue = chat.hub.subscribe(QUEUE_TOPIC)
     revocations = chat.hub.subscribe(AGENT_TOKENS_TOPIC)
+    followed: dict[str, asyncio.Queue[dict[str, Any]]] = {}
+
+    def unfollow(cid: str) -> None:
+        q = followed.pop(cid, None)
+        if q is not None:
+            chat.hub.unsubscribe(conversation_topic(cid), q)
+
     pumps = {
-        QUEUE_TOPIC: asyncio.create_task(_pump(ws, queue)),
+        QUEUE_TOPIC: asyncio.create_task(_pump_queue(ws, queue, chat, principal)),
         AGENT_TOKENS_TOPIC: asyncio.create_task(_watch_revocation(ws, principal, revocations)),
         "expiry": asyncio.create_task(_close_at(ws, principal.expires_at, chat.clock.now())),
     }
-    followed: dict[str, asyncio.Queue[dict[str, Any]]] = {}
     try:
         while True:  # the console says which conversation it is looking at: {"follow": id}
             message = json.loads(await ws.receive_text())
             cid = str(message.get("follow", ""))
             if not cid or cid in followed:
                 continue
-            allowed = await chat.db.run(
-                lambda s, cid=cid: agents.may_read(s, principal.role, principal.username, cid),  # type: ignore[misc]
-                readonly=True,
-            )
-            if not allowed:
+            access = await console_still_authorised(chat.db, principal, cid, chat.clock)
+            if access == "token_ended":
+                await ws.close(code=EXPIRED)
+                return
+            if access != "ok":
                 await ws.send_json({"type": "error", "code": "not_claimed", "conversation_id": cid})
                 continue
             followed[cid] = chat.hub.subscribe(conversation_topic(cid))
-            pumps[cid] = asyncio.create_task(_pump(ws, followed[cid]))
+            pumps[cid] = asyncio.create_task(_pump_conversation(ws, followed[cid], chat, principal, cid, unfollow))
     except (WebSocketDisconnect, ValueError, RuntimeError):
         pass
     finally:
@@ -156,5 +193,5 @@ async def agent_socket(ws: WebSocket, chat: ChatDep) -> None:
             task.cancel()
         chat.hub.unsubscribe(QUEUE_TOPIC, queue)
         chat.hub.unsubscribe(AGENT_TOKENS_TOPIC, revocations)
-        for cid, q in followed.items():
-            chat.hub.unsubscribe(conversation_topic(cid), q)
+        for cid in list(followed):
+            unfollow(cid)

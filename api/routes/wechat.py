@@ -9,7 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
-from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
+from api.deps import AdminDep, ClockDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import Outbox, OutboxMessage, errors
 from api.wechat import BadPush, BadSignature, read_push, valid_signature
@@ -54,6 +54,7 @@ async def callback(
     background: BackgroundTasks,
     channel: WeChatDep,
     db: DatabaseDep,
+    clock: ClockDep,
     signature: PushParam = None,
     timestamp: PushParam = None,
     nonce: PushParam = None,
@@ -62,7 +63,9 @@ async def callback(
     msg_signature: PushParam = None,
 ) -> Response:
     """A message or event push: checked, stored once, answered at once; the turn runs after the
-    answer and its replies go out through the customer-service API."""
+    answer and its replies go out through the customer-service API. 403 `stale_push` when the
+    signed timestamp is more than 5 minutes from now, `replayed_push` when its signature already
+    carried another push."""
     settings = channel.settings
     given = {
         "signature": signature,
@@ -79,7 +82,15 @@ async def callback(
         raise ApiError(403, "bad_signature", "the request signature is not valid") from None
     except BadPush as exc:
         raise ApiError(400, "bad_push", str(exc)) from None
-    fresh = await db.run(lambda s: wechat.record_push(s, push.dedupe_key, push.openid, push.kind, asdict(push)))
+    signed = (timestamp or "", nonce or "", signature or "")
+    try:
+        fresh = await db.run(
+            lambda s: wechat.record_signed_push(
+                s, signed, (push.dedupe_key, push.openid, push.kind), asdict(push), clock.now()
+            )
+        )
+    except (wechat.StalePush, wechat.ReplayedPush) as exc:  # a captured push sent again: nothing stored
+        raise ApiError(403, exc.code, exc.message) from None
     if fresh:  # a retry of a push already stored is answered and dropped
         background.add_task(channel.process, push)
     return PlainTextResponse("success", background=background)

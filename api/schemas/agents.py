@@ -112,10 +112,20 @@ class NoteAdded(BaseModel):
     text: str
 
 
+class PlanApproval(BaseModel):
+    """Why the plan is approved, in the approver's words: kept in the audit log with who approved."""
+
+    reason: str = Field(min_length=2, max_length=500)
+
+
 class PlanApproved(BaseModel):
     plan_id: Id
     status: Literal["active"]
     approved_by: str
+    basis: Literal["supervisor", "agent_within_limit"] = Field(
+        description="a supervisor's approval, or the agent holding the conversation within policy.yml approval:"
+    )
+    reason: str
 
 
 class Released(BaseModel):

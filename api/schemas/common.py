@@ -152,7 +152,7 @@ class ErrorBody(BaseModel):
 ERROR_DESCRIPTIONS = {
     400: "malformed_json: the body is not (UTF-8) JSON; bad_push: not a WeChat push",
     401: "unauthorized: no valid token for this call",
-    403: "bad_signature, link_invalid, or a secret header missing",
+    403: "bad_signature, stale_push, replayed_push, link_invalid, approval_not_allowed, or a secret header missing",
     404: "not_found",
     409: "conflict: the state does not allow it (e.g. claimed by another agent)",
     413: "body_too_large: over 64 KiB",

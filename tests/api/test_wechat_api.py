@@ -22,7 +22,7 @@ from api.campaign_sender import CampaignSender
 from api.wechat import BadSignature, Push, deliver, encrypt_push, push_xml, read_push, signature
 from api.wechat_reminders import check_template as check_wechat_template
 from ledger import accounts, campaigns, conversations, wechat
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.models import (
     ContactAttempt,
@@ -96,7 +96,14 @@ def _openid() -> str:
     return f"o{uuid.uuid4().hex[:27]}"
 
 
-def _query(nonce: str = "nonce1", timestamp: str = "1700000000", **extra: str) -> dict[str, str]:
+def _now_stamp() -> str:
+    """WeChat's timestamp for a push sent now (the suite's clock): pushes outside 5 minutes are refused."""
+    return str(int(process_clock().now().timestamp()))
+
+
+def _query(nonce: str | None = None, timestamp: str | None = None, **extra: str) -> dict[str, str]:
+    """A push's signed query; each push its own nonce, as WeChat sends (a nonce used twice is a replay)."""
+    nonce, timestamp = nonce or uuid.uuid4().hex[:10], timestamp or _now_stamp()
     return {"timestamp": timestamp, "nonce": nonce, "signature": signature(TOKEN, timestamp, nonce), **extra}
 
 
@@ -176,7 +183,7 @@ def test_a_push_is_answered_at_once_and_a_retry_is_processed_once(
 def test_a_bad_signature_is_refused_and_nothing_is_stored(wx: TestClient, db: Database) -> None:
     openid = _openid()
     assert _post(wx, _text(openid, "你好"), signature="0" * 40) == 403
-    assert _post(wx, _text(openid, "你好"), timestamp="1700000001", signature=signature(TOKEN, "1", "nonce1")) == 403
+    assert _post(wx, _text(openid, "你好"), signature=signature(TOKEN, "1", "nonce1")) == 403
     with db.transaction() as s:
         assert s.scalar(select(func.count()).select_from(WeChatPush).where(WeChatPush.openid == openid)) == 0
         assert s.scalar(select(WeChatUser.id).where(WeChatUser.openid == openid)) is None
@@ -202,7 +209,8 @@ def test_safe_mode_pushes_are_decrypted_and_plain_ones_refused(
     intruder = _openid()
     assert _post(wx, _text(intruder, "你好")) == 403  # the body of a plain push is not signed
     xml = push_xml({"ToUserName": "gh_bank", "Encrypt": "AAAA" + "B" * 60})
-    params = _query(encrypt_type="aes", msg_signature=signature(TOKEN, "1700000000", "nonce1", "forged"))
+    stamp = _now_stamp()
+    params = _query("nonce1", stamp, encrypt_type="aes", msg_signature=signature(TOKEN, stamp, "nonce1", "forged"))
     assert wx.post(f"/v1/wechat/callback?{urlencode(params)}", content=xml.encode()).status_code == 403
 
 

@@ -203,3 +203,26 @@ def test_a_server_databases_round_trips_leave_rasas_event_loop_free(db: Path) ->
         store.off_loop
         and len(run(SQLTrackerStore(domain=DOMAIN, dialect="sqlite", db=str(db)).retrieve("c1")).events) > 0
     )  # type: ignore[attr-defined]
+
+
+def test_rows_keep_no_number_said_in_numerals(tmp_path: Path) -> None:
+    """Issue 31, finding 7: the rows kept phone, card and answer digits written as Chinese numerals."""
+    import json
+
+    import sqlalchemy as sa
+
+    store = cached(tmp_path / "t.db")
+    text = "电话幺三八 零零零零 零零零两，卡号尾号六零零一，身份证后四位 一二三四"
+    entities = [{"entity": "card_last4", "value": "6001"}, {"entity": "id_last4", "value": "1234"}]
+
+    async def play() -> None:
+        tracker = await store.get_or_create_tracker("scrub-numerals")
+        tracker.update(UserUttered(text, {"name": "inform", "confidence": 0.9}, entities))
+        await store.save(tracker)
+
+    run(play())
+    with sa.create_engine(f"sqlite:///{tmp_path / 't.db'}").connect() as conn:
+        rows = [json.loads(r[0]) for r in conn.execute(sa.text("select data from events"))]
+    dump = json.dumps(rows, ensure_ascii=False)
+    for secret in ("零零零零", "零零零两", "六零零一", "一二三四", "6001", "1234"):
+        assert secret not in dump

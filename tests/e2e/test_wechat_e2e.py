@@ -20,6 +20,7 @@ from sqlalchemy import insert, select, update
 from api import links
 from api.wechat import encrypt_push, push_xml, signature
 from ledger import conduct, wechat
+from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import ContactAttempt, Conversation, Message, WeChatUser
 from ledger.money import fen_to_text, yuan_to_fen
@@ -49,7 +50,8 @@ class Follower:
     def push(self, fields: dict[str, str | int]) -> httpx.Response:
         self.created += 1
         xml = push_xml({"ToUserName": "gh_bank", "FromUserName": self.openid, "CreateTime": self.created, **fields})
-        timestamp, nonce = str(self.created), uuid.uuid4().hex[:10]
+        # The signed timestamp is now (the stack's clock): WeChat's pushes older than 5 minutes are refused.
+        timestamp, nonce = str(int(process_clock().now().timestamp())), uuid.uuid4().hex[:10]
         envelope = xmltodict.parse(encrypt_push(self.settings, xml, nonce, timestamp))["xml"]
         params = {
             "timestamp": timestamp,

@@ -68,14 +68,22 @@
         <tr><td>全部结清</td><td>${esc(a.outstanding)}</td></tr><tr><td>标记</td><td>${esc(a.flags.join("、") || "无")}</td></tr></table>`;
       html += "<h3>可提供的分期</h3>" + (d.offers.map((o) => `<div>${o.periods}期：每期${esc(o.per_period)}，手续费${esc(o.total_fee)}，年化${(o.apr * 100).toFixed(2)}%</div>`).join("") || "<div>无</div>");
       html += "<h3>还款方案</h3>" + (a.plans.map((p) => `<div>${esc(p.type)} ${p.periods}期 · ${esc(p.status)}
-        ${p.status === "pending_approval" ? `<button data-plan="${esc(p.plan_id)}">批准</button>` : ""}</div>`).join("") || "<div>无</div>");
+        ${p.status === "pending_approval" ? `<input data-reason="${esc(p.plan_id)}" placeholder="批准理由（必填）" maxlength="500"><button data-plan="${esc(p.plan_id)}">批准</button>` : ""}</div>`).join("") || "<div>无</div>");
       html += "<h3>还款承诺</h3>" + (a.promises.map((p) => `<div>${esc(p.due_date)} 还 ${esc(p.amount)}（${esc(p.status)}）</div>`).join("") || "<div>无</div>");
     }
     html += "<h3>内部备注</h3>" + d.notes.map((n) => `<div>${esc(n.agent)}：${esc(n.text)}</div>`).join("") +
       '<textarea id="note" rows="2"></textarea><button id="addNote" class="secondary">添加备注</button>';
     $("side").innerHTML = html;
     for (const btn of $("side").querySelectorAll("button[data-plan]"))
-      btn.onclick = async () => { await api(`/v1/agent/plans/${btn.dataset.plan}/approve`, {method: "POST"}); open(current); };
+      btn.onclick = async () => {   // who approved and why is audited; beyond an agent's limit a supervisor approves
+        const field = $("side").querySelector(`input[data-reason="${btn.dataset.plan}"]`);
+        const reason = field ? field.value.trim() : "";
+        if (reason.length < 2) { alert("请填写批准理由"); return; }
+        try {
+          await api(`/v1/agent/plans/${btn.dataset.plan}/approve`, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({reason})});
+        } catch (e) { alert(e.message); }
+        open(current);
+      };
     $("addNote").onclick = async () => {
       const text = $("note").value.trim(); if (!text) return;
       await api(`/v1/agent/conversations/${current}/notes`, {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({text})});
