@@ -193,9 +193,10 @@ def _statement_of(rec: AccountRecord) -> tuple[object, ...]:
 
 def _refuse_new_statement_during_a_plan(session: Session, account: Account, rec: AccountRecord) -> None:
     """The bank's rule here: while a plan is pending or active, its schedule replaces the statement
-    cycle, and the payments it counts are those made since the statement it was agreed on; a new
-    statement would drop them. So a re-import may change the holder's details but not the statement
-    until the plan has ended (completed or broken) or been cancelled."""
+    cycle, and the payments it counts (as a promise does) are those made since the statement it was
+    agreed on; a new statement would drop them. So a re-import may change the holder's details but
+    not the statement until the plan has ended (completed or broken) or been cancelled, and no
+    promise is open."""
     current = account.statements[-1] if account.statements else None
     if current is None:
         return
@@ -207,15 +208,25 @@ def _refuse_new_statement_during_a_plan(session: Session, account: Account, rec:
         current.paid_since_statement,
         current.interest_start,
     ) == _statement_of(rec)
+    if same:
+        return
     running = session.scalar(
         select(Plan).where(Plan.account_pk == account.id, Plan.status.in_(("pending_approval", "active")))
     )
-    if running is not None and not same:
+    if running is not None:
         raise AgreementRunning(
             "a plan is running on this account: a new statement can be imported once it has ended",
             account_id=account.account_id,
             plan_id=running.plan_id,
             plan_status=running.status,
+        )
+    promised = session.scalar(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open"))
+    if promised is not None:
+        raise AgreementRunning(
+            "a promise to pay is open on this account: a new statement can be imported after its date",
+            account_id=account.account_id,
+            promise_id=promised.promise_id,
+            promise_due_date=promised.due_date.isoformat(),
         )
 
 

@@ -29,7 +29,10 @@ Flag = Literal["deceased", "legal_hold", "dispute"]
 
 class AccountCreate(BaseModel):
     """An import record. Also: minimum_payment and paid_since_statement are at most
-    statement_balance, and due_date is not before statement_date (422 validation_failed)."""
+    statement_balance, due_date is not before statement_date and interest_start not after it
+    (422 validation_failed). Re-importing an account with a different statement while a plan is
+    pending or active, or a promise is open, is refused (409 conflict, details plan_id or
+    promise_id); the same statement with new holder details is accepted."""
 
     model_config = ConfigDict(extra="forbid")
     account_id: Id

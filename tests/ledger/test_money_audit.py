@@ -59,12 +59,36 @@ def test_a_new_statement_is_refused_while_a_plan_runs_and_no_payment_is_lost(ses
         accounts.upsert_account(session, new_statement)
     assert refused.value.details["plan_id"] == plan.plan_id
     # The holder's details may still change while the plan runs (same statement).
+    accounts.upsert_account(session, replace(rec, holder_name="王芳芳"))
     accounts.upsert_account(session, replace(rec, phone="13900000999"))
     pay(session, policy, rec.account_id, plan.rows[0].amount, date(2026, 5, 5), "inst-1")
     view = accounts.account_view(session, rec.account_id, policy, at(date(2026, 5, 15)))
     state = view.plan_states[plan.plan_id]
     assert state.rows[0].status == "paid" and state.rows[0].paid == plan.rows[0].amount
     assert view.position.overdue_days == 0 and view.position.bucket == "M0"
+
+
+def test_a_new_statement_is_refused_while_a_promise_is_open(session: Session, policy: Policy) -> None:
+    """The same for a promise: it counts the payments made after it on the statement it was made on."""
+    rec = record()
+    accounts.upsert_account(session, rec)
+    pay(session, policy, rec.account_id, 50_000, date(2026, 4, 1), "p-500")
+    promise, _ = negotiation.create_promise(
+        session,
+        rec.account_id,
+        100_000,
+        date(2026, 4, 10),
+        "chat",
+        f"pp-{rec.account_id}",
+        policy,
+        at(date(2026, 4, 3)),
+    )
+    with pytest.raises(Conflict) as refused:
+        accounts.upsert_account(session, replace(rec, statement_date=date(2026, 4, 5), due_date=date(2026, 4, 25)))
+    assert refused.value.details["promise_id"] == promise.promise_id
+    pay(session, policy, rec.account_id, 100_000, date(2026, 4, 8), "kept")
+    [(_, status)] = accounts.account_view(session, rec.account_id, policy, at(date(2026, 4, 11))).promises
+    assert status == "kept"
 
 
 # --- 2. the same terms agreed again after a plan broke -----------------------------------------
