@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,6 +39,26 @@ def plan_public(plan: Plan, state: PlanState | None) -> PlanPublic:
             "paid_periods": state.paid_periods,
             "missed_periods": state.missed_periods,
             "remaining": money(state.remaining),
+        }
+    elif plan.status in ("completed", "broken"):
+        # Ended on an earlier statement: its rows as stored when it ended.
+        rows = [
+            ScheduleRowPublic(
+                due_date=r.due_date,
+                amount=money(r.amount),
+                status=cast(Literal["due", "paid", "missed"], r.status),
+                paid=money(r.paid),
+            )
+            for r in plan.rows
+        ]
+        figures = {
+            "next_due_date": None,
+            "next_due_amount": money(0),
+            "paid_periods": sum(1 for r in plan.rows if r.status == "paid"),
+            "missed_periods": sum(1 for r in plan.rows if r.status == "missed"),
+            "remaining": money(
+                0 if plan.status == "completed" else sum(r.amount - r.paid for r in plan.rows if r.status != "paid")
+            ),
         }
     else:
         rows = [

@@ -293,10 +293,17 @@ def account_payments(session: Session, account: Account) -> list[Payment]:
     return statement_payments(statement, ((day, amount) for day, amount in entries))
 
 
-def governing_plan(plans: list[Plan]) -> Plan | None:
-    """The latest plan that has begun: its terms took in what was owed when it was agreed."""
-    begun = [p for p in plans if p.status in GOVERNING]
+def governing_plan(plans: list[Plan], statement: Statement) -> Plan | None:
+    """The latest plan that has begun on this statement: its terms took in what was owed when it was
+    agreed. A plan that ended before a newer statement was imported no longer governs: that
+    statement already says what is owed (its figures stay as stored on its rows)."""
+    begun = [p for p in plans if p.status in GOVERNING and on_statement(p, statement)]
     return max(begun, key=lambda p: p.id) if begun else None
+
+
+def on_statement(plan: Plan, statement: Statement) -> bool:
+    """Whether a plan belongs to this statement: still running, or agreed on or after its date."""
+    return plan.status == "active" or plan.created_on >= statement.statement_date
 
 
 def position_for(
@@ -314,7 +321,8 @@ def account_position(
     """The position of the account's current statement as of `today`, under its plan if one governs."""
     statement = account.statements[-1]
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
-    pos, _ = position_for(statement, account_payments(session, account), governing_plan(plans), policy, account, today)
+    plan = governing_plan(plans, statement)
+    pos, _ = position_for(statement, account_payments(session, account), plan, policy, account, today)
     return statement, pos
 
 
@@ -379,7 +387,7 @@ def apply_agreements(
 ) -> Changes:
     """`sync_agreements` on what the caller loaded (end-of-day loads a chunk of accounts at once)."""
     changes = Changes()
-    plan = governing_plan(plans)
+    plan = governing_plan(plans, account.statements[-1])
     if plan is not None and plan.status == "active":
         _, state = position_for(account.statements[-1], payments, plan, policy, account, today)
         assert state is not None
@@ -414,13 +422,13 @@ def account_view(session: Session, account_id: str, policy: Policy, clock: Clock
     statement = account.statements[-1]
     payments = account_payments(session, account)
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id).order_by(Plan.id)))
-    governing = governing_plan(plans)
+    governing = governing_plan(plans, statement)
     pos, state = position_for(statement, payments, governing, policy, account, today)
     states: dict[str, PlanState] = {}
     for plan in plans:
         if plan is governing and state is not None:
             states[plan.plan_id] = state
-        elif plan.status in GOVERNING:
+        elif plan.status in GOVERNING and on_statement(plan, statement):
             _, earlier = position_for(statement, payments, plan, policy, account, today)
             if earlier is not None:
                 states[plan.plan_id] = earlier

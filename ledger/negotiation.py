@@ -72,7 +72,7 @@ def situation(session: Session, account_id: str, policy: Policy, clock: Clock) -
     statement = account.statements[-1]
     payments = account_payments(session, account)
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
-    plan = governing_plan(plans)
+    plan = governing_plan(plans, statement)
     pos, _ = position_for(statement, payments, plan, policy, account, today)
     held = session.scalar(select(Hold.id).where(Hold.account_pk == account.id, Hold.active)) is not None
 

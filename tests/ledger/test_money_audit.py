@@ -91,6 +91,33 @@ def test_a_new_statement_is_refused_while_a_promise_is_open(session: Session, po
     assert status == "kept"
 
 
+def test_a_statement_imported_after_a_plan_ended_is_what_is_owed(session: Session, policy: Policy) -> None:
+    """Once the plan is paid off, the next statement (new spending) governs; the plan stays completed."""
+    rec = record()
+    accounts.upsert_account(session, rec)
+    agreed = date(2026, 4, 5)
+    sit = negotiation.situation(session, rec.account_id, policy, at(agreed))
+    offer = negotiation.offer_for(sit, "installment", agreed, periods=3)
+    plan, _ = negotiation.create_plan(session, rec.account_id, offer, "api", f"done-{rec.account_id}", at(agreed))
+    pay(session, policy, rec.account_id, offer.total, date(2026, 4, 10), "all")
+    assert plan.status == "completed"
+    accounts.upsert_account(
+        session,
+        replace(
+            rec,
+            statement_date=date(2026, 5, 5),
+            due_date=date(2026, 5, 25),
+            statement_balance=200_000,
+            minimum_payment=20_000,
+        ),
+    )
+    view = accounts.account_view(session, rec.account_id, policy, at(date(2026, 6, 1)))
+    assert view.position.outstanding.principal == 200_000 and view.position.overdue_days == 7
+    assert view.plans[0].status == "completed" and plan.plan_id not in view.plan_states
+    sit = negotiation.situation(session, rec.account_id, policy, at(date(2026, 6, 1)))
+    assert sit.plan_status is None and sit.owed.principal == 200_000
+
+
 # --- 2. the same terms agreed again after a plan broke -----------------------------------------
 
 
