@@ -12,6 +12,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.accounts import PaymentConflict
 from ledger.agents import AccountLocked, LoginFailed
 from ledger.approvals import ApprovalRefused
 from ledger.compliance import ContactNotAllowed
@@ -27,6 +28,7 @@ STATUS_OF: dict[type[LedgerError], int] = {
     LoginFailed: 401,
     NotFound: 404,
     Conflict: 409,
+    PaymentConflict: 409,  # code "payment_conflict": a payment reference reused with another amount
     ContactNotAllowed: 409,
     ValidationFailed: 422,
     OfferNotAllowed: 422,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal, cast
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -37,6 +39,26 @@ def plan_public(plan: Plan, state: PlanState | None) -> PlanPublic:
             "paid_periods": state.paid_periods,
             "missed_periods": state.missed_periods,
             "remaining": money(state.remaining),
+        }
+    elif plan.status in ("completed", "broken"):
+        # Ended on an earlier statement: its rows as stored when it ended.
+        rows = [
+            ScheduleRowPublic(
+                due_date=r.due_date,
+                amount=money(r.amount),
+                status=cast(Literal["due", "paid", "missed"], r.status),
+                paid=money(r.paid),
+            )
+            for r in plan.rows
+        ]
+        figures = {
+            "next_due_date": None,
+            "next_due_amount": money(0),
+            "paid_periods": sum(1 for r in plan.rows if r.status == "paid"),
+            "missed_periods": sum(1 for r in plan.rows if r.status == "missed"),
+            "remaining": money(
+                0 if plan.status == "completed" else sum(r.amount - r.paid for r in plan.rows if r.status != "paid")
+            ),
         }
     else:
         rows = [
@@ -85,6 +107,7 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
         statement_date=st.statement_date,
         due_date=st.due_date,
         paid_since_statement=money(st.paid_since_statement),
+        interest_start=st.interest_start,
         daily_interest_rate=str(fees.daily_interest_rate),
         late_fee_rate=str(fees.late_fee.rate),
         flags=view.flags,
@@ -98,6 +121,8 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
             late_fee=money(due.late_fee),
             plan_fee=money(due.plan_fee),
             total=money(due.total),
+            grace_applied=pos.grace_applied,
+            tolerance_applied=pos.tolerance_applied,
         ),
         outstanding=money(pos.outstanding.total),
         credit=money(pos.credit),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -15,7 +16,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ledger.agreements import AgreedRow, Agreement, AgreementTerms, PlanState, position_under, promise_outcome
 from ledger.clock import Clock
-from ledger.errors import NotFound, ValidationFailed
+from ledger.errors import Conflict, NotFound, ValidationFailed
 from ledger.fees import AccountPosition, AccountTerms, Payment
 from ledger.models import (
     Account,
@@ -30,6 +31,7 @@ from ledger.models import (
     Promise,
     Statement,
 )
+from ledger.money import fen_to_yuan
 from ledger.policy import FeePolicy, Policy
 
 HOLD_FLAGS = ("deceased", "legal_hold", "dispute")
@@ -55,6 +57,7 @@ class AccountRecord:
     late_fee_rate: Decimal | None = None
     flags: tuple[str, ...] = ()
     timezone: str = "Asia/Shanghai"  # the holder's; the contact window is in their local time
+    interest_start: date | None = None  # first posting date of the statement's charges, when known
 
 
 @dataclass
@@ -69,6 +72,16 @@ class AccountView:
     holds: list[Hold]
     complaints: list[Complaint]
     flags: list[str] = field(default_factory=list)
+
+
+class PaymentConflict(Conflict):
+    """A payment reference already posted with another amount: the second amount is not taken."""
+
+    code = "payment_conflict"
+
+
+class AgreementRunning(Conflict):
+    """A new statement while a plan runs: the plan's schedule is the bill until it ends."""
 
 
 def new_id(prefix: str) -> str:
@@ -92,6 +105,8 @@ def validate_record(rec: AccountRecord) -> None:
         raise ValidationFailed("due_date is before statement_date", field="due_date")
     if rec.paid_since_statement > rec.statement_balance:
         raise ValidationFailed("paid_since_statement exceeds statement_balance", field="paid_since_statement")
+    if rec.interest_start is not None and rec.interest_start > rec.statement_date:
+        raise ValidationFailed("interest_start is after statement_date", field="interest_start")
     bad = [f for f in rec.flags if f not in HOLD_FLAGS]
     if bad:
         raise ValidationFailed("unknown flags", field="flags", unknown=bad)
@@ -136,6 +151,7 @@ def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> 
                 )
             session.add(pref)
     else:
+        _refuse_new_statement_during_a_plan(session, account, rec)
         holder = account.cardholder
         holder.name, holder.phone, holder.id_last4 = rec.holder_name, rec.phone, rec.id_last4
         holder.timezone = rec.timezone
@@ -150,6 +166,7 @@ def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> 
             statement_balance=rec.statement_balance,
             minimum_payment=rec.minimum_payment,
             paid_since_statement=rec.paid_since_statement,
+            interest_start=rec.interest_start,
         )
     )
     active = {h.kind: h for h in session.scalars(select(Hold).where(Hold.account_pk == account.id, Hold.active))}
@@ -161,6 +178,56 @@ def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> 
     audit(session, actor, "account.upsert", rec.account_id)
     session.flush()
     return account
+
+
+def _statement_of(rec: AccountRecord) -> tuple[object, ...]:
+    return (
+        rec.statement_date,
+        rec.due_date,
+        rec.statement_balance,
+        rec.minimum_payment,
+        rec.paid_since_statement,
+        rec.interest_start,
+    )
+
+
+def _refuse_new_statement_during_a_plan(session: Session, account: Account, rec: AccountRecord) -> None:
+    """The bank's rule here: while a plan is pending or active, its schedule replaces the statement
+    cycle, and the payments it counts (as a promise does) are those made since the statement it was
+    agreed on; a new statement would drop them. So a re-import may change the holder's details but
+    not the statement until the plan has ended (completed or broken) or been cancelled, and no
+    promise is open."""
+    current = account.statements[-1] if account.statements else None
+    if current is None:
+        return
+    same = (
+        current.statement_date,
+        current.due_date,
+        current.statement_balance,
+        current.minimum_payment,
+        current.paid_since_statement,
+        current.interest_start,
+    ) == _statement_of(rec)
+    if same:
+        return
+    running = session.scalar(
+        select(Plan).where(Plan.account_pk == account.id, Plan.status.in_(("pending_approval", "active")))
+    )
+    if running is not None:
+        raise AgreementRunning(
+            "a plan is running on this account: a new statement can be imported once it has ended",
+            account_id=account.account_id,
+            plan_id=running.plan_id,
+            plan_status=running.status,
+        )
+    promised = session.scalar(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open"))
+    if promised is not None:
+        raise AgreementRunning(
+            "a promise to pay is open on this account: a new statement can be imported after its date",
+            account_id=account.account_id,
+            promise_id=promised.promise_id,
+            promise_due_date=promised.due_date.isoformat(),
+        )
 
 
 def get_account(session: Session, account_id: str) -> Account:
@@ -198,14 +265,24 @@ def plan_terms(plan: Plan) -> AgreementTerms:
 
 def statement_terms(statement: Statement) -> AccountTerms:
     return AccountTerms(
-        statement.statement_balance, statement.minimum_payment, statement.statement_date, statement.due_date
+        statement.statement_balance,
+        statement.minimum_payment,
+        statement.statement_date,
+        statement.due_date,
+        interest_start=statement.interest_start,
     )
+
+
+def statement_payments(statement: Statement, entries: Iterable[tuple[date, int]]) -> list[Payment]:
+    """The repayments a statement counts: the import's own first, then those posted on or after its date."""
+    pays = [Payment(statement.statement_date, statement.paid_since_statement)] if statement.paid_since_statement else []
+    pays += [Payment(day, amount) for day, amount in entries if day >= statement.statement_date]
+    return pays
 
 
 def account_payments(session: Session, account: Account) -> list[Payment]:
     """Every repayment on the account's current statement, the import's own first."""
     statement = account.statements[-1]
-    pays = [Payment(statement.statement_date, statement.paid_since_statement)] if statement.paid_since_statement else []
     entries = session.execute(
         select(LedgerEntry.effective_date, LedgerEntry.amount).where(
             LedgerEntry.account_pk == account.id,
@@ -213,14 +290,20 @@ def account_payments(session: Session, account: Account) -> list[Payment]:
             LedgerEntry.effective_date >= statement.statement_date,
         )
     )
-    pays += [Payment(day, amount) for day, amount in entries]
-    return pays
+    return statement_payments(statement, ((day, amount) for day, amount in entries))
 
 
-def governing_plan(plans: list[Plan]) -> Plan | None:
-    """The latest plan that has begun: its terms took in what was owed when it was agreed."""
-    begun = [p for p in plans if p.status in GOVERNING]
+def governing_plan(plans: list[Plan], statement: Statement) -> Plan | None:
+    """The latest plan that has begun on this statement: its terms took in what was owed when it was
+    agreed. A plan that ended before a newer statement was imported no longer governs: that
+    statement already says what is owed (its figures stay as stored on its rows)."""
+    begun = [p for p in plans if p.status in GOVERNING and on_statement(p, statement)]
     return max(begun, key=lambda p: p.id) if begun else None
+
+
+def on_statement(plan: Plan, statement: Statement) -> bool:
+    """Whether a plan belongs to this statement: still running, or agreed on or after its date."""
+    return plan.status == "active" or plan.created_on >= statement.statement_date
 
 
 def position_for(
@@ -238,7 +321,8 @@ def account_position(
     """The position of the account's current statement as of `today`, under its plan if one governs."""
     statement = account.statements[-1]
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
-    pos, _ = position_for(statement, account_payments(session, account), governing_plan(plans), policy, account, today)
+    plan = governing_plan(plans, statement)
+    pos, _ = position_for(statement, account_payments(session, account), plan, policy, account, today)
     return statement, pos
 
 
@@ -303,7 +387,7 @@ def apply_agreements(
 ) -> Changes:
     """`sync_agreements` on what the caller loaded (end-of-day loads a chunk of accounts at once)."""
     changes = Changes()
-    plan = governing_plan(plans)
+    plan = governing_plan(plans, account.statements[-1])
     if plan is not None and plan.status == "active":
         _, state = position_for(account.statements[-1], payments, plan, policy, account, today)
         assert state is not None
@@ -338,13 +422,13 @@ def account_view(session: Session, account_id: str, policy: Policy, clock: Clock
     statement = account.statements[-1]
     payments = account_payments(session, account)
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id).order_by(Plan.id)))
-    governing = governing_plan(plans)
+    governing = governing_plan(plans, statement)
     pos, state = position_for(statement, payments, governing, policy, account, today)
     states: dict[str, PlanState] = {}
     for plan in plans:
         if plan is governing and state is not None:
             states[plan.plan_id] = state
-        elif plan.status in GOVERNING:
+        elif plan.status in GOVERNING and on_statement(plan, statement):
             _, earlier = position_for(statement, payments, plan, policy, account, today)
             if earlier is not None:
                 states[plan.plan_id] = earlier
@@ -389,8 +473,18 @@ def post_payment(
         )
     )
     if existing is not None:
-        return existing, False
+        return _same_payment(existing, amount, reference), False
+    if paid_at > clock.now():
+        raise ValidationFailed("paid_at is in the future: a payment is posted once it has been made", field="paid_at")
     paid_on = paid_at.astimezone(clock.tz).date()
+    statement = account.statements[-1]
+    if paid_on < statement.statement_date:
+        raise ValidationFailed(
+            "paid_at is before the current statement, which already counts what was paid before it "
+            "(its paid_since_statement); post only payments made on or after the statement date",
+            field="paid_at",
+            statement_date=statement.statement_date.isoformat(),
+        )
     entry = LedgerEntry(
         account_pk=account.id, kind="payment", amount=amount, effective_date=paid_on, reference=reference
     )
@@ -404,9 +498,21 @@ def post_payment(
             )
         )
         assert again is not None
-        return again, False
+        return _same_payment(again, amount, reference), False
     session.flush()
     sync_agreements(session, account, policy, clock.today())
     audit(session, "api", "payment.post", account_id, amount=amount, reference=reference)
     session.flush()
     return entry, True
+
+
+def _same_payment(existing: LedgerEntry, amount: int, reference: str) -> LedgerEntry:
+    """A reference seen before: the same payment again (idempotent), or a conflict if the amount differs."""
+    if existing.amount != amount:
+        raise PaymentConflict(
+            "this reference was already posted with another amount; nothing was changed",
+            reference=reference,
+            recorded_amount=fen_to_yuan(existing.amount),
+            sent_amount=fen_to_yuan(amount),
+        )
+    return existing

@@ -14,7 +14,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal
 
-from ledger.fees import AccountPosition, AccountTerms, Breakdown, Payment, bucket_for, position
+from ledger.fees import AccountPosition, AccountTerms, Breakdown, Payment, add_months, bucket_for, position
 from ledger.money import round_fen
 from ledger.policy import AgreementPolicy, FeePolicy
 
@@ -124,7 +124,8 @@ def plan_state(
     pays = [p for p in plan_payments(payments, terms.paid_before) if p.paid_on <= as_of]
     rows = terms.rows
     paid = [0] * len(rows)
-    paid_on: list[date | None] = [None] * len(rows)
+    # A row of 0.00 (only in plans stored before rows were kept at 1 fen or more) asks nothing: paid.
+    paid_on: list[date | None] = [r.due_date if r.amount <= 0 else None for r in rows]
     completed_on: date | None = None
     credit = 0
     k = 0
@@ -350,10 +351,20 @@ def position_under(
     left = left_at_break(plan, before, broke)
     after = [p for p in plan_payments(payments, plan.paid_before) if broke <= p.paid_on <= as_of]
     fixed, rest = pay_down(replace(left, principal=0), after)
-    # The statement's terms resume on what is left of the principal: its minimum-payment share and
-    # its 违约金 rule, from the day the plan broke.
+    # The statement's terms resume on what is left of the principal: interest from the day the plan
+    # broke (no interest-free period to keep), and a minimum of the statement's share billed on the
+    # card's next statement date, due on that cycle's due date: a 违约金 only if that minimum is
+    # then left unpaid (never on a minimum no statement billed).
     share = Decimal(terms.minimum_payment) / terms.statement_balance if terms.statement_balance else Decimal(1)
-    resumed = AccountTerms(left.principal, round_fen(left.principal * share), broke, broke)
+    billed_on, due_on = _next_cycle(terms, broke)
+    resumed = AccountTerms(
+        left.principal,
+        round_fen(left.principal * share),
+        billed_on,
+        due_on,
+        interest_start=broke,
+        interest_free_possible=False,
+    )
     again = position(resumed, rest, as_of, fees) if left.principal else None
     outstanding = Breakdown(
         principal=again.outstanding.principal if again else 0,
@@ -378,6 +389,14 @@ def position_under(
         ),
         state,
     )
+
+
+def _next_cycle(terms: AccountTerms, day: date) -> tuple[date, date]:
+    """The card's first statement date on or after `day`, and that cycle's due date."""
+    k = 0
+    while add_months(terms.statement_date, k) < day:
+        k += 1
+    return add_months(terms.statement_date, k), add_months(terms.due_date, k)
 
 
 def _plan_parts(plan: AgreementTerms) -> Breakdown:

@@ -17,11 +17,10 @@ from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
 from ledger import templates
-from ledger.accounts import Changes, apply_agreements, write_rows
+from ledger.accounts import Changes, apply_agreements, statement_payments, write_rows
 from ledger.clock import Clock
 from ledger.compliance import decide_contact
 from ledger.db import Database
-from ledger.fees import Payment
 from ledger.models import (
     Account,
     ContactAttempt,
@@ -104,13 +103,7 @@ def process_accounts(session: Session, account_pks: list[int], policy: Policy, d
     for account in chosen.unique():
         if not account.statements:
             continue
-        statement = account.statements[-1]
-        pays = (
-            [Payment(statement.statement_date, statement.paid_since_statement)]
-            if statement.paid_since_statement
-            else []
-        )
-        pays += [Payment(d, a) for d, a in payments[account.id] if d >= statement.statement_date]
+        pays = statement_payments(account.statements[-1], payments[account.id])
         changes = apply_agreements(session, account, pays, plans[account.id], promises[account.id], policy, day)
         updates += changes.row_updates
         summary.add(changes)

@@ -27,6 +27,8 @@ class AccountTerms:
     statement_date: date
     due_date: date
     interest_start: date | None = None  # posting date when known; else the statement date
+    # False for what a broken plan leaves: no interest-free period to keep, interest runs from the start.
+    interest_free_possible: bool = True
 
     @property
     def accrual_start(self) -> date:
@@ -65,6 +67,8 @@ class AccountPosition:
     interest_free: bool
     allocations: tuple[tuple[date, int, int, int], ...] = field(default=())  # (day, fee, interest, principal)
     credit: int = 0  # paid beyond everything owed: kept on the account, never dropped
+    grace_applied: bool = False  # 容时: a payment in the grace days counted as on time, or today is inside them
+    tolerance_applied: bool = False  # 容差: a shortfall within the tolerance counted as paid
 
 
 DAYS_PER_YEAR = 365
@@ -99,10 +103,11 @@ def add_months(day: date, months: int) -> date:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def cycle_due_dates(terms: AccountTerms, as_of: date) -> list[date]:
-    """Due dates of this and later cycles that have passed by `as_of` (a miss is judged the day after)."""
+def cycle_due_dates(terms: AccountTerms, as_of: date, grace_days: int = 0) -> list[date]:
+    """Due dates of this and later cycles whose grace has passed by `as_of` (a miss is judged the day
+    after the last grace day)."""
     dues, k = [], 0
-    while (due := add_months(terms.due_date, k)) < as_of:
+    while (due := add_months(terms.due_date, k)) + timedelta(days=grace_days) < as_of:
         dues.append(due)
         k += 1
     return dues
@@ -126,10 +131,16 @@ def position(
     a deferment agreed as free of new fees.
     """
     interest_end = interest_until or as_of + timedelta(days=1)
+    grace = timedelta(days=fees.grace_days)
+    tolerance = fees.tolerance_fen
+    on_time_until = terms.due_date + grace  # 容时: paid by the end of this day counts as paid by the due date
     pays = sorted((p for p in payments if p.paid_on <= as_of and p.amount > 0), key=lambda p: p.paid_on)
-    paid_by_due = sum(p.amount for p in pays if p.paid_on <= terms.due_date)
-    grace_kept = paid_by_due >= terms.statement_balance
+    paid_by_due = sum(p.amount for p in pays if p.paid_on <= on_time_until)
+    shortfall = max(0, terms.statement_balance - paid_by_due)
+    # 容差: a shortfall within the tolerance counts as paid in full (the interest-free period is kept).
+    grace_kept = terms.interest_free_possible and shortfall <= tolerance
     rate = fees.daily_interest_rate
+    posted_from = on_time_until if terms.interest_free_possible else terms.accrual_start - timedelta(days=1)
 
     principal = terms.statement_balance
     interest = Decimal(0)  # accrued interest, fractional fen, posted when the grace period is lost
@@ -137,12 +148,14 @@ def position(
     fee_owed = 0
     credit = 0
     missed = 0
+    tolerated = False
     allocations: list[tuple[date, int, int, int]] = []
-    dues = cycle_due_dates(terms, as_of)
-    # Events in time order; interest accrues between them. Late fees are assessed at each missed due date.
+    dues = cycle_due_dates(terms, as_of, fees.grace_days)
+    # Events in time order; interest accrues between them. Late fees are assessed when a due date's
+    # grace has passed (at the end of its last grace day).
     cursor = terms.accrual_start
-    # On a due date, that day's payments count before the miss is judged (kind 0 sorts first).
-    events: list[tuple[date, int, object]] = [(p.paid_on, 0, p) for p in pays] + [(d, 1, d) for d in dues]
+    # On that day, that day's payments count before the miss is judged (kind 0 sorts first).
+    events: list[tuple[date, int, object]] = [(p.paid_on, 0, p) for p in pays] + [(d + grace, 1, d) for d in dues]
     events.sort(key=lambda e: (e[0], e[1]))
 
     def accrue(until: date) -> None:
@@ -158,11 +171,14 @@ def position(
             cursor = until
 
     for day, kind, item in events:
-        if kind == 1:  # a due date passed (judged at its end)
+        if kind == 1:  # a due date's grace passed (judged at the end of its last grace day)
+            assert isinstance(item, date)
             accrue(day)
             unpaid_min = max(0, terms.minimum_payment - (terms.statement_balance - principal))
-            paused = late_fee_pause is not None and late_fee_pause[0] <= day <= late_fee_pause[1]
-            if unpaid_min > 0 and principal > 0 and not paused:
+            paused = late_fee_pause is not None and late_fee_pause[0] <= item <= late_fee_pause[1]
+            if 0 < unpaid_min <= tolerance and principal > 0:
+                tolerated = True  # 容差: not a miss
+            elif unpaid_min > 0 and principal > 0 and not paused:
                 missed += 1
                 fee_rate = (
                     fees.late_fee.escalated_rate
@@ -173,9 +189,9 @@ def position(
             continue
         assert isinstance(item, Payment)
         accrue(day + timedelta(days=1))  # the payment day itself counts at the old balance
-        overdue_at_payment = _overdue_days(terms, terms.statement_balance - principal, day)
+        overdue_at_payment = _overdue_days(terms, terms.statement_balance - principal, day, fees)
         remaining = item.amount
-        posted_interest = round_fen(interest) - interest_paid if day > terms.due_date else 0
+        posted_interest = round_fen(interest) - interest_paid if day > posted_from else 0
         if 1 <= overdue_at_payment <= 90:
             to_fee = min(remaining, fee_owed)
             remaining -= to_fee
@@ -199,19 +215,28 @@ def position(
 
     total_paid = sum(p.amount for p in pays)
     principal_paid = terms.statement_balance - principal
-    overdue = _overdue_days(terms, principal_paid, as_of)
-    interest_owed = max(0, round_fen(interest) - interest_paid) if as_of > terms.due_date else 0
+    overdue = _overdue_days(terms, principal_paid, as_of, fees)
+    interest_owed = max(0, round_fen(interest) - interest_paid) if as_of > posted_from else 0
     # A credit left by an early overpayment pays interest and fees posted later, before it is kept.
-    netted = min(credit, interest_owed)
-    interest_owed, credit = interest_owed - netted, credit - netted
-    netted = min(credit, fee_owed)
-    fee_owed, credit = fee_owed - netted, credit - netted
+    to_interest = min(credit, interest_owed)
+    interest_owed, credit = interest_owed - to_interest, credit - to_interest
+    to_fee = min(credit, fee_owed)
+    fee_owed, credit = fee_owed - to_fee, credit - to_fee
+    if to_interest or to_fee:  # recorded like a payment's allocation, so every fen paid is accounted for
+        allocations.append((as_of, to_fee, to_interest, 0))
     outstanding = Breakdown(principal=principal, interest=interest_owed, late_fee=fee_owed)
     unpaid_min = max(0, terms.minimum_payment - principal_paid)
     if overdue > 0:
         due = Breakdown(principal=min(unpaid_min, principal), interest=interest_owed, late_fee=fee_owed)
     else:
         due = Breakdown(principal=min(unpaid_min, principal), interest=0, late_fee=0)
+    # Say when grace or tolerance made the difference (the view's breakdown reports both).
+    in_grace_window = terms.due_date < as_of <= on_time_until and unpaid_min > tolerance
+    late_in_grace = any(terms.due_date < p.paid_on <= on_time_until for p in pays) and (
+        grace_kept or terms.minimum_payment - sum(p.amount for p in pays if p.paid_on <= on_time_until) <= tolerance
+    )
+    kept_by_tolerance = as_of > on_time_until and terms.interest_free_possible and 0 < shortfall <= tolerance
+    unpaid_tolerated = as_of > on_time_until and 0 < unpaid_min <= tolerance and principal > 0
     return AccountPosition(
         as_of=as_of,
         overdue_days=overdue,
@@ -223,11 +248,17 @@ def position(
         interest_free=grace_kept,
         allocations=tuple(allocations),
         credit=credit,
+        grace_applied=in_grace_window or late_in_grace,
+        tolerance_applied=tolerated or kept_by_tolerance or unpaid_tolerated,
     )
 
 
-def _overdue_days(terms: AccountTerms, principal_paid: int, on: date) -> int:
-    """Days past the due date while the minimum payment's principal is unpaid."""
-    if principal_paid >= terms.minimum_payment or on <= terms.due_date:
+def _overdue_days(terms: AccountTerms, principal_paid: int, on: date, fees: FeePolicy) -> int:
+    """Days past the due date while the minimum payment's principal is unpaid: none inside the grace
+    days (容时), none while what is unpaid of the minimum is within the tolerance (容差); counted from
+    the due date itself once the grace has passed."""
+    if terms.minimum_payment - principal_paid <= fees.tolerance_fen:
+        return 0
+    if on <= terms.due_date + timedelta(days=fees.grace_days):
         return 0
     return (on - terms.due_date).days

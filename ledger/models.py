@@ -99,6 +99,9 @@ class Statement(Base):
     statement_balance: Mapped[int] = mapped_column(BigInteger)
     minimum_payment: Mapped[int] = mapped_column(BigInteger)
     paid_since_statement: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The first posting date of the statement's charges: interest runs from it once the interest-free
+    # period is lost (NULL: from the statement date).
+    interest_start: Mapped[date | None] = mapped_column(Date)
 
 
 class LedgerEntry(Base):

@@ -73,7 +73,7 @@ def situation(session: Session, account_id: str, policy: Policy, clock: Clock) -
     statement = account.statements[-1]
     payments = account_payments(session, account)
     plans = list(session.scalars(select(Plan).where(Plan.account_pk == account.id)))
-    plan = governing_plan(plans)
+    plan = governing_plan(plans, statement)
     pos, _ = position_for(statement, payments, plan, policy, account, today)
     held = session.scalar(select(Hold.id).where(Hold.account_pk == account.id, Hold.active)) is not None
 
@@ -109,6 +109,7 @@ def installment_offers(sit: Situation, today: date) -> list[PlanOffer]:
     return [
         installment_offer(sit.owed, n, sit.rules, today, sit.agreements.instalment_fee_base)
         for n in sorted(sit.rules.installment_fee_rates)
+        if n <= sit.owed.total  # every row at least 1 fen
     ]
 
 
@@ -305,11 +306,21 @@ def create_plan(
     clock: Clock,
     actor: str = "bot",
 ) -> tuple[Plan, bool]:
-    """Write an agreed plan once: a repeated key returns the first plan; one open plan per account."""
+    """Write an agreed plan once: a repeated key returns the plan it made while that plan is open
+    (pending or active); one open plan per account.
+
+    A key names the terms as agreed in one conversation, so the same terms agreed again after the
+    plan ended (broken, completed, cancelled) are a new agreement, not a retry: they get a new plan,
+    under the key with `#2`, `#3`... appended."""
     account = get_account(session, account_id)
-    existing = session.scalar(select(Plan).where(Plan.idempotency_key == idempotency_key))
-    if existing is not None:
-        return existing, False
+    latest, n = None, 1
+    while (
+        found := session.scalar(select(Plan).where(Plan.idempotency_key == _nth_key(idempotency_key, n)))
+    ) is not None:
+        latest, n = found, n + 1
+    if latest is not None and (latest.status in OPEN_PLAN or latest.account_pk != account.id):
+        return latest, False
+    idempotency_key = _nth_key(idempotency_key, n)
     status = "pending_approval" if offer.needs_approval else "active"
     plan = Plan(
         plan_id=new_id("pl"),
@@ -344,6 +355,18 @@ def create_plan(
         raise Conflict("the account already has an open plan", account_id=account_id) from None
     audit(session, actor, "plan.create", account_id, plan_id=plan.plan_id, type=offer.type, status=status)
     return plan, True
+
+
+OPEN_PLAN = ("proposed", "pending_approval", "active")
+_KEY_LENGTH = 128  # plans.idempotency_key
+
+
+def _nth_key(key: str, n: int) -> str:
+    """The key of the n-th plan agreed on the same terms under `key` (the first keeps `key` itself)."""
+    if n == 1:
+        return key
+    suffix = f"#{n}"
+    return key[: _KEY_LENGTH - len(suffix)] + suffix
 
 
 def approve_plan(

@@ -73,6 +73,14 @@ def installment_schedule(
         raise ValidationFailed("nothing to split: the principal must be positive", principal=principal)
     if not 1 <= periods <= MAX_PERIODS:
         raise ValidationFailed("periods must be 1..60", periods=periods)
+    if periods > principal:
+        # Every row asks at least 1 fen: a smaller balance cannot be split this many ways.
+        raise ValidationFailed(
+            "the balance is too small for that many periods",
+            principal=principal,
+            periods=periods,
+            max_periods=principal,
+        )
     base = principal if fee_base is None else fee_base
     total_fee = round_fen(Decimal(base) * fee_rate * periods)
     amounts = split_evenly(principal + total_fee, periods)
@@ -143,6 +151,16 @@ def installment_offer(
         raise OfferNotAllowed(
             f"{periods} periods are not offered", requested=periods, nearest=nearest, allowed_periods=allowed
         )
+    if periods > owed.total:
+        # Refused rather than resized: the holder agrees to a number of periods, so a different one is
+        # put to them as the nearest offer (the most periods that still leave every row 1 fen or more).
+        fitting = [p for p in allowed if p <= owed.total]
+        raise OfferNotAllowed(
+            "the balance is too small for that many periods",
+            requested=periods,
+            nearest=max(fitting) if fitting else None,
+            allowed_periods=fitting,
+        )
     rate = rules.installment_fee_rates[periods]
     return _plan("installment", owed, periods, rate, today, fee_base_mode, rules.approval_needed("installment"))
 
@@ -182,6 +200,8 @@ def deferment_offer(amount: int, pay_on: date, rules: BucketPolicy, today: date)
     if not rules.allows("deferment"):
         raise OfferNotAllowed("deferment is not offered for this account", max_days=0)
     latest = latest_deferment(rules, today)
+    if amount <= 0:
+        raise ValidationFailed("nothing to defer: the amount must be positive", amount=amount)
     if pay_on <= today:
         raise ValidationFailed("the new date must be after today", date=pay_on.isoformat())
     if pay_on > latest:
@@ -218,6 +238,10 @@ def personalized_offer(
             nearest=rules.personalized_max_periods,
             max_periods=rules.personalized_max_periods,
         )
+    if periods > owed.total:
+        raise OfferNotAllowed(
+            "the balance is too small for that many periods", nearest=max(1, owed.total), max_periods=owed.total
+        )
     return _plan("personalized", owed, periods, fee_rate, today, fee_base_mode, rules.approval_needed("personalized"))
 
 
@@ -239,7 +263,7 @@ def personalized_for_capacity(
         raise OfferNotAllowed("a personalised plan is not offered for this account")
     if monthly <= 0:
         raise ValidationFailed("the monthly amount must be positive", monthly=monthly)
-    longest = rules.personalized_max_periods
+    longest = min(rules.personalized_max_periods, max(1, owed.total))  # every row at least 1 fen
     base = owed.fee_base(fee_base_mode)
     largest_row = 0
     for periods in range(1, longest + 1):

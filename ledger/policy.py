@@ -45,6 +45,14 @@ class FeePolicy(_Strict):
     interest_mode: InterestMode
     daily_interest_rate: Decimal = Field(gt=0, le=Decimal("0.001"))
     late_fee: LateFeePolicy
+    # 容时容差 (PBoC 银发〔2016〕111号, from 2017; see docs/money.md): a payment this many days after a
+    # due date still counts as on time, and a shortfall of at most `tolerance` yuan counts as paid.
+    grace_days: int = Field(default=3, ge=0, le=15)
+    tolerance: Decimal = Field(default=Decimal("10.00"), ge=0, le=Decimal("100"), decimal_places=2)
+
+    @property
+    def tolerance_fen(self) -> int:
+        return int(self.tolerance * 100)
 
 
 class BucketPolicy(_Strict):

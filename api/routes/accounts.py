@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, Path, Response, status
 
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep
 from api.schemas import (
@@ -34,7 +34,7 @@ TO_ACCOUNT = {
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=AccountPublic,
-    responses={201: {"links": TO_ACCOUNT}, **errors(400, 413)},
+    responses={201: {"links": TO_ACCOUNT}, **errors(400, 409, 413)},
 )
 def create_account(body: AccountCreate, session: SessionDep, policy: PolicyDep, clock: ClockDep) -> AccountPublic:
     record = accounts.AccountRecord(
@@ -53,6 +53,7 @@ def create_account(body: AccountCreate, session: SessionDep, policy: PolicyDep, 
         late_fee_rate=body.late_fee_rate,
         flags=tuple(body.flags),
         timezone=body.timezone,
+        interest_start=body.interest_start,
     )
     accounts.upsert_account(session, record, actor="admin")
     return account_public(accounts.account_view(session, body.account_id, policy, clock), policy)
@@ -69,15 +70,25 @@ def get_account(account_id: AccountId, session: SessionDep, policy: PolicyDep, c
     response_model=PaymentPublic,
     responses={
         201: {"links": {"account": link("get_account", account_id="$response.body#/account/account_id")}},
-        **errors(400, 404, 413),
+        200: {"description": "this reference was already posted with the same amount: nothing new (created false)"},
+        **errors(400, 404, 409, 413),
     },
 )
 def post_payment(
-    account_id: AccountId, body: PaymentCreate, session: SessionDep, policy: PolicyDep, clock: ClockDep
+    account_id: AccountId,
+    body: PaymentCreate,
+    session: SessionDep,
+    policy: PolicyDep,
+    clock: ClockDep,
+    response: Response,
 ) -> PaymentPublic:
+    """Post a repayment once per `reference`. The same reference and amount again: 200, created false;
+    another amount: 409 payment_conflict. `paid_at` after now, or before the current statement: 422."""
     entry, created = accounts.post_payment(
         session, account_id, to_fen(body.amount), body.paid_at, body.reference, policy, clock
     )
+    if not created:
+        response.status_code = status.HTTP_200_OK
     view = account_public(accounts.account_view(session, account_id, policy, clock), policy)
     return PaymentPublic(
         reference=body.reference,

@@ -29,7 +29,10 @@ Flag = Literal["deceased", "legal_hold", "dispute"]
 
 class AccountCreate(BaseModel):
     """An import record. Also: minimum_payment and paid_since_statement are at most
-    statement_balance, and due_date is not before statement_date (422 validation_failed)."""
+    statement_balance, due_date is not before statement_date and interest_start not after it
+    (422 validation_failed). Re-importing an account with a different statement while a plan is
+    pending or active, or a promise is open, is refused (409 conflict, details plan_id or
+    promise_id); the same statement with new holder details is accepted."""
 
     model_config = ConfigDict(extra="forbid")
     account_id: Id
@@ -49,6 +52,11 @@ class AccountCreate(BaseModel):
     timezone: str = Field(
         default="Asia/Shanghai", examples=["Asia/Shanghai", "Asia/Urumqi"], json_schema_extra={"enum": TIME_ZONES}
     )
+    interest_start: DateIn | None = Field(
+        default=None,
+        description="the first posting date of the statement's charges, not after statement_date: interest "
+        "runs from it once the interest-free period is lost (default: the statement date)",
+    )
 
     @field_validator("id_last4")
     @classmethod
@@ -62,6 +70,16 @@ class BreakdownPublic(BaseModel):
     late_fee: Money
     plan_fee: Money = Field(default="0.00", description="instalment fees inside an agreed plan")
     total: Money
+    grace_applied: bool = Field(
+        default=False,
+        description="容时: a payment within policy fees.grace_days after the due date counted as on time, "
+        "or today is inside those days (not overdue yet)",
+    )
+    tolerance_applied: bool = Field(
+        default=False,
+        description="容差: a shortfall of at most policy fees.tolerance counted as paid (not overdue, no 违约金, "
+        "the interest-free period kept when it is the statement's)",
+    )
 
 
 class ScheduleRowPublic(BaseModel):
@@ -120,6 +138,7 @@ class AccountPublic(BaseModel):
     statement_date: date
     due_date: date
     paid_since_statement: Money
+    interest_start: date | None = Field(default=None, description="as imported; null: the statement date")
     daily_interest_rate: Rate
     late_fee_rate: Rate
     flags: list[Flag]

@@ -5,7 +5,8 @@ Two things the schema cannot say, told to the fuzzer here:
   own token is not revoked), and for a web conversation the session token its creation returned;
 - rules across fields that JSON Schema cannot state (the routes' docstrings and 422s say them):
   an account's minimum payment is at most its balance, a period's end is after its start, a
-  campaign is not sent in the past. Positive cases are brought inside them; negative cases are
+  campaign is not sent in the past, a statement is not dated after now and its charges not after
+  it, a payment is made by now and not before the statement. Positive cases are brought inside them; negative cases are
   left as generated.
 """
 
@@ -77,6 +78,21 @@ def _account(body: dict[str, Any]) -> None:
     start, due = _day(body.get("statement_date")), _day(body.get("due_date"))
     if start and due and due < start:
         body["statement_date"], body["due_date"] = body["due_date"], body["statement_date"]
+        start, due = due, start
+    if start and start > NOW.date():  # a statement is imported once issued (payments count from it)
+        start = NOW.date()
+        body["statement_date"] = start.isoformat()
+        if due and due < start:
+            body["due_date"] = start.isoformat()
+    posted = _day(body.get("interest_start"))
+    if posted and start and posted > start:  # charges are posted on or before their statement
+        body["interest_start"] = start.isoformat()
+
+
+def _payment(body: dict[str, Any]) -> None:
+    # Made by now and on or after the statement date (which is on or before now): now itself is both.
+    if isinstance(body.get("paid_at"), str):
+        body["paid_at"] = NOW.isoformat()
 
 
 def _campaign(body: dict[str, Any]) -> None:
@@ -117,6 +133,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     label = case.operation.label
     if label == "POST /v1/accounts" and isinstance(case.body, dict):
         _account(case.body)
+    elif label == "POST /v1/accounts/{account_id}/payments" and isinstance(case.body, dict):
+        _payment(case.body)
     elif label == "POST /v1/campaigns" and isinstance(case.body, dict):
         _campaign(case.body)
     elif label == "GET /v1/kpis" and isinstance(case.query, dict):

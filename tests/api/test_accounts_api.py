@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from fastapi.testclient import TestClient
@@ -73,7 +75,7 @@ def test_payment_is_posted_once(client: TestClient, admin: dict[str, str]) -> No
     pay = {"amount": "500.00", "paid_at": "2026-04-01T10:00:00+08:00", "reference": f"bank-{uuid.uuid4().hex}"}
     first = client.post(f"/v1/accounts/{body['account_id']}/payments", json=pay, headers=admin)
     second = client.post(f"/v1/accounts/{body['account_id']}/payments", json=pay, headers=admin)
-    assert first.status_code == second.status_code == 201
+    assert (first.status_code, second.status_code) == (201, 200)  # the same payment again: nothing new
     assert first.json()["created"] is True and second.json()["created"] is False
     outstanding = [int(x.replace(".", "")) for x in (before["outstanding"], second.json()["account"]["outstanding"])]
     assert outstanding[1] <= outstanding[0] - 50_000 + 2_000  # 500 paid; at most a few days' interest accrued since
@@ -159,3 +161,105 @@ def test_openapi_names_the_agreement_fields(client: TestClient) -> None:
     )
     assert set(schemas["ScheduleRowPublic"]["properties"]) >= {"status", "paid"}
     assert "credit" in schemas["AccountPublic"]["properties"]
+
+
+@contextmanager
+def frozen_at(client: TestClient, day: str, hour: int = 10) -> Iterator[None]:
+    """The gateway's "now" at `day` `hour`:00 Asia/Shanghai for the block."""
+    from datetime import date, datetime
+    from zoneinfo import ZoneInfo
+
+    from api.deps import clock_dep
+    from ledger.clock import Clock
+
+    d = date.fromisoformat(day)
+    at = Clock.at(datetime(d.year, d.month, d.day, hour, tzinfo=ZoneInfo("Asia/Shanghai")))
+    client.app.dependency_overrides[clock_dep] = lambda: at  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        client.app.dependency_overrides.pop(clock_dep, None)  # type: ignore[attr-defined]
+
+
+def test_a_reference_reused_with_another_amount_is_409(client: TestClient, admin: dict[str, str]) -> None:
+    body = account_body()
+    client.post("/v1/accounts", json=body, headers=admin)
+    url = f"/v1/accounts/{body['account_id']}/payments"
+    pay = {"amount": "500.00", "paid_at": "2026-04-01T10:00:00+08:00", "reference": f"bank-{uuid.uuid4().hex}"}
+    assert client.post(url, json=pay, headers=admin).status_code == 201
+    r = client.post(url, json={**pay, "amount": "600.00"}, headers=admin)
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert error["code"] == "payment_conflict"
+    assert (error["details"]["recorded_amount"], error["details"]["sent_amount"]) == ("500.00", "600.00")
+    view = client.get(f"/v1/accounts/{body['account_id']}", headers=admin).json()
+    assert view["paid_since_statement"] == "0.00" and int(view["outstanding"].replace(".", "")) > 900_000
+
+
+def test_payments_dated_in_the_future_or_before_the_statement_are_422(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    body = account_body()
+    client.post("/v1/accounts", json=body, headers=admin)
+    url = f"/v1/accounts/{body['account_id']}/payments"
+    with frozen_at(client, "2026-04-05"):
+        ahead = {"amount": "100.00", "paid_at": "2026-04-05T11:00:00+08:00", "reference": "ahead"}
+        r = client.post(url, json=ahead, headers=admin)
+        assert r.status_code == 422 and r.json()["error"]["details"]["field"] == "paid_at"
+        early = {"amount": "100.00", "paid_at": "2026-03-04T23:00:00+08:00", "reference": "early"}
+        r = client.post(url, json=early, headers=admin)
+        assert r.status_code == 422
+        error = r.json()["error"]
+        assert error["details"]["statement_date"] == "2026-03-05" and "before the current statement" in error["message"]
+        # Neither was kept: the same references may be posted once corrected.
+        ok = client.post(url, json={**early, "paid_at": "2026-03-05T09:00:00+08:00"}, headers=admin)
+        assert ok.status_code == 201 and ok.json()["account"]["outstanding"] != ""
+
+
+def test_a_new_statement_while_a_plan_runs_is_409(client: TestClient, admin: dict[str, str], db: Database) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ledger import negotiation
+    from ledger.clock import Clock
+    from ledger.policy import cached_policy
+    from settings import get_settings
+
+    body = account_body()
+    client.post("/v1/accounts", json=body, headers=admin)
+    policy = cached_policy(str(get_settings().policy_path))
+    agreed = Clock.at(datetime(2026, 4, 5, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
+    with db.transaction() as s:
+        sit = negotiation.situation(s, body["account_id"], policy, agreed)
+        offer = negotiation.offer_for(sit, "installment", agreed.today(), periods=3)
+        plan, _ = negotiation.create_plan(s, body["account_id"], offer, "api", f"ri-{body['account_id']}", agreed)
+        plan_id = plan.plan_id
+    renewed = {**body, "statement_date": "2026-04-05", "due_date": "2026-04-25", "statement_balance": "10210.00"}
+    r = client.post("/v1/accounts", json=renewed, headers=admin)
+    assert r.status_code == 409 and r.json()["error"]["details"]["plan_id"] == plan_id
+    moved = client.post("/v1/accounts", json={**body, "holder_name": "李强强"}, headers=admin)
+    assert moved.status_code == 201 and moved.json()["holder_name"] == "李强强"
+
+
+def test_the_breakdown_says_when_grace_or_tolerance_applied(client: TestClient, admin: dict[str, str]) -> None:
+    body = account_body()
+    client.post("/v1/accounts", json=body, headers=admin)
+    with frozen_at(client, "2026-03-27"):  # two days after the due date, nothing paid
+        view = client.get(f"/v1/accounts/{body['account_id']}", headers=admin).json()
+    assert (view["overdue_days"], view["bucket"]) == (0, "M0")
+    assert view["breakdown"]["grace_applied"] is True and view["breakdown"]["late_fee"] == "0.00"
+    tiny = account_body(statement_balance="0.01", minimum_payment="0.01")
+    client.post("/v1/accounts", json=tiny, headers=admin)
+    view = client.get(f"/v1/accounts/{tiny['account_id']}", headers=admin).json()  # a year later
+    assert (view["overdue_days"], view["bucket"], view["outstanding"]) == (0, "M0", "0.01")
+    assert view["breakdown"]["tolerance_applied"] is True and view["amount_due"] == "0.01"
+
+
+def test_the_import_takes_a_posting_date_for_the_documented_example(client: TestClient, admin: dict[str, str]) -> None:
+    body = account_body(interest_start="2026-03-01")
+    assert client.post("/v1/accounts", json=body, headers=admin).json()["interest_start"] == "2026-03-01"
+    with frozen_at(client, "2026-04-04"):  # the view counts every day to the end of today: 1 Mar - 4 Apr
+        view = client.get(f"/v1/accounts/{body['account_id']}", headers=admin).json()
+    assert (view["breakdown"]["interest"], view["breakdown"]["late_fee"]) == ("175.00", "50.00")
+    late = client.post("/v1/accounts", json=account_body(interest_start="2026-03-06"), headers=admin)
+    assert late.status_code == 422 and late.json()["error"]["details"]["field"] == "interest_start"

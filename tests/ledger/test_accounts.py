@@ -79,7 +79,7 @@ def test_promise_kept_by_payment(session: Session, policy: Policy, clock: Clock)
         session, rec.account_id, 80_000, date(2026, 4, 8), "chat", "k1", policy, clock
     )
     assert promise.status == "open"
-    accounts.post_payment(session, rec.account_id, 80_000, datetime(2026, 4, 5, 12, tzinfo=TZ), "p1", policy, clock)
+    accounts.post_payment(session, rec.account_id, 80_000, datetime(2026, 4, 5, 9, tzinfo=TZ), "p1", policy, clock)
     assert promise.status == "kept"
 
 
@@ -152,7 +152,7 @@ def test_plan_completes_when_paid(session: Session, policy: Policy, clock: Clock
     offer = negotiation.offer_for(sit, "installment", clock.today(), periods=3)
     plan, _ = negotiation.create_plan(session, rec.account_id, offer, "agent", "done-1", clock)
     accounts.post_payment(
-        session, rec.account_id, offer.total, datetime(2026, 4, 5, 11, tzinfo=TZ), "all", policy, clock
+        session, rec.account_id, offer.total, datetime(2026, 4, 5, 9, tzinfo=TZ), "all", policy, clock
     )
     assert plan.status == "completed" and plan.open_slot is None
 

@@ -144,10 +144,12 @@ def test_misses_beyond_the_policy_break_the_plan_and_accrual_resumes(
     assert on_break.outstanding.principal == 1_000_000
     assert (on_break.outstanding.late_fee, on_break.outstanding.plan_fee) == (5_000, 15_000)
     later = view(session, policy, account_id, date(2026, 6, 19)).position
-    # Interest resumes on the principal only: 9-19 Jun, 11 days at 0.05 % of 10,000 yuan = 55 yuan; and
-    # the statement's 违约金 rule: 5 % of the unpaid minimum (10 % of 10,000), assessed at the end of 9 Jun.
-    assert later.outstanding.interest - on_break.outstanding.interest == 5_500
-    assert later.outstanding.late_fee == 5_000 + 5_000
+    # Interest resumes on the principal only, from the day it broke: 9-19 Jun, 11 days at 0.05 % of
+    # 10,000 yuan = 55 yuan on top of the 160 carried in. No new 违约金: the minimum on what is left
+    # (10 % of 10,000) is only billed on the next statement (5 Jul, due 25 Jul).
+    assert on_break.outstanding.interest == 16_000 + 500
+    assert later.outstanding.interest == 16_000 + 5_500
+    assert later.outstanding.late_fee == 5_000
     assert later.overdue_days == (date(2026, 6, 19) - date(2026, 5, 5)).days
     assert later.amount_due.total == later.outstanding.total  # a broken plan's balance is due at once
     # A second run changes nothing more and the notice stays pending until it is sent.

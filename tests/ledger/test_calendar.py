@@ -76,8 +76,13 @@ def test_overdue_days_and_bucket_count_calendar_days(
     instant: str, due: date, overdue_days: int, bucket: str, policy: Policy
 ) -> None:
     terms = AccountTerms(1_200_000, 120_000, due - timedelta(days=20), due)
-    pos = position(terms, [], AT[instant].date(), policy.fees)
+    no_grace = policy.fees.model_copy(update={"grace_days": 0})  # the count itself, without 容时
+    pos = position(terms, [], AT[instant].date(), no_grace)
     assert (pos.overdue_days, pos.bucket) == (overdue_days, bucket)
+    # With the policy's grace days, the day after the due date is not overdue yet; later counts the same.
+    graced = position(terms, [], AT[instant].date(), policy.fees)
+    expected = (0, "M0") if overdue_days <= policy.fees.grace_days else (overdue_days, bucket)
+    assert (graced.overdue_days, graced.bucket) == expected
 
 
 @pytest.mark.parametrize(

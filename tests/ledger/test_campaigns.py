@@ -155,7 +155,8 @@ def test_what_changed_since_selection_is_decided_again_at_send_time(session: Ses
     at_night = datetime(2026, 4, 5, 20, 0, tzinfo=TZ)
     made = create_campaign(session, "c", Segment(("M1",)), "reminder", at_night, policy.contact, ten)
     # Between selection (10:00) and sending (20:00):
-    accounts.post_payment(session, paid.account_id, 50_000, ten.now() + timedelta(hours=2), "r-1", policy, ten)
+    noon = Clock.at(ten.now() + timedelta(hours=2))
+    accounts.post_payment(session, paid.account_id, 50_000, noon.now(), "r-1", policy, noon)
     sit = negotiation.situation(session, planned.account_id, policy, ten)
     negotiation.create_plan(
         session, planned.account_id, negotiation.offer_for(sit, "installment", ten.today(), 3), "chat", "k", ten
