@@ -109,11 +109,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.bot_recovery_seconds > 0
             else stop.wait()
         )
+        # Web sessions a holder ended through another worker are forgotten here too.
+        session_ends = asyncio.create_task(app.state.chat.forget_ended_sessions(stop))
         try:
             yield
         finally:
             stop.set()
             wechat_backlog.cancel()
+            await session_ends
             await sender
             await eod_task
             await recovery
