@@ -110,13 +110,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             else stop.wait()
         )
         # Web sessions a holder ended through another worker are forgotten here too.
-        session_ends = asyncio.create_task(app.state.chat.forget_ended_sessions(stop))
+        session_ends = asyncio.create_task(app.state.chat.forget_ended_sessions())
         try:
             yield
         finally:
             stop.set()
             wechat_backlog.cancel()
-            await session_ends
+            session_ends.cancel()
+            with suppress(asyncio.CancelledError):
+                await session_ends
             await sender
             await eod_task
             await recovery

@@ -89,14 +89,13 @@ class ChatService:
             self.hub.publish(conversation_topic(ended), {"type": "ended"})
         return ended
 
-    async def forget_ended_sessions(self, stop: asyncio.Event) -> None:
-        """Until `stop`: forget the sessions other workers ended (their events come through the hub)."""
+    async def forget_ended_sessions(self) -> None:
+        """Until cancelled: forget the sessions other workers ended (their events come through the hub)."""
         queue = self.hub.subscribe(SESSIONS_TOPIC)
         try:
-            while not stop.is_set():
-                with contextlib.suppress(TimeoutError):
-                    event = await asyncio.wait_for(queue.get(), 1.0)
-                    self.access.forget_conversation(str(event.get("conversation_id", "")))
+            while True:
+                event = await queue.get()
+                self.access.forget_conversation(str(event.get("conversation_id", "")))
         finally:
             self.hub.unsubscribe(SESSIONS_TOPIC, queue)
 
