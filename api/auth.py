@@ -155,7 +155,8 @@ def bearer(conn: HTTPConnection) -> str:
     return header[7:].strip() if header[:7].lower() == "bearer " else ""
 
 
-async def authorise_chat(conn: HTTPConnection, conversation_id: str, token: str) -> None:
-    """401 unless `token` is a live session of this very web conversation (HTTP and WebSocket alike)."""
-    if not await chat_service(conn).authorised(conversation_id, token):
+async def authorise_chat(conn: HTTPConnection, conversation_id: str, token: str, activity: bool = False) -> None:
+    """401 unless `token` is a live session of this very web conversation (HTTP and WebSocket alike).
+    `activity`: the holder is sending a message (a session ends after WEB_SESSION_IDLE_MINUTES without one)."""
+    if not await chat_service(conn).authorised(conversation_id, token, activity):
         raise ApiError(401, "unauthorized", "a valid session token for this conversation is required")

@@ -112,6 +112,7 @@ class RedisHub(Hub):
 
 QUEUE_TOPIC = "agents:queue"
 AGENT_TOKENS_TOPIC = "agents:tokens"  # {"type": "revoked", "jti" | "username"}: consoles using it close
+SESSIONS_TOPIC = "chat:sessions"  # {"type": "session_ended", "conversation_id"}: workers forget the session
 
 
 def conversation_topic(conversation_id: str) -> str:

@@ -109,11 +109,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.bot_recovery_seconds > 0
             else stop.wait()
         )
+        # Web sessions a holder ended through another worker are forgotten here too.
+        session_ends = asyncio.create_task(app.state.chat.forget_ended_sessions())
         try:
             yield
         finally:
             stop.set()
             wechat_backlog.cancel()
+            session_ends.cancel()
+            with suppress(asyncio.CancelledError):
+                await session_ends
             await sender
             await eod_task
             await recovery

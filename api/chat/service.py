@@ -19,8 +19,8 @@ from api.chat.delivery import Delivery, LiveUpdates
 from api.chat.rasa import RasaClient
 from api.chat.replies import Reply, TurnResult
 from api.chat.turn import DB_AWAY, Turns
-from api.hub import Hub
-from ledger import conversations, handoff
+from api.hub import SESSIONS_TOPIC, Hub, conversation_topic
+from ledger import conversations, handoff, sessions
 from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.policy import Policy, cached_policy
@@ -48,7 +48,9 @@ class ChatService:
         self.http = http
         self.hub = hub or Hub()
         self.db = db
-        self.access = SessionAccess(self.db, settings.web_session_cache)
+        self.access = SessionAccess(
+            self.db, settings.web_session_cache, idle=timedelta(minutes=settings.web_session_idle_minutes)
+        )
         self.rasa = RasaClient(settings)
         self.live = LiveUpdates(self.hub)
         self.delivery = Delivery(settings, http, self.live, self.db)
@@ -72,9 +74,30 @@ class ChatService:
     def policy(self) -> Policy:
         return cached_policy(str(self.settings.policy_path))
 
-    async def authorised(self, conversation_id: str, token: str) -> bool:
-        """Whether `token` is a live web session of exactly this conversation."""
-        return await self.access.allows(conversation_id, token, self.clock)
+    async def authorised(self, conversation_id: str, token: str, activity: bool = False) -> bool:
+        """Whether `token` is a live web session of exactly this conversation (not expired, ended or
+        idle). `activity`: the holder is sending a message with it now."""
+        return await self.access.allows(conversation_id, token, self.clock, activity)
+
+    async def end_session(self, token: str) -> str | None:
+        """The holder ends the session (结束对话): its token opens nothing from now on, here and in
+        every worker; the page's socket closes. The conversation id, or None (not a live session)."""
+        ended = await self.db.run(lambda s: sessions.end_session(s, token, self.clock))
+        self.access.ended(token)
+        if ended is not None:
+            self.hub.publish(SESSIONS_TOPIC, {"type": "session_ended", "conversation_id": ended})
+            self.hub.publish(conversation_topic(ended), {"type": "ended"})
+        return ended
+
+    async def forget_ended_sessions(self) -> None:
+        """Until cancelled: forget the sessions other workers ended (their events come through the hub)."""
+        queue = self.hub.subscribe(SESSIONS_TOPIC)
+        try:
+            while True:
+                event = await queue.get()
+                self.access.forget_conversation(str(event.get("conversation_id", "")))
+        finally:
+            self.hub.unsubscribe(SESSIONS_TOPIC, queue)
 
     def rasa_for(self, conversation_id: str) -> str:
         """The Rasa server this conversation is pinned to."""

@@ -89,6 +89,16 @@ async def open_session(
     )
 
 
+@router.post("/sessions/logout", status_code=status.HTTP_204_NO_CONTENT, responses=errors(401))
+@limiter.limit(public_limit)
+async def end_session(request: Request, service: ChatDep, token: SessionToken) -> None:
+    """The holder ends the chat (结束对话): the session token opens nothing from now on (401), on
+    HTTP and the WebSocket alike; the page's socket closes. A session also ends by itself after
+    WEB_SESSION_IDLE_MINUTES without a message from the holder, and 12 hours after it opened."""
+    if await service.end_session(token.credentials if token else "") is None:
+        raise ApiError(401, "unauthorized", "a valid session token is required")
+
+
 @router.post(
     "/{conversation_id}/messages",
     response_model=ChatOut,
@@ -98,7 +108,7 @@ async def post_message(
     conversation_id: ConversationId, body: ChatIn, request: Request, service: ChatDep, token: SessionToken
 ) -> ChatOut:
     """422 bad_message: nothing left once control characters are dropped, or too long."""
-    await authorise_chat(request, conversation_id, token.credentials if token else "")
+    await authorise_chat(request, conversation_id, token.credentials if token else "", activity=True)
     count_turn(request, conversation_id)
     try:
         text = clean_text(body.text, service.settings.max_message_chars)

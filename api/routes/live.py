@@ -101,7 +101,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str, chat: ChatDep) -> Non
     await ws.accept(subprotocol=subprotocol)
     topic = conversation_topic(conversation_id)
     queue = chat.hub.subscribe(topic)
-    pump = asyncio.create_task(_agent_events(ws, queue))
+    pump = asyncio.create_task(_agent_events(ws, queue, chat, conversation_id, token))
     timer = asyncio.create_task(_close_at(ws, expires, chat.clock.now()))
     try:
         while True:
@@ -115,6 +115,9 @@ async def chat_socket(ws: WebSocket, conversation_id: str, chat: ChatDep) -> Non
             except ApiError as exc:
                 await ws.send_json({"error": {"code": exc.code, "message": exc.message, "details": exc.details}})
                 continue
+            if not await holder_still_authorised(chat, conversation_id, token, activity=True):
+                await ws.close(code=EXPIRED)  # ended (结束对话 in another tab), idle or expired
+                return
             try:
                 result = await chat.handle(conversation_id, text, "web")
             except WrongChannel:
@@ -129,10 +132,23 @@ async def chat_socket(ws: WebSocket, conversation_id: str, chat: ChatDep) -> Non
         chat.hub.unsubscribe(topic, queue)
 
 
-async def _agent_events(ws: WebSocket, queue: asyncio.Queue[dict[str, Any]]) -> None:
-    """Forward only what the turn replies do not already carry: agent messages and mode changes."""
+async def holder_still_authorised(chat: ChatService, conversation_id: str, token: str, activity: bool = False) -> bool:
+    """Whether a chat page's socket may still send or receive: its session not ended by the holder,
+    idle or expired. Asked at every event (remembered sessions cost no database look)."""
+    return await chat.authorised(conversation_id, token, activity)
+
+
+async def _agent_events(
+    ws: WebSocket, queue: asyncio.Queue[dict[str, Any]], chat: ChatService, conversation_id: str, token: str
+) -> None:
+    """Forward only what the turn replies do not already carry: agent messages and mode changes;
+    each only while the session lasts (it closes when the holder ends it)."""
     while True:
         event = await queue.get()
+        if event.get("type") == "ended" or not await holder_still_authorised(chat, conversation_id, token):
+            with contextlib.suppress(RuntimeError):
+                await ws.close(code=EXPIRED)
+            return
         if event.get("sender") == "agent" or event.get("type") == "mode":
             with contextlib.suppress(RuntimeError):
                 await ws.send_json(event)

@@ -2,7 +2,8 @@
 
 Two things the schema cannot say, told to the fuzzer here:
 - who may call: the admin token, a supervisor's token (a fresh one for each logout, so the run's
-  own token is not revoked), and for a web conversation the session token its creation returned;
+  own token is not revoked), and for a web conversation the session token its creation returned
+  (a chat logout takes one such token and no later case uses it);
 - rules across fields that JSON Schema cannot state (the routes' docstrings and 422s say them):
   an account's minimum payment is at most its balance, a period's end is after its start, a
   campaign is not sent in the past, a statement is not dated after now and its charges not after
@@ -38,6 +39,8 @@ class GatewayAuth:
         path, method = case.operation.path, case.operation.method.upper()
         if path.startswith("/v1/chat/{conversation_id}"):
             token = SESSIONS.get(str((case.path_parameters or {}).get("conversation_id")), "")
+        elif path == "/v1/chat/sessions/logout":  # ends a session: one nobody else uses from then on
+            token = SESSIONS.pop(next(iter(SESSIONS)), "") if SESSIONS else data
         elif path == "/v1/agent/logout":
             token = next(_spare, AGENT_TOKENS[0])
         elif path.startswith("/v1/agent/") and not (path == "/v1/agent/login" and method == "POST"):

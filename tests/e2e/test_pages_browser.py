@@ -163,3 +163,22 @@ def test_kpi_dashboard_draws_the_figures(running: Running, browser: Browser) -> 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "kpis.png"), full_page=True)
     page.context.close()
+
+
+def test_the_holder_ends_the_chat_and_its_token_opens_nothing(running: Running, browser: Browser) -> None:
+    """Issue 31, finding 8: on a shared phone or computer, 结束对话 ends the session on the server."""
+    page = phone_page(browser)
+    page.goto(f"{running.gateway}/chat")
+    expect(page.locator(".msg.bot").first).to_contain_text("示例银行信用卡中心", timeout=20_000)
+    session = page.evaluate("JSON.parse(sessionStorage.getItem('repay.session'))")
+    page.once("dialog", lambda dialog: dialog.accept())  # "确定结束本次对话吗？"
+    page.click("#end")
+    expect(page.locator(".status").last).to_contain_text("对话已结束", timeout=10_000)
+    expect(page.locator("#send")).to_be_disabled()
+    assert page.evaluate("sessionStorage.getItem('repay.session')") is None
+    r = httpx.get(
+        f"{running.gateway}/v1/chat/{session['conversation_id']}/messages",
+        headers={"Authorization": f"Bearer {session['session_token']}"},
+    )
+    assert r.status_code == 401
+    page.context.close()

@@ -22,6 +22,7 @@ from sqlalchemy import event, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketDisconnect
 
 from api.deps import clock_dep
 from api.hub import QUEUE_TOPIC, conversation_topic
@@ -373,3 +374,35 @@ def test_7_any_mix_of_writings_leaves_no_number_readable(data: st.DataObject, mi
     read = read_digits(masked).translate(str.maketrans({chr(0x0660 + d): str(d) for d in range(10)}))
     read = re.sub(r"\D", "", unicodedata.normalize("NFKC", read))
     assert read == "1390002"  # 139****0002, and nothing of the card
+
+
+# ---- 8. a holder ends a web chat session; an idle one ends by itself ----
+
+
+def test_8_logout_ends_the_session_everywhere_at_once(client: TestClient, web: WebChat) -> None:
+    cid = web.cid("leaving")
+    assert web.post("leaving", "你好").status_code == 200
+    auth = web.auth("leaving")
+    token = auth["Authorization"].removeprefix("Bearer ")
+    with client.websocket_connect(f"/v1/chat/{cid}/ws", subprotocols=["bearer", token]) as ws:
+        assert client.post("/v1/chat/sessions/logout", headers=auth).status_code == 204
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()  # the page's socket closes at once
+        assert closed.value.code == 4401
+    assert web.post("leaving", "我现在欠多少钱").status_code == 401
+    assert web.get("leaving").status_code == 401
+    assert client.post("/v1/chat/sessions/logout", headers=auth).status_code == 401  # nothing left to end
+    assert client.post("/v1/chat/sessions/logout").status_code == 401
+
+
+def test_8_a_session_ends_after_its_idle_time_without_a_message(client: TestClient, web: WebChat) -> None:
+    idle = timedelta(minutes=get_settings().web_session_idle_minutes)
+    chat = client.app.state.chat  # type: ignore[attr-defined]
+    start = process_clock().now()
+    web.cid("busy"), web.cid("left")
+    chat.clock = Clock.at(start + idle - timedelta(minutes=1))
+    assert web.post("busy", "我想问一下").status_code == 200  # a message restarts the idle time
+    chat.clock = Clock.at(start + idle + timedelta(minutes=1))
+    assert web.get("busy").status_code == 200
+    assert web.get("left").status_code == 401  # the tab left open on a shared computer
+    assert web.post("left", "你好").status_code == 401

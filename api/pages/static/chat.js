@@ -83,11 +83,20 @@
   }
   form.addEventListener("submit", (e) => { e.preventDefault(); const t = input.value; input.value = ""; send(t); });
   let ended = false;
-  function expired() {   // the session is over: say so once, and offer a fresh one
+  function finish(message) {   // the session is over: say so once; a refresh starts a fresh one
     if (ended) return; ended = true;
-    sessionStorage.removeItem(key); clearInterval(pollTimer); sendBtn.disabled = true;
-    status("会话已过期，请刷新页面重新开始。");
+    sessionStorage.removeItem(key); sessionStorage.removeItem(key + ".greeted"); clearInterval(pollTimer);
+    sendBtn.disabled = true; input.disabled = true; endBtn.hidden = true;
+    if (ws) { const s = ws; ws = null; s.onclose = null; s.close(); }
+    status(message);
   }
+  function expired() { finish("会话已过期，请刷新页面重新开始。"); }
+  const endBtn = document.getElementById("end");
+  endBtn.onclick = async () => {   // 结束对话: the token stops working on the server, not only in this tab
+    if (!session || !confirm("确定结束本次对话吗？结束后本页面将无法再查看或继续这段对话。")) return;
+    try { await fetch("/v1/chat/sessions/logout", {method: "POST", headers: auth()}); } catch (e) { /* offline: forgotten here anyway */ }
+    finish("对话已结束，感谢您的咨询。如需继续，请刷新页面开始新的对话。");
+  };
   async function openSession(body) {
     const r = await fetch("/v1/chat/sessions", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
     if (!r.ok) return false;
@@ -106,6 +115,7 @@
       if (!session && !(await openSession({}))) { status("网络不太稳定，请稍后刷新重试。"); return; }
     } catch (e) { status("网络不太稳定，请稍后刷新重试。"); return; }
     connect();
+    endBtn.hidden = false;
     if (sessionStorage.getItem(key + ".greeted") !== cid) { sessionStorage.setItem(key + ".greeted", cid); setTimeout(() => send("你好", null, true), 300); }
     else if (!link) poll();
   }
