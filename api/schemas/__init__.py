@@ -10,6 +10,7 @@ from api.schemas.accounts import (
     PaymentCreate,
     PaymentPublic,
     PlanPublic,
+    PreferenceValue,
     PromisePublic,
     ScheduleRowPublic,
 )
@@ -102,6 +103,7 @@ __all__ = [
     "PaymentPublic",
     "PlanApproved",
     "PlanPublic",
+    "PreferenceValue",
     "Progress",
     "PromisePublic",
     "QueueItem",
