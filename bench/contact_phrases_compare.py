@@ -116,6 +116,8 @@ class SpacyReader:
                 channels = previous
             if stance is None and not (channels or place):
                 continue
+            if stance != "deny" and not (channels or place or days or timed):
+                continue
             base: dict[str, Any] = {"stance": stance or "deny"}
             if days:
                 base["days"] = days

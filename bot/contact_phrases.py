@@ -99,6 +99,8 @@ class Rules:
             base: dict[str, Any] = {"stance": stance or "deny"}
             if stance is None and not (channels or place):
                 continue  # a time alone ("晚上") says nothing about contact
+            if stance != "deny" and not (channels or place or days or timed):
+                continue  # "可以吗", "行": agreeing to nothing named
             if days:
                 base["days"] = days
             if timed:
