@@ -25,7 +25,7 @@ from actions.context import (
     wait_minutes,
 )
 from actions.negotiate import _pending
-from ledger import accounts, conduct, conversations, negotiation
+from ledger import accounts, conduct, contact_preferences, conversations, negotiation
 from ledger.accounts import audit
 from ledger.models import Conversation
 
@@ -43,8 +43,18 @@ def _phone_is_the_senders(conv: Conversation | None) -> bool:
     return (
         conv is not None
         and conv.claimed_phone is not None
+        and conv.phone_proven
         and (conv.channel == "sms" or conv.conversation_id.startswith("lnk-"))
     )
+
+
+def _third_party_note(session: Session, sender_id: str, text: str) -> bool:
+    """Someone who said they are not the holder: what they ask is only a note for a person
+    (a request of kind third_party), never a change, complaint or report on the holder's account."""
+    if not conversations.third_party_speaking(conversations.find(session, sender_id)):
+        return False
+    _request(session, sender_id, "third_party", text)
+    return True
 
 
 def _hand_off(session: Session, sender_id: str, reason: str, priority: int, summary: str) -> None:
@@ -152,7 +162,9 @@ class ActionDispute(Action):
         text = tracker.latest_message.get("text") or ""
         theft = "identity_theft" in cues(tracker)
 
-        def record(session: Session) -> bool:
+        def record(session: Session) -> bool | None:
+            if _third_party_note(session, tracker.sender_id, text):
+                return None
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             if account_id is not None:
                 conduct.place_hold(session, account_id, "dispute", text, actor=tracker.sender_id)
@@ -162,6 +174,9 @@ class ActionDispute(Action):
             return account_id is not None
 
         verified = await in_transaction(record)
+        if verified is None:
+            dispatcher.utter_message(response="utter_third_party_noted")
+            return []
         if verified:
             dispatcher.utter_message(response="utter_dispute_recorded")
         else:
@@ -187,6 +202,8 @@ class ActionComplaint(Action):
         text = tracker.latest_message.get("text") or ""
 
         def record(session: Session) -> str:
+            if _third_party_note(session, tracker.sender_id, text):  # not the holder's complaint to file
+                return ""
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             pk = conduct.account_pk(session, account_id) if account_id else None
             complaint = conduct.record_complaint(session, pk, tracker.sender_id, text, clock(), tracker.sender_id)
@@ -194,6 +211,9 @@ class ActionComplaint(Action):
             return complaint.reference
 
         reference = await in_transaction(record)
+        if not reference:
+            dispatcher.utter_message(response="utter_third_party_noted")
+            return []
         dispatcher.utter_message(response="utter_complaint_recorded", reference=reference)
         return [ConversationPaused()]
 
@@ -244,42 +264,118 @@ def _confirmation(changes: list[tuple[str, str]]) -> list[str]:
     return out
 
 
+# How the recorded preferences are read back (ledger/contact_preferences.py holds them).
+CHANNEL_NOUNS = {"calls": "电话", "sms": "短信", "wechat": "微信"}
+CHANNEL_VERBS = {"calls": "打电话", "sms": "发短信", "wechat": "发微信"}
+DAY_WORDS = {"all": "每天", "weekdays": "工作日", "weekends": "周末"}
+PLACE_WORDS = {"workplace": "单位", "home": "家里座机", "mobile": "手机"}
+ASK_AGAIN = {"which_time": "utter_ask_contact_time", "which_channel": "utter_ask_contact_clarify"}
+
+
+def contact_clauses(tracker: Tracker) -> list[contact_preferences.Clause]:
+    """What the NLU read about channels, times and places (bot/contact_phrases.yml)."""
+    out = []
+    for item in tracker.latest_message.get("contact") or ():
+        try:
+            out.append(contact_preferences.Clause.from_json(item))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def describe_preferences(held: dict[str, contact_preferences.ChannelRules]) -> str:
+    """What is now recorded, in words: "电话只在每天18:00至22:00；短信照常"."""
+    parts = []
+    for channel in contact_preferences.CHANNELS:
+        rules = held.get(channel)
+        if rules is None:
+            continue
+        verb, noun = CHANNEL_VERBS[channel], CHANNEL_NOUNS[channel]
+        if rules.value == "allowed":
+            parts.append(f"{noun}照常")
+        elif rules.value == "opted_out":
+            parts.append(f"今后不再给您{verb}")
+        else:
+            bits = []
+            if rules.windows:
+                spans = [w.as_json() for w in rules.windows]
+                bits.append("只在" + "、".join(f"{DAY_WORDS[w['days']]}{w['from']}至{w['to']}" for w in spans))
+            if rules.forbidden_places:
+                bits.append("不打到您" + "、".join(PLACE_WORDS[p] for p in sorted(rules.forbidden_places)))
+            parts.append(noun + "，".join(bits))
+    return "；".join(parts)
+
+
+def _detailed(clauses: list[contact_preferences.Clause]) -> bool:
+    """More than "stop": a time, a place, or a channel still allowed."""
+    return any(c.timed or c.place or c.unclear_time or c.stance != "deny" for c in clauses)
+
+
 class ActionStopContact(Action):
     """Honour a stop or restrict request at once and say exactly what was recorded.
 
-    The verified holder: their preferences, for every card of their phone. An SMS sender: their
-    own number stops receiving what they named (the number's owner decides). Anyone else: a ticket
-    for a person, nothing changed, the same words whether or not the phone is registered."""
+    The verified holder: their preferences, for every card of their phone, exactly as asked (per
+    channel, place and time window; ledger/contact_preferences.py decides), read back; a request
+    the rules cannot read for sure is asked about, not guessed. An SMS sender: their own number
+    stops receiving what they named (the number's owner decides). Someone who said they are not
+    the holder: a note for a person. Anyone else: a ticket for a person, nothing changed, the same
+    words whether or not the phone is registered."""
 
     def name(self) -> str:
         return "action_stop_contact"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         text = tracker.latest_message.get("text") or ""
-        changes = _scope(cues(tracker))
+        said = cues(tracker)
+        clauses = contact_clauses(tracker)
+        detailed = _detailed(clauses)
+        if detailed:
+            window = policy().contact
+            asked = contact_preferences.interpret(clauses, window.window_start, window.window_end)
+            changes = [("third_party", "forbidden")] if "family" in said else []
+        else:
+            asked = None
+            changes = _scope(said)
 
-        def record(session: Session) -> tuple[str, list[tuple[str, str]]]:
+        def record(session: Session) -> tuple[str, list[tuple[str, str]], str]:
+            if _third_party_note(session, tracker.sender_id, text):
+                return "third_party", [], ""
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             if account_id is not None:
                 holder = conduct.cardholder_of(session, account_id)
+                if asked is not None and asked.ambiguous:
+                    return "ask", [], asked.ambiguous
                 for channel, value in changes:
                     conduct.set_preference(session, holder, channel, value, clock(), actor=tracker.sender_id)
-                return "holder", changes
+                if asked is not None:
+                    held = contact_preferences.record(session, holder, asked.changes, clock(), tracker.sender_id)
+                    return "holder_detailed", changes, describe_preferences(held)
+                return "holder", changes, ""
             conv = conversations.find(session, tracker.sender_id)
             number = [(c, v) for c, v in changes if c in _NUMBER_CHANNEL]
-            if conv is not None and conv.channel == "sms" and conv.claimed_phone and number:
+            if conv is not None and _phone_is_the_senders(conv) and conv.channel == "sms" and number:
+                assert conv.claimed_phone is not None
                 for channel, _ in number:
                     conduct.suppress_number(
                         session, conv.claimed_phone, _NUMBER_CHANNEL[channel], "opt_out", clock(), tracker.sender_id
                     )
                 if len(number) < len(changes):  # family contact is the holder's to decide: a person checks
                     _request(session, tracker.sender_id, "stop_contact", text)
-                return "number", number
+                return "number", number, ""
             _request(session, tracker.sender_id, "stop_contact", text)
-            return "unverified", []
+            return "unverified", [], ""
 
-        who, done = await in_transaction(record)
-        if who == "holder":
+        who, done, detail = await in_transaction(record)
+        if who == "third_party":
+            dispatcher.utter_message(response="utter_third_party_noted")
+        elif who == "ask":
+            dispatcher.utter_message(response=ASK_AGAIN.get(detail, "utter_ask_contact_clarify"))
+        elif who == "holder_detailed":
+            if detail:
+                dispatcher.utter_message(response="utter_contact_preferences_recorded", summary=detail)
+            for response in _confirmation([c for c in done if c[0] == "third_party"]):
+                dispatcher.utter_message(response=response, **institution_vars())
+        elif who == "holder":
             for response in _confirmation(done):
                 dispatcher.utter_message(response=response, **institution_vars())
         elif who == "number":
@@ -392,22 +488,23 @@ class ActionThirdParty(Action):
         def record(session: Session) -> str:
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             conv = conversations.get_or_create(session, tracker.sender_id, "web")
+            already = conversations.third_party_speaking(conv)  # said so before: their words are notes now
             if death and account_id is not None:
                 holder_phone = accounts.get_account(session, account_id).cardholder.phone
                 for acc in conduct.accounts_by_phone(session, holder_phone):
                     conduct.place_hold(session, acc, "deceased", f"reported in chat: {text[:200]}", tracker.sender_id)
-                conversations.end_verification(session, conv, "deceased_reported")
+                conversations.mark_third_party(session, conv, "deceased_reported")
                 _hand_off(session, tracker.sender_id, "deceased", 1, text)
                 return "deceased"
-            if account_id is not None:  # the one talking is not (or no longer) the verified holder
-                conversations.end_verification(session, conv, "third_party")
+            # The one talking is not (or no longer) the holder: a verification ends, and none follows.
+            conversations.mark_third_party(session, conv, "third_party")
             if death:
                 _request(session, tracker.sender_id, "deceased", text)
                 _hand_off(session, tracker.sender_id, "deceased", 1, text)
                 return "deceased_unverified"
             if wrong_number:
                 _request(session, tracker.sender_id, "wrong_number", text)
-                if _phone_is_the_senders(conv):
+                if not already and _phone_is_the_senders(conv):
                     assert conv.claimed_phone is not None
                     for acc in conduct.accounts_by_phone(session, conv.claimed_phone):
                         conduct.suppress_number(
@@ -419,6 +516,7 @@ class ActionThirdParty(Action):
                             tracker.sender_id,
                             account_pk=conduct.account_pk(session, acc),
                         )
+                return "wrong_number"
             return "third_party"
 
         kind = await in_transaction(record)
@@ -428,5 +526,8 @@ class ActionThirdParty(Action):
         if kind == "deceased_unverified":
             dispatcher.utter_message(response="utter_deceased_unverified")
             return [ConversationPaused()]
-        dispatcher.utter_message(response="utter_wrong_person", **institution_vars())
+        if kind == "wrong_number":
+            dispatcher.utter_message(response="utter_wrong_person", **institution_vars())
+        else:  # family, a friend, a colleague: how the holder reaches us, how family may pay
+            dispatcher.utter_message(response="utter_third_party", **institution_vars())
         return []

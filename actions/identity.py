@@ -70,17 +70,26 @@ class ActionVerifyIdentity(Action):
             elif not card_last4:
                 card_last4 = bare
 
-        def check(session: Session) -> tuple[str, int, bool]:
+        def check(session: Session) -> tuple[str, int, bool, bool]:
             conv = conversations.get_or_create(session, tracker.sender_id, "web")
+            if conversations.third_party_speaking(conv):  # they said they are not the holder
+                return "third_party", conv.failed_verifications, True, False
+            if phones and conversations.typed_other_phone(conv, phones[0]):
+                # The channel proves whose phone this is: a different number is someone else's account.
+                conversations.claim_phone(session, conv, phones[0])  # refused, and noted
+                return "other_phone", conv.failed_verifications, True, False
             if phones:
                 conversations.claim_phone(session, conv, phones[0])
             outcome = conversations.verify(session, conv, id_last4, card_last4, clock())
             has_phone = conv.claimed_phone is not None
-            if outcome.result == "locked":
+            ticket = False
+            locked = outcome.result == "locked" and conv.mode == "bot"
+            if locked and conversations.lock_ticket_due(session, conv, clock()):
                 conversations.open_ticket(session, conv, "verification_failed", 2, f"身份验证失败{outcome.failures}次")
-            return outcome.result, outcome.failures, has_phone
+                ticket = True
+            return outcome.result, outcome.failures, has_phone, ticket
 
-        result, failures, has_phone = await in_transaction(check)
+        result, failures, has_phone, ticket = await in_transaction(check)
         log.info("verify", extra={"conversation_id": tracker.sender_id, "result": result})
         keep = [SlotSet("id_last4", id_last4), SlotSet("card_last4", card_last4)]
         clear = [SlotSet("id_last4", None), SlotSet("card_last4", None)]
@@ -88,9 +97,18 @@ class ActionVerifyIdentity(Action):
             was_verified = not (phones or id_last4 or card_last4)
             dispatcher.utter_message(response="utter_already_verified" if was_verified else "utter_verified")
             return clear
-        if result == "locked":
+        if result == "third_party":
+            dispatcher.utter_message(response="utter_third_party_cannot_verify", **institution_vars())
+            return clear
+        if result == "other_phone":
+            dispatcher.utter_message(response="utter_other_phone_typed", **institution_vars())
+            return clear
+        if result == "locked" and ticket:
             dispatcher.utter_message(response="utter_verify_locked")
             return [*clear, ConversationPaused()]
+        if result == "locked":  # a person was already asked to look at this phone today
+            dispatcher.utter_message(response="utter_verify_locked_no_ticket", **institution_vars())
+            return clear
         if result == "retry":
             dispatcher.utter_message(response="utter_verify_retry", remaining=MAX_VERIFY_FAILURES - failures)
             return clear

@@ -12,13 +12,14 @@ from api.schemas import (
     AccountPublic,
     BreakdownPublic,
     PlanPublic,
+    PreferenceValue,
     PromisePublic,
     ScheduleRowPublic,
     Transcript,
     TranscriptEntry,
     money,
 )
-from ledger import agents, conversations
+from ledger import agents, contact_preferences, conversations
 from ledger.accounts import AccountView, fee_policy_for
 from ledger.agreements import PlanState
 from ledger.masking import mask
@@ -90,11 +91,17 @@ def account_public(view: AccountView, policy: Policy) -> AccountPublic:
     acc, st, pos = view.account, view.statement, view.position
     fees = fee_policy_for(acc, policy)
     due = pos.amount_due
-    prefs: dict[str, str | None] = {}
-    for channel, (value, changed, asked_by) in view.preferences.items():
+    prefs: dict[str, PreferenceValue] = {}
+    for channel, (value, changed, asked_by, stored) in view.preferences.items():
         prefs[channel] = value
         prefs[f"{channel}_changed_at"] = changed.isoformat() if changed else None
         prefs[f"{channel}_asked_by"] = mask(asked_by) if asked_by else None  # a conversation, an agent, "import"
+        if channel in contact_preferences.CHANNELS:  # what a channel still allows, exactly as asked
+            rules = contact_preferences.ChannelRules.stored(value, stored)
+            prefs[f"{channel}_windows"] = [w.as_json() for w in rules.windows]
+            prefs[f"{channel}_places"] = {p: "forbidden" for p in sorted(rules.forbidden_places)}
+    calls_places = prefs.get("calls_places")
+    prefs["places"] = dict(calls_places) if isinstance(calls_places, dict) else {}  # where calls may not reach them
     return AccountPublic(
         account_id=acc.account_id,
         holder_name=acc.cardholder.name,

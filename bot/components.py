@@ -15,7 +15,7 @@ from rasa.shared.nlu.constants import ENTITIES, INTENT, INTENT_RANKING_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
-from bot import keywords
+from bot import contact_phrases, keywords
 from bot.extract import extract
 from bot.keywords import CUES, KEYWORDS
 from bot.normalize import normalize
@@ -132,4 +132,33 @@ class MessageCues(_KeywordStage):
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
             message.set(CUES, self._keywords.cues_in(message.get(TEXT) or ""), add_to_output=True)
+        return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
+class ContactPhrases(GraphComponent):
+    """What a contact request says about channels, times and places ("短信可以发 电话白天别打"), as
+    clauses in the parse data (`contact`), by the rules kept as data in bot/contact_phrases.yml.
+    The action hands them to the ledger (ledger/contact_preferences.py), which decides."""
+
+    @staticmethod
+    def get_default_config() -> dict[str, Any]:
+        return {"phrases": str(contact_phrases.PHRASES)}
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self._rules = contact_phrases.load(config["phrases"])
+
+    @classmethod
+    def create(
+        cls,
+        config: dict[str, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+    ) -> ContactPhrases:
+        return cls(config)
+
+    def process(self, messages: list[Message]) -> list[Message]:
+        for message in messages:
+            message.set(contact_phrases.CONTACT, self._rules.read(message.get(TEXT) or ""), add_to_output=True)
         return messages

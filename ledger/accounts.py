@@ -68,7 +68,8 @@ class AccountView:
     plans: list[Plan]
     promises: list[tuple[Promise, str]]  # with the status as of today
     plan_states: dict[str, PlanState]  # by plan_id, for plans that have begun (active, completed, broken)
-    preferences: dict[str, tuple[str, datetime, str | None]]  # value, when it changed, who asked
+    # value, when it changed, who asked, and a restricted channel's rules (windows, places)
+    preferences: dict[str, tuple[str, datetime, str | None, dict[str, object] | None]]
     holds: list[Hold]
     complaints: list[Complaint]
     flags: list[str] = field(default_factory=list)
@@ -143,11 +144,12 @@ def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> 
             pref = ContactPreference(cardholder_id=holder.id, channel=channel, value=value)
             was = known.get(channel)
             if was is not None:
-                pref.value, pref.changed_at, pref.asked_by, pref.source = (
+                pref.value, pref.changed_at, pref.asked_by, pref.source, pref.rules = (
                     was.value,
                     was.changed_at,
                     was.asked_by,
                     was.source,
+                    was.rules,
                 )
             session.add(pref)
     else:
@@ -437,7 +439,7 @@ def account_view(session: Session, account_id: str, policy: Policy, clock: Clock
         for p in session.scalars(select(Promise).where(Promise.account_pk == account.id).order_by(Promise.id))
     ]
     prefs = {
-        c.channel: (c.value, c.changed_at, c.asked_by)
+        c.channel: (c.value, c.changed_at, c.asked_by, c.rules)
         for c in session.scalars(
             select(ContactPreference).where(ContactPreference.cardholder_id == account.cardholder_id)
         )

@@ -10,7 +10,12 @@ gets the same answer from `decide`, over the facts `person_facts` reads:
 - opt-outs per channel (the holder's, or the number owner's 退订), holds, a wrong-number report;
 - for campaign reminders: an arrangement in force, a payment since selection, a hardship pause.
 
-A message within `reply_window_minutes` of the person's own message is a reply, not a contact.
+- the holder's preferences for the channel: opted out, or restricted to time windows (a send
+  outside them is deferred to the next moment they allow) and never to a forbidden place.
+
+A message within `reply_window_minutes` of the person's own message is a reply, not a contact: it
+does not count against the caps. Only the bot's answer to the person's just-sent message goes out
+whatever the hour; anyone else's (an agent's) waits for the window and the holder's own windows.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from ledger.contact_preferences import ChannelRules
 from ledger.errors import LedgerError
 from ledger.models import (
     Account,
@@ -54,7 +60,10 @@ Reason = Literal[
     "hardship",
     "frequency_cap",
     "not_bound",  # a WeChat reminder whose holder has no bound, following openid any more
+    "preferred_hours",  # outside the time windows the holder asked for: deferred to the next one
+    "not_this_place",  # the holder asked not to be contacted there (e.g. their workplace)
 ]
+Place = Literal["mobile", "workplace", "home"]
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 # The contact-preference name of each channel (the account view says "calls").
 PREFERENCE_OF: dict[str, str] = {"sms": "sms", "wechat": "wechat", "call": "calls"}
@@ -64,6 +73,7 @@ CAP_GROUP: dict[str, tuple[str, ...]] = {"sms": ("sms", "wechat"), "wechat": ("s
 PERSON_WIDE_HOLDS = frozenset({"deceased"})  # a death stops contact about every card of that person
 COUNTED_PLANNED = ("queued", "sending", "sent")
 COUNTED_SENT = ("sending", "sent")
+ANY_TIME = ChannelRules()  # a channel the holder has not restricted
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,8 @@ class ContactFacts:
     hardship_until: date | None = None  # reminders pause through this day
     contacts: tuple[datetime, ...] = ()  # the person's counted contacts on this channel's cap group
     last_inbound_at: datetime | None = None  # the person's own latest message to us
+    preference: ChannelRules = ANY_TIME  # the holder's rules for this channel (windows, places)
+    place: str = "mobile"  # where this contact would reach them
 
 
 @dataclass(frozen=True)
@@ -114,33 +126,43 @@ def decide(facts: ContactFacts, wanted_at: datetime, rules: ContactPolicy, purpo
         raise ValueError("wanted_at must be aware")
     zone = ZoneInfo(facts.timezone)
     local = wanted_at.astimezone(zone)
-    if purpose != "campaign" and is_reply(facts, wanted_at, rules):
-        return Decision("send", "reply", local)  # they wrote to us: answering them is not a contact attempt
-    if facts.holds:
-        return Decision("skip", "hold")
-    if facts.opted_out:
-        return Decision("skip", "opted_out")
-    if facts.number_suppressed:
-        return Decision("skip", "number_suppressed")
+    replying = purpose != "campaign" and is_reply(facts, wanted_at, rules)
+    if replying and purpose == "reply":
+        return Decision("send", "reply", local)  # the bot answers what they just wrote: not a contact attempt
+    if not replying:  # an agent answering their message may still answer (a dispute, a 退订 question)
+        if facts.holds:
+            return Decision("skip", "hold")
+        if facts.opted_out or facts.preference.opted_out:
+            return Decision("skip", "opted_out")
+        if facts.number_suppressed:
+            return Decision("skip", "number_suppressed")
     if purpose == "campaign":
         if facts.has_arrangement:
             return Decision("skip", "arrangement")
         if facts.paid_since_selection:
             return Decision("skip", "paid")
-    at = next_window_start(local, rules)
+    if not facts.preference.allows_place(facts.place):
+        return Decision("skip", "not_this_place")
+    at = facts.preference.next_allowed(local, rules.window_start, rules.window_end)
+    if at is None:
+        return Decision("skip", "opted_out")
     day = at.date()
     if purpose in ("campaign", "notice") and facts.hardship_until is not None and day <= facts.hardship_until:
         return Decision("skip", "hardship")
-    days = [c.astimezone(zone).date() for c in facts.contacts]
-    on_day = sum(1 for d in days if d == day)
-    # Every 7-day window that would hold this message, not only the one ending on its day: a send
-    # planned for later in the week counts too.
-    in_week = max(sum(1 for d in days if day - timedelta(days=6 - k) <= d <= day + timedelta(days=k)) for k in range(7))
-    if on_day >= rules.sms_per_day or in_week >= rules.sms_per_7_days:
-        return Decision("skip", "frequency_cap")
+    if not replying:
+        days = [c.astimezone(zone).date() for c in facts.contacts]
+        on_day = sum(1 for d in days if d == day)
+        # Every 7-day window that would hold this message, not only the one ending on its day: a send
+        # planned for later in the week counts too.
+        in_week = max(
+            sum(1 for d in days if day - timedelta(days=6 - k) <= d <= day + timedelta(days=k)) for k in range(7)
+        )
+        if on_day >= rules.sms_per_day or in_week >= rules.sms_per_7_days:
+            return Decision("skip", "frequency_cap")
     if at != local:
-        return Decision("defer", "quiet_hours", at)
-    return Decision("send", "ok", local)
+        reason: Reason = "quiet_hours" if at == next_window_start(local, rules) else "preferred_hours"
+        return Decision("defer", reason, at)
+    return Decision("send", "reply" if replying else "ok", local)
 
 
 class ContactNotAllowed(LedgerError):
@@ -162,6 +184,8 @@ REFUSAL_TEXT: dict[str, str] = {
     "number_suppressed": "这个号码已退订，或被报告不是持卡人的号码，未发送",
     "frequency_cap": "已达到对方当天或7天内的联系次数上限，未发送",
     "hardship": "对方申报了困难，提醒暂停中，未发送",
+    "preferred_hours": "对方要求只在指定时段联系，现在不在其时段内，未发送（next_window 之后可以发送）",
+    "not_this_place": "对方要求不要在这个地点（如单位）联系，未发送",
 }
 
 
@@ -179,6 +203,7 @@ def person_facts(
     selected_at: datetime | None = None,
     exclude_attempt: int | None = None,
     last_inbound_at: datetime | None = None,
+    place: Place = "mobile",
 ) -> ContactFacts:
     """The facts for one contact to `phone` (about `account_pk`, if any) near the moment `around`.
 
@@ -190,18 +215,18 @@ def person_facts(
     )
     holder_ids = [h for h, _ in holders]
     timezone = _timezone(session, account_pk, holders)
-    opted_out = bool(
-        holder_ids
-        and session.scalar(
-            select(ContactPreference.id)
-            .where(
+    preference = ANY_TIME
+    if holder_ids:  # set for the person (every holder record of the phone); the strictest row wins
+        rows = session.execute(
+            select(ContactPreference.value, ContactPreference.rules).where(
                 ContactPreference.cardholder_id.in_(holder_ids),
                 ContactPreference.channel == PREFERENCE_OF[channel],
-                ContactPreference.value == "opted_out",
+                ContactPreference.value.in_(("opted_out", "restricted")),
             )
-            .limit(1)
-        )
-    )
+        ).all()
+        found = [ChannelRules.stored(value, rules) for value, rules in rows]
+        preference = next((r for r in found if r.opted_out), found[0] if found else preference)
+    opted_out = preference.opted_out
     suppressed = session.scalar(
         select(NumberSuppression.id)
         .where(
@@ -261,6 +286,8 @@ def person_facts(
         hardship_until=hardship_until,
         contacts=tuple(counted_contacts(session, [phone], channel, around, planned, exclude_attempt).get(phone, ())),
         last_inbound_at=last_inbound_at,
+        preference=preference,
+        place=place,
     )
 
 
@@ -319,6 +346,7 @@ def decide_contact(
     selected_at: datetime | None = None,
     exclude_attempt: int | None = None,
     last_inbound_at: datetime | None = None,
+    place: Place = "mobile",
 ) -> Decision:
     """Decide one contact at the moment it would go. Every sender calls this (or `decide` over
     facts read in bulk, for a campaign being made); nothing else decides."""
@@ -331,6 +359,7 @@ def decide_contact(
         selected_at=selected_at,
         exclude_attempt=exclude_attempt,
         last_inbound_at=last_inbound_at,
+        place=place,
     )
     return decide(facts, at, rules, purpose)
 

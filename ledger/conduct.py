@@ -36,9 +36,9 @@ HOLD_KINDS = ("dispute", "deceased", "legal_hold")
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # no I or O: read aloud and typed back without confusion
 _DIGITS = "23456789"
 PREFERENCE_VALUES = {
-    "sms": ("allowed", "opted_out"),
-    "calls": ("allowed", "opted_out"),
-    "wechat": ("allowed", "opted_out"),
+    "sms": ("allowed", "opted_out", "restricted"),  # restricted: ledger/contact_preferences.py
+    "calls": ("allowed", "opted_out", "restricted"),
+    "wechat": ("allowed", "opted_out", "restricted"),
     "third_party": ("forbidden",),
 }
 RequestKind = Literal["stop_contact", "deceased", "dispute", "identity_theft", "wrong_number", "third_party"]
@@ -90,6 +90,7 @@ def set_preference(
     clock: Clock,
     actor: str,
     source: str = "chat",
+    rules: dict[str, object] | None = None,
 ) -> ContactPreference:
     """Record a contact preference at once (退订, "only SMS", "don't call my family") for the person:
     every holder record of the same phone, with who asked and when. Returns this holder's record."""
@@ -107,12 +108,21 @@ def set_preference(
         if pref is None:
             pref = ContactPreference(cardholder_id=holder, channel=channel, value=value, changed_at=clock.now())
             session.add(pref)
-        if pref.value != value or pref.asked_by is None:
-            pref.value, pref.changed_at = value, clock.now()
+        if pref.value != value or pref.asked_by is None or rules is not None or pref.rules is not None:
+            pref.value, pref.changed_at, pref.rules = value, clock.now(), rules
         pref.asked_by, pref.source = actor[:64], source
         if holder == cardholder_id:
             mine = pref
-    audit(session, actor, "preference.set", str(cardholder_id), channel=channel, value=value, holders=len(holders))
+    audit(
+        session,
+        actor,
+        "preference.set",
+        str(cardholder_id),
+        channel=channel,
+        value=value,
+        rules=rules,
+        holders=len(holders),
+    )
     session.flush()
     assert mine is not None
     return mine

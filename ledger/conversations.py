@@ -23,8 +23,9 @@ from ledger.masking import mask
 from ledger.models import Account, AuditLog, Cardholder, Conversation, HandoffTicket, Message, stamp
 
 MAX_VERIFY_FAILURES = 3  # per conversation
-MAX_PHONE_FAILURES_PER_DAY = 5  # per phone, across conversations
-VerifyResult = Literal["verified", "retry", "locked", "need_more"]
+MAX_PHONE_FAILURES_PER_DAY = 5  # per phone, across conversations (proven and typed counted apart)
+VerifyResult = Literal["verified", "retry", "locked", "need_more", "third_party"]
+THIRD_PARTY = "third_party"
 Buttons = list[dict[str, str]]
 _CONVERSATIONS = cast(Table, Conversation.__table__)  # for Core statements on the turn's hot path
 _MESSAGES = cast(Table, Message.__table__)
@@ -352,10 +353,44 @@ def messages_after(session: Session, conv: Conversation, after: int, senders: tu
     )
 
 
-def claim_phone(session: Session, conv: Conversation, phone: str) -> None:
-    """Record the phone the person gave; whether it is registered is never revealed."""
+def claim_phone(session: Session, conv: Conversation, phone: str, *, proven: bool = False) -> bool:
+    """Record the phone of the person talking; whether it is registered is never revealed.
+
+    `proven`: the channel itself shows it (the SMS sender's number, the number our link went to,
+    a WeChat follower's bound phone). A proven phone is never replaced by a typed one: False then,
+    and nothing changes (the typed number is someone else's, see `typed_other_phone`).
+    """
+    if conv.phone_proven and conv.claimed_phone is not None:
+        if phone == conv.claimed_phone:
+            return True
+        if not proven:
+            audit(session, conv.conversation_id, "verify.other_phone_typed", conv.conversation_id, phone=mask(phone))
+            return False
     conv.claimed_phone = phone
-    audit(session, conv.conversation_id, "verify.phone_given", conv.conversation_id, phone=mask(phone))
+    conv.phone_proven = proven
+    audit(session, conv.conversation_id, "verify.phone_given", conv.conversation_id, phone=mask(phone), proven=proven)
+    return True
+
+
+def typed_other_phone(conv: Conversation, phone: str) -> bool:
+    """A number typed in a conversation whose phone is proven, and not that phone: the person is
+    asking about someone else's account. Nothing about either is changed or said."""
+    return conv.phone_proven and conv.claimed_phone is not None and phone != conv.claimed_phone
+
+
+def third_party_speaking(conv: Conversation | None) -> bool:
+    """Someone said they are not the holder (family, a friend, a colleague, "帮他问问")."""
+    return conv is not None and conv.speaker == THIRD_PARTY
+
+
+def mark_third_party(session: Session, conv: Conversation, reason: str) -> None:
+    """From now on this conversation is someone other than the holder: it cannot verify, whatever
+    digits follow, and a verification it had ends at once."""
+    end_verification(session, conv, reason)
+    if conv.speaker != THIRD_PARTY:
+        conv.speaker = THIRD_PARTY
+        audit(session, conv.conversation_id, "speaker.third_party", conv.conversation_id, reason=reason)
+        session.flush()
 
 
 def _same(a: str, b: str) -> bool:
@@ -365,7 +400,14 @@ def _same(a: str, b: str) -> bool:
 def verify(
     session: Session, conv: Conversation, id_last4: str | None, card_last4: str | None, clock: Clock
 ) -> VerifyOutcome:
-    """Check phone + ID last four + card last four together; three failures lock the conversation."""
+    """Check phone + ID last four + card last four together; three failures lock the conversation.
+
+    Someone who said they are not the holder never verifies here. Failures per phone are counted
+    apart for conversations that proved they have the phone (its SMS, its link, its WeChat) and
+    for those where it was only typed: guessing on the web never locks the holder's own SMS or link.
+    """
+    if third_party_speaking(conv):
+        return VerifyOutcome("third_party", conv.failed_verifications)
     if conv.verified_at is not None and conv.account_pk is not None:
         account_id = session.scalar(select(Account.account_id).where(Account.id == conv.account_pk))
         return VerifyOutcome("verified", conv.failed_verifications, account_id)
@@ -373,7 +415,7 @@ def verify(
         return VerifyOutcome("locked", conv.failed_verifications)
     if not (conv.claimed_phone and id_last4 and card_last4):
         return VerifyOutcome("need_more", conv.failed_verifications)
-    phone_key = _phone_key(conv.claimed_phone)
+    phone_key = failure_key(conv.claimed_phone, conv.phone_proven)
     if _recent_phone_failures(session, phone_key, clock) >= MAX_PHONE_FAILURES_PER_DAY:
         # Guessing across fresh conversations stops here too; a person takes over.
         return VerifyOutcome("locked", conv.failed_verifications)
@@ -399,6 +441,11 @@ def _phone_key(phone: str) -> str:
     return "phone:" + hashlib.sha256(phone.encode()).hexdigest()[:24]
 
 
+def failure_key(phone: str, proven: bool) -> str:
+    """The audit subject failures of `phone` are counted under: typed and proven apart."""
+    return ("proven-" if proven else "") + _phone_key(phone)
+
+
 def _recent_phone_failures(session: Session, phone_key: str, clock: Clock) -> int:
     since = clock.now() - timedelta(days=1)
     return (
@@ -409,6 +456,24 @@ def _recent_phone_failures(session: Session, phone_key: str, clock: Clock) -> in
         )
         or 0
     )
+
+
+def lock_ticket_due(session: Session, conv: Conversation, clock: Clock) -> bool:
+    """Whether a verification lock here opens a ticket for a person: at most one per phone per
+    day (a stranger's guesses must not fill the human queue), noted when it is due."""
+    if conv.claimed_phone is None:
+        return True
+    key = _phone_key(conv.claimed_phone)
+    since = clock.now() - timedelta(days=1)
+    opened = session.scalar(
+        select(func.count())
+        .select_from(AuditLog)
+        .where(AuditLog.action == "verify.lock_ticket", AuditLog.subject == key, AuditLog.at >= since)
+    )
+    if opened:
+        return False
+    audit(session, conv.conversation_id, "verify.lock_ticket", key, at=clock.now())
+    return True
 
 
 def verified_account_id(session: Session, conversation_id: str) -> str | None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     func,
 )
 from sqlalchemy.engine import Dialect
@@ -198,7 +199,10 @@ class ContactPreference(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     cardholder_id: Mapped[int] = mapped_column(ForeignKey("cardholders.id"))
     channel: Mapped[str] = mapped_column(String(16))  # sms | calls | third_party
-    value: Mapped[str] = mapped_column(String(16))  # allowed | opted_out | forbidden
+    value: Mapped[str] = mapped_column(String(16))  # allowed | opted_out | restricted | forbidden
+    # What a "restricted" channel still allows (ledger/contact_preferences.py): {"windows": [{"days":
+    # "weekdays"|"weekends"|"all", "from": "18:00", "to": "21:00"}], "places": {"workplace": "forbidden"}}
+    rules: Mapped[dict[str, object] | None] = mapped_column(JSON)
     changed_at: Mapped[datetime] = _now()
     asked_by: Mapped[str | None] = mapped_column(String(64))  # who asked: a conversation id, an agent, "import"
     source: Mapped[str | None] = mapped_column(String(16))  # chat | sms | agent | import
@@ -282,6 +286,12 @@ class Conversation(Base):
     mode: Mapped[str] = mapped_column(String(8), default="bot")  # bot | human
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     claimed_phone: Mapped[str | None] = mapped_column(String(11))
+    # The phone is the channel's own, not typed: the SMS sender's, the number our link went to, a
+    # WeChat follower's bound phone. A typed number never replaces it.
+    phone_proven: Mapped[bool] = mapped_column(default=False, server_default=false())
+    # Who said they are speaking: None (not said), "third_party" (family, a friend, a colleague...):
+    # such a conversation never verifies as the holder.
+    speaker: Mapped[str | None] = mapped_column(String(16))
     verified_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     failed_verifications: Mapped[int] = mapped_column(Integer, default=0)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)

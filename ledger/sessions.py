@@ -61,7 +61,7 @@ def open_session(
     cid = new_conversation_id("lnk" if link_attempt_pk is not None else "web")
     conv = conversations.get_or_create(session, cid, "web")
     if phone:
-        conversations.claim_phone(session, conv, phone)
+        conversations.claim_phone(session, conv, phone, proven=True)  # the number the link was sent to
     token = secrets.token_urlsafe(32)
     session.add(
         ChatSession(

@@ -154,7 +154,7 @@ def _start(session: Session, follower: WeChatUser) -> Conversation:
     if binding is not None:  # like an SMS sender's number: tied to the holder, still verified first
         phone = session.scalar(select(Cardholder.phone).where(Cardholder.id == binding.cardholder_id))
         if phone:
-            conversations.claim_phone(session, conv, phone)
+            conversations.claim_phone(session, conv, phone, proven=True)
     follower.conversation_id = conv.conversation_id
     return conv
 
@@ -223,7 +223,7 @@ def unbind(session: Session, openid: str, now: datetime, reason: str) -> bool:
     conv = conversations.find(session, follower.conversation_id) if follower.conversation_id else None
     if conv is not None:
         _lapse(conv)
-        conv.claimed_phone = None
+        conv.claimed_phone, conv.phone_proven = None, False
         if conv.mode != "human":  # the next message starts afresh; a person keeps theirs
             follower.conversation_id = None
     return binding is not None

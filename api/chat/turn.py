@@ -153,8 +153,8 @@ class Turns:
             if conv.channel != channel:  # never let one channel speak, or listen, for another
                 raise WrongChannel(conversation_id)
             claims = bool(phone) and conv.claimed_phone is None
-            if claims:
-                conversations.claim_phone(session, conv, phone or "")
+            if claims:  # the provider's From: the channel proves it
+                conversations.claim_phone(session, conv, phone or "", proven=True)
             said = text
             offered = channel_menu or (said.startswith("/") and said in conversations.offered_payloads(session, conv))
             if said.startswith("/") and not offered:
@@ -332,8 +332,12 @@ class Turns:
                     extra={"conversation_id": conversation_id, "reason": verdict.blocked},
                 )
                 raise ApiError(422, "message_blocked", verdict.why or verdict.blocked, reason=verdict.blocked)
+            if conv.channel == "sms" and not (conv.claimed_phone and conv.phone_proven):
+                # An SMS goes only to the number the conversation came from, never to one typed in it.
+                raise ApiError(422, "no_proven_phone", "这个对话没有来自其渠道的号码，不能发送短信")
             if conv.channel == "sms" and conv.claimed_phone:
-                # An SMS from an agent is an outbound contact unless it answers the person's own message.
+                # An SMS from an agent is an outbound contact; a reply window spares it the caps, never
+                # the quiet hours or the holder's own time windows (ledger/compliance.py).
                 decision = compliance.decide_contact(
                     session,
                     phone=conv.claimed_phone,

@@ -10,6 +10,7 @@ from api.schemas.accounts import (
     PaymentCreate,
     PaymentPublic,
     PlanPublic,
+    PreferenceValue,
     PromisePublic,
     ScheduleRowPublic,
 )
@@ -104,6 +105,7 @@ __all__ = [
     "PlanApproval",
     "PlanApproved",
     "PlanPublic",
+    "PreferenceValue",
     "Progress",
     "PromisePublic",
     "QueueItem",

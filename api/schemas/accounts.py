@@ -126,6 +126,10 @@ class ComplaintRef(BaseModel):
     status: str
 
 
+# A contact preference's entry: a value ("allowed"), when/by whom, its windows, its places.
+PreferenceValue = str | list[dict[str, str]] | dict[str, str] | None
+
+
 class AccountPublic(BaseModel):
     account_id: str
     holder_name: str
@@ -151,8 +155,11 @@ class AccountPublic(BaseModel):
     credit: Money = Field(description="overpayment kept on the account; 0.00 when none")
     plans: list[PlanPublic]
     promises: list[PromisePublic]
-    contact_preferences: dict[str, str | None] = Field(
-        description='"sms", "calls": allowed|opted_out; "third_party": forbidden; and when and by whom each changed'
+    contact_preferences: dict[str, PreferenceValue] = Field(
+        description='"sms", "calls", "wechat": allowed|opted_out|restricted, with "<channel>_windows" '
+        '([{"days": "weekdays"|"weekends"|"all", "from": "18:00", "to": "21:00"}]: only then) and '
+        '"<channel>_places" ({"workplace": "forbidden"}); "places": where calls may not reach them; '
+        '"third_party": forbidden; and when and by whom each changed'
     )
     disputes: list[Dispute]
     complaints: list[ComplaintRef]

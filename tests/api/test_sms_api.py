@@ -228,10 +228,15 @@ def test_an_agent_sms_goes_through_the_contact_decision(
     chat.clock = Clock.at(datetime(2026, 4, 6, 11, 0, tzinfo=sh))
     capped = client.post(url, json={"text": "请问方便回电吗"}, headers=agent)
     assert capped.status_code == 409 and capped.json()["error"]["details"]["reason"] == "frequency_cap"
-    # The holder writes at 22:58: answering within the reply window is a reply, even at 23:00.
+    # The holder writes at 11:20: answering within the reply window is a reply, past the cap.
+    _set_last_inbound(db, number, datetime(2026, 4, 6, 11, 20, tzinfo=sh))
+    chat.clock = Clock.at(datetime(2026, 4, 6, 11, 30, tzinfo=sh))
+    assert client.post(url, json={"text": "收到，谢谢您"}, headers=agent).status_code == 200
+    # ...but a reply window never opens quiet hours to an agent (issue 30): 22:58, then 23:00.
     _set_last_inbound(db, number, datetime(2026, 4, 6, 22, 58, tzinfo=sh))
     chat.clock = Clock.at(datetime(2026, 4, 6, 23, 0, tzinfo=sh))
-    assert client.post(url, json={"text": "收到，谢谢您"}, headers=agent).status_code == 200
+    night = client.post(url, json={"text": "晚安"}, headers=agent)
+    assert night.status_code == 409 and night.json()["error"]["details"]["reason"] == "quiet_hours"
     assert outbox()[len(before) :] == ["您好，我是人工客服", "收到，谢谢您"]
 
 

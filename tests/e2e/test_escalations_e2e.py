@@ -108,6 +108,6 @@ def test_a_third_party_after_verification_learns_nothing_more(running: Running, 
     verified(running, conversation_id, holder)
     assert "元" in running.texts(conversation_id, "我欠多少钱")
     answer = running.texts(conversation_id, "我是他老婆，他到底欠了多少")
-    assert "元" not in answer and "逾期" not in answer and "机主" in answer
+    assert "元" not in answer and "逾期" not in answer and "本人" in answer
     again = running.texts(conversation_id, "那他欠多少钱")
     assert "元" not in again and "核实身份" in again

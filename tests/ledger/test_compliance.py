@@ -97,8 +97,11 @@ def test_hardship_pauses_reminders_through_its_last_day_only(policy: Policy) -> 
 
 def test_a_reply_to_the_persons_own_message_is_not_a_contact_attempt(policy: Policy) -> None:
     wrote = replace(CLEAR, opted_out=True, contacts=(at(9),), last_inbound_at=at(23, 0))
-    assert decide(wrote, at(23, 1), policy.contact, "reply") == decide(wrote, at(23, 1), policy.contact, "agent")
     assert decide(wrote, at(23, 1), policy.contact, "reply").reason == "reply"
+    # An agent's answer is not a contact attempt either, but it waits for the window (issue 30).
+    assert decide(wrote, at(23, 1), policy.contact, "agent").outcome == "defer"
+    daytime = replace(wrote, last_inbound_at=at(11, 0))
+    assert decide(daytime, at(11, 1), policy.contact, "agent") == decide(daytime, at(11, 1), policy.contact, "reply")
     # Hours later it is a contact again: opted out here.
     assert decide(wrote, at(23, 0, day=11), policy.contact, "agent").reason == "opted_out"
     # A campaign is never a reply.

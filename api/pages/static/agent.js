@@ -56,6 +56,21 @@
     div.innerHTML = `<small>${label}${at ? " · " + esc(at.slice(11, 19)) : ""}${intent ? " · " + esc(intent) : ""}</small>${esc(text)}`;
     $("transcript").appendChild(div); $("transcript").scrollTop = 1e9;
   }
+  // What the holder asked about contact, exactly: per channel, its time windows and forbidden places.
+  function contactPreferences(p) {
+    const names = {calls: "电话", sms: "短信", wechat: "微信"};
+    const values = {allowed: "可以联系", opted_out: "已退订", restricted: "有限制"};
+    const days = {all: "每天", weekdays: "工作日", weekends: "周末"};
+    const places = {workplace: "单位", home: "家里座机", mobile: "手机"};
+    const rows = Object.keys(names).filter((c) => p[c]).map((c) => {
+      const windows = (p[`${c}_windows`] || []).map((w) => `${days[w.days] || w.days} ${w.from}-${w.to}`);
+      const banned = Object.keys(p[`${c}_places`] || {}).map((k) => `不联系${places[k] || k}`);
+      const detail = [windows.length ? "只在 " + windows.join("、") : "", ...banned].filter(Boolean).join("；");
+      return `<tr><td>${names[c]}</td><td>${esc(values[p[c]] || p[c])}${detail ? "：" + esc(detail) : ""}</td></tr>`;
+    });
+    if (p.third_party === "forbidden") rows.push("<tr><td>第三方</td><td>不联系家人、同事</td></tr>");
+    return rows.length ? `<table>${rows.join("")}</table>` : "<div>无</div>";
+  }
   function renderSide(d) {
     const a = d.account;
     let html = "<h3>账户</h3>";
@@ -70,6 +85,7 @@
       html += "<h3>还款方案</h3>" + (a.plans.map((p) => `<div>${esc(p.type)} ${p.periods}期 · ${esc(p.status)}
         ${p.status === "pending_approval" ? `<input data-reason="${esc(p.plan_id)}" placeholder="批准理由（必填）" maxlength="500"><button data-plan="${esc(p.plan_id)}">批准</button>` : ""}</div>`).join("") || "<div>无</div>");
       html += "<h3>还款承诺</h3>" + (a.promises.map((p) => `<div>${esc(p.due_date)} 还 ${esc(p.amount)}（${esc(p.status)}）</div>`).join("") || "<div>无</div>");
+      html += "<h3>联系偏好</h3>" + contactPreferences(a.contact_preferences || {});
     }
     html += "<h3>内部备注</h3>" + d.notes.map((n) => `<div>${esc(n.agent)}：${esc(n.text)}</div>`).join("") +
       '<textarea id="note" rows="2"></textarea><button id="addNote" class="secondary">添加备注</button>';
