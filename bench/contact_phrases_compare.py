@@ -99,7 +99,7 @@ class SpacyReader:
             clocks = [doc[s:e].text for m, s, e in hits if self.nlp.vocab.strings[m] == "clock"]
             nouns = [f.split(":")[1] for f in found if f.startswith("channels:")]
             verbs = [f.split(":")[1] for f in found if f.startswith("verbs:")]
-            channels = [c for c in ("calls", "sms", "wechat") if c in (nouns or verbs)]
+            channels: list[str] = [c for c in ("calls", "sms", "wechat") if c in (nouns or verbs)]
             stance = self._first(found, "stances", ["only", "deny", "allow"])
             days = self._first(found, "days", ["weekdays", "weekends", "all"])
             place = self._first(found, "places", ["workplace", "home", "mobile"])
@@ -130,7 +130,7 @@ class SpacyReader:
                 base["place"] = place
             if unclear:
                 base["unclear_time"] = True
-            for channel in channels or [None]:
+            for channel in channels or [""]:
                 clauses.append({**base, "channel": channel} if channel else dict(base))
             previous = channels or previous
         return clauses

@@ -112,7 +112,7 @@ class Rules:
                 base["place"] = place
             if unclear:
                 base["unclear_time"] = True
-            for channel in channels or [None]:
+            for channel in channels or [""]:  # no channel named: the clause is about a place or a time
                 clauses.append({**base, "channel": channel} if channel else dict(base))
             previous_channels = channels or previous_channels
         return clauses

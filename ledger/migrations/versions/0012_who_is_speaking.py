@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0012_who_is_speaking"
-down_revision: str | None = "0009_sms_receipts"
+down_revision: str | None = "0011_interest_start"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
