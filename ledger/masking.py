@@ -98,10 +98,20 @@ def _sub(pattern: re.Pattern[str], text: str, read: str, repl: Callable[[re.Matc
     return "".join([*parts, text[last:]]) if parts else text
 
 
+# Whatever is masked holds four digits (the last may be X) with at most two separators between
+# them: most messages have none, and are let through after this one look.
+_MAYBE = re.compile(rf"\d(?:{_SEP}\d){{2}}{_SEP}[\dXxＸｘ]")
+
+
 def _mask_reading(text: str, reading: _Reading, reader: Callable[[str], str]) -> str:
+    read = reader(text)
+    if not _MAYBE.search(read):
+        return text
     for pattern, repl in ((reading.id_number, _mask_all), (reading.card, _mask_all), (reading.phone, _mask_phone)):
-        text = _sub(pattern, text, reader(text), repl)
-    return _sub(reading.answer, text, reader(text), _answer)
+        masked = _sub(pattern, text, read, repl)
+        if masked is not text:
+            text, read = masked, reader(masked)
+    return _sub(reading.answer, text, read, _answer)
 
 
 def _as_written(text: str) -> str:

@@ -34,7 +34,7 @@ from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.errors import PolicyError
 from ledger.masking import mask, read_digits
-from ledger.models import Account, Agent, AuditLog, Conversation, Plan, WeChatPush
+from ledger.models import Account, Agent, AuditLog, Conversation, LedgerEntry, Plan, WeChatPush
 from ledger.policy import ApprovalPolicy, load_policy, parse_policy
 from settings import get_settings
 from tests.api.conftest import ADMIN, SMS_DEV_SECRET, WebChat
@@ -86,6 +86,9 @@ def committed_client(database_url: str, committed_db: Database, monkeypatch: pyt
                 return s.scalar(select(Account.id).where(Account.account_id == created["account"])) is not None
             if path == "/v1/agents":
                 return s.scalar(select(Agent.id).where(Agent.username == created["agent"])) is not None
+            if path.endswith("/payments"):
+                entry = select(LedgerEntry.id).where(LedgerEntry.reference == created["payment"])
+                return s.scalar(entry) is not None
             raise AssertionError(path)
 
     wrapped = ReadsAtResponseStart(create_app(committed_db), read)
@@ -104,8 +107,12 @@ def test_1_a_201_is_sent_only_once_its_row_is_committed(committed_client: Any) -
     created["agent"] = f"a-{uuid.uuid4().hex[:8]}"
     agent = {"username": created["agent"], "password": "correct horse 42", "display_name": "小王"}
     assert client.post("/v1/agents", json=agent, headers=admin).status_code == 201
+    created["payment"] = f"bank-{uuid.uuid4().hex}"
+    pay = {"amount": "500.00", "paid_at": "2026-04-01T10:00:00+08:00", "reference": created["payment"]}
+    payments = f"/v1/accounts/{body['account_id']}/payments"
+    assert client.post(payments, json=pay, headers=admin).status_code == 201
     # A read made as each 201 started going out found its row.
-    assert wrapped.seen == [("/v1/accounts", True), ("/v1/agents", True)]
+    assert wrapped.seen == [("/v1/accounts", True), ("/v1/agents", True), (payments, True)]
 
 
 def test_1_a_commit_that_fails_is_a_5xx_and_nothing_is_claimed(
