@@ -20,7 +20,7 @@ from api.chat.rasa import RasaClient
 from api.chat.replies import Reply, TurnResult
 from api.chat.turn import DB_AWAY, Turns
 from api.hub import Hub
-from ledger import conversations, handoff
+from ledger import conversations, handoff, templates
 from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.policy import Policy, cached_policy
@@ -29,6 +29,8 @@ from settings import Settings
 log = logging.getLogger("api.chat")
 RECOVERY_INTERVAL = 5.0  # seconds between looks for conversations the bot can take back
 RETURNED_TO_BOT = Counter("gateway_returned_to_bot_total", "Conversations given back to the bot when it came back")
+WAITS_TIMED_OUT = Counter("gateway_handoff_waits_timed_out_total", "Holders the bot took back after max_wait_minutes")
+CALLBACK_BUTTON = {"title": "预约回电", "payload": "预约回电"}  # plain text: the NLU reads it
 
 
 class ChatService:
@@ -58,6 +60,7 @@ class ChatService:
             self.live,
             clock or process_clock(settings.app_timezone),
             timedelta(minutes=settings.verify_idle_minutes),
+            lambda: self.policy,
         )
 
     @property
@@ -153,11 +156,50 @@ class ChatService:
             self.live.queue_changed(conversation_id)
         return returned
 
+    async def end_long_waits(self) -> list[str]:
+        """Holders parked longer than `handoff.max_wait_minutes` with nobody taking them: told so,
+        offered a callback, and the bot resumes; the ticket stays in the queue for agents."""
+        policy = self.policy
+        clock = self.clock
+        now = clock.now()
+        overdue = await self.db.run(lambda s: handoff.overdue_waits(s, policy, now), readonly=True)
+        ended: list[str] = []
+        for conversation_id in overdue:
+            async with self.turns.locks.hold(conversation_id):
+
+                def tell(session: Session, cid: str = conversation_id) -> tuple[Reply, str, str | None] | None:
+                    decision = handoff.time_out(session, cid, policy, clock.now())
+                    if decision is None:  # taken or withdrawn meanwhile
+                        return None
+                    conv = conversations.find(session, cid)
+                    assert conv is not None
+                    text = templates.render("chat", "handoff_timeout.j2", max_wait=policy.handoff.max_wait_minutes)
+                    msg = conversations.append_message(session, conv, "bot", text, buttons=[CALLBACK_BUTTON])
+                    return Reply(msg.seq, msg.text, msg.buttons), conv.channel, conv.claimed_phone
+
+                told = await self.db.run(tell)
+                if told is None:
+                    continue
+                reply, channel, phone = told
+                await self.rasa.resume(conversation_id)
+            ended.append(conversation_id)
+            WAITS_TIMED_OUT.inc()
+            log.info("handoff wait ran out; the bot resumes", extra={"conversation_id": conversation_id})
+            self.live.mode_changed(conversation_id, "bot")
+            self.live.queue_changed(conversation_id)
+            try:
+                await self.delivery.agent_reply(conversation_id, channel, phone, reply)
+            except Exception:  # stored; the holder reads it with their next message or the page
+                log.exception("telling a holder their wait ran out failed", extra={"conversation_id": conversation_id})
+        return ended
+
     async def recover_forever(self, stop: asyncio.Event, interval: float = RECOVERY_INTERVAL) -> None:
-        """Every few seconds, return_recovered(); a failing look (the database away) is tried again."""
+        """Every few seconds, return_recovered() and end_long_waits(); a failing look (the database
+        away) is tried again."""
         while not stop.is_set():
             try:
                 await self.return_recovered()
+                await self.end_long_waits()
             except DB_AWAY as exc:  # the database is away too: look again at the next tick
                 log.warning("returning conversations to the bot: database unavailable (%s)", type(exc).__name__)
             except Exception:  # keep looking; the next tick tries again
