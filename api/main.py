@@ -107,10 +107,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             if settings.bot_recovery_seconds > 0
             else stop.wait()
         )
+        # Holders parked for a person longer than handoff.max_wait_minutes: told, and the bot resumes.
+        long_waits = asyncio.create_task(app.state.chat.end_long_waits_forever(stop))
         try:
             yield
         finally:
             stop.set()
+            long_waits.cancel()
             wechat_backlog.cancel()
             await sender
             await eod_task

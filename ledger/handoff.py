@@ -252,6 +252,7 @@ class Waiting:
     reason: str
     position: int
     wait_minutes: int
+    overdue: bool = False  # waited `max_wait_minutes` already: the bot takes the holder back
 
 
 def waiting_of(session: Session, conv_pk: int, policy: Policy, now: datetime) -> Waiting | None:
@@ -262,7 +263,8 @@ def waiting_of(session: Session, conv_pk: int, policy: Policy, now: datetime) ->
     order = _parked_waiting(session)
     position = order.index(conv_pk) + 1 if conv_pk in order else len(order) + 1
     present = agents_present(session, duty.teams_on_duty(policy.handoff, now))
-    return Waiting(ticket.reason, position, duty.expected_wait(policy.handoff, position, present))
+    overdue = ticket.reason != SERVICE_UNAVAILABLE and duty.wait_ran_out(policy.handoff, ticket.created_at, now)
+    return Waiting(ticket.reason, position, duty.expected_wait(policy.handoff, position, present), overdue)
 
 
 def withdraw(session: Session, conversation_id: str, now: datetime) -> bool:

@@ -18,9 +18,9 @@ from api.chat.access import SessionAccess
 from api.chat.delivery import Delivery, LiveUpdates
 from api.chat.rasa import RasaClient
 from api.chat.replies import Reply, TurnResult
-from api.chat.turn import DB_AWAY, Turns
+from api.chat.turn import DB_AWAY, Turns, end_wait
 from api.hub import Hub
-from ledger import conversations, handoff, templates
+from ledger import conversations, handoff
 from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.policy import Policy, cached_policy
@@ -28,9 +28,9 @@ from settings import Settings
 
 log = logging.getLogger("api.chat")
 RECOVERY_INTERVAL = 5.0  # seconds between looks for conversations the bot can take back
+WAIT_CHECK_INTERVAL = 15.0  # seconds between looks for holders who waited too long for a person
 RETURNED_TO_BOT = Counter("gateway_returned_to_bot_total", "Conversations given back to the bot when it came back")
 WAITS_TIMED_OUT = Counter("gateway_handoff_waits_timed_out_total", "Holders the bot took back after max_wait_minutes")
-CALLBACK_BUTTON = {"title": "预约回电", "payload": "预约回电"}  # plain text: the NLU reads it
 
 
 class ChatService:
@@ -168,14 +168,7 @@ class ChatService:
             async with self.turns.locks.hold(conversation_id):
 
                 def tell(session: Session, cid: str = conversation_id) -> tuple[Reply, str, str | None] | None:
-                    decision = handoff.time_out(session, cid, policy, clock.now())
-                    if decision is None:  # taken or withdrawn meanwhile
-                        return None
-                    conv = conversations.find(session, cid)
-                    assert conv is not None
-                    text = templates.render("chat", "handoff_timeout.j2", max_wait=policy.handoff.max_wait_minutes)
-                    msg = conversations.append_message(session, conv, "bot", text, buttons=[CALLBACK_BUTTON])
-                    return Reply(msg.seq, msg.text, msg.buttons), conv.channel, conv.claimed_phone
+                    return end_wait(session, cid, policy, clock.now())
 
                 told = await self.db.run(tell)
                 if told is None:
@@ -193,13 +186,23 @@ class ChatService:
                 log.exception("telling a holder their wait ran out failed", extra={"conversation_id": conversation_id})
         return ended
 
+    async def end_long_waits_forever(self, stop: asyncio.Event, interval: float = WAIT_CHECK_INTERVAL) -> None:
+        """Every few seconds, end_long_waits(); a failing look is tried again at the next tick."""
+        while not stop.is_set():
+            try:
+                await self.end_long_waits()
+            except DB_AWAY as exc:
+                log.warning("ending long waits: database unavailable (%s)", type(exc).__name__)
+            except Exception:  # keep looking; the next tick tries again
+                log.exception("ending long waits failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
     async def recover_forever(self, stop: asyncio.Event, interval: float = RECOVERY_INTERVAL) -> None:
-        """Every few seconds, return_recovered() and end_long_waits(); a failing look (the database
-        away) is tried again."""
+        """Every few seconds, return_recovered(); a failing look (the database away) is tried again."""
         while not stop.is_set():
             try:
                 await self.return_recovered()
-                await self.end_long_waits()
             except DB_AWAY as exc:  # the database is away too: look again at the next tick
                 log.warning("returning conversations to the bot: database unavailable (%s)", type(exc).__name__)
             except Exception:  # keep looking; the next tick tries again

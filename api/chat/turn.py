@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -45,6 +45,25 @@ RASA_FAILURES = Counter("gateway_rasa_failures_total", "Turns where Rasa did not
 
 Outgoing = list[tuple[str, Any]]  # (text, buttons) as the bot said them
 WITHDRAW_BUTTON = {"title": "不用人工了", "payload": "不用人工了"}  # plain text: the NLU reads it
+CALLBACK_BUTTON = {"title": "预约回电", "payload": "预约回电"}  # likewise
+
+
+def timeout_text(policy: Policy) -> str:
+    return templates.render("chat", "handoff_timeout.j2", max_wait=policy.handoff.max_wait_minutes)
+
+
+def end_wait(
+    session: Session, conversation_id: str, policy: Policy, now: datetime
+) -> tuple[Reply, str, str | None] | None:
+    """The holder waited `max_wait_minutes` for nobody: the bot takes them back (the ticket stays
+    for agents) and says so, offering a callback. The notice as stored, its channel and phone; None
+    when the holder no longer waits (taken or withdrawn meanwhile)."""
+    if handoff.time_out(session, conversation_id, policy, now) is None:
+        return None
+    conv = conversations.find(session, conversation_id)
+    assert conv is not None
+    msg = conversations.append_message(session, conv, "bot", timeout_text(policy), buttons=[CALLBACK_BUTTON])
+    return Reply(msg.seq, msg.text, msg.buttons), conv.channel, conv.claimed_phone
 
 
 class WrongChannel(Exception):
@@ -296,6 +315,15 @@ class Turns:
         waiting = await self.db.run(look, readonly=True)
         if waiting is None:
             return None
+        if waiting.overdue:  # nobody took it in time: say so now, offer a callback, the bot resumes
+
+            def ran_out(session: Session) -> bool:
+                return handoff.time_out(session, conversation_id, policy, clock.now()) is not None
+
+            if await self.db.run(ran_out):
+                await self.rasa.resume(conversation_id)
+                self.live.queue_changed(conversation_id)
+                return {}, [(timeout_text(policy), [CALLBACK_BUTTON])], False
         kind: duty.WaitingTurnKind = "status"
         parsed: dict[str, Any] = {}
         if waiting.reason != handoff.SERVICE_UNAVAILABLE:  # else the bot is away: it cannot act anyway
@@ -305,12 +333,7 @@ class Turns:
                 kind = duty.while_waiting(intent, frozenset(parsed.get("cues") or ()))
             except RasaDown as exc:
                 log.warning("rasa parse unavailable", extra={"conversation_id": conversation_id, "reason": str(exc)})
-        if kind == "withdraw":
-
-            def withdraw(session: Session) -> bool:
-                return handoff.withdraw(session, conversation_id, clock.now())
-
-            await self.db.run(withdraw)
+        if kind == "withdraw":  # the bot's action ends the ticket and answers in context
             self.live.queue_changed(conversation_id)
         if kind != "status":
             await self.rasa.resume(conversation_id)  # a conversation paused by an older action listens again
