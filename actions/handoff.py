@@ -53,7 +53,7 @@ def tell_decision(dispatcher: CollectingDispatcher, decision: duty.HandoffDecisi
     if decision.kind == "parked":
         dispatcher.utter_message(
             response="utter_handoff",
-            ahead=decision.position - 1,
+            position=decision.position,
             wait=decision.wait_minutes,
             buttons=[WITHDRAW_BUTTON],
         )

@@ -198,3 +198,24 @@ def test_a_stop_contact_while_waiting_is_acted_on_at_once(
     assert "不再给您打电话" in texts(answer) and "预计" in texts(answer)
     assert view(running, holder)["contact_preferences"]["calls"] == "opted_out"
     agent.presence("away")
+
+
+def test_venting_and_a_complaint_keep_the_conversation_with_the_bot(running: Running, conversation_id: str) -> None:
+    holder_in_chat(running, conversation_id)
+    vent = running.say(conversation_id, "你们天天发短信烦不烦啊")
+    said = texts(vent)
+    assert vent["mode"] == "bot" and "抱歉" in said and "只发短信" in said and "投诉" in said
+    assert "编号" not in said  # venting is not filed as a complaint
+    complaint = running.say(conversation_id, "我要投诉你们的催收员")
+    assert complaint["mode"] == "bot" and "编号" in texts(complaint)
+    debt = running.say(conversation_id, "我现在欠多少钱")
+    assert debt["mode"] == "bot" and "元" in texts(debt)
+
+
+def test_a_dispute_before_verification_is_recorded_and_answered_without_parking(
+    running: Running, conversation_id: str
+) -> None:
+    answer = running.say(conversation_id, "这几笔消费不是我刷的，卡被盗刷了")
+    said = texts(answer)
+    assert answer["mode"] == "bot" and "已记下" in said and "身份证" in said
+    assert "元" not in said
