@@ -60,15 +60,19 @@ def tell_decision(dispatcher: CollectingDispatcher, decision: duty.HandoffDecisi
         return
     buttons = callback_buttons(decision.callback_slots, now)
     if decision.kind == "timed_out":
-        dispatcher.utter_message(response="utter_callback_choose", buttons=buttons)
-    elif decision.kind == "queue_full":
-        dispatcher.utter_message(response="utter_handoff_busy", wait=decision.wait_minutes, buttons=buttons)
+        if buttons:
+            dispatcher.utter_message(response="utter_callback_choose", buttons=buttons)
+        else:
+            dispatcher.utter_message(response="utter_handoff_nobody")
+        return
+    if decision.kind == "queue_full":
+        dispatcher.utter_message(response="utter_handoff_busy", wait=decision.wait_minutes)
     elif decision.person_from is not None:
-        dispatcher.utter_message(
-            response="utter_handoff_off_duty", when=when_text(decision.person_from, now), buttons=buttons
-        )
+        dispatcher.utter_message(response="utter_handoff_off_duty", when=when_text(decision.person_from, now))
     else:
-        dispatcher.utter_message(response="utter_handoff_nobody", buttons=buttons)
+        dispatcher.utter_message(response="utter_handoff_nobody")
+    if buttons:  # only to a number we may call
+        dispatcher.utter_message(response="utter_callback_offer", buttons=buttons)
 
 
 def hand_off(session: Session, sender_id: str, reason: str, priority: int, summary: str) -> duty.HandoffDecision:
@@ -127,7 +131,13 @@ async def leave_callback(
         dispatcher.utter_message(response="utter_callback_recorded", when=when_text(at.astimezone(now.tzinfo), now))
     else:
         slots = duty.callback_slots(policy().handoff, policy().contact, now)
-        dispatcher.utter_message(response="utter_callback_choose", buttons=callback_buttons(slots, now))
+        allowed = await in_transaction(
+            lambda s: handoff.calls_allowed(s, conversations.get_or_create(s, sender_id, "web")), readonly=True
+        )
+        if slots and allowed:
+            dispatcher.utter_message(response="utter_callback_choose", buttons=callback_buttons(slots, now))
+        else:  # we may not call this number: a person answers here instead
+            dispatcher.utter_message(response="utter_callback_unavailable")
     return []
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -13,7 +13,18 @@ from ledger.accounts import audit
 from ledger.clock import Clock
 from ledger.errors import Conflict, NotFound, ValidationFailed
 from ledger.masking import mask
-from ledger.models import Account, Agent, AgentNote, AuditLog, Conversation, HandoffTicket, Message
+from ledger.models import (
+    Account,
+    Agent,
+    AgentNote,
+    AuditLog,
+    Cardholder,
+    ContactPreference,
+    Conversation,
+    HandoffTicket,
+    Message,
+    NumberSuppression,
+)
 from ledger.policy import Policy
 
 OPEN = ("waiting", "claimed")
@@ -214,6 +225,29 @@ def _open_ticket_of(session: Session, conv_pk: int) -> HandoffTicket | None:
     )
 
 
+def calls_allowed(session: Session, conv: Conversation) -> bool:
+    """Whether the number this conversation came from may be called back: only a proven number (a
+    verified holder's, an SMS sender's, the one our link went to), and not when its person opted out
+    of calls or the number is suppressed for calls (the contact rules' own records)."""
+    phone = conv.claimed_phone
+    proven = conv.verified_at is not None or conv.channel == "sms" or conv.conversation_id.startswith("lnk-")
+    if not phone or not proven:
+        return False
+    opted_out = session.scalar(
+        select(func.count(ContactPreference.id))
+        .join(Cardholder, Cardholder.id == ContactPreference.cardholder_id)
+        .where(Cardholder.phone == phone, ContactPreference.channel == "calls", ContactPreference.value == "opted_out")
+    )
+    suppressed = session.scalar(
+        select(func.count(NumberSuppression.id)).where(
+            NumberSuppression.phone == phone,
+            NumberSuppression.channel.in_(("call", "all")),
+            NumberSuppression.active.is_(True),
+        )
+    )
+    return not opted_out and not suppressed
+
+
 def request_person(
     session: Session, conv: Conversation, reason: str, priority: int, summary: str, policy: Policy, now: datetime
 ) -> duty.HandoffDecision:
@@ -223,9 +257,12 @@ def request_person(
     waiting = [pk for pk in _parked_waiting(session) if pk != conv.id]
     decision = duty.decide_handoff(policy.handoff, policy.contact, now, present, len(waiting))
     ticket = _open_ticket_of(session, conv.id)
+    callable_back = calls_allowed(session, conv)
+    if not callable_back:  # no callback is offered to whom we may not call
+        decision = replace(decision, callback_slots=())
     if ticket is not None and ticket.status == "waiting" and ticket.timed_out_at is not None:
         # Already waited out once: the ticket stays for agents, the holder is offered a callback.
-        slots = duty.callback_slots(policy.handoff, policy.contact, now)
+        slots = duty.callback_slots(policy.handoff, policy.contact, now) if callable_back else ()
         return duty.HandoffDecision("timed_out", 0, 0, None, slots)
     if ticket is None:
         ticket = HandoffTicket(
@@ -285,6 +322,8 @@ def leave_callback(session: Session, conv: Conversation, at: datetime, policy: P
     """The holder chose a time to be called: kept on the open ticket (one is opened if none)."""
     if not duty.callback_allowed(policy.handoff, policy.contact, now, at):
         raise ValidationFailed("the callback time is outside working hours or the contact window", field="callback_at")
+    if not calls_allowed(session, conv):
+        raise ValidationFailed("this number may not be called", field="callback_at")
     ticket = _open_ticket_of(session, conv.id)
     if ticket is None:
         ticket = HandoffTicket(conversation_pk=conv.id, reason="callback", priority=2, summary="", status="waiting")
@@ -325,7 +364,8 @@ def time_out(session: Session, conversation_id: str, policy: Policy, now: dateti
     ticket.parked, ticket.timed_out_at, conv.mode = False, now, "bot"
     audit(session, conversation_id, "handoff.timeout", conversation_id, at=now)
     session.flush()
-    return duty.HandoffDecision("timed_out", 0, 0, None, duty.callback_slots(policy.handoff, policy.contact, now))
+    slots = duty.callback_slots(policy.handoff, policy.contact, now) if calls_allowed(session, conv) else ()
+    return duty.HandoffDecision("timed_out", 0, 0, None, slots)
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,16 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from ledger import agents, conversations, duty, handoff
+from ledger import accounts, agents, conduct, conversations, duty, handoff
+from ledger.clock import Clock
 from ledger.errors import ValidationFailed
-from ledger.models import Conversation, HandoffTicket, Message
+from ledger.models import Agent, Conversation, HandoffTicket, Message
 from ledger.policy import Policy, parse_policy
 from tests.conftest import TZ
+from tests.factories import record
 
 MONDAY_10 = datetime(2026, 12, 7, 10, 0, tzinfo=TZ)  # a Monday, in working hours
 MONDAY_22 = datetime(2026, 12, 7, 22, 30, tzinfo=TZ)  # after them
@@ -82,6 +85,17 @@ def test_policy_refuses_duty_hours_that_end_before_they_start(policy: Policy) ->
     assert policy.handoff.max_wait_minutes > 0 and policy.handoff.duty_hours["collections"][0].start == time(9)
 
 
+@pytest.fixture(autouse=True)
+def empty_queue(request: pytest.FixtureRequest) -> None:
+    """Inside the test's rolled-back transaction: nobody else waits and nobody is available, whatever
+    other tests of the run committed to the shared database."""
+    if "session" not in request.fixturenames:
+        return
+    session: Session = request.getfixturevalue("session")
+    session.execute(update(HandoffTicket).where(HandoffTicket.status == "waiting").values(status="closed"))
+    session.execute(update(Agent).values(presence="away"))
+
+
 def _holder(session: Session, cid: str) -> Conversation:
     return conversations.get_or_create(session, cid, "web")
 
@@ -127,7 +141,8 @@ def test_an_unclaimed_wait_runs_out_the_bot_resumes_and_the_ticket_stays(session
     late = MONDAY_10 + timedelta(minutes=policy.handoff.max_wait_minutes)
     assert "duty-timeout-1" in handoff.overdue_waits(session, policy, late)
     told = handoff.time_out(session, "duty-timeout-1", policy, late)
-    assert told is not None and told.callback_slots
+    assert told is not None and told.kind == "timed_out"
+    assert told.callback_slots == ()  # a number only typed in web chat is never called back
     session.refresh(conv)
     assert conv.mode == "bot"
     [item] = [i for i in handoff.queue(session) if i.conversation_id == "duty-timeout-1"]
@@ -141,6 +156,12 @@ def test_an_unclaimed_wait_runs_out_the_bot_resumes_and_the_ticket_stays(session
 
 def test_a_callback_is_kept_on_the_ticket_only_within_hours_and_contact_rules(session: Session, policy: Policy) -> None:
     conv = _holder(session, "duty-callback-1")
+    conversations.claim_phone(session, conv, "13912340000")
+    with pytest.raises(ValidationFailed):  # a number only typed, never proven, is not called
+        handoff.leave_callback(
+            session, conv, duty.callback_slots(policy.handoff, policy.contact, MONDAY_22)[0], policy, MONDAY_22
+        )
+    conv.verified_at = MONDAY_22
     handoff.request_person(session, conv, "requested", 2, "", policy, MONDAY_22)
     with pytest.raises(ValidationFailed):
         handoff.leave_callback(session, conv, MONDAY_22 + timedelta(minutes=30), policy, MONDAY_22)
@@ -165,3 +186,17 @@ def test_on_claim_the_agent_reads_what_was_asked_offered_refused_and_the_situati
     assert summary.refused == ["不要"] and summary.situation == ["我失业了还不上"]
     ticket = session.query(HandoffTicket).filter_by(conversation_pk=conv.id).one()
     assert ticket.status == "waiting"
+
+
+def test_no_callback_is_offered_or_kept_for_a_number_that_opted_out_of_calls(session: Session, policy: Policy) -> None:
+    phone = "13912345678"
+    account = accounts.upsert_account(session, record(phone=phone))
+    conduct.set_preference(session, account.cardholder_id, "calls", "opted_out", Clock.at(MONDAY_22), "test")
+    conv = _holder(session, "duty-nocall-1")
+    conversations.claim_phone(session, conv, phone)
+    conv.verified_at, conv.account_pk = MONDAY_22, account.id
+    decision = handoff.request_person(session, conv, "requested", 2, "", policy, MONDAY_22)
+    assert decision.kind == "off_duty" and decision.callback_slots == ()
+    slot = duty.callback_slots(policy.handoff, policy.contact, MONDAY_22)[0]
+    with pytest.raises(ValidationFailed):
+        handoff.leave_callback(session, conv, slot, policy, MONDAY_22)
