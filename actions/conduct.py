@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
@@ -22,14 +22,13 @@ from actions.context import (
     money,
     policy,
     refused,
-    wait_minutes,
 )
+from actions.handoff import hand_off, tell_decision
 from actions.negotiate import _pending
-from ledger import accounts, conduct, contact_preferences, conversations, negotiation
+from ledger import accounts, conduct, contact_preferences, conversations, duty, negotiation
 from ledger.accounts import audit
 from ledger.models import Conversation
 
-ABUSE_LIMIT = 3
 # The kinds of hardship, in the order they are told apart (cues hardship_<kind>, bot/keywords.yml).
 HARDSHIP_KINDS: tuple[conduct.HardshipKind, ...] = ("illness", "job_loss", "business", "disaster", "family")
 
@@ -57,9 +56,8 @@ def _third_party_note(session: Session, sender_id: str, text: str) -> bool:
     return True
 
 
-def _hand_off(session: Session, sender_id: str, reason: str, priority: int, summary: str) -> None:
-    conv = conversations.get_or_create(session, sender_id, "web")
-    conversations.open_ticket(session, conv, reason, priority, summary[:200])
+def _hand_off(session: Session, sender_id: str, reason: str, priority: int, summary: str) -> duty.HandoffDecision:
+    return hand_off(session, sender_id, reason, priority, summary)
 
 
 class ActionCheckPayment(Action):
@@ -162,28 +160,30 @@ class ActionDispute(Action):
         text = tracker.latest_message.get("text") or ""
         theft = "identity_theft" in cues(tracker)
 
-        def record(session: Session) -> bool | None:
+        def record(session: Session) -> tuple[str, duty.HandoffDecision | None]:
             if _third_party_note(session, tracker.sender_id, text):
-                return None
+                return "third_party", None
             account_id = conversations.verified_account_id(session, tracker.sender_id)
-            if account_id is not None:
-                conduct.place_hold(session, account_id, "dispute", text, actor=tracker.sender_id)
-            else:
+            if account_id is None:  # recorded for a person; the holder is answered, not parked
                 _request(session, tracker.sender_id, "identity_theft" if theft else "dispute", text)
-            _hand_off(session, tracker.sender_id, "dispute", 1, text)
-            return account_id is not None
+                return "unverified", None
+            conduct.place_hold(session, account_id, "dispute", text, actor=tracker.sender_id)
+            return "holder", _hand_off(session, tracker.sender_id, "dispute", 1, text)
 
-        verified = await in_transaction(record)
-        if verified is None:
+        now = clock().now()
+        said_by, decision = await in_transaction(record)
+        if said_by == "third_party":
             dispatcher.utter_message(response="utter_third_party_noted")
             return []
-        if verified:
+        if decision is not None:
             dispatcher.utter_message(response="utter_dispute_recorded")
+            tell_decision(dispatcher, decision, now)
         else:
             dispatcher.utter_message(response="utter_request_recorded")
+            dispatcher.utter_message(response="utter_dispute_next_steps", **institution_vars())
             if theft:
                 dispatcher.utter_message(response="utter_identity_theft_help", **institution_vars())
-        return [ConversationPaused()]
+        return []
 
 
 def _request(session: Session, sender_id: str, kind: conduct.RequestKind, text: str) -> None:
@@ -193,7 +193,8 @@ def _request(session: Session, sender_id: str, kind: conduct.RequestKind, text: 
 
 
 class ActionComplaint(Action):
-    """Record the complaint with a reference number, tell it to the holder, route it to a person."""
+    """Record the complaint with a reference number (routed to the complaints team) and tell it to the
+    holder; the conversation goes on with the bot."""
 
     def name(self) -> str:
         return "action_complaint"
@@ -207,15 +208,14 @@ class ActionComplaint(Action):
             account_id = conversations.verified_account_id(session, tracker.sender_id)
             pk = conduct.account_pk(session, account_id) if account_id else None
             complaint = conduct.record_complaint(session, pk, tracker.sender_id, text, clock(), tracker.sender_id)
-            _hand_off(session, tracker.sender_id, "complaint", 1, f"{complaint.reference} {text}")
             return complaint.reference
 
         reference = await in_transaction(record)
         if not reference:
             dispatcher.utter_message(response="utter_third_party_noted")
             return []
-        dispatcher.utter_message(response="utter_complaint_recorded", reference=reference)
-        return [ConversationPaused()]
+        dispatcher.utter_message(response="utter_complaint_recorded", reference=reference, buttons=[TO_A_PERSON])
+        return []
 
 
 def _scope(said: frozenset[str]) -> list[tuple[str, str]]:
@@ -401,24 +401,34 @@ class ActionRefusal(Action):
         return []
 
 
+# What an upset holder is offered: fewer messages or other times (said in their own words, then
+# recorded by action_stop_contact), a person if they want one, a complaint if they want one.
+CALM_OFFERS = [TO_A_PERSON, {"title": "我要投诉", "payload": "/complain"}]
+
+
 class ActionInsult(Action):
-    """Stay calm; after repeated abuse, a person takes over."""
+    """Stay calm: an apology and a concrete offer, every time; a person only if the holder wants one."""
 
     def name(self) -> str:
         return "action_insult"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         count = int(tracker.get_slot("abuse_count") or 0) + 1
-        if count < ABUSE_LIMIT:
-            dispatcher.utter_message(response="utter_insult")
-            return [SlotSet("abuse_count", count)]
+        dispatcher.utter_message(response="utter_insult")
+        dispatcher.utter_message(response="utter_calm_offer", buttons=CALM_OFFERS)
+        return [SlotSet("abuse_count", count)]
 
-        def hand_off(session: Session) -> None:
-            _hand_off(session, tracker.sender_id, "abuse", 3, tracker.latest_message.get("text") or "")
 
-        await in_transaction(hand_off)
-        dispatcher.utter_message(response="utter_handoff", wait=wait_minutes())
-        return [SlotSet("abuse_count", 0), ConversationPaused()]
+class ActionVent(Action):
+    """Venting ("你们天天发短信烦不烦啊") is not a complaint: apologise, offer what helps, ask."""
+
+    def name(self) -> str:
+        return "action_vent"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        dispatcher.utter_message(response="utter_vent_apology")
+        dispatcher.utter_message(response="utter_calm_offer", buttons=CALM_OFFERS)
+        return []
 
 
 class ActionFeeWaiver(Action):
@@ -498,9 +508,8 @@ class ActionThirdParty(Action):
                 return "deceased"
             # The one talking is not (or no longer) the holder: a verification ends, and none follows.
             conversations.mark_third_party(session, conv, "third_party")
-            if death:
+            if death:  # recorded for a person; the one reporting it is answered, not parked
                 _request(session, tracker.sender_id, "deceased", text)
-                _hand_off(session, tracker.sender_id, "deceased", 1, text)
                 return "deceased_unverified"
             if wrong_number:
                 _request(session, tracker.sender_id, "wrong_number", text)
@@ -520,12 +529,11 @@ class ActionThirdParty(Action):
             return "third_party"
 
         kind = await in_transaction(record)
-        if kind == "deceased":
-            dispatcher.utter_message(response="utter_deceased")
-            return [ConversationPaused()]
-        if kind == "deceased_unverified":
-            dispatcher.utter_message(response="utter_deceased_unverified")
-            return [ConversationPaused()]
+        if kind in ("deceased", "deceased_unverified"):
+            said_first = "utter_deceased" if kind == "deceased" else "utter_deceased_unverified"
+            dispatcher.utter_message(response=said_first)
+            dispatcher.utter_message(response="utter_deceased_next_steps", **institution_vars())
+            return []
         if kind == "wrong_number":
             dispatcher.utter_message(response="utter_wrong_person", **institution_vars())
         else:  # family, a friend, a colleague: how the holder reaches us, how family may pay

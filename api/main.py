@@ -111,10 +111,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         )
         # Web sessions a holder ended through another worker are forgotten here too.
         session_ends = asyncio.create_task(app.state.chat.forget_ended_sessions())
+        # Holders parked for a person longer than handoff.max_wait_minutes: told, and the bot resumes.
+        long_waits = asyncio.create_task(app.state.chat.end_long_waits_forever(stop))
         try:
             yield
         finally:
             stop.set()
+            long_waits.cancel()
             wechat_backlog.cancel()
             session_ends.cancel()
             with suppress(asyncio.CancelledError):

@@ -7,8 +7,9 @@ provider accepted; delivery receipts would refine it.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.accounts import account_position, paid_between, promise_status
+from ledger.duty import callback_kept
 from ledger.fees import BUCKETS_ORDER
 from ledger.models import (
     Account,
@@ -211,6 +213,51 @@ def kpis(session: Session, start: date, end: date, policy: Policy, tz: str) -> d
         "by_channel": by_channel,
         "by_bucket": by_group["bucket"],
         "by_campaign": by_group["campaign"],
+        "handoffs": handoff_kpis(session, t0, t1, policy),
+    }
+
+
+def handoff_kpis(session: Session, t0: datetime, t1: datetime, policy: Policy) -> dict[str, Any]:
+    """Handoffs asked for in [t0, t1) (not the bot's own outages): how many, how fast a person took
+    them, how many waits were abandoned (withdrawn, or run out with nobody taking them), how many
+    were answered outside working hours or with the queue full, and callbacks kept (an agent took
+    the ticket by the callback time plus the grace) of those due by t1."""
+    rows = session.execute(
+        select(
+            HandoffTicket.created_at,
+            HandoffTicket.claimed_at,
+            HandoffTicket.status,
+            HandoffTicket.parked,
+            HandoffTicket.timed_out_at,
+            HandoffTicket.callback_at,
+        ).where(
+            HandoffTicket.created_at >= t0,
+            HandoffTicket.created_at < t1,
+            HandoffTicket.status != "recovered",
+            HandoffTicket.reason != "service_unavailable",
+        )
+    ).all()
+    to_claim = sorted((claimed - created).total_seconds() / 60 for created, claimed, *_ in rows if claimed is not None)
+    withdrawn = sum(1 for r in rows if r.status == "withdrawn")
+    timed_out = sum(1 for r in rows if r.timed_out_at is not None)
+    abandoned = sum(1 for r in rows if r.status == "withdrawn" or (r.timed_out_at is not None and r.claimed_at is None))
+    grace = timedelta(minutes=policy.handoff.callback_grace_minutes)
+    callbacks = [r for r in rows if r.callback_at is not None]
+    due = [r for r in callbacks if r.callback_at + grace < t1]
+    kept = sum(1 for r in due if callback_kept(r.callback_at, r.claimed_at, policy.handoff))
+    return {
+        "requested": len(rows),
+        "claimed": len(to_claim),
+        "minutes_to_claim_median": round(median(to_claim), 1) if to_claim else None,
+        "minutes_to_claim_max": round(to_claim[-1], 1) if to_claim else None,
+        "unstaffed": sum(1 for r in rows if not r.parked and r.timed_out_at is None),
+        "abandoned_waits": abandoned,
+        "withdrawn": withdrawn,
+        "timed_out": timed_out,
+        "callbacks": len(callbacks),
+        "callbacks_due": len(due),
+        "callbacks_kept": kept,
+        "callback_kept_rate": _rate(kept, len(due)),
     }
 
 

@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Date,
     DateTime,
     ForeignKey,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     func,
+    true,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -326,9 +328,17 @@ class HandoffTicket(Base):
     reason: Mapped[str] = mapped_column(String(32))
     priority: Mapped[int] = mapped_column(Integer, default=2)
     summary: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="waiting")  # waiting | claimed | closed
+    # waiting | claimed | closed | released | recovered | withdrawn (the holder no longer wanted a person)
+    status: Mapped[str] = mapped_column(String(16), default="waiting")
     agent: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
+    # Whether the holder was parked for a person (the bot quiet); False: nobody was on duty or the
+    # queue was full, or the wait ran out, and the bot keeps serving while the ticket waits.
+    parked: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    claimed_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(AwareDateTime)  # withdrawn, released or closed
+    timed_out_at: Mapped[datetime | None] = mapped_column(AwareDateTime)  # unclaimed past max_wait_minutes
+    callback_at: Mapped[datetime | None] = mapped_column(AwareDateTime)  # when the holder asked to be called
 
 
 class AuditLog(Base):
@@ -371,6 +381,9 @@ class Agent(Base):
     role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")  # agent | supervisor
     disabled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     created_at: Mapped[datetime] = _now()
+    team: Mapped[str] = mapped_column(String(32), default="collections", server_default="collections")
+    presence: Mapped[str] = mapped_column(String(16), default="away", server_default="away")  # available | away
+    presence_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
 
 
 class AgentToken(Base):

@@ -128,11 +128,44 @@ class CostPolicy(_Strict):
     sms_fen: int = Field(default=5, ge=0)
 
 
-class HandoffPolicy(_Strict):
-    """What the holder is told about waiting for a person, and when the bot gives up on its own."""
+DutyDays = Literal["weekdays", "weekends", "all"]
 
-    expected_wait_minutes: int = Field(default=10, ge=1, le=24 * 60)
+
+class DutyHours(_Strict):
+    """When a team's agents answer: on these days, from `start` to `end` (local time)."""
+
+    days: DutyDays = "all"
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _starts_before_it_ends(self) -> DutyHours:
+        if self.start >= self.end:
+            raise ValueError("duty hours: start must be before end")
+        return self
+
+
+_DEFAULT_DUTY: dict[str, tuple[DutyHours, ...]] = {"collections": (DutyHours(days="all", start=time(9), end=time(21)),)}
+
+
+class HandoffPolicy(_Strict):
+    """What the holder is told about waiting for a person, who is on duty, how long a holder may wait."""
+
+    expected_wait_minutes: int = Field(default=10, ge=1, le=24 * 60)  # one conversation's share of an agent
     fallbacks_before_handoff: int = Field(default=3, ge=1, le=10)
+    # Working hours per team; a handoff outside them (or with nobody present) is not parked.
+    duty_hours: dict[str, tuple[DutyHours, ...]] = Field(default_factory=lambda: dict(_DEFAULT_DUTY))
+    capacity_per_agent: int = Field(default=3, ge=1, le=50)  # waiting holders per agent present
+    max_wait_minutes: int = Field(default=15, ge=1, le=24 * 60)  # then the bot takes the holder back
+    callback_grace_minutes: int = Field(default=30, ge=0, le=24 * 60)  # a callback claimed by then is kept
+    callback_slots: int = Field(default=3, ge=1, le=6)  # callback times offered to the holder
+
+    @field_validator("duty_hours")
+    @classmethod
+    def _some_team(cls, teams: dict[str, tuple[DutyHours, ...]]) -> dict[str, tuple[DutyHours, ...]]:
+        if not teams or not any(teams.values()):
+            raise ValueError("duty_hours needs at least one team with hours")
+        return teams
 
 
 class AgreementPolicy(_Strict):

@@ -95,6 +95,15 @@ class RasaClient:
             raise RasaDown("not an object")
         return answer
 
+    async def parse(self, conversation_id: str, text: str) -> dict[str, Any]:
+        """What the NLU understands of `text` (intent, cues), without a turn in the conversation."""
+        answer = await self._call(
+            self.server_for(conversation_id), "POST", "/model/parse", params=self._token, json={"text": text}
+        )
+        if not isinstance(answer, dict):
+            raise RasaDown("not an object")
+        return answer
+
     async def trigger_intent(self, conversation_id: str, intent: str, entities: dict[str, str]) -> list[dict[str, Any]]:
         """Start a conversation in context with Rasa's trigger_intent; the bot's messages."""
         answer = await self._call(

@@ -18,7 +18,7 @@ from api.chat.access import SessionAccess
 from api.chat.delivery import Delivery, LiveUpdates
 from api.chat.rasa import RasaClient
 from api.chat.replies import Reply, TurnResult
-from api.chat.turn import DB_AWAY, Turns
+from api.chat.turn import DB_AWAY, Turns, end_wait
 from api.hub import SESSIONS_TOPIC, Hub, conversation_topic
 from ledger import conversations, handoff, sessions
 from ledger.clock import Clock, process_clock
@@ -28,7 +28,9 @@ from settings import Settings
 
 log = logging.getLogger("api.chat")
 RECOVERY_INTERVAL = 5.0  # seconds between looks for conversations the bot can take back
+WAIT_CHECK_INTERVAL = 15.0  # seconds between looks for holders who waited too long for a person
 RETURNED_TO_BOT = Counter("gateway_returned_to_bot_total", "Conversations given back to the bot when it came back")
+WAITS_TIMED_OUT = Counter("gateway_handoff_waits_timed_out_total", "Holders the bot took back after max_wait_minutes")
 
 
 class ChatService:
@@ -60,6 +62,7 @@ class ChatService:
             self.live,
             clock or process_clock(settings.app_timezone),
             timedelta(minutes=settings.verify_idle_minutes),
+            lambda: self.policy,
         )
 
     @property
@@ -175,6 +178,48 @@ class ChatService:
             log.info("conversation returned to the bot", extra={"conversation_id": conversation_id})
             self.live.queue_changed(conversation_id)
         return returned
+
+    async def end_long_waits(self) -> list[str]:
+        """Holders parked longer than `handoff.max_wait_minutes` with nobody taking them: told so,
+        offered a callback, and the bot resumes; the ticket stays in the queue for agents."""
+        policy = self.policy
+        clock = self.clock
+        now = clock.now()
+        overdue = await self.db.run(lambda s: handoff.overdue_waits(s, policy, now), readonly=True)
+        ended: list[str] = []
+        for conversation_id in overdue:
+            async with self.turns.locks.hold(conversation_id):
+
+                def tell(session: Session, cid: str = conversation_id) -> tuple[Reply, str, str | None] | None:
+                    return end_wait(session, cid, policy, clock.now())
+
+                told = await self.db.run(tell)
+                if told is None:
+                    continue
+                reply, channel, phone = told
+                await self.rasa.resume(conversation_id)
+            ended.append(conversation_id)
+            WAITS_TIMED_OUT.inc()
+            log.info("handoff wait ran out; the bot resumes", extra={"conversation_id": conversation_id})
+            self.live.mode_changed(conversation_id, "bot")
+            self.live.queue_changed(conversation_id)
+            try:
+                await self.delivery.agent_reply(conversation_id, channel, phone, reply)
+            except Exception:  # stored; the holder reads it with their next message or the page
+                log.exception("telling a holder their wait ran out failed", extra={"conversation_id": conversation_id})
+        return ended
+
+    async def end_long_waits_forever(self, stop: asyncio.Event, interval: float = WAIT_CHECK_INTERVAL) -> None:
+        """Every few seconds, end_long_waits(); a failing look is tried again at the next tick."""
+        while not stop.is_set():
+            try:
+                await self.end_long_waits()
+            except DB_AWAY as exc:
+                log.warning("ending long waits: database unavailable (%s)", type(exc).__name__)
+            except Exception:  # keep looking; the next tick tries again
+                log.exception("ending long waits failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
 
     async def recover_forever(self, stop: asyncio.Event, interval: float = RECOVERY_INTERVAL) -> None:
         """Every few seconds, return_recovered(); a failing look (the database away) is tried again."""

@@ -6,7 +6,9 @@ import re
 import unicodedata
 
 # The shape of a button payload; whether one may pass is decided per conversation (offered_payloads).
-BUTTON_PAYLOAD = re.compile(r"^/[a-z_]{2,40}$")
+# An offered callback time (issue 29) carries its ISO 8601 instant, and nothing else.
+_INSTANT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}[+-][0-9]{2}:[0-9]{2}"
+BUTTON_PAYLOAD = re.compile(r'^/[a-z_]{2,40}(?:\{"callback_at": "' + _INSTANT + r'"\})?$')
 
 
 class BadInput(ValueError):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
@@ -25,11 +26,12 @@ from api.chat.locks import KeyedLocks
 from api.chat.rasa import RasaClient, RasaDown
 from api.chat.replies import Reply, TurnResult
 from api.errors import ApiError
-from ledger import compliance, conduct, conversations, handoff
+from ledger import compliance, conduct, conversations, duty, handoff, templates
 from ledger.clock import Clock
 from ledger.db import Database
 from ledger.masking import mask, mask_values
 from ledger.models import Conversation, Message
+from ledger.policy import Policy
 
 log = logging.getLogger("api.chat")
 HOLDING_REPLY = "抱歉，系统暂时繁忙。您的消息已记录，已为您转接人工客服，请稍候。"
@@ -42,6 +44,26 @@ TURN_SECONDS = Histogram("gateway_turn_seconds", "Inbound message to replies sto
 RASA_FAILURES = Counter("gateway_rasa_failures_total", "Turns where Rasa did not answer in time")
 
 Outgoing = list[tuple[str, Any]]  # (text, buttons) as the bot said them
+WITHDRAW_BUTTON = {"title": "不用人工了", "payload": "不用人工了"}  # plain text: the NLU reads it
+CALLBACK_BUTTON = {"title": "预约回电", "payload": "预约回电"}  # likewise
+
+
+def timeout_text(policy: Policy) -> str:
+    return templates.render("chat", "handoff_timeout.j2", max_wait=policy.handoff.max_wait_minutes)
+
+
+def end_wait(
+    session: Session, conversation_id: str, policy: Policy, now: datetime
+) -> tuple[Reply, str, str | None] | None:
+    """The holder waited `max_wait_minutes` for nobody: the bot takes them back (the ticket stays
+    for agents) and says so, offering a callback. The notice as stored, its channel and phone; None
+    when the holder no longer waits (taken or withdrawn meanwhile)."""
+    if handoff.time_out(session, conversation_id, policy, now) is None:
+        return None
+    conv = conversations.find(session, conversation_id)
+    assert conv is not None
+    msg = conversations.append_message(session, conv, "bot", timeout_text(policy), buttons=[CALLBACK_BUTTON])
+    return Reply(msg.seq, msg.text, msg.buttons), conv.channel, conv.claimed_phone
 
 
 class WrongChannel(Exception):
@@ -97,7 +119,16 @@ class Turns:
     """How a message is answered; one per ChatService. A conversation's turns, an agent's message
     and its return to the bot take `locks` in turn, in arrival order."""
 
-    def __init__(self, db: Database, rasa: RasaClient, live: LiveUpdates, clock: Clock, verify_idle: timedelta) -> None:
+    def __init__(
+        self,
+        db: Database,
+        rasa: RasaClient,
+        live: LiveUpdates,
+        clock: Clock,
+        verify_idle: timedelta,
+        policy: Callable[[], Policy],
+    ) -> None:
+        self.policy = policy
         self.db = db
         self.rasa = rasa
         self.live = live
@@ -205,10 +236,14 @@ class Turns:
         else:
             (conv_pk, msg_pk, mode, said), stored = storing.result()
             MESSAGES.labels(channel, "user").inc()
-            if mode == "human":  # a person has it: the message reaches the agent, the bot stays quiet
-                self.live.turn(conversation_id, "human", [])
-                return TurnResult("human", [])
-            answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
+            if mode == "human":
+                waited = await self._while_waiting(conversation_id, conv_pk, said, channel, channel_menu)
+                if waited is None:  # a person has it: the message reaches the agent, the bot stays quiet
+                    self.live.turn(conversation_id, "human", [])
+                    return TurnResult("human", [])
+                answer, outgoing, failed = waited
+            else:
+                answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
         answered = time.perf_counter()
         retry = False
 
@@ -263,6 +298,68 @@ class Turns:
         MESSAGES.labels(channel, "bot").inc(len(result.replies))
         self.live.turn(conversation_id, result.mode, result.replies)
         return result
+
+    async def _while_waiting(
+        self, conversation_id: str, conv_pk: int, said: str, channel: str, channel_menu: bool
+    ) -> tuple[dict[str, Any], Outgoing, bool] | None:
+        """A holder parked for a person is answered at once: a withdrawal gives the conversation
+        back to the bot, what must be acted on now (stop contact, a third party, a death report) is
+        acted on by the bot, anything else hears its place in the queue and the expected wait.
+        None when an agent has the conversation (the agent answers)."""
+        policy = self.policy()
+        clock = self.clock
+
+        def look(session: Session) -> handoff.Waiting | None:
+            return handoff.waiting_of(session, conv_pk, policy, clock.now())
+
+        waiting = await self.db.run(look, readonly=True)
+        if waiting is None:
+            return None
+        if waiting.overdue:  # nobody took it in time: say so now, offer a callback, the bot resumes
+
+            def ran_out(session: Session) -> bool:
+                return handoff.time_out(session, conversation_id, policy, clock.now()) is not None
+
+            if await self.db.run(ran_out):
+                await self.rasa.resume(conversation_id)
+                self.live.queue_changed(conversation_id)
+                return {}, [(timeout_text(policy), [CALLBACK_BUTTON])], False
+        kind: duty.WaitingTurnKind = "status"
+        parsed: dict[str, Any] = {}
+        if waiting.reason != handoff.SERVICE_UNAVAILABLE:  # else the bot is away: it cannot act anyway
+            try:
+                parsed = await self.rasa.parse(conversation_id, said)
+                intent = (parsed.get("intent") or {}).get("name")
+                kind = duty.while_waiting(intent, frozenset(parsed.get("cues") or ()))
+            except RasaDown as exc:
+                log.warning("rasa parse unavailable", extra={"conversation_id": conversation_id, "reason": str(exc)})
+        if kind == "withdraw":  # the bot's action ends the ticket and answers in context
+            self.live.queue_changed(conversation_id)
+        if kind != "status":
+            await self.rasa.resume(conversation_id)  # a conversation paused by an older action listens again
+            answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
+            if kind == "withdraw" or failed:
+                return answer, outgoing, failed
+            still = await self.db.run(look, readonly=True)
+            if still is None:
+                return answer, outgoing, failed
+            waiting = still
+            return answer, [*outgoing, (self._waiting_text(waiting), [WITHDRAW_BUTTON])], failed
+        intent_seen = (parsed.get("intent") or {}).get("name")
+        answer = {"intent": intent_seen, "confidence": (parsed.get("intent") or {}).get("confidence")}
+        # While the bot is away there is nothing to withdraw to: no button then.
+        buttons = None if waiting.reason == handoff.SERVICE_UNAVAILABLE else [WITHDRAW_BUTTON]
+        return (answer if intent_seen else {}), [(self._waiting_text(waiting), buttons)], False
+
+    @staticmethod
+    def _waiting_text(waiting: handoff.Waiting) -> str:
+        return templates.render(
+            "chat",
+            "handoff_waiting.j2",
+            ahead=waiting.position - 1,
+            wait=waiting.wait_minutes,
+            bot_away=waiting.reason == handoff.SERVICE_UNAVAILABLE,
+        )
 
     async def _ask_bot(
         self, conversation_id: str, text: str, channel: str, channel_menu: bool

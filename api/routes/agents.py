@@ -20,11 +20,14 @@ from api.schemas import (
     AgentMessage,
     AgentPublic,
     Claimed,
+    ClaimSummaryOut,
     ConversationDetail,
     LoginForm,
     NoteAdded,
     PlanApproval,
     PlanApproved,
+    PresenceIn,
+    PresenceOut,
     QueueItem,
     Released,
     TextIn,
@@ -34,11 +37,13 @@ from api.schemas import (
 from api.schemas.agents import USERNAME_PATTERN
 from api.schemas.links import link
 from api.views import account_public, transcript_for
-from ledger import accounts, agents, handoff, negotiation
+from ledger import accounts, agents, duty, handoff, negotiation
+from ledger.clock import Clock
 from ledger.db import Database
 from ledger.errors import LedgerError
 from ledger.masking import mask
 from ledger.money import fen_to_yuan
+from ledger.policy import Policy
 
 router = APIRouter(tags=["agents"], responses=errors(401, 422, 503))
 ConversationId = Annotated[str, Path(pattern=CONVERSATION_ID_PATTERN)]
@@ -119,17 +124,7 @@ def queue(principal: PrincipalDep, session: SessionDep, policy: PolicyDep, clock
     for item in handoff.queue(session):
         if principal.role != "supervisor" and item.status == "claimed" and item.agent != principal.username:
             continue
-        summary = None
-        if item.account_id:
-            view = accounts.account_view(session, item.account_id, policy, clock)
-            summary = {
-                "account_id": item.account_id,
-                "bucket": view.position.bucket,
-                "overdue_days": view.position.overdue_days,
-                "amount_due": fen_to_yuan(view.position.amount_due.total),
-                "outstanding": fen_to_yuan(view.position.outstanding.total),
-                "flags": view.flags,
-            }
+        summary = _account_summary(session, item.account_id, policy, clock)
         items.append(
             QueueItem.model_validate(
                 {
@@ -144,10 +139,27 @@ def queue(principal: PrincipalDep, session: SessionDep, policy: PolicyDep, clock
                     "created_at": item.created_at.isoformat(),
                     "account": summary,
                     "last_messages": [{"sender": s, "text": mask(t)} for s, t in item.last_messages],
+                    "holder_waiting": item.parked and item.status == "waiting",
+                    "callback_at": item.callback_at.isoformat() if item.callback_at else None,
                 }
             )
         )
     return items
+
+
+def _account_summary(session: Session, account_id: str | None, policy: Policy, clock: Clock) -> dict[str, Any] | None:
+    """The account at a glance, only for a holder who verified."""
+    if not account_id:
+        return None
+    view = accounts.account_view(session, account_id, policy, clock)
+    return {
+        "account_id": account_id,
+        "bucket": view.position.bucket,
+        "overdue_days": view.position.overdue_days,
+        "amount_due": fen_to_yuan(view.position.amount_due.total),
+        "outstanding": fen_to_yuan(view.position.outstanding.total),
+        "flags": view.flags,
+    }
 
 
 @router.get("/v1/agent/conversations/{conversation_id}", response_model=ConversationDetail, responses=errors(404))
@@ -192,10 +204,55 @@ def agent_conversation(
     response_model=Claimed,
     responses={200: {"links": FROM_CLAIM}, **errors(404, 409)},
 )
-async def claim(conversation_id: ConversationId, agent: AgentDep, chat: ChatDep, db: DatabaseDep) -> Claimed:
-    await db.run(lambda s: handoff.claim(s, conversation_id, agent))
+async def claim(
+    conversation_id: ConversationId, agent: AgentDep, chat: ChatDep, db: DatabaseDep, policy: PolicyDep, clock: ClockDep
+) -> Claimed:
+    """The conversation is the agent's; the answer carries the account (when the holder verified)
+    and a short summary of what was asked, offered and refused and the holder's situation."""
+    from ledger import conversations as convs
+
+    def take(session: Session) -> Claimed:
+        handoff.claim(session, conversation_id, agent, at=clock.now())
+        found = handoff.claim_summary(session, conversation_id)
+        account_id = convs.verified_account_id(session, conversation_id)
+        return Claimed.model_validate(
+            {
+                "conversation_id": conversation_id,
+                "status": "claimed",
+                "agent": agent,
+                "account": _account_summary(session, account_id, policy, clock),
+                "summary": ClaimSummaryOut(
+                    asked=found.asked,
+                    offered=found.offered,
+                    refused=found.refused,
+                    situation=found.situation,
+                    callback_at=found.callback_at.isoformat() if found.callback_at else None,
+                ),
+            }
+        )
+
+    claimed = await db.run(take)
     chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
-    return Claimed(conversation_id=conversation_id, status="claimed", agent=agent)
+    chat.hub.publish(conversation_topic(conversation_id), {"type": "mode", "mode": "human"})
+    return claimed
+
+
+@router.post("/v1/agent/presence", response_model=PresenceOut, responses=errors(404))
+async def presence(
+    body: PresenceIn, agent: AgentDep, chat: ChatDep, db: DatabaseDep, policy: PolicyDep, clock: ClockDep
+) -> PresenceOut:
+    """The agent is available for holders, or away; holders are parked for a person only while
+    someone of a team on duty is available (else told when a person will reply)."""
+
+    def mark(session: Session) -> PresenceOut:
+        now = clock.now()
+        row = handoff.set_presence(session, agent, body.status, now)
+        on_duty = row.team in duty.teams_on_duty(policy.handoff, now)
+        return PresenceOut(username=row.username, status=body.status, team=row.team, on_duty=on_duty)
+
+    out = await db.run(mark)
+    chat.hub.publish(QUEUE_TOPIC, {"type": "presence", "username": agent, "status": body.status})
+    return out
 
 
 @router.post(
@@ -251,7 +308,7 @@ def approve_plan(
 
 
 async def _release(conversation_id: str, agent: str, chat: ChatService, db: Database, resolved: bool) -> Released:
-    await db.run(lambda s: handoff.release(s, conversation_id, agent, resolved))
+    await db.run(lambda s: handoff.release(s, conversation_id, agent, resolved, at=chat.clock.now()))
     resumed = await chat.resume_bot(conversation_id)
     chat.hub.publish(QUEUE_TOPIC, {"type": "queue", "conversation_id": conversation_id})
     chat.hub.publish(conversation_topic(conversation_id), {"type": "mode", "mode": "bot"})

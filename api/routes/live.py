@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 from collections.abc import Callable
 from datetime import datetime
@@ -24,6 +25,7 @@ from api.limits import count_turn
 from ledger import sessions
 
 router = APIRouter()
+log = logging.getLogger("api.live")
 CONVERSATION_ID = r"^(?!sms-)[A-Za-z0-9_-]{8,64}$"  # as the HTTP chat API: never an SMS conversation
 EXPIRED = 4401
 
@@ -163,6 +165,18 @@ async def _watch_revocation(ws: WebSocket, principal: Principal, queue: asyncio.
             return
 
 
+async def _console_presence(chat: Any, username: str, status: str) -> None:
+    """A console connecting makes its agent available for holders; its closing, away (the agent
+    may say otherwise with POST /v1/agent/presence). Never fails the socket."""
+    from ledger import handoff
+
+    try:
+        await chat.db.run(lambda s: handoff.set_presence(s, username, status, chat.clock.now()))
+        chat.hub.publish(QUEUE_TOPIC, {"type": "presence", "username": username, "status": status})
+    except Exception:  # presence is advisory: the console works without it
+        log.warning("agent presence not recorded", extra={"agent": username})
+
+
 @router.websocket("/v1/agent/ws")
 async def agent_socket(ws: WebSocket, chat: ChatDep) -> None:
     """Queue changes for every agent; messages of a conversation the console has open, if the agent
@@ -173,6 +187,7 @@ async def agent_socket(ws: WebSocket, chat: ChatDep) -> None:
         await ws.close(code=EXPIRED)
         return
     await ws.accept(subprotocol=subprotocol)
+    await _console_presence(chat, principal.username, "available")
     queue = chat.hub.subscribe(QUEUE_TOPIC)
     revocations = chat.hub.subscribe(AGENT_TOKENS_TOPIC)
     followed: dict[str, asyncio.Queue[dict[str, Any]]] = {}
@@ -211,3 +226,4 @@ async def agent_socket(ws: WebSocket, chat: ChatDep) -> None:
         chat.hub.unsubscribe(AGENT_TOKENS_TOPIC, revocations)
         for cid in list(followed):
             unfollow(cid)
+        await _console_presence(chat, principal.username, "away")

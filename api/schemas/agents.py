@@ -71,6 +71,10 @@ class QueueItem(BaseModel):
     created_at: Timestamp
     account: AccountSummary | None
     last_messages: list[LastMessage]
+    holder_waiting: bool = Field(
+        default=True, description="the holder waits for a person (false: the bot serves them meanwhile)"
+    )
+    callback_at: Timestamp | None = Field(default=None, description="when the holder asked to be called back")
 
 
 class Offer(BaseModel):
@@ -95,10 +99,34 @@ class ConversationDetail(BaseModel):
     notes: list[NoteOut]
 
 
+class ClaimSummaryOut(BaseModel):
+    """What the holder asked, what was offered or agreed and what they refused, and their own words
+    about their situation (masked): read before the first reply, so nothing is asked twice."""
+
+    asked: list[str]
+    offered: list[str]
+    refused: list[str]
+    situation: list[str]
+    callback_at: Timestamp | None
+
+
 class Claimed(BaseModel):
     conversation_id: ConversationIdStr
     status: Literal["claimed"]
     agent: str
+    account: AccountSummary | None = Field(default=None, description="only when the holder verified")
+    summary: ClaimSummaryOut | None = None
+
+
+class PresenceIn(BaseModel):
+    status: Literal["available", "away"]
+
+
+class PresenceOut(BaseModel):
+    username: str
+    status: Literal["available", "away"]
+    team: str
+    on_duty: bool = Field(description="the agent's team is within its working hours now")
 
 
 class AgentMessage(BaseModel):

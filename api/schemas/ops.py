@@ -37,6 +37,24 @@ class GroupKpis(BaseModel):
     ptp_rate: ShareOrNone
 
 
+class HandoffKpis(BaseModel):
+    """Handoffs asked for in the period (the bot's own outages excluded); the rate per conversation
+    is `handoff_rate` above."""
+
+    requested: int = Field(ge=0)
+    claimed: int = Field(ge=0)
+    minutes_to_claim_median: float | None
+    minutes_to_claim_max: float | None
+    unstaffed: int = Field(ge=0, description="told when a person will reply: nobody on duty or the queue full")
+    abandoned_waits: int = Field(ge=0, description="withdrawn, or the wait ran out with nobody taking it")
+    withdrawn: int = Field(ge=0)
+    timed_out: int = Field(ge=0)
+    callbacks: int = Field(ge=0)
+    callbacks_due: int = Field(ge=0)
+    callbacks_kept: int = Field(ge=0)
+    callback_kept_rate: ShareOrNone
+
+
 class Kpis(BaseModel):
     """The collection KPIs of DOMAIN.md for [from, to)."""
 
@@ -64,6 +82,7 @@ class Kpis(BaseModel):
     by_channel: dict[str, ChannelKpis]
     by_bucket: dict[str, GroupKpis]
     by_campaign: dict[str, GroupKpis]
+    handoffs: HandoffKpis
 
 
 class TranscriptEntry(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from rasa_sdk import Tracker
-from rasa_sdk.events import ConversationPaused, SlotSet
+from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
@@ -123,11 +123,13 @@ def test_promise_beyond_the_window_names_the_latest_date(database_url: str) -> N
     assert msgs[0]["latest"] == f"{latest.month}月{latest.day}日"  # dates as the holder reads them
 
 
-def test_third_abuse_hands_off() -> None:
+def test_repeated_abuse_gets_an_apology_and_an_offer_not_a_forced_handoff() -> None:
+    """Issue 29: insults are met calmly with a concrete offer (a person only if they want one)."""
     cid = f"act-{uuid.uuid4().hex[:10]}"
     msgs, events = run(ActionInsult(), tracker(cid, "滚", "insult", slots={"abuse_count": 2.0}))
-    assert msgs[0]["response"] == "utter_handoff"
-    assert events == [SlotSet("abuse_count", 0), ConversationPaused()]
+    assert [m["response"] for m in msgs] == ["utter_insult", "utter_calm_offer"]
+    assert {b["payload"] for b in msgs[1]["buttons"]} == {"/request_human", "/complain"}
+    assert events == [SlotSet("abuse_count", 3)]
 
 
 @pytest.mark.parametrize(

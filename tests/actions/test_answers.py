@@ -99,9 +99,10 @@ def test_a_death_in_the_family_is_recorded_but_a_general_question_is_only_answer
     msgs, events = run(
         ActionAnswerProcess(), faq_tracker("act-nobody-faq5", "我爸去世了他的信用卡要还吗", "deceased_heirs")
     )
-    # Not verified: nothing changes on an account (issue 15); heirs only up to the estate, and a person follows.
-    assert [m["response"] for m in msgs] == ["utter_deceased_unverified"]
-    assert [e["event"] for e in events] == ["pause"]
+    # Not verified: nothing changes on an account (issue 15); heirs only up to the estate, a person
+    # follows, and the one reporting it hears the next steps and documents without being parked (issue 29).
+    assert [m["response"] for m in msgs] == ["utter_deceased_unverified", "utter_deceased_next_steps"]
+    assert events == []
 
 
 def test_can_i_have_instalments_is_answered_with_the_offers_once_verified(database_url: str) -> None:

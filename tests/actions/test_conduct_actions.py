@@ -125,7 +125,7 @@ def test_an_unverified_request_changes_nothing_and_reads_the_same_for_any_phone(
 def test_an_identity_theft_victim_is_not_promised_a_pause(database_url: str) -> None:
     cid = conversation(database_url, phone())
     said = run(ActionDispute(), cid, "有人冒用我的身份办了这张卡", "dispute_charge")
-    assert said == ["utter_request_recorded", "utter_identity_theft_help"]
+    assert said == ["utter_request_recorded", "utter_dispute_next_steps", "utter_identity_theft_help"]
     domain = guard.DOMAIN_FILE.read_text(encoding="utf-8")
     assert "暂停催收" not in domain
 

@@ -27,9 +27,11 @@ def test_rasa_down_gives_a_holding_reply_and_queues_for_a_human(web: WebChat, db
         assert next((m.sender, m.text) for m in stored) == ("user", "我想问下欠款")
         reason = session.scalar(select(HandoffTicket.reason).where(HandoffTicket.conversation_pk == conv.id))
         assert reason == "service_unavailable"
-    # While a human has it, the holder's messages are kept and the bot stays quiet.
+    # While the holder waits for a person, each message is kept and answered with the wait (issue 29).
     r2 = web.post("down", "还在吗")
-    assert r2.json() == {"conversation_id": cid, "mode": "human", "messages": []}
+    assert r2.json()["mode"] == "human"
+    [waiting] = [m["text"] for m in r2.json()["messages"]]
+    assert "系统正在恢复" in waiting and "预计约" in waiting
     assert web.get("down").json()["messages"][0]["seq"] == 2
 
 

@@ -92,19 +92,24 @@ def test_action_server_down_is_a_holding_reply_once_then_the_bot_takes_back_what
         return turns, returned, again
 
     turns, returned, again = asyncio.run(run())
-    # Each conversation: the holding reply to its first message only, then quiet while people have it.
-    assert [[r.text for r in t.replies] for t in turns] == [[HOLDING_REPLY], [], []] * 2
+    # Each conversation: the holding reply to its first message only, then the wait (issue 29: never silence).
+    texts = [[r.text for r in t.replies] for t in turns]
+    assert [t[0] if t else None for t in texts][::3] == [HOLDING_REPLY] * 2
+    assert all(len(t) == 1 and t[0] != HOLDING_REPLY and "预计" in t[0] for i, t in enumerate(texts) if i % 3)
     assert all(t.mode == "human" for t in turns)
     assert alone in returned and taken not in returned
     assert ticket_of(db, alone) == ("service_unavailable", "recovered", "bot")
     assert ticket_of(db, taken) == ("service_unavailable", "claimed", "human")  # the agent keeps it
     assert again.mode == "bot" and [r.text for r in again.replies] == ["好的，我来帮您查一下。"]
     # Every message kept exactly once, in order; one holding reply; the bot's answer after its return.
-    assert transcript(db, alone) == [
+    waits = [(who, "<wait>" if "系统正在恢复" in text else text) for who, text in transcript(db, alone)]
+    assert waits == [
         ("user", "我欠多少"),
         ("bot", HOLDING_REPLY),
         ("user", "在吗"),
+        ("bot", "<wait>"),
         ("user", "人呢"),
+        ("bot", "<wait>"),
         ("user", "我欠多少"),
         ("bot", "好的，我来帮您查一下。"),
     ]
@@ -174,7 +179,8 @@ def test_an_outbound_contact_with_rasa_down_gets_one_holding_reply_not_two(db: D
             turn = await service.handle(cid, "你好", "sms")
         return [r.text for r in [*seeded.replies, *turn.replies]]
 
-    assert asyncio.run(run()) == [HOLDING_REPLY]
+    said = asyncio.run(run())  # the holding reply once; the holder's own message then hears the wait
+    assert said[0] == HOLDING_REPLY and len(said) == 2 and "系统正在恢复" in said[1]
     assert ticket_of(db, cid)[:2] == ("service_unavailable", "waiting")
 
 

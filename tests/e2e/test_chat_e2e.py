@@ -73,7 +73,11 @@ def test_three_wrong_answers_lock_and_hand_off(running: Running, conversation_id
         assert "再试" in running.texts(conversation_id, "身份证后四位0000，卡号后四位0000")
     last = running.say(conversation_id, "身份证后四位0000，卡号后四位0000")
     assert last["mode"] == "human" and "人工" in last["messages"][0]["text"]  # type: ignore[index]
-    assert running.say(conversation_id, f"身份证后四位{DEMO_M2[1]}，卡号后四位{DEMO_M2[2]}")["messages"] == []
+    # Locked: the right digits now change nothing; the holder hears the wait, never silence (issue 29).
+    after = running.say(conversation_id, f"身份证后四位{DEMO_M2[1]}，卡号后四位{DEMO_M2[2]}")
+    assert after["mode"] == "human"
+    [waiting] = after["messages"]  # type: ignore[misc]
+    assert "预计" in waiting["text"] and "验证通过" not in waiting["text"]
 
 
 def test_messages_racing_in_one_conversation_are_processed_in_order(

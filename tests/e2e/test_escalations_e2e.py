@@ -47,15 +47,29 @@ def queue(running: Running) -> list[dict]:  # type: ignore[type-arg]
     ).json()
 
 
+def agent_headers(running: Running) -> dict[str, str]:
+    user = f"q-{uuid.uuid4().hex[:6]}"
+    httpx.post(
+        f"{running.gateway}/v1/agents",
+        headers=running.admin,
+        json={"username": user, "password": "long enough pw", "display_name": "q"},
+    )
+    token = httpx.post(f"{running.gateway}/v1/agent/login", data={"username": user, "password": "long enough pw"})
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
 def test_a_reported_death_goes_to_a_person_and_changes_nothing_unverified(running: Running) -> None:
-    """Whoever holds the phone is not verified: a person checks the report before any hold."""
+    """Whoever holds the phone is not verified: a person checks the report before any hold. The one
+    reporting it hears the next steps and documents and is not parked waiting (issue 29)."""
     holder = new_holder(running, overdue_days=50)
     sms(running, holder.phone, "这个号码的机主已经去世了")
-    [reply] = outbox(running, holder.phone)
-    assert "节哀" in reply and "元" not in reply and "账户" not in reply
+    replies = outbox(running, holder.phone)
+    said = "".join(replies)
+    assert "节哀" in said and "死亡证明" in said and "元" not in said and "账户" not in said
     assert "deceased" not in view(running, holder)["flags"]
-    item = next(i for i in queue(running) if i["conversation_id"] == f"sms-{holder.phone}")
-    assert item["reason"] == "deceased" and item["priority"] == 1
+    requests = httpx.get(f"{running.gateway}/v1/agent/contact-requests", headers=agent_headers(running)).json()
+    assert any(r["kind"] == "deceased" and r["conversation_id"] == f"sms-{holder.phone}" for r in requests)
+    assert all(i["conversation_id"] != f"sms-{holder.phone}" for i in queue(running))
 
 
 def test_a_wrong_number_said_from_the_number_silences_it_for_that_account(running: Running, database_url: str) -> None:

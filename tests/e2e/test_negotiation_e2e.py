@@ -125,7 +125,10 @@ def test_dispute_holds_the_account_and_hands_off(running: Running, conversation_
     holder = new_holder(running, overdue_days=20)
     verified(running, conversation_id, holder)
     reply = running.say(conversation_id, "这几笔消费不是我刷的，卡被盗刷了")
-    assert reply["mode"] == "human" and "暂停还款提醒" in reply["messages"][0]["text"]  # type: ignore[index]
+    assert "暂停还款提醒" in reply["messages"][0]["text"]  # type: ignore[index]
+    # A person takes it: parked when someone is available, else told when (issue 29), never silence.
+    told = "".join(m["text"] for m in reply["messages"])  # type: ignore[union-attr]
+    assert ("预计" in told) if reply["mode"] == "human" else ("回复您" in told or "不在线" in told)
     account = view(running, holder)
     assert "dispute" in account["flags"] and account["disputes"]
 
@@ -172,11 +175,13 @@ def test_already_paid_is_checked_in_the_ledger(running: Running, conversation_id
     assert "300.00元" in answer and said(today()) in answer
 
 
-def test_abuse_stays_calm_then_a_person_takes_over(running: Running, conversation_id: str) -> None:
-    for _ in range(2):
-        reply = running.say(conversation_id, "滚")
+def test_abuse_stays_calm_and_a_person_is_offered_not_forced(running: Running, conversation_id: str) -> None:
+    """Issue 29: every insult gets calm words and a concrete offer; a person only if wanted."""
+    for text in ("滚", "滚", "傻逼"):
+        reply = running.say(conversation_id, text)
         assert reply["mode"] == "bot" and "理解" in reply["messages"][0]["text"]  # type: ignore[index]
-    assert running.say(conversation_id, "傻逼")["mode"] == "human"
+        offers = [b["payload"] for m in reply["messages"] for b in m.get("buttons") or []]  # type: ignore[union-attr]
+        assert "/request_human" in offers
 
 
 def test_unclear_input_gets_a_clarifying_question(running: Running, conversation_id: str) -> None:

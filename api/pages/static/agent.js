@@ -32,7 +32,9 @@
       const acct = it.account ? `${it.account.bucket} · 逾期${it.account.overdue_days}天 · 应还${it.account.amount_due}` : "未验证";
       div.innerHTML = `<span class="reason">${esc(reasons[it.reason] || it.reason)}</span> ${esc(it.conversation_id)}
         <div class="meta">${esc(it.channel)} · 等待${Math.round(it.waiting_seconds / 60)}分钟 · ${esc(it.status === "claimed" ? "已接入:" + it.agent : "待接入")}</div>
-        <div class="meta">${esc(acct)}</div><div class="meta">${esc((it.last_messages.at(-1) || {}).text || "")}</div>`;
+        <div class="meta">${esc(acct)}</div><div class="meta">${esc((it.last_messages.at(-1) || {}).text || "")}</div>
+        ${it.callback_at ? `<div class="meta">预约回电：${esc(it.callback_at.slice(5, 16).replace("T", " "))}</div>` : ""}
+        ${it.status === "waiting" && !it.holder_waiting ? '<div class="meta">持卡人由机器人服务中</div>' : ""}`;
       div.onclick = () => open(it.conversation_id);
       $("queue").appendChild(div);
     }
@@ -71,9 +73,17 @@
     if (p.third_party === "forbidden") rows.push("<tr><td>第三方</td><td>不联系家人、同事</td></tr>");
     return rows.length ? `<table>${rows.join("")}</table>` : "<div>无</div>";
   }
+  const summaries = {};   // what the claim answered: asked, offered, refused, the holder's situation
+  function renderSummary(s) {
+    if (!s) return "";
+    const list = (xs) => xs.length ? xs.map(esc).join("、") : "无";
+    return `<h3>接入摘要</h3><table><tr><td>问过</td><td>${list(s.asked)}</td></tr><tr><td>已提供</td><td>${list(s.offered)}</td></tr>
+      <tr><td>拒绝过</td><td>${list(s.refused)}</td></tr><tr><td>自述情况</td><td>${list(s.situation)}</td></tr>
+      ${s.callback_at ? `<tr><td>预约回电</td><td>${esc(s.callback_at.slice(0, 16).replace("T", " "))}</td></tr>` : ""}</table>`;
+  }
   function renderSide(d) {
     const a = d.account;
-    let html = "<h3>账户</h3>";
+    let html = renderSummary(summaries[current]) + "<h3>账户</h3>";
     if (!a) html += "<div>持卡人尚未通过身份验证，不显示账户信息。</div>";
     else {
       const b = a.breakdown;
@@ -106,7 +116,21 @@
       open(current);
     };
   }
-  const act = (path) => async () => { if (!current) return; try { await api(`/v1/agent/conversations/${current}/${path}`, {method: "POST"}); } catch (e) { alert(e.message); } open(current); };
+  const act = (path) => async () => {
+    if (!current) return;
+    try {
+      const body = await api(`/v1/agent/conversations/${current}/${path}`, {method: "POST"});
+      if (path === "claim" && body) summaries[current] = body.summary;
+    } catch (e) { alert(e.message); }
+    open(current);
+  };
+  let available = false;
+  async function setPresence(status) {
+    await api("/v1/agent/presence", {method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify({status})});
+    available = status === "available";
+    $("presence").textContent = available ? "在线接待中（点此暂离）" : "暂离（点此上线）";
+  }
+  $("presence").onclick = () => setPresence(available ? "away" : "available");
   $("claim").onclick = act("claim"); $("release").onclick = act("release"); $("close").onclick = act("close");
   $("send").onclick = async () => {
     const text = $("reply").value.trim(); if (!current || !text) return;
@@ -118,8 +142,11 @@
   function connect() {
     const proto = location.protocol === "https:" ? "wss" : "ws";
     ws = new WebSocket(`${proto}://${location.host}/v1/agent/ws`, ["bearer", token]);   // never in the URL
-    ws.onopen = () => { if (current) ws.send(JSON.stringify({follow: current})); };
-    ws.onmessage = (ev) => { const e = JSON.parse(ev.data); if (e.type === "queue") loadQueue(); else if (e.type !== "error" && current) open(current); };
+    ws.onopen = () => {   // a connected console makes its agent available (the server records it)
+      if (current) ws.send(JSON.stringify({follow: current}));
+      available = true; $("presence").textContent = "在线接待中（点此暂离）";
+    };
+    ws.onmessage = (ev) => { const e = JSON.parse(ev.data); if (e.type === "queue" || e.type === "presence") loadQueue(); else if (e.type !== "error" && current) open(current); };
     ws.onclose = (ev) => {
       if (ev.code === 4401) { sessionStorage.removeItem("agent.token"); location.reload(); return; }   // logged out or expired
       setTimeout(connect, 2000);
@@ -130,7 +157,7 @@
     sessionStorage.removeItem("agent.token"); location.reload();
   };
   function start() {
-    $("logout").hidden = false;
+    $("logout").hidden = false; $("presence").hidden = false;
     $("login").style.display = "none"; $("app").style.display = "grid";
     loadQueue(); connect(); setInterval(loadQueue, 15000);
   }

@@ -24,6 +24,13 @@
       ["转人工率", pct(k.handoff_rate)], ["投诉率", pct(k.complaint_rate)], ["退订率", pct(k.opt_out_rate)], ["目标账户", k.accounts_targeted]];
     let html = `<div class="card wide"><h2>${esc(k.from)} 至 ${esc(k.to)}（不含）</h2><div class="tiles">` +
       tiles.map(([n, v]) => `<div class="tile"><small>${esc(n)}</small><b>${esc(v)}</b></div>`).join("") + "</div></div>";
+    const h = k.handoffs || {};
+    const minutes = (v) => v === null || v === undefined ? "—" : v + "分钟";
+    const people = [["转人工请求", h.requested ?? 0], ["人工接手", h.claimed ?? 0], ["接手用时（中位）", minutes(h.minutes_to_claim_median)],
+      ["接手用时（最长）", minutes(h.minutes_to_claim_max)], ["无人值守时转人工", h.unstaffed ?? 0], ["放弃等待", h.abandoned_waits ?? 0],
+      ["主动取消", h.withdrawn ?? 0], ["等待超时", h.timed_out ?? 0], ["预约回电", h.callbacks ?? 0], ["回电兑现率", pct(h.callback_kept_rate)]];
+    html += `<div class="card wide"><h2>人工服务</h2><div class="tiles">` +
+      people.map(([n, v]) => `<div class="tile"><small>${esc(n)}</small><b>${esc(v)}</b></div>`).join("") + "</div></div>";
     const buckets = Object.entries(k.by_bucket);
     html += bars("各阶段触达率", buckets.map(([b, v]) => [b, v.contact_rate]));
     html += bars("各阶段本人联系率 (RPC)", buckets.map(([b, v]) => [b, v.rpc_rate]));
