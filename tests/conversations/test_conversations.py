@@ -49,7 +49,11 @@ def results() -> Iterator[dict[str, Played]]:
 
 @pytest.mark.parametrize("conv", CONVERSATIONS, ids=[f"{c.theme}:{c.id}" for c in CONVERSATIONS])
 def test_conversation(conv: Conversation, running: Running, database_url: str, results: dict[str, Played]) -> None:
-    played, transcript = play(conv, running, database_url)
+    try:
+        played, transcript = play(conv, running, database_url)
+    except Exception as exc:  # a turn the stack refused: counted as failed, then reported as raised
+        results[conv.id] = Played(failures=[f"raised {exc!r}"])
+        raise
     results[conv.id] = played
     if os.environ.get("CONVERSATION_TRANSCRIPTS"):  # for writing new conversations: what each turn got
         out = SUMMARY.parent / "conversations"
