@@ -27,13 +27,97 @@ def policy_vars() -> dict[str, str]:
     return {"early_payoff_fees": "不再收取" if waived else "仍需支付"}
 
 
+def last_response(tracker: Tracker) -> str:
+    """The response name of the bot's last message before this turn ("" when none or not a response)."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "bot":
+            return str((event.get("metadata") or {}).get("utter_action") or "")
+        if event.get("event") == "user":
+            continue
+    return ""
+
+
+def topic_ranking(tracker: Tracker) -> list[tuple[str, float]]:
+    """The knowledge-base topics the selector ranked for the latest message, best first."""
+    selector = (tracker.latest_message.get("response_selector") or {}).get("faq") or {}
+    ranked = []
+    for row in selector.get("ranking") or []:
+        key = str(row.get("intent_response_key") or "")
+        if key.startswith("faq/"):
+            ranked.append((key.split("/", 1)[1], float(row.get("confidence") or 0.0)))
+    return ranked
+
+
+# A follow-up whose best answer was just given gets the next topic the selector saw in it, when it saw
+# one clearly enough; else the holder is told that was the whole answer and offered where to go next.
+FOLLOW_UP_MIN_CONFIDENCE = 0.1
+
+
+def not_again(tracker: Tracker, response: str) -> str:
+    """`response`, unless it is the one just sent: then a more specific topic, or utter_answered_again."""
+    if response != last_response(tracker):
+        return response
+    for topic, confidence in topic_ranking(tracker):
+        needs_context = topic in ACCOUNT_TOPICS or topic.startswith("documents")
+        if f"utter_faq/{topic}" != response and confidence >= FOLLOW_UP_MIN_CONFIDENCE and not needs_context:
+            return f"utter_faq/{topic}"
+    return "utter_answered_again"
+
+
+# Which documents a request needs depends on the request: "那我需要准备什么材料" after a hardship
+# story is about a hardship plan, after a disputed charge about the dispute.
+DOCUMENTS_BY_INTENT = {
+    "hardship": "documents_hardship",
+    "request_installment": "documents_hardship",
+    "request_deferment": "documents_hardship",
+    "request_fee_waiver": "documents_hardship",
+    "dispute_charge": "documents_dispute",
+}
+
+
+def documents_topic(tracker: Tracker) -> str:
+    """The documents answer for what this conversation has been about (the generic one when unclear)."""
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        parse = event.get("parse_data") or {}
+        if "death_report" in (parse.get("cues") or []):
+            return "documents_death"
+        name = (parse.get("intent") or {}).get("name") or ""
+        if name in DOCUMENTS_BY_INTENT:
+            return DOCUMENTS_BY_INTENT[name]
+    return "documents"
+
+
+# A general answer gives way to a knowledge-base topic when the classifier also read the message as a
+# process question and the topic picker is sure of its topic.
+PROCESS_QUESTION_MIN = 0.2
+TOPIC_MIN = 0.5
+
+
+def also_a_process_question(tracker: Tracker) -> str | None:
+    """The knowledge-base topic of a message the classifier half read as a process question, if any."""
+    ranking = tracker.latest_message.get("intent_ranking") or []
+    faq_confidence = max((float(r.get("confidence") or 0) for r in ranking if r.get("name") == "faq"), default=0.0)
+    ranked = topic_ranking(tracker)
+    if faq_confidence < PROCESS_QUESTION_MIN or not ranked or ranked[0][1] < TOPIC_MIN:
+        return None
+    topic = ranked[0][0]
+    return None if topic in ACCOUNT_TOPICS or topic.startswith("documents") else topic
+
+
 class ActionAnswer(Action):
     def name(self) -> str:
         return "action_answer"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         intent = (tracker.latest_message.get("intent") or {}).get("name") or ""
-        dispatcher.utter_message(response=ANSWERS.get(intent, "utter_clarify"), **institution_vars())
+        response = ANSWERS.get(intent, "utter_clarify")
+        topic = also_a_process_question(tracker)
+        if intent in ("ask_identity_legitimacy", "out_of_scope") and topic:
+            # "那你们官方电话是多少" wants the number, "什么事？" (to our SMS) who we are and why we wrote.
+            response = f"utter_faq/{topic}"
+        dispatcher.utter_message(response=not_again(tracker, response), **institution_vars(), **policy_vars())
         return []
 
 
@@ -106,7 +190,10 @@ class ActionAnswerProcess(Action):
         if topic == "deceased_heirs" and "death_report" in cues(tracker):
             # A death reported while asking what heirs owe: the answer (utter_deceased says it), a hold, a person.
             return await ActionThirdParty().run(dispatcher, tracker, domain)
-        dispatcher.utter_message(response=f"utter_faq/{topic}", **institution_vars(), **policy_vars())
+        if topic == "documents":
+            topic = documents_topic(tracker)
+        response = not_again(tracker, f"utter_faq/{topic}")
+        dispatcher.utter_message(response=response, **institution_vars(), **policy_vars())
         if offer:
             dispatcher.utter_message(response="utter_offer_still_open", buttons=CONFIRM_BUTTONS)
         return []

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,10 +33,84 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot import speedups
-from bot.normalize import looks_like_command, strip_invisible
+from bot.normalize import looks_like_command, script_of, strip_invisible, to_traditional
 
 SECRET_HEADER = "X-Channel-Secret"
 SECRET_ENTITIES = ("id_last4", "card_last4", "last4")
+# Conversations whose holder writes traditional characters, most recent last: replies follow the
+# script of the holder's last message that shows one ("好的" or digits show none). Kept in this
+# process (bounded); after a restart the next message in traditional characters brings it back.
+_TRADITIONAL: OrderedDict[str, None] = OrderedDict()
+_TRADITIONAL_MAX = 50_000
+
+
+# Several questions in one message ("我欠多少钱 怎么还款 逾期会影响征信吗"): each clause that is a
+# question of its own is handled as its own turn, in order, at most three.
+QUESTION_INTENTS = frozenset(
+    {"ask_debt_amount", "ask_fee_detail", "ask_consequences", "ask_repayment_method", "ask_plan_terms", "faq"}
+)
+MAX_QUESTIONS = 3
+CLAUSE_CONFIDENCE = 0.5
+_CLAUSES = re.compile(r"[？?。！!；;，,、\s]+")
+
+
+def _question_key(parse: dict[str, Any]) -> str | None:
+    """What a clause asks (its intent, or its knowledge-base topic), or None when it is not a question."""
+    intent = parse.get("intent") or {}
+    if intent.get("name") not in QUESTION_INTENTS or float(intent.get("confidence") or 0) < CLAUSE_CONFIDENCE:
+        return None
+    if intent["name"] == "faq":
+        selector = (parse.get("response_selector") or {}).get("faq") or {}
+        return str((selector.get("response") or {}).get("intent_response_key") or "faq")
+    return str(intent["name"])
+
+
+async def questions_in(agent: Any, text: str, parse: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The separate questions of a message that asks two or more, each with its parse (at most
+    three); [] when the message is one question or anything else (a story with a question in it)."""
+    if _question_key(parse) is None:
+        return []
+    clauses = [c for c in _CLAUSES.split(text) if len(c) >= 2]
+    if not 2 <= len(clauses) <= 2 * MAX_QUESTIONS:
+        return []
+    kept: list[tuple[str, dict[str, Any]]] = []
+    seen: set[str] = set()
+    for clause in clauses:
+        clause_parse = await agent.parse_message(clause)
+        if (clause_parse.get("intent") or {}).get("name") in ("greet", "thank"):
+            continue  # "你好 请问..." : the greeting needs no answer of its own
+        key = _question_key(clause_parse)
+        if key is None:
+            return []  # a clause that is not a question: the message is read as a whole
+        if key not in seen:
+            seen.add(key)
+            kept.append((clause, clause_parse))
+    return kept[:MAX_QUESTIONS] if len(kept) >= 2 else []
+
+
+def writes_traditional(sender: str, text: str) -> bool:
+    script = script_of(text)
+    if script == "traditional":
+        _TRADITIONAL[sender] = None
+        _TRADITIONAL.move_to_end(sender)
+        while len(_TRADITIONAL) > _TRADITIONAL_MAX:
+            _TRADITIONAL.popitem(last=False)
+    elif script == "simplified":
+        _TRADITIONAL.pop(sender, None)
+    return sender in _TRADITIONAL
+
+
+def in_traditional(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The replies with their text and button titles in traditional characters (payloads unchanged)."""
+    out = []
+    for message in messages:
+        message = dict(message)
+        if isinstance(message.get("text"), str):
+            message["text"] = to_traditional(message["text"])
+        if message.get("buttons"):
+            message["buttons"] = [{**b, "title": to_traditional(str(b.get("title", "")))} for b in message["buttons"]]
+        out.append(message)
+    return out
 
 
 def secret_ok(given: str | None) -> bool:
@@ -86,13 +162,24 @@ def _handler(
         if not isinstance(sender, str) or not isinstance(text, str):
             return response.json({"error": "sender and message are required"}, status=400)
         metadata = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+        traditional = writes_traditional(sender, text)
         text, parse = await admit(request.app.ctx.agent, sender, text, vouched=metadata.get("channel_menu") is True)
         collector = CollectingOutputChannel()
-        await on_new_message(
-            UserMessage(text, collector, sender, parse_data=parse, input_channel=channel, metadata=body.get("metadata"))
-        )
+        turns = await questions_in(request.app.ctx.agent, text, parse) or [(text, parse)]
+        for turn_text, turn_parse in turns:
+            await on_new_message(
+                UserMessage(
+                    turn_text,
+                    collector,
+                    sender,
+                    parse_data=turn_parse,
+                    input_channel=channel,
+                    metadata=body.get("metadata"),
+                )
+            )
+        replies = in_traditional(collector.messages) if traditional else collector.messages
         if not with_parse:
-            return response.json(collector.messages)
+            return response.json(replies)
         intent = parse.get("intent") or {}
         # The verification answers in this message, so the gateway can mask them in its transcript.
         secret = [e.get("value") for e in parse.get("entities") or [] if e.get("entity") in SECRET_ENTITIES]
@@ -101,7 +188,7 @@ def _handler(
                 "intent": intent.get("name"),
                 "confidence": intent.get("confidence"),
                 "secret_values": [str(v) for v in secret if v],
-                "messages": collector.messages,
+                "messages": replies,
             }
         )
 

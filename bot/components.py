@@ -116,7 +116,13 @@ class KeywordIntentOverride(_KeywordStage):
             intent = self.match(message.get(TEXT) or "")
             if intent is None:
                 continue
-            ranking = [r for r in message.get(INTENT_RANKING_KEY) or [] if r.get("name") != intent]
+            # The others are kept for reading, halved: the fallback's ambiguity check must not undo a
+            # decided intent because the classifier also liked another one ("有一笔不是我刷的 要准备什么材料").
+            ranking = [
+                {**r, "confidence": float(r.get("confidence") or 0.0) / 2}
+                for r in message.get(INTENT_RANKING_KEY) or []
+                if r.get("name") != intent
+            ]
             chosen = {"name": intent, "confidence": 1.0}
             message.set(INTENT, chosen, add_to_output=True)
             message.set(INTENT_RANKING_KEY, [chosen, *ranking], add_to_output=True)

@@ -117,3 +117,37 @@ def test_the_early_payoff_answer_quotes_the_banks_policy() -> None:
     msgs, _ = run(ActionAnswerProcess(), faq_tracker("act-nobody-faq9", "提前还清分期还要手续费吗", "early_payoff"))
     assert msgs[0]["response"] == "utter_faq/early_payoff"
     assert msgs[0]["early_payoff_fees"] == "不再收取"  # policy.yml: agreements.early_payoff_unearned_fees: waived
+
+
+def _after(tracker: Tracker, events: list[dict[str, Any]]) -> Tracker:
+    return Tracker(tracker.sender_id, {}, tracker.latest_message, events, False, None, {}, "action_listen")
+
+
+def _ranked(tracker: Tracker, ranking: list[tuple[str, float]]) -> Tracker:
+    selector = tracker.latest_message["response_selector"]["faq"]
+    selector["ranking"] = [{"intent_response_key": f"faq/{t}", "confidence": c} for t, c in ranking]
+    return tracker
+
+
+def test_the_same_answer_is_never_sent_twice_in_a_row() -> None:
+    """Issue 28: "那我现在还清的话 征信上会显示什么" right after the credit answer got it word for word."""
+    said = [{"event": "bot", "text": "...", "metadata": {"utter_action": "utter_faq/credit_report"}}]
+    follow_up = _ranked(
+        faq_tracker("act-nobody-again1", "那我现在还清的话 征信上会显示什么", "credit_report"),
+        [("credit_report", 0.6), ("credit_record_duration", 0.3)],
+    )
+    msgs, _ = run(ActionAnswerProcess(), _after(follow_up, said))
+    assert [m["response"] for m in msgs] == ["utter_faq/credit_record_duration"]
+    alone = _ranked(faq_tracker("act-nobody-again2", "会上征信吗", "credit_report"), [("credit_report", 0.99)])
+    msgs, _ = run(ActionAnswerProcess(), _after(alone, said))
+    assert [m["response"] for m in msgs] == ["utter_answered_again"]
+
+
+def test_documents_follow_what_the_conversation_is_about() -> None:
+    """Issue 28: "那我需要准备什么材料" after a hardship story is about a hardship plan."""
+    story = [{"event": "user", "text": "我失业了", "parse_data": {"intent": {"name": "hardship"}, "cues": []}}]
+    tracker = faq_tracker("act-nobody-docs1", "那我需要准备什么材料", "documents")
+    msgs, _ = run(ActionAnswerProcess(), _after(tracker, story))
+    assert [m["response"] for m in msgs] == ["utter_faq/documents_hardship"]
+    msgs, _ = run(ActionAnswerProcess(), faq_tracker("act-nobody-docs2", "需要什么材料", "documents"))
+    assert [m["response"] for m in msgs] == ["utter_faq/documents"]

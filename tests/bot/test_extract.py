@@ -106,3 +106,17 @@ def test_vague_quantities_are_not_values() -> None:
 def test_unpaid_wages_are_not_a_date() -> None:
     assert values("公司好几个月没发工资了") == []
     assert values("发工资就还") == [("date", "发工资")]
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("我的手机是一三九一一一一零零零七", [("phone", "13911110007")]),
+        ("身份证后四位幺三八X 卡号后四位六零零二", [("id_last4", "138X"), ("card_last4", "6002")]),
+        ("手机号 139 1111 0007", [("phone", "13911110007")]),
+        ("１３９－１１１１－０００７", [("phone", "13911110007")]),
+        ("二三四五 六零零二", [("last4", "2345"), ("last4", "6002")]),
+    ],
+)
+def test_digits_read_out_spaced_or_full_width(text: str, found: list[tuple[str, str]]) -> None:
+    assert values(text) == found
