@@ -189,6 +189,8 @@ class ActionOfferDeferment(Action):
 
 async def offer_deferment(dispatcher: CollectingDispatcher, tracker: Tracker, asked: date | None) -> list[EventType]:
     """A deferment to the day asked, or the latest allowed one (named, and asked again)."""
+    if any(c.startswith("hardship_") for c in cues(tracker)):  # "我住院了 这个月能先不还吗": listen first
+        dispatcher.utter_message(response="utter_hardship_empathy")
     today = clock().today()
 
     def build(session: Session) -> tuple[str, PlanOffer | None]:
