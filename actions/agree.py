@@ -16,7 +16,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.arrangements import just_stated
+from actions.arrangements import fill_requested, just_stated
 from actions.context import ASK_DEFERMENT, SEE_INSTALLMENTS, chinese_date, clock, in_transaction, money, percent, policy
 from actions.negotiate import pending
 from ledger import affordability, conversations, negotiation
@@ -116,6 +116,13 @@ class ActionConfirm(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         offer = pending(tracker)
+        if offer and any(
+            e.get("entity") in ("date", "amount", "installments") for e in tracker.latest_message.get("entities", [])
+        ):
+            # "好的，20天后" / "行，那就分24期": yes to changed terms, so state those and ask again
+            filled = await fill_requested(dispatcher, tracker, domain)
+            if filled is not None:
+                return filled
         if offer and offer["kind"] == "promise_date":  # the day is still missing: ask it again
             dispatcher.utter_message(response="utter_ask_promise_date", amount=money(int(offer["amount"])))
             return []

@@ -285,3 +285,13 @@ def test_the_rest_after_a_proposed_promise_makes_it_two_parts(database_url: str)
     )
     assert msgs[0]["response"] == "utter_parts_summary" and msgs[0]["first_amount"] == "500.00元"
     assert pending_of(events)["kind"] == "parts"  # type: ignore[index]
+
+
+def test_yes_with_a_new_date_states_the_changed_terms_before_writing(database_url: str) -> None:
+    """ "好的，20天后" after a deferment to another day: the new day is offered, nothing is written yet."""
+    cid, account_id = holder(database_url)
+    offer = {"kind": "deferment", "pay_on": day(30).isoformat()}
+    msgs, events = run(ActionConfirm(), tracker(cid, "好的，20天后", "affirm", [when(day(20))], offer))
+    assert msgs[-1]["response"] == "utter_deferment_offer" and msgs[-1]["pay_on"] == cn(day(20))
+    assert pending_of(events) == {"kind": "deferment", "pay_on": day(20).isoformat()}
+    assert rows(database_url, account_id, Plan) == []
