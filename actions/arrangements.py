@@ -128,6 +128,9 @@ async def offer_for_monthly(
             outstanding=money(proposal.outstanding),
         )
         return [_pending("promise_date", amount=proposal.outstanding)]
+    if kind == "too_little" and not proposal.max_periods:  # the bucket offers no plan at all
+        dispatcher.utter_message(response="utter_no_installment", buttons=[TO_A_PERSON])
+        return []
     if kind == "too_little":
         dispatcher.utter_message(
             response="utter_affordable_too_little",
