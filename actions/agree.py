@@ -126,7 +126,7 @@ class ActionConfirm(Action):
         if offer and offer["kind"] == "promise_date":  # the day is still missing: ask it again
             dispatcher.utter_message(response="utter_ask_promise_date", amount=money(int(offer["amount"])))
             return []
-        if not offer or offer["kind"] == "installment_options" or not just_stated(tracker):
+        if not offer or not just_stated(tracker):
             dispatcher.utter_message(response="utter_confirm_what", buttons=[SEE_INSTALLMENTS, ASK_DEFERMENT])
             return [SlotSet("pending_offer", None)] if offer else []
         try:

@@ -43,7 +43,6 @@ AWAITS = {
     "parts": "yes",
     "personalized": "monthly",  # a monthly amount sizes it; "yes" submits it as stated
     "promise_date": "date",
-    "installment_options": "periods",
 }
 SUBMIT_BUTTONS = [{"title": "提交申请", "payload": "/affirm"}, {"title": "先不用", "payload": "/deny"}]
 
@@ -273,16 +272,21 @@ async def fill_requested(
     picks the periods.
     """
     offer = pending(tracker)
+    periods = entity(tracker, "installments")
+    number = bare_number(tracker)
+    if tracker.get_slot("asked_for") == "periods" and set_last_turn(tracker, "asked_for"):
+        # after the list of instalments: "12" or "12期" picks the periods
+        picked = int(periods["value"]) if periods is not None else number
+        if picked is not None and 2 <= picked <= 60:
+            return await offer_for_periods(dispatcher, tracker, picked)
     waiting = awaits(offer)
     if offer is None or waiting is None:
         return None
     said = cues(tracker)
     days = dates(tracker)
     amount = entity_amount(tracker)
-    periods = entity(tracker, "installments")
-    number = bare_number(tracker)
     kind = offer.get("kind")
-    if periods is not None and kind in ("installment", "installment_options", "personalized"):
+    if periods is not None and kind in ("installment", "personalized"):
         return await offer_for_periods(dispatcher, tracker, int(periods["value"]))
     if "the_rest" in said and days:
         return await propose_parts(dispatcher, tracker, None, None, days[-1])
@@ -290,8 +294,6 @@ async def fill_requested(
         found = monthly_said(tracker)
         monthly, how = found if found else ((amount or (number or 0) * 100), "exact")
         return await offer_for_monthly(dispatcher, tracker, monthly, how)
-    if waiting == "periods" and number is not None and 2 <= number <= 60:
-        return await offer_for_periods(dispatcher, tracker, number)
     from actions.negotiate import offer_deferment, propose_promise
 
     if kind == "deferment" and days and amount is None:
@@ -310,6 +312,11 @@ def just_stated(tracker: Tracker) -> bool:
     Read from the tracker's events, not the reply text: the pending offer was set in the turn just before
     this message, or a process answer asked it again. A tracker without history (a unit test) trusts the slot.
     """
+    return set_last_turn(tracker, "pending_offer")
+
+
+def set_last_turn(tracker: Tracker, slot: str) -> bool:
+    """Whether `slot` was given a value in the bot's turn just before this message (see `just_stated`)."""
     events = tracker.events or []
     users = [i for i, e in enumerate(events) if e.get("event") == "user"]
     if not users:
@@ -317,9 +324,9 @@ def just_stated(tracker: Tracker) -> bool:
     end = users[-1]
     start = users[-2] if len(users) >= 2 else -1
     for e in events[start + 1 : end]:
-        if e.get("event") == "slot" and e.get("name") == "pending_offer" and e.get("value"):
+        if e.get("event") == "slot" and e.get("name") == slot and e.get("value"):
             return True
-        if e.get("event") == "action" and e.get("name") == "action_answer_process":
+        if slot == "pending_offer" and e.get("event") == "action" and e.get("name") == "action_answer_process":
             return True
     return False
 

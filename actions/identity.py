@@ -60,7 +60,8 @@ class ActionVerifyIdentity(Action):
         return "action_verify_identity"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        if tracker.get_slot("pending_offer") and await _verified(tracker.sender_id):
+        asked = tracker.get_slot("pending_offer") or tracker.get_slot("asked_for")
+        if asked and await _verified(tracker.sender_id):
             # A bare answer to what the bot just asked ("20号", "3000"), not identity digits.
             from actions.arrangements import fill_requested
 

@@ -163,7 +163,8 @@ class ActionOfferInstallment(Action):
                 text=text,
                 buttons=[{"title": f"分{o.periods}期", "payload": f"分{o.periods}期"} for o in proposal.offers],
             )
-            return [_pending("installment_options")]  # a bare "12" next picks the periods
+            # the list replaces any single offer; a bare "12" next picks the periods
+            return [SlotSet("pending_offer", None), SlotSet("asked_for", "periods")]
         if proposal.outcome == "nearest":
             dispatcher.utter_message(
                 response="utter_installment_not_offered",

@@ -151,3 +151,17 @@ def test_intents_that_had_stopped_routing(running: Running, conversation_id: str
     assert "减免" in running.texts(conversation_id, "违约金太多了能少点吗")  # a waiver request (M2: none to grant)
     amount_due = view(running, holder)["amount_due"]
     assert fen_to_text(yuan_to_fen(amount_due)) in running.texts(conversation_id, "我想查下我的信用卡欠款")
+
+
+def test_a_bare_number_after_the_instalment_list_picks_the_periods(running: Running, conversation_id: str) -> None:
+    holder = new_holder(running, overdue_days=20)  # M1: 3, 6, 12
+    verified(running, conversation_id, holder)
+    assert "分12期" in running.texts(conversation_id, "我想分期还款")
+    assert "确认哪一项" in running.texts(conversation_id, "确认")  # a list is no terms to confirm
+    assert view(running, holder)["plans"] == []
+    running.texts(conversation_id, "我想分期还款")
+    offer = running.texts(conversation_id, "12")
+    assert "分12期" in offer and "需要为您办理吗" in offer and "验证" not in offer
+    running.texts(conversation_id, "确认")
+    [plan] = view(running, holder)["plans"]
+    assert (plan["type"], plan["periods"]) == ("installment", 12)
