@@ -51,11 +51,23 @@ class ActionGreetOutbound(Action):
         return []
 
 
+async def _verified(sender_id: str) -> bool:
+    return await in_transaction(lambda s: conversations.verified_account_id(s, sender_id) is not None, readonly=True)
+
+
 class ActionVerifyIdentity(Action):
     def name(self) -> str:
         return "action_verify_identity"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        asked = tracker.get_slot("pending_offer") or tracker.get_slot("asked_for")
+        if asked and await _verified(tracker.sender_id):
+            # A bare answer to what the bot just asked ("20号", "3000"), not identity digits.
+            from actions.arrangements import fill_requested
+
+            filled = await fill_requested(dispatcher, tracker, domain)
+            if filled is not None:
+                return filled
         identity_given = any(_entity_values(tracker, n) for n in ("phone", "id_last4", "card_last4", "last4"))
         if not identity_given and await in_transaction(
             lambda s: conversations.verified_account_id(s, tracker.sender_id) is not None, readonly=True
@@ -126,14 +138,25 @@ class ActionVerifyIdentity(Action):
 async def continue_negotiation(
     dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
 ) -> list[EventType]:
-    """A verified holder answered with a detail: a period count, or the amount/date of a promise."""
-    from actions.negotiate import ActionOfferInstallment, entity_amount, entity_date, pending, propose_promise
+    """A verified holder answered with a detail: what the bot asked for, a period count, a monthly figure,
+    or the amount/date of a promise."""
+    from actions.arrangements import fill_requested
+    from actions.negotiate import (
+        ActionOfferInstallment,
+        entity_amount,
+        entity_date,
+        pending,
+        promise_or_arrangement,
+    )
 
+    filled = await fill_requested(dispatcher, tracker, domain)
+    if filled is not None:
+        return filled
     if _entity_values(tracker, "installments"):
         return await ActionOfferInstallment().run(dispatcher, tracker, domain)
     waiting = pending(tracker) or {}
     amount, due = entity_amount(tracker), entity_date(tracker)
     if amount or due:
-        return await propose_promise(dispatcher, tracker, amount or waiting.get("amount"), due)
+        return await promise_or_arrangement(dispatcher, tracker, amount or waiting.get("amount"), due)
     dispatcher.utter_message(response="utter_already_verified")
     return []

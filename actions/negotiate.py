@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused, EventType, SlotSet
+from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
@@ -34,7 +34,7 @@ from actions.context import (
 )
 from ledger import conversations, negotiation
 from ledger.accounts import audit
-from ledger.errors import Conflict, LedgerError
+from ledger.errors import LedgerError
 from ledger.money import yuan_to_fen
 from ledger.plans import PlanOffer
 
@@ -99,13 +99,14 @@ class ActionOfferInstallment(Action):
         return "action_offer_installment"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        from actions.arrangements import monthly_said, offer_for_monthly, offer_for_periods
+
         wanted = entity(tracker, "installments")
         periods = int(wanted["value"]) if wanted else None
-        waiting = (pending(tracker) or {}).get("kind")
-        monthly = entity_amount(tracker)
-        if periods is None and monthly and waiting == "personalized":
-            # "每个月能还2000" after a personalised plan was suggested: size the plan to it.
-            return await offer_personalized(dispatcher, tracker, monthly)
+        monthly = monthly_said(tracker)
+        if periods is None and monthly:
+            # "我一个月能还1200左右" / "每个月最多还800": size the offer to it (never a promise).
+            return await offer_for_monthly(dispatcher, tracker, *monthly)
         today = clock().today()
 
         def build(session: Session) -> tuple[str, Any]:
@@ -115,6 +116,8 @@ class ActionOfferInstallment(Action):
             running = running_plan(session, tracker.sender_id)
             if isinstance(running, dict):
                 return "running", running
+            if periods is not None:
+                return "periods", None
             account_id, sit = found
             proposal = negotiation.propose_installment(sit, today, periods)
             if proposal.offer is not None:
@@ -134,6 +137,10 @@ class ActionOfferInstallment(Action):
         kind, data = await in_transaction(build)
         if refused(dispatcher, kind):
             return []
+        if kind == "periods" and periods is not None:  # "分60期": standard, else personalised, else nearest
+            if any(c.startswith("hardship_") for c in cues(tracker)):  # "我失业了，能不能分60期": listen first
+                dispatcher.utter_message(response="utter_hardship_empathy")
+            return await offer_for_periods(dispatcher, tracker, periods)
         if kind == "running":
             intent = (tracker.latest_message.get("intent") or {}).get("name")
             if periods is not None or intent == "request_installment":  # a new plan asked for: one at a time
@@ -156,7 +163,8 @@ class ActionOfferInstallment(Action):
                 text=text,
                 buttons=[{"title": f"分{o.periods}期", "payload": f"分{o.periods}期"} for o in proposal.offers],
             )
-            return []
+            # the list replaces any single offer; a bare "12" next picks the periods
+            return [SlotSet("pending_offer", None), SlotSet("asked_for", "periods")]
         if proposal.outcome == "nearest":
             dispatcher.utter_message(
                 response="utter_installment_not_offered",
@@ -177,38 +185,42 @@ class ActionOfferDeferment(Action):
         return "action_offer_deferment"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        asked = entity_date(tracker)
-        today = clock().today()
+        return await offer_deferment(dispatcher, tracker, entity_date(tracker))
 
-        def build(session: Session) -> tuple[str, PlanOffer | None]:
-            found = verified_situation(session, tracker.sender_id)
-            if found is None:
-                return "unverified", None
-            account_id, sit = found
-            proposal = negotiation.propose_deferment(sit, today, asked)
-            if proposal.offer is not None:
-                audit(session, tracker.sender_id, "plan.offer", account_id, kind="deferment")
-            return proposal.outcome, proposal.offer
 
-        kind, offer = await in_transaction(build)
-        if refused(dispatcher, kind):
-            return []
-        if kind == "not_allowed":
-            dispatcher.utter_message(
-                response="utter_no_deferment",
-                buttons=[
-                    SEE_INSTALLMENTS,
-                    TO_A_PERSON,
-                ],
-            )
-            return []
-        assert offer is not None
-        if kind == "nearest":
-            dispatcher.utter_message(
-                response="utter_deferment_nearest", latest=chinese_date(offer.schedule[0].due_date)
-            )
-        dispatcher.utter_message(response="utter_deferment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(offer))
-        return [_pending("deferment", pay_on=offer.schedule[0].due_date.isoformat())]
+async def offer_deferment(dispatcher: CollectingDispatcher, tracker: Tracker, asked: date | None) -> list[EventType]:
+    """A deferment to the day asked, or the latest allowed one (named, and asked again)."""
+    if any(c.startswith("hardship_") for c in cues(tracker)):  # "我住院了 这个月能先不还吗": listen first
+        dispatcher.utter_message(response="utter_hardship_empathy")
+    today = clock().today()
+
+    def build(session: Session) -> tuple[str, PlanOffer | None]:
+        found = verified_situation(session, tracker.sender_id)
+        if found is None:
+            return "unverified", None
+        account_id, sit = found
+        proposal = negotiation.propose_deferment(sit, today, asked)
+        if proposal.offer is not None:
+            audit(session, tracker.sender_id, "plan.offer", account_id, kind="deferment")
+        return proposal.outcome, proposal.offer
+
+    kind, offer = await in_transaction(build)
+    if refused(dispatcher, kind):
+        return []
+    if kind == "not_allowed":
+        dispatcher.utter_message(
+            response="utter_no_deferment",
+            buttons=[
+                SEE_INSTALLMENTS,
+                TO_A_PERSON,
+            ],
+        )
+        return []
+    assert offer is not None
+    if kind == "nearest":
+        dispatcher.utter_message(response="utter_deferment_nearest", latest=chinese_date(offer.schedule[0].due_date))
+    dispatcher.utter_message(response="utter_deferment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(offer))
+    return [_pending("deferment", pay_on=offer.schedule[0].due_date.isoformat())]
 
 
 class ActionPromiseToPay(Action):
@@ -218,45 +230,32 @@ class ActionPromiseToPay(Action):
         return "action_promise_to_pay"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        return await propose_promise(dispatcher, tracker, entity_amount(tracker), entity_date(tracker))
+        from actions.arrangements import fill_requested
+
+        filled = await fill_requested(dispatcher, tracker, domain)
+        if filled is not None:
+            return filled
+        return await promise_or_arrangement(dispatcher, tracker, entity_amount(tracker), entity_date(tracker))
 
 
-async def offer_personalized(dispatcher: CollectingDispatcher, tracker: Tracker, monthly: int) -> list[EventType]:
-    """A personalised plan from what the holder can pay a month: periods, per-period amount, total cost, APR."""
-    today = clock().today()
+async def promise_or_arrangement(
+    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, due: date | None
+) -> list[EventType]:
+    """A detail given by a verified holder: a monthly figure sizes a plan ("一个月能还1200"); "先还500，剩下的
+    10号还清" is two promises; anything else is one promise."""
+    from actions.arrangements import dates, monthly_said, offer_for_monthly, propose_parts
 
-    def build(session: Session) -> tuple[str, negotiation.PersonalizedProposal | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        account_id, sit = found
-        proposal = negotiation.propose_personalized(sit, today, monthly)
-        if proposal.offer is not None:
-            audit(session, tracker.sender_id, "plan.offer", account_id, kind="personalized", monthly=monthly)
-        return proposal.outcome, proposal
-
-    kind, proposal = await in_transaction(build)
-    if refused(dispatcher, kind):
-        return []
-    assert proposal is not None
-    if kind == "not_offered":
-        dispatcher.utter_message(response="utter_no_personalized")
-        return [SlotSet("pending_offer", None)]
-    if kind == "too_little":
-        dispatcher.utter_message(
-            response="utter_personalized_too_little",
-            monthly=money(monthly),
-            min_monthly=money(proposal.min_monthly),
-            max_periods=proposal.max_periods,
-        )
-        return []
-    assert proposal.offer is not None
-    dispatcher.utter_message(
-        response="utter_personalized_offer",
-        buttons=[{"title": "提交申请", "payload": "/affirm"}, {"title": "先不用", "payload": "/deny"}],
-        **offer_vars(proposal.offer),
-    )
-    return [_pending("personalized", monthly=monthly)]
+    said = cues(tracker)
+    monthly = monthly_said(tracker)
+    if monthly and "per_month" in said:
+        return await offer_for_monthly(dispatcher, tracker, *monthly)
+    days = dates(tracker)
+    if "the_rest" in said and days:
+        if amount and (len(days) >= 2 or "first_part" in said or "pay_at_once" in said):
+            first_due = days[0] if len(days) >= 2 else clock().today()
+            return await propose_parts(dispatcher, tracker, amount, first_due, days[-1])
+        return await propose_parts(dispatcher, tracker, None, None, days[-1])
+    return await propose_promise(dispatcher, tracker, amount, due)
 
 
 def pays_at_once(tracker: Tracker) -> bool:
@@ -269,8 +268,10 @@ async def propose_promise(
 ) -> list[EventType]:
     waiting = (pending(tracker) or {}).get("kind")
     if amount and due is None and waiting == "personalized":
-        # The holder answered "how much a month can you pay?": size a personalised plan to it.
-        return await offer_personalized(dispatcher, tracker, amount)
+        # The holder answered "how much a month can you pay?": size the plan to it.
+        from actions.arrangements import offer_for_monthly
+
+        return await offer_for_monthly(dispatcher, tracker, amount)
     today = clock().today()
     if due is None and pays_at_once(tracker):
         due = today
@@ -292,10 +293,9 @@ async def propose_promise(
     if kind == "past":
         dispatcher.utter_message(response="utter_promise_date_past")
         return []
-    if kind == "too_late":
+    if kind == "too_late":  # the nearest allowed day, put to the holder as terms to confirm
         assert proposal.latest is not None
-        dispatcher.utter_message(response="utter_promise_too_late", latest=chinese_date(proposal.latest))
-        return [_pending("promise_date", amount=proposal.amount)]
+        return await _nearest_promise(dispatcher, tracker, proposal.amount, proposal.latest)
     if kind == "too_much":
         dispatcher.utter_message(response="utter_promise_too_much", outstanding=money(proposal.outstanding))
         return []
@@ -309,78 +309,30 @@ async def propose_promise(
     return [_pending("promise", amount=proposal.amount, due=proposal.due.isoformat())]
 
 
-class ActionConfirm(Action):
-    """The holder agreed: write what was offered (rebuilt from the ledger) once, and say what was done."""
+async def _nearest_promise(
+    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, latest: date
+) -> list[EventType]:
+    """A promise date beyond the window: the latest allowed day instead, checked like any promise."""
+    today = clock().today()
 
-    def name(self) -> str:
-        return "action_confirm"
+    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
+        found = verified_situation(session, tracker.sender_id)
+        if found is None:
+            return "unverified", None
+        proposal = negotiation.propose_promise(found[1], today, amount, latest)
+        return proposal.outcome, proposal
 
-    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        offer = pending(tracker)
-        if not offer or offer["kind"] == "promise_date":
-            dispatcher.utter_message(response="utter_ok_anything_else")
-            return []
-        today = clock().today()
-        key = f"chat:{tracker.sender_id}:{json.dumps(offer, sort_keys=True)}"
-
-        def write(session: Session) -> tuple[str, dict[str, Any]]:
-            account_id = conversations.verified_account_id(session, tracker.sender_id)
-            if account_id is None:
-                return "unverified", {}
-            if offer["kind"] == "promise":
-                promise, _ = negotiation.create_promise(
-                    session,
-                    account_id,
-                    offer["amount"],
-                    date.fromisoformat(offer["due"]),
-                    "chat",
-                    key,
-                    policy(),
-                    clock(),
-                )
-                return "promise", {"amount": money(promise.amount), "date": chinese_date(promise.due_date)}
-            sit = negotiation.situation(session, account_id, policy(), clock())
-            plan_offer = negotiation.offer_for(
-                sit,
-                offer["kind"],
-                today,
-                periods=offer.get("periods"),
-                pay_on=date.fromisoformat(offer["pay_on"]) if offer.get("pay_on") else None,
-                monthly=offer.get("monthly"),
-            )
-            plan, _ = negotiation.create_plan(session, account_id, plan_offer, "chat", key, clock())
-            if plan.status == "pending_approval":
-                conv = conversations.get_or_create(session, tracker.sender_id, "web")
-                conversations.open_ticket(
-                    session,
-                    conv,
-                    "plan_approval",
-                    2,
-                    f"个性化分期待审批：{plan.periods}期，本金{money(plan.principal)}",
-                )
-                return "pending", offer_vars(plan_offer)
-            return offer["kind"], offer_vars(plan_offer)
-
-        try:
-            kind, facts = await in_transaction(write)
-        except Conflict:
-            dispatcher.utter_message(response="utter_plan_exists")
-            return [SlotSet("pending_offer", None)]
-        except LedgerError:
-            dispatcher.utter_message(response="utter_offer_expired")
-            return [SlotSet("pending_offer", None)]
-        responses = {
-            "promise": "utter_promise_recorded",
-            "installment": "utter_installment_created",
-            "deferment": "utter_deferment_created",
-            "pending": "utter_personalized_submitted",
-            "unverified": "utter_need_verification",
-        }
-        dispatcher.utter_message(response=responses[kind], **facts)
-        events: list[EventType] = [SlotSet("pending_offer", None)]
-        if kind == "pending":
-            events.append(ConversationPaused())
-        return events
+    kind, proposal = await in_transaction(check, readonly=True)
+    if refused(dispatcher, kind) or proposal is None or proposal.due is None or kind != "ok":
+        dispatcher.utter_message(response="utter_promise_too_late", latest=chinese_date(latest))
+        return [_pending("promise_date", amount=amount)] if amount else []
+    dispatcher.utter_message(
+        response="utter_promise_nearest",
+        buttons=CONFIRM_BUTTONS,
+        latest=chinese_date(latest),
+        amount=money(proposal.amount),
+    )
+    return [_pending("promise", amount=proposal.amount, due=proposal.due.isoformat())]
 
 
 class ActionDecline(Action):

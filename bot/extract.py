@@ -107,6 +107,10 @@ def extract(text: str, today: date) -> list[Entity]:
         if count is not None and count == count.to_integral_value() and minimum <= count <= 120:
             found.append(_entity("installments", m.start(), m.end(), str(int(count)), text))
             take(m.start(), m.end())
+    for start, end, low, high in amount_ranges(text):  # "五六百", "500到600元": the lower end, both kept
+        if free(start, end):
+            found.append(_entity("amount", start, end, _plain(low), text, low=_plain(low), high=_plain(high)))
+            take(start, end)
     for m in AMOUNT.finditer(text):
         if not m.group(2) or not free(m.start(2), m.end(2)):
             continue
@@ -130,3 +134,29 @@ def extract(text: str, today: date) -> list[Entity]:
             found.append(_entity("last4", m.start(1), m.end(1), m.group(1).upper(), text))
             take(m.start(1), m.end(1))
     return sorted(found, key=lambda e: e["start"])
+
+
+# A range of money as people say it: two neighbouring digit words before the unit ("五六百", "一两千",
+# "七八千"), or two figures joined by 到/至/-/~ with a money marker ("500到600", "1000-1500元").
+_NEIGHBOURS = re.compile(r"([一二两三四五六七八九])([二两三四五六七八九])(十|百|千|万)(?:块钱|块|元)?")
+_SPAN = re.compile(rf"({_NUM})\s*(?:到|至|-|~|～)\s*({_NUM})\s*(万|千|百)?\s*(元|块钱|块)?")
+_UNIT = {"十": 10, "百": 100, "千": 1000, "万": 10000}
+
+
+def amount_ranges(text: str) -> list[tuple[int, int, Decimal, Decimal]]:
+    """Money ranges in `text`: (start, end, low, high) in yuan."""
+    found = []
+    for m in _NEIGHBOURS.finditer(text):
+        a, b = to_number(m.group(1).replace("两", "二")), to_number(m.group(2).replace("两", "二"))
+        if a is not None and b is not None and b == a + 1:
+            unit = _UNIT[m.group(3)]
+            found.append((m.start(), m.end(), a * unit, b * unit))
+    for m in _SPAN.finditer(text):
+        low, high = to_number(m.group(1)), to_number(m.group(2))
+        after = text[m.end() : m.end() + 1]
+        if low is None or high is None or after in ("号", "日", "期", "月", "天", "点", "%"):
+            continue
+        unit = _UNIT.get(m.group(3) or "", 1)
+        if (m.group(3) or m.group(4) or low >= 100) and 0 < low < high:
+            found.append((m.start(), m.end(), low * unit, high * unit))
+    return found

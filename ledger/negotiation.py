@@ -30,7 +30,7 @@ from ledger.approvals import ApprovalDecision, ApprovalFacts, ApprovalRefused, d
 from ledger.clock import Clock
 from ledger.errors import Conflict, OfferNotAllowed, ValidationFailed
 from ledger.fees import position
-from ledger.models import Conversation, HandoffTicket, Hold, Plan, PlanRow, Promise
+from ledger.models import Account, Conversation, HandoffTicket, Hold, Plan, PlanRow, Promise
 from ledger.plans import (
     Owed,
     PlanOffer,
@@ -425,7 +425,7 @@ def create_promise(
         created_via=created_via,
         idempotency_key=idempotency_key,
         created_on=clock.today(),
-        paid_before=sum(p.amount for p in account_payments(session, account)),
+        paid_before=counted_from(session, account, due),
     )
     try:
         with session.begin_nested():
@@ -438,3 +438,47 @@ def create_promise(
         session, actor, "promise.create", account_id, promise_id=promise.promise_id, amount=amount, due=due.isoformat()
     )
     return promise, True
+
+
+def counted_from(session: Session, account: Account, due: date) -> int:
+    """Where a new promise's money starts in the account's payments: after everything paid so far and
+    after every open promise falling due on or before it, so that of two open promises ("先还500，剩下的
+    10号还清") the second is kept only by money beyond the first."""
+    paid = sum(p.amount for p in account_payments(session, account))
+    earlier = session.scalars(
+        select(Promise).where(Promise.account_pk == account.id, Promise.status == "open", Promise.due_date <= due)
+    )
+    return max([paid, *(p.paid_before + p.amount for p in earlier)])
+
+
+def promised_unpaid(session: Session, account_id: str) -> int:
+    """Money open promises still wait for (beyond what has been paid): not to be asked for twice."""
+    account = get_account(session, account_id)
+    paid = sum(p.amount for p in account_payments(session, account))
+    ends = [
+        p.paid_before + p.amount
+        for p in session.scalars(select(Promise).where(Promise.account_pk == account.id, Promise.status == "open"))
+    ]
+    return max(0, max(ends, default=paid) - paid)
+
+
+def create_promises(
+    session: Session,
+    account_id: str,
+    parts: list[tuple[int, date]],
+    created_via: str,
+    idempotency_key: str,
+    policy: Policy,
+    clock: Clock,
+    actor: str = "bot",
+) -> list[Promise]:
+    """An arrangement in parts (a payment now, the rest on a date): one promise each, in date order, in
+    the caller's one transaction, idempotent on `idempotency_key`; each counted after the one before."""
+    made = []
+    for i, (amount, due) in enumerate(sorted(parts, key=lambda p: p[1])):
+        promise, _ = create_promise(
+            session, account_id, amount, due, created_via, f"{idempotency_key}:{i + 1}", policy, clock, actor
+        )
+        session.flush()
+        made.append(promise)
+    return made

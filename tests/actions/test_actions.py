@@ -15,8 +15,9 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
+from actions.agree import ActionConfirm
 from actions.conduct import ActionInsult, ActionStopContact, _scope
-from actions.negotiate import ActionConfirm, ActionOfferInstallment, ActionPromiseToPay
+from actions.negotiate import ActionOfferInstallment, ActionPromiseToPay
 from bot.keywords import cues_in
 from ledger import accounts, conversations
 from ledger.clock import process_clock
@@ -118,7 +119,8 @@ def test_promise_beyond_the_window_names_the_latest_date(database_url: str) -> N
             cid, "下个月还", "promise_to_pay", [{"entity": "date", "value": "下个月", "additional_info": {"iso": far}}]
         ),
     )
-    assert msgs[0]["response"] == "utter_promise_too_late"
+    # the nearest allowed day is put to the holder as terms to confirm (issue 28), not only named
+    assert msgs[0]["response"] == "utter_promise_nearest"
     latest = process_clock().today() + timedelta(days=10)
     assert msgs[0]["latest"] == f"{latest.month}月{latest.day}日"  # dates as the holder reads them
 

@@ -121,7 +121,8 @@ def test_a_stated_monthly_amount_sizes_a_personalised_plan(
         ActionPromiseToPay().run(dispatcher, Tracker(cid, slots, latest, [], False, None, {}, "action_listen"), {})
     )
     [msg] = dispatcher.messages
-    assert msg["response"] == "utter_personalized_offer"
+    # the plan within policy closest to the figure (issue 28: instalment or personalised, fewest periods)
+    assert msg["response"] in ("utter_affordable_personalized", "utter_affordable_installment")
     per_period_fen = int(msg["per_period"].replace(",", "").removesuffix("元").replace(".", ""))
     assert msg["periods"] <= 60 and per_period_fen <= 50_000 and msg["apr"].endswith("%")
-    assert '"monthly": 50000' in events[0]["value"]
+    assert f'"periods": {msg["periods"]}' in events[0]["value"]

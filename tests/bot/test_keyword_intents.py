@@ -104,4 +104,5 @@ def test_every_list_is_once_in_the_keywords_file() -> None:
     read_by_actions = {"death", "death_report", "wrong_number", "identity_theft", "family", "me_as_object", "calls"}
     read_by_actions |= {"sms", "sms_only", "calls_only", "stop_interest", "principal_only", "miss", "pay_at_once"}
     read_by_actions |= {f"hardship_{k}" for k in ("illness", "job_loss", "business", "disaster", "family")}
+    read_by_actions |= {"per_month", "the_rest", "first_part"}  # actions/arrangements.py
     assert set(data["cues"]) == read_by_actions
