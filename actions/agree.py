@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from actions.arrangements import fill_requested, just_stated
 from actions.context import ASK_DEFERMENT, SEE_INSTALLMENTS, chinese_date, clock, in_transaction, money, percent, policy
-from actions.negotiate import pending
+from actions.offers import pending
 from ledger import affordability, conversations, negotiation
 from ledger.errors import Conflict, LedgerError
 from ledger.models import Plan, Promise

@@ -152,7 +152,8 @@ class ActionAnswerProcess(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         from actions.conduct import ActionThirdParty
-        from actions.negotiate import CONFIRM_BUTTONS, ActionOfferInstallment, offer_vars, pending
+        from actions.negotiate import ActionOfferInstallment
+        from actions.offers import CONFIRM_BUTTONS, offer_vars, pending
 
         intent = (tracker.latest_message.get("intent") or {}).get("name")
         topic = faq_topic(tracker)
@@ -207,7 +208,7 @@ class ActionClarify(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         from actions.identity import continue_negotiation
-        from actions.negotiate import pending
+        from actions.offers import pending
 
         details = {e.get("entity") for e in tracker.latest_message.get("entities", [])}
         if pending(tracker) and details & {"date", "amount", "installments"}:

@@ -20,8 +20,8 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import TO_A_PERSON, chinese_date, clock, cues, in_transaction, money, refused
-from actions.negotiate import (
+from actions.context import SEE_INSTALLMENTS, TO_A_PERSON, chinese_date, clock, cues, in_transaction, money, refused
+from actions.offers import (
     CONFIRM_BUTTONS,
     _pending,
     entity,
@@ -34,6 +34,7 @@ from ledger import affordability, negotiation
 from ledger.accounts import audit
 from ledger.errors import LedgerError
 from ledger.money import yuan_to_fen
+from ledger.plans import PlanOffer
 
 # What each kind of pending offer waits for: "yes" (terms stated, to confirm), or a detail.
 AWAITS = {
@@ -218,8 +219,6 @@ async def propose_parts(
     if refused(dispatcher, kind):
         return []
     if kind == "rest":  # nothing proposed before: the rest is one promise of what is left
-        from actions.negotiate import propose_promise
-
         if not found:
             dispatcher.utter_message(response="utter_debt_settled")
             return []
@@ -237,8 +236,6 @@ async def propose_parts(
         dispatcher.utter_message(response="utter_parts_order")
         return []
     if kind == "too_much":
-        from actions.negotiate import propose_promise
-
         return await propose_promise(dispatcher, tracker, first, first_due or today)
     if kind == "one_is_enough":
         part = proposal.parts[0]
@@ -294,8 +291,6 @@ async def fill_requested(
         found = monthly_said(tracker)
         monthly, how = found if found else ((amount or (number or 0) * 100), "exact")
         return await offer_for_monthly(dispatcher, tracker, monthly, how)
-    from actions.negotiate import offer_deferment, propose_promise
-
     if kind == "deferment" and days and amount is None:
         return await offer_deferment(dispatcher, tracker, days[0])
     if kind == "promise_date" and days:
@@ -338,3 +333,131 @@ def stated_terms(offer: dict[str, Any]) -> str:
 
 def clear_pending() -> list[EventType]:
     return [SlotSet("pending_offer", None)]
+
+
+async def offer_deferment(dispatcher: CollectingDispatcher, tracker: Tracker, asked: date | None) -> list[EventType]:
+    """A deferment to the day asked, or the latest allowed one (named, and asked again)."""
+    if any(c.startswith("hardship_") for c in cues(tracker)):  # "我住院了 这个月能先不还吗": listen first
+        dispatcher.utter_message(response="utter_hardship_empathy")
+    today = clock().today()
+
+    def build(session: Session) -> tuple[str, PlanOffer | None]:
+        found = verified_situation(session, tracker.sender_id)
+        if found is None:
+            return "unverified", None
+        account_id, sit = found
+        proposal = negotiation.propose_deferment(sit, today, asked)
+        if proposal.offer is not None:
+            audit(session, tracker.sender_id, "plan.offer", account_id, kind="deferment")
+        return proposal.outcome, proposal.offer
+
+    kind, offer = await in_transaction(build)
+    if refused(dispatcher, kind):
+        return []
+    if kind == "not_allowed":
+        dispatcher.utter_message(
+            response="utter_no_deferment",
+            buttons=[
+                SEE_INSTALLMENTS,
+                TO_A_PERSON,
+            ],
+        )
+        return []
+    assert offer is not None
+    if kind == "nearest":
+        dispatcher.utter_message(response="utter_deferment_nearest", latest=chinese_date(offer.schedule[0].due_date))
+    dispatcher.utter_message(response="utter_deferment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(offer))
+    return [_pending("deferment", pay_on=offer.schedule[0].due_date.isoformat())]
+
+
+async def promise_or_arrangement(
+    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, due: date | None
+) -> list[EventType]:
+    """A detail given by a verified holder: a monthly figure sizes a plan ("一个月能还1200"); "先还500，剩下的
+    10号还清" is two promises; anything else is one promise."""
+    said = cues(tracker)
+    monthly = monthly_said(tracker)
+    if monthly and "per_month" in said:
+        return await offer_for_monthly(dispatcher, tracker, *monthly)
+    days = dates(tracker)
+    if "the_rest" in said and days:
+        if amount and (len(days) >= 2 or "first_part" in said or "pay_at_once" in said):
+            first_due = days[0] if len(days) >= 2 else clock().today()
+            return await propose_parts(dispatcher, tracker, amount, first_due, days[-1])
+        return await propose_parts(dispatcher, tracker, None, None, days[-1])
+    return await propose_promise(dispatcher, tracker, amount, due)
+
+
+def pays_at_once(tracker: Tracker) -> bool:
+    """ "马上还" / "今晚还": a promise for today."""
+    return "pay_at_once" in cues(tracker)
+
+
+async def propose_promise(
+    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, due: date | None
+) -> list[EventType]:
+    waiting = (pending(tracker) or {}).get("kind")
+    if amount and due is None and waiting == "personalized":
+        # The holder answered "how much a month can you pay?": size the plan to it.
+        return await offer_for_monthly(dispatcher, tracker, amount)
+    today = clock().today()
+    if due is None and pays_at_once(tracker):
+        due = today
+
+    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
+        found = verified_situation(session, tracker.sender_id)
+        if found is None:
+            return "unverified", None
+        proposal = negotiation.propose_promise(found[1], today, amount, due)
+        return proposal.outcome, proposal
+
+    kind, proposal = await in_transaction(check, readonly=True)
+    if refused(dispatcher, kind):
+        return []
+    assert proposal is not None
+    if kind == "need_date":
+        dispatcher.utter_message(response="utter_ask_promise_date", amount=money(proposal.amount))
+        return [_pending("promise_date", amount=proposal.amount)]
+    if kind == "past":
+        dispatcher.utter_message(response="utter_promise_date_past")
+        return []
+    if kind == "too_late":  # the nearest allowed day, put to the holder as terms to confirm
+        assert proposal.latest is not None
+        return await _nearest_promise(dispatcher, tracker, proposal.amount, proposal.latest)
+    if kind == "too_much":
+        dispatcher.utter_message(response="utter_promise_too_much", outstanding=money(proposal.outstanding))
+        return []
+    assert proposal.due is not None
+    dispatcher.utter_message(
+        response="utter_promise_summary",
+        buttons=CONFIRM_BUTTONS,
+        amount=money(proposal.amount),
+        date=chinese_date(proposal.due),
+    )
+    return [_pending("promise", amount=proposal.amount, due=proposal.due.isoformat())]
+
+
+async def _nearest_promise(
+    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, latest: date
+) -> list[EventType]:
+    """A promise date beyond the window: the latest allowed day instead, checked like any promise."""
+    today = clock().today()
+
+    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
+        found = verified_situation(session, tracker.sender_id)
+        if found is None:
+            return "unverified", None
+        proposal = negotiation.propose_promise(found[1], today, amount, latest)
+        return proposal.outcome, proposal
+
+    kind, proposal = await in_transaction(check, readonly=True)
+    if refused(dispatcher, kind) or proposal is None or proposal.due is None or kind != "ok":
+        dispatcher.utter_message(response="utter_promise_too_late", latest=chinese_date(latest))
+        return [_pending("promise_date", amount=amount)] if amount else []
+    dispatcher.utter_message(
+        response="utter_promise_nearest",
+        buttons=CONFIRM_BUTTONS,
+        latest=chinese_date(latest),
+        amount=money(proposal.amount),
+    )
+    return [_pending("promise", amount=proposal.amount, due=proposal.due.isoformat())]

@@ -24,7 +24,7 @@ from actions.context import (
     refused,
 )
 from actions.handoff import hand_off, tell_decision
-from actions.negotiate import _pending
+from actions.offers import _pending
 from ledger import accounts, conduct, contact_preferences, conversations, duty, negotiation
 from ledger.accounts import audit
 from ledger.models import Conversation

@@ -140,14 +140,9 @@ async def continue_negotiation(
 ) -> list[EventType]:
     """A verified holder answered with a detail: what the bot asked for, a period count, a monthly figure,
     or the amount/date of a promise."""
-    from actions.arrangements import fill_requested
-    from actions.negotiate import (
-        ActionOfferInstallment,
-        entity_amount,
-        entity_date,
-        pending,
-        promise_or_arrangement,
-    )
+    from actions.arrangements import fill_requested, promise_or_arrangement
+    from actions.negotiate import ActionOfferInstallment
+    from actions.offers import entity_amount, entity_date, pending
 
     filled = await fill_requested(dispatcher, tracker, domain)
     if filled is not None:

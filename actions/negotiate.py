@@ -7,9 +7,6 @@ so the amounts written are the ledger's, never the slot's.
 
 from __future__ import annotations
 
-import json
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -18,78 +15,37 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
 from actions.account import asks_about_a_miss, miss_rules, running_plan, tell_plan
+from actions.arrangements import (
+    fill_requested,
+    monthly_said,
+    offer_deferment,
+    offer_for_monthly,
+    offer_for_periods,
+    promise_or_arrangement,
+)
 from actions.context import (
     ASK_DEFERMENT,
     SEE_INSTALLMENTS,
     TO_A_PERSON,
-    chinese_date,
     clock,
     cues,
     in_transaction,
-    money,
-    percent,
     policy,
     refused,
     render,
 )
-from ledger import conversations, negotiation
+from actions.offers import (
+    CONFIRM_BUTTONS,
+    _pending,
+    entity,
+    entity_amount,
+    entity_date,
+    offer_vars,
+    pending,
+    verified_situation,
+)
+from ledger import negotiation
 from ledger.accounts import audit
-from ledger.errors import LedgerError
-from ledger.money import yuan_to_fen
-from ledger.plans import PlanOffer
-
-CONFIRM_BUTTONS = [{"title": "确认办理", "payload": "/affirm"}, {"title": "再想想", "payload": "/deny"}]
-
-
-def entity(tracker: Tracker, name: str) -> dict[str, Any] | None:
-    return next((e for e in tracker.latest_message.get("entities", []) if e.get("entity") == name), None)
-
-
-def entity_date(tracker: Tracker) -> date | None:
-    ent = entity(tracker, "date")
-    iso = ((ent or {}).get("additional_info") or {}).get("iso")
-    return date.fromisoformat(iso) if iso else None
-
-
-def entity_amount(tracker: Tracker) -> int | None:
-    ent = entity(tracker, "amount")
-    try:
-        return yuan_to_fen(Decimal(str(ent["value"])).quantize(Decimal("0.01"))) if ent else None
-    except (LedgerError, ArithmeticError):
-        return None
-
-
-def offer_vars(offer: PlanOffer) -> dict[str, Any]:
-    return {
-        "periods": offer.periods,
-        "per_period": money(offer.first_amount),
-        "total_fee": money(offer.total_fee),
-        "apr": percent(offer.apr, places=2),
-        "total": money(offer.total),
-        "first_due": chinese_date(offer.schedule[0].due_date),
-        "pay_on": chinese_date(offer.schedule[0].due_date),
-        "amount": money(offer.principal),
-    }
-
-
-def pending(tracker: Tracker) -> dict[str, Any] | None:
-    raw = tracker.get_slot("pending_offer")
-    try:
-        return json.loads(raw) if raw else None
-    except ValueError:
-        return None
-
-
-def _pending(kind: str, **terms: Any) -> SlotSet:
-    return SlotSet("pending_offer", json.dumps({"kind": kind, **terms}))
-
-
-def verified_situation(session: Session, sender_id: str) -> tuple[str, negotiation.Situation] | None:
-    """The verified holder's account id and what negotiation needs to know of it; None when not verified."""
-    account_id = conversations.verified_account_id(session, sender_id)
-    if account_id is None:
-        return None
-    return account_id, negotiation.situation(session, account_id, policy(), clock())
 
 
 class ActionOfferInstallment(Action):
@@ -99,8 +55,6 @@ class ActionOfferInstallment(Action):
         return "action_offer_installment"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        from actions.arrangements import monthly_said, offer_for_monthly, offer_for_periods
-
         wanted = entity(tracker, "installments")
         periods = int(wanted["value"]) if wanted else None
         monthly = monthly_said(tracker)
@@ -188,41 +142,6 @@ class ActionOfferDeferment(Action):
         return await offer_deferment(dispatcher, tracker, entity_date(tracker))
 
 
-async def offer_deferment(dispatcher: CollectingDispatcher, tracker: Tracker, asked: date | None) -> list[EventType]:
-    """A deferment to the day asked, or the latest allowed one (named, and asked again)."""
-    if any(c.startswith("hardship_") for c in cues(tracker)):  # "我住院了 这个月能先不还吗": listen first
-        dispatcher.utter_message(response="utter_hardship_empathy")
-    today = clock().today()
-
-    def build(session: Session) -> tuple[str, PlanOffer | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        account_id, sit = found
-        proposal = negotiation.propose_deferment(sit, today, asked)
-        if proposal.offer is not None:
-            audit(session, tracker.sender_id, "plan.offer", account_id, kind="deferment")
-        return proposal.outcome, proposal.offer
-
-    kind, offer = await in_transaction(build)
-    if refused(dispatcher, kind):
-        return []
-    if kind == "not_allowed":
-        dispatcher.utter_message(
-            response="utter_no_deferment",
-            buttons=[
-                SEE_INSTALLMENTS,
-                TO_A_PERSON,
-            ],
-        )
-        return []
-    assert offer is not None
-    if kind == "nearest":
-        dispatcher.utter_message(response="utter_deferment_nearest", latest=chinese_date(offer.schedule[0].due_date))
-    dispatcher.utter_message(response="utter_deferment_offer", buttons=CONFIRM_BUTTONS, **offer_vars(offer))
-    return [_pending("deferment", pay_on=offer.schedule[0].due_date.isoformat())]
-
-
 class ActionPromiseToPay(Action):
     """Summarise the promise (amount and date resolved relative to today) and ask to confirm."""
 
@@ -230,109 +149,10 @@ class ActionPromiseToPay(Action):
         return "action_promise_to_pay"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
-        from actions.arrangements import fill_requested
-
         filled = await fill_requested(dispatcher, tracker, domain)
         if filled is not None:
             return filled
         return await promise_or_arrangement(dispatcher, tracker, entity_amount(tracker), entity_date(tracker))
-
-
-async def promise_or_arrangement(
-    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, due: date | None
-) -> list[EventType]:
-    """A detail given by a verified holder: a monthly figure sizes a plan ("一个月能还1200"); "先还500，剩下的
-    10号还清" is two promises; anything else is one promise."""
-    from actions.arrangements import dates, monthly_said, offer_for_monthly, propose_parts
-
-    said = cues(tracker)
-    monthly = monthly_said(tracker)
-    if monthly and "per_month" in said:
-        return await offer_for_monthly(dispatcher, tracker, *monthly)
-    days = dates(tracker)
-    if "the_rest" in said and days:
-        if amount and (len(days) >= 2 or "first_part" in said or "pay_at_once" in said):
-            first_due = days[0] if len(days) >= 2 else clock().today()
-            return await propose_parts(dispatcher, tracker, amount, first_due, days[-1])
-        return await propose_parts(dispatcher, tracker, None, None, days[-1])
-    return await propose_promise(dispatcher, tracker, amount, due)
-
-
-def pays_at_once(tracker: Tracker) -> bool:
-    """ "马上还" / "今晚还": a promise for today."""
-    return "pay_at_once" in cues(tracker)
-
-
-async def propose_promise(
-    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, due: date | None
-) -> list[EventType]:
-    waiting = (pending(tracker) or {}).get("kind")
-    if amount and due is None and waiting == "personalized":
-        # The holder answered "how much a month can you pay?": size the plan to it.
-        from actions.arrangements import offer_for_monthly
-
-        return await offer_for_monthly(dispatcher, tracker, amount)
-    today = clock().today()
-    if due is None and pays_at_once(tracker):
-        due = today
-
-    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        proposal = negotiation.propose_promise(found[1], today, amount, due)
-        return proposal.outcome, proposal
-
-    kind, proposal = await in_transaction(check, readonly=True)
-    if refused(dispatcher, kind):
-        return []
-    assert proposal is not None
-    if kind == "need_date":
-        dispatcher.utter_message(response="utter_ask_promise_date", amount=money(proposal.amount))
-        return [_pending("promise_date", amount=proposal.amount)]
-    if kind == "past":
-        dispatcher.utter_message(response="utter_promise_date_past")
-        return []
-    if kind == "too_late":  # the nearest allowed day, put to the holder as terms to confirm
-        assert proposal.latest is not None
-        return await _nearest_promise(dispatcher, tracker, proposal.amount, proposal.latest)
-    if kind == "too_much":
-        dispatcher.utter_message(response="utter_promise_too_much", outstanding=money(proposal.outstanding))
-        return []
-    assert proposal.due is not None
-    dispatcher.utter_message(
-        response="utter_promise_summary",
-        buttons=CONFIRM_BUTTONS,
-        amount=money(proposal.amount),
-        date=chinese_date(proposal.due),
-    )
-    return [_pending("promise", amount=proposal.amount, due=proposal.due.isoformat())]
-
-
-async def _nearest_promise(
-    dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, latest: date
-) -> list[EventType]:
-    """A promise date beyond the window: the latest allowed day instead, checked like any promise."""
-    today = clock().today()
-
-    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        proposal = negotiation.propose_promise(found[1], today, amount, latest)
-        return proposal.outcome, proposal
-
-    kind, proposal = await in_transaction(check, readonly=True)
-    if refused(dispatcher, kind) or proposal is None or proposal.due is None or kind != "ok":
-        dispatcher.utter_message(response="utter_promise_too_late", latest=chinese_date(latest))
-        return [_pending("promise_date", amount=amount)] if amount else []
-    dispatcher.utter_message(
-        response="utter_promise_nearest",
-        buttons=CONFIRM_BUTTONS,
-        latest=chinese_date(latest),
-        amount=money(proposal.amount),
-    )
-    return [_pending("promise", amount=proposal.amount, due=proposal.due.isoformat())]
 
 
 class ActionDecline(Action):
