@@ -10,6 +10,7 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
+from actions.arrangements import monthly_said, offer_for_monthly
 from actions.context import (
     ASK_DEFERMENT,
     SEE_INSTALLMENTS,
@@ -24,7 +25,8 @@ from actions.context import (
     refused,
 )
 from actions.handoff import hand_off, tell_decision
-from actions.offers import _pending
+from actions.negotiate import ActionOfferInstallment
+from actions.offers import _pending, entity
 from ledger import accounts, conduct, contact_preferences, conversations, duty, negotiation
 from ledger.accounts import audit
 from ledger.models import Conversation
@@ -130,6 +132,12 @@ class ActionHardship(Action):
             dispatcher.utter_message(response="utter_hardship_recorded", until=until)
         if refused(dispatcher, kind):
             return []
+        # The story ended with what they can do ("每个月能还1500", "能分60期吗"): size that, after listening.
+        monthly = monthly_said(tracker) if "per_month" in cues(tracker) else None
+        if monthly:
+            return await offer_for_monthly(dispatcher, tracker, *monthly)
+        if entity(tracker, "installments"):
+            return await ActionOfferInstallment().run(dispatcher, tracker, domain)
         if kind == "personalized":
             dispatcher.utter_message(
                 response="utter_offer_personalized",
