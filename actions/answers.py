@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ConversationPaused, EventType, UserUtteranceReverted
+from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, cues, in_transaction, institution_vars, policy, refused, wait_minutes
+from actions.context import clock, cues, in_transaction, institution_vars, policy, refused
 from ledger import conversations, negotiation
 from ledger.errors import LedgerError
 
@@ -214,15 +214,16 @@ class ActionClarify(Action):
         if pending(tracker) and details & {"date", "amount", "installments"}:
             return await continue_negotiation(dispatcher, tracker, domain)
         if consecutive_clarifications(tracker) + 1 >= policy().handoff.fallbacks_before_handoff:
+            from actions.handoff import hand_off, tell_decision
+
             text = tracker.latest_message.get("text") or ""
-
-            def hand_off(session: Session) -> None:
-                conv = conversations.get_or_create(session, tracker.sender_id, "web")
-                conversations.open_ticket(session, conv, "repeated_fallback", 3, text[:200])
-
-            await in_transaction(hand_off)
-            dispatcher.utter_message(response="utter_clarify_handoff", wait=wait_minutes())
-            return [UserUtteranceReverted(), ConversationPaused()]
+            now = clock().now()
+            # Asked like any other handoff: parked only when someone on duty has room; otherwise the
+            # holder hears when a person replies, may leave a callback, and the bot keeps serving.
+            decision = await in_transaction(lambda s: hand_off(s, tracker.sender_id, "repeated_fallback", 3, text))
+            dispatcher.utter_message(response="utter_clarify_handoff")
+            tell_decision(dispatcher, decision, now)
+            return [UserUtteranceReverted()]
         dispatcher.utter_message(response="utter_clarify")
         # Like Rasa's default fallback: forget the unclear message, so the next turn starts clean
         # and the fallback never predicts itself again.

@@ -151,3 +151,30 @@ def test_documents_follow_what_the_conversation_is_about() -> None:
     assert [m["response"] for m in msgs] == ["utter_faq/documents_hardship"]
     msgs, _ = run(ActionAnswerProcess(), faq_tracker("act-nobody-docs2", "需要什么材料", "documents"))
     assert [m["response"] for m in msgs] == ["utter_faq/documents"]
+
+
+def test_unclear_three_times_asks_for_a_person_like_any_handoff_and_never_parks_when_nobody_is_there(
+    database_url: str,
+) -> None:
+    """Issue 29: the third unclear message in a row used to park the conversation whoever was on duty;
+    with nobody there the holder is told so and the bot keeps serving (nothing paused)."""
+    from rasa_sdk.events import UserUtteranceReverted
+    from sqlalchemy import update
+
+    from actions.answers import ActionClarify
+    from ledger import conversations
+    from ledger.db import transaction
+    from ledger.models import Agent
+
+    cid, _ = verified_conversation(database_url)
+    with transaction(database_url) as s:
+        s.execute(update(Agent).values(presence="away"))
+    clarified = [{"event": "action", "name": "action_clarify"}, {"event": "action", "name": "action_listen"}] * 2
+    unclear = {"text": "啊吧啊吧", "intent": {"name": "nlu_fallback", "confidence": 0.2}, "entities": [], "cues": []}
+    msgs, events = run(ActionClarify(), Tracker(cid, {}, unclear, clarified, False, None, {}, "action_listen"))
+    said = [m.get("response") for m in msgs]
+    assert said[0] == "utter_clarify_handoff"
+    assert {"utter_handoff_nobody", "utter_handoff_off_duty"} & set(said)
+    assert events == [UserUtteranceReverted()]  # the unclear message forgotten; nothing paused
+    with transaction(database_url) as s:
+        assert conversations.find(s, cid).mode == "bot"  # type: ignore[union-attr]
