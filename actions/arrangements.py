@@ -20,7 +20,17 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import SEE_INSTALLMENTS, TO_A_PERSON, chinese_date, clock, cues, in_transaction, money, refused
+from actions.context import (
+    SEE_INSTALLMENTS,
+    TO_A_PERSON,
+    answer_then_verify,
+    chinese_date,
+    clock,
+    cues,
+    in_transaction,
+    money,
+    refused,
+)
 from actions.offers import (
     CONFIRM_BUTTONS,
     _pending,
@@ -352,6 +362,8 @@ async def offer_deferment(dispatcher: CollectingDispatcher, tracker: Tracker, as
         return proposal.outcome, proposal.offer
 
     kind, offer = await in_transaction(build)
+    if kind == "unverified":
+        return answer_then_verify(dispatcher, "deferment")
     if refused(dispatcher, kind):
         return []
     if kind == "not_allowed":

@@ -8,6 +8,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from rasa_sdk.events import EventType, SlotSet
 from sqlalchemy.orm import Session
 
 from ledger import templates
@@ -113,3 +114,19 @@ def refused(dispatcher: Any, kind: str) -> bool:
     if response:
         dispatcher.utter_message(response=response)
     return response is not None
+
+
+# A negotiation asked about before verifying ("信用卡可以协商延期还款吗"): the general answer, then the
+# way in; what was wanted is kept (slot `wanted`) and offered as a button once verified.
+WANTED_AFTER_VERIFYING = {
+    "deferment": ("utter_can_defer", {"title": "继续办理延期还款", "payload": "/request_deferment"}),
+    "installment": ("utter_can_instal", {"title": "继续办理分期还款", "payload": "/request_installment"}),
+}
+
+
+def answer_then_verify(dispatcher: Any, wanted: str) -> list[EventType]:
+    """The process question answered in general (nothing of any account), verification asked, and
+    the request kept for after it."""
+    dispatcher.utter_message(response=WANTED_AFTER_VERIFYING[wanted][0])
+    dispatcher.utter_message(response="utter_need_verification")
+    return [SlotSet("wanted", wanted)]

@@ -9,7 +9,7 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, in_transaction, institution_vars, log
+from actions.context import WANTED_AFTER_VERIFYING, clock, in_transaction, institution_vars, log
 from ledger import conversations
 from ledger.conversations import MAX_VERIFY_FAILURES
 
@@ -108,6 +108,10 @@ class ActionVerifyIdentity(Action):
         if result == "verified":
             was_verified = not (phones or id_last4 or card_last4)
             dispatcher.utter_message(response="utter_already_verified" if was_verified else "utter_verified")
+            wanted = WANTED_AFTER_VERIFYING.get(tracker.get_slot("wanted") or "")
+            if wanted and not was_verified:  # what they asked before verifying, one tap away now
+                dispatcher.utter_message(response="utter_continue_wanted", buttons=[wanted[1]])
+                return [*clear, SlotSet("wanted", None)]
             return clear
         if result == "third_party":
             dispatcher.utter_message(response="utter_third_party_cannot_verify", **institution_vars())

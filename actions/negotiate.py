@@ -27,6 +27,7 @@ from actions.context import (
     ASK_DEFERMENT,
     SEE_INSTALLMENTS,
     TO_A_PERSON,
+    answer_then_verify,
     clock,
     cues,
     in_transaction,
@@ -89,6 +90,8 @@ class ActionOfferInstallment(Action):
                 dispatcher.utter_message(response="utter_plan_miss_consequence", **miss_rules())
             return []
         kind, data = await in_transaction(build)
+        if kind == "unverified":
+            return answer_then_verify(dispatcher, "installment")
         if refused(dispatcher, kind):
             return []
         if kind == "periods" and periods is not None:  # "分60期": standard, else personalised, else nearest

@@ -178,3 +178,38 @@ def test_unclear_three_times_asks_for_a_person_like_any_handoff_and_never_parks_
     assert events == [UserUtteranceReverted()]  # the unclear message forgotten; nothing paused
     with transaction(database_url) as s:
         assert conversations.find(s, cid).mode == "bot"  # type: ignore[union-attr]
+
+
+def test_a_negotiation_asked_before_verifying_is_answered_then_offered_once_verified(database_url: str) -> None:
+    """Issue 28: "信用卡可以协商延期还款吗" before verifying got only "请先核实身份", no answer, and after
+    verifying nothing led back to what was asked."""
+    from datetime import timedelta
+
+    from actions.identity import ActionVerifyIdentity
+    from actions.negotiate import ActionOfferDeferment
+    from ledger import accounts
+    from ledger.clock import process_clock
+    from ledger.db import transaction
+    from tests.factories import record
+
+    due = process_clock().today() - timedelta(days=40)
+    rec = record(phone="13766665555", statement_date=due - timedelta(days=20), due_date=due)
+    with transaction(database_url) as s:
+        accounts.upsert_account(s, rec)
+    cid = "ask-first-then-verify"
+    msgs, events = run(ActionOfferDeferment(), intent_tracker(cid, "信用卡可以协商延期还款吗", "request_deferment"))
+    assert [m["response"] for m in msgs] == ["utter_can_defer", "utter_need_verification"]
+    assert events == [{"event": "slot", "timestamp": None, "name": "wanted", "value": "deferment"}]
+
+    entities = [
+        {"entity": "phone", "value": rec.phone},
+        {"entity": "id_last4", "value": rec.id_last4},
+        {"entity": "card_last4", "value": rec.card_last4},
+    ]
+    latest = {"text": "…", "intent": {"name": "inform", "confidence": 0.9}, "entities": entities, "cues": []}
+    verify = Tracker(cid, {"wanted": "deferment"}, latest, [], False, None, {}, "action_listen")
+    msgs, events = run(ActionVerifyIdentity(), verify)
+    said = [m["response"] for m in msgs]
+    assert said[0] == "utter_verified" and said[1] == "utter_continue_wanted"
+    assert msgs[1]["buttons"][0]["payload"] == "/request_deferment"
+    assert {"event": "slot", "timestamp": None, "name": "wanted", "value": None} in events
