@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from ledger import conduct
 from ledger.clock import process_clock
 from ledger.db import transaction
-from ledger.models import ContactAttempt, NumberSuppression
+from ledger.models import Agent, ContactAttempt, NumberSuppression
 from tests.e2e.accounts import new_holder, view
 from tests.e2e.conftest import Running
 
@@ -87,10 +87,16 @@ def test_a_wrong_number_said_from_the_number_silences_it_for_that_account(runnin
         assert [tuple(r) for r in rows] == [("all", "wrong_number", conduct.account_pk(s, holder.account_id))]
 
 
-def test_repeated_confusion_brings_in_a_person(running: Running, conversation_id: str) -> None:
+def test_repeated_confusion_asks_for_a_person_and_nobody_on_duty_is_no_silence(
+    running: Running, conversation_id: str, database_url: str
+) -> None:
+    with transaction(database_url) as s:  # every agent away: nobody on duty (issue 29)
+        s.execute(update(Agent).values(presence="away"))
     replies = [running.say(conversation_id, text) for text in ("滴滴答答乌拉拉", "啊啊啊啊", "哦哦哦")]
-    assert [r["mode"] for r in replies] == ["bot", "bot", "human"]
-    assert "分钟内" in replies[-1]["messages"][0]["text"]  # type: ignore[index]
+    assert [r["mode"] for r in replies] == ["bot", "bot", "bot"]
+    said = "\n".join(m["text"] for m in replies[-1]["messages"])  # type: ignore[attr-defined]
+    assert "人工客服" in said and "继续为您服务" in said
+    assert running.say(conversation_id, "我现在欠多少钱")["messages"]  # the bot keeps serving
 
 
 def test_an_sms_reply_to_a_campaign_starts_in_context(running: Running, database_url: str) -> None:
