@@ -213,6 +213,10 @@ class ActionClarify(Action):
         details = {e.get("entity") for e in tracker.latest_message.get("entities", [])}
         if pending(tracker) and details & {"date", "amount", "installments"}:
             return await continue_negotiation(dispatcher, tracker, domain)
+        if "installments" in details:  # a long story that names a period count ("…能不能停息挂账分60期")
+            from actions.negotiate import ActionOfferInstallment
+
+            return await ActionOfferInstallment().run(dispatcher, tracker, domain)
         if consecutive_clarifications(tracker) + 1 >= policy().handoff.fallbacks_before_handoff:
             from actions.handoff import hand_off, tell_decision
 

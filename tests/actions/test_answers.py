@@ -213,3 +213,20 @@ def test_a_negotiation_asked_before_verifying_is_answered_then_offered_once_veri
     assert said[0] == "utter_verified" and said[1] == "utter_continue_wanted"
     assert msgs[1]["buttons"][0]["payload"] == "/request_deferment"
     assert {"event": "slot", "timestamp": None, "name": "wanted", "value": None} in events
+
+
+def test_an_unclear_story_that_names_a_period_count_gets_that_plan(database_url: str) -> None:
+    """Issue 28: "我是失业了…能不能停息挂账分60期" fell back (a clarifying question), though an M4 account's
+    policy allows a 60-period personalised plan."""
+    from actions.answers import ActionClarify
+
+    cid, _ = verified_conversation(database_url, overdue_days=130)
+    latest = {
+        "text": "我是失业了…能不能停息挂账分60期",
+        "intent": {"name": "nlu_fallback", "confidence": 0.4},
+        "entities": [{"entity": "installments", "value": "60"}],
+        "cues": cues_in("我是失业了…能不能停息挂账分60期"),
+    }
+    msgs, _ = run(ActionClarify(), Tracker(cid, {}, latest, [], False, None, {}, "action_listen"))
+    offers = [m for m in msgs if m.get("response") == "utter_personalized_periods_offer"]
+    assert offers and offers[0]["periods"] == 60
