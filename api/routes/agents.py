@@ -237,7 +237,7 @@ async def claim(
     return claimed
 
 
-@router.post("/v1/agent/presence", response_model=PresenceOut, responses=errors(404))
+@router.post("/v1/agent/presence", response_model=PresenceOut, responses=errors(400, 404, 413))
 async def presence(
     body: PresenceIn, agent: AgentDep, chat: ChatDep, db: DatabaseDep, policy: PolicyDep, clock: ClockDep
 ) -> PresenceOut:
