@@ -11,9 +11,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
@@ -105,6 +106,36 @@ def bare_number(tracker: Tracker) -> int | None:
     return int(text) if text.isdigit() and len(text) <= 7 else None
 
 
+class _Proposal(Protocol):  # the ledger's proposals (affordability, periods, deferment)
+    @property
+    def outcome(self) -> str: ...
+
+    @property
+    def offer(self) -> PlanOffer | None: ...
+
+
+P = TypeVar("P", bound=_Proposal)
+
+
+async def _propose(
+    tracker: Tracker, propose: Callable[[negotiation.Situation], P], **logged: Any
+) -> tuple[str, P | None]:
+    """The verified holder's situation put to a ledger proposal, the offer (if any) audited, in one
+    transaction; ("unverified", None) before verification."""
+
+    def build(session: Session) -> tuple[str, P | None]:
+        found = verified_situation(session, tracker.sender_id)
+        if found is None:
+            return "unverified", None
+        account_id, sit = found
+        proposal = propose(sit)
+        if proposal.offer is not None:
+            audit(session, tracker.sender_id, "plan.offer", account_id, kind=proposal.offer.type, **logged)
+        return proposal.outcome, proposal
+
+    return await in_transaction(build)
+
+
 def reading_note(how: str, monthly: int) -> str:
     return f"（您说的是一个范围，按较低的{money(monthly)}计算）" if how == "range" else ""
 
@@ -114,18 +145,9 @@ async def offer_for_monthly(
 ) -> list[EventType]:
     """The plan within policy closest to what the holder can pay a month; never a promise."""
     today = clock().today()
-
-    def build(session: Session) -> tuple[str, affordability.AffordabilityProposal | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        account_id, sit = found
-        proposal = affordability.size_to_monthly(sit, today, monthly)
-        if proposal.offer is not None:
-            audit(session, tracker.sender_id, "plan.offer", account_id, kind=proposal.offer.type, monthly=monthly)
-        return proposal.outcome, proposal
-
-    kind, proposal = await in_transaction(build)
+    kind, proposal = await _propose(
+        tracker, lambda sit: affordability.size_to_monthly(sit, today, monthly), monthly=monthly
+    )
     if refused(dispatcher, kind):
         return []
     assert proposal is not None
@@ -167,18 +189,9 @@ async def offer_for_monthly(
 async def offer_for_periods(dispatcher: CollectingDispatcher, tracker: Tracker, periods: int) -> list[EventType]:
     """Periods the standard table lacks ("分60期"): a personalised plan where policy allows; else the nearest."""
     today = clock().today()
-
-    def build(session: Session) -> tuple[str, affordability.PeriodsProposal | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        account_id, sit = found
-        proposal = affordability.plan_for_periods(sit, today, periods)
-        if proposal.offer is not None:
-            audit(session, tracker.sender_id, "plan.offer", account_id, kind=proposal.offer.type, periods=periods)
-        return proposal.outcome, proposal
-
-    kind, proposal = await in_transaction(build)
+    kind, proposal = await _propose(
+        tracker, lambda sit: affordability.plan_for_periods(sit, today, periods), periods=periods
+    )
     if refused(dispatcher, kind):
         return []
     assert proposal is not None
@@ -351,17 +364,8 @@ async def offer_deferment(dispatcher: CollectingDispatcher, tracker: Tracker, as
         dispatcher.utter_message(response="utter_hardship_empathy")
     today = clock().today()
 
-    def build(session: Session) -> tuple[str, PlanOffer | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        account_id, sit = found
-        proposal = negotiation.propose_deferment(sit, today, asked)
-        if proposal.offer is not None:
-            audit(session, tracker.sender_id, "plan.offer", account_id, kind="deferment")
-        return proposal.outcome, proposal.offer
-
-    kind, offer = await in_transaction(build)
+    kind, proposal = await _propose(tracker, lambda sit: negotiation.propose_deferment(sit, today, asked))
+    offer = proposal.offer if proposal is not None else None
     if kind == "unverified":
         return answer_then_verify(dispatcher, "deferment")
     if refused(dispatcher, kind):

@@ -75,3 +75,20 @@ def view(running: Running, holder: Holder) -> dict:  # type: ignore[type-arg]
 
 def verified(running: Running, conversation_id: str, holder: Holder) -> None:
     assert "验证通过" in running.texts(conversation_id, holder.credentials())
+
+
+def sms(running: Running, phone: str, body: str) -> None:
+    """An SMS from `phone` to us, as the local (outbox) provider's inbound webhook takes it."""
+    r = httpx.post(
+        f"{running.gateway}/v1/sms/inbound",
+        timeout=30,
+        data={"From": f"+86{phone}", "To": "+8610690000", "Body": body, "MessageSid": f"SM{uuid.uuid4().hex}"},
+        headers=running.sms_headers,
+    )
+    assert r.status_code == 200, r.text
+
+
+def outbox(running: Running, phone: str) -> list[str]:
+    """The bodies of the SMS we sent to `phone`."""
+    r = httpx.get(f"{running.gateway}/v1/sms/outbox", params={"to": phone}, headers=running.admin, timeout=30)
+    return [m["body"] for m in r.json()]

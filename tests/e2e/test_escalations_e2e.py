@@ -12,25 +12,10 @@ from ledger import conduct
 from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import Agent, ContactAttempt, NumberSuppression
-from tests.e2e.accounts import new_holder, view
+from tests.e2e.accounts import new_holder, outbox, sms, view
 from tests.e2e.conftest import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.calendar]
-
-
-def sms(running: Running, phone: str, body: str) -> None:
-    r = httpx.post(
-        f"{running.gateway}/v1/sms/inbound",
-        timeout=30,
-        data={"From": f"+86{phone}", "To": "+8610690000", "Body": body, "MessageSid": f"SM{uuid.uuid4().hex}"},
-        headers=running.sms_headers,
-    )
-    assert r.status_code == 200, r.text
-
-
-def outbox(running: Running, phone: str) -> list[str]:
-    r = httpx.get(f"{running.gateway}/v1/sms/outbox", params={"to": phone}, headers=running.admin, timeout=30)
-    return [m["body"] for m in r.json()]
 
 
 def queue(running: Running) -> list[dict]:  # type: ignore[type-arg]

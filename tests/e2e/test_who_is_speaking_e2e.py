@@ -3,35 +3,18 @@ a wife answering our SMS on her husband's phone, a mother on web chat, a mixed c
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
 from ledger.db import transaction
 from ledger.models import Complaint, Conversation
 from ledger.policy import load_policy
-from tests.e2e.accounts import new_holder, verified, view
+from tests.e2e.accounts import new_holder, outbox, sms, verified, view
 from tests.e2e.conftest import Running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.calendar]
-
-
-def sms(running: Running, phone: str, body: str) -> None:
-    r = httpx.post(
-        f"{running.gateway}/v1/sms/inbound",
-        timeout=30,
-        data={"From": f"+86{phone}", "To": "+8610690000", "Body": body, "MessageSid": f"SM{uuid.uuid4().hex}"},
-        headers=running.sms_headers,
-    )
-    assert r.status_code == 200, r.text
-
-
-def outbox(running: Running, phone: str) -> list[str]:
-    r = httpx.get(f"{running.gateway}/v1/sms/outbox", params={"to": phone}, headers=running.admin, timeout=30)
-    return [m["body"] for m in r.json()]
 
 
 def test_the_wife_on_her_husbands_phone_cannot_verify_as_him(running: Running, database_url: str) -> None:
