@@ -137,7 +137,13 @@ class ActionHardship(Action):
         if monthly:
             return await offer_for_monthly(dispatcher, tracker, *monthly)
         if entity(tracker, "installments"):
-            return await ActionOfferInstallment().run(dispatcher, tracker, domain)
+            already = len(dispatcher.messages)
+            events = await ActionOfferInstallment().run(dispatcher, tracker, domain)
+            # The offer listens first on a hardship cue; here that was just said: never twice in a row.
+            dispatcher.messages[already:] = [
+                m for m in dispatcher.messages[already:] if m.get("response") != "utter_hardship_empathy"
+            ]
+            return events
         if kind == "personalized":
             dispatcher.utter_message(
                 response="utter_offer_personalized",

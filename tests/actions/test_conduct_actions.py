@@ -258,3 +258,21 @@ def _policy() -> Policy:
     from actions.context import policy
 
     return policy()
+
+
+def test_a_hardship_story_that_asks_for_periods_is_listened_to_once_then_offered(database_url: str) -> None:
+    """ "我生病住院了 钱都花在治病上 能分60期吗" on an M4 account: the empathy once, then the 60-period plan."""
+    rec = record(
+        phone=phone(), statement_date=NOW.date() - timedelta(days=150), due_date=NOW.date() - timedelta(days=130)
+    )
+    with transaction(database_url) as s:
+        accounts.upsert_account(s, rec)
+    cid = conversation(database_url, rec.phone, verify=rec)
+    text = "我生病住院了 钱都花在治病上 能分60期吗"
+    t = tracker(cid, text, "hardship")
+    t.latest_message["entities"] = [{"entity": "installments", "value": "60"}]
+    dispatcher = CollectingDispatcher()
+    asyncio.run(ActionHardship().run(dispatcher, t, {}))
+    said = [m.get("response") for m in dispatcher.messages]
+    assert said.count("utter_hardship_empathy") == 1
+    assert "utter_personalized_periods_offer" in said
