@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test test-faults lint typecheck validate unit e2e test-calendar test-postgres test-postgres-e2e test-fuzz rasa-test train bench soak profile eod campaign eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test test-faults lint typecheck validate unit e2e test-calendar test-postgres test-fuzz test-static test-bot test-app-sqlite test-e2e-sqlite test-app-postgres rasa-test train bench soak profile eod campaign eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -92,8 +92,8 @@ test-calendar: envs train ## the date- and hour-sensitive tests, unit and end to
 	  TEST_CLOCK=$$at $(APP_PY) -m pytest -q -m calendar tests --ignore=tests/bot || exit 1; \
 	done
 
-test-postgres: envs train ## the suite against PostgreSQL ($$PG_URL)
-	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot
+test-postgres: envs train browser ## the whole app suite against PostgreSQL ($$PG_URL; .ci/run): unit, end-to-end, browser
+	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot -m "not fuzz"
 
 test-faults: envs train ## kill -9 / SIGSTOP each part and cut PostgreSQL under live conversations (3-5 min)
 	RUN_FAULTS=1 PG_URL=$(PG_URL) $(APP_PY) -m pytest -q tests/faults
@@ -105,20 +105,38 @@ browser: ## Debian's Chromium and a CJK font for the browser tests (apt; needs r
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk > var/apt.log 2>&1 \
 	  || { tail -20 var/apt.log; exit 1; }
 
-test: envs train browser lint typecheck validate rasa-test ## lint, types, rasa validate and stories, unit, e2e and browser; PostgreSQL's part when it answers
-	@mkdir -p var
-	$(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
-	$(APP_PY) -m pytest -q tests --ignore=tests/bot -m "not fuzz"
+# `make test` runs its steps side by side (make -j3): training beside the static checks and the
+# tests that need no model; the end-to-end pass and Rasa's stories once the model is there. Each
+# step's lines carry its name; var/test/<step>.log keeps each step's whole output.
+TEST_STEPS := test-e2e-sqlite rasa-test test-static test-app-sqlite test-app-postgres test-bot validate
+test: envs browser ## lint, types, rasa validate and stories, unit, e2e and browser on SQLite; the database-dependent tests on PostgreSQL when it answers
+	@start=$$(date +%s); $(MAKE) --no-print-directory -j3 $(TEST_STEPS) \
+	  && echo "== make test passed in $$(( $$(date +%s) - start )) s (steps in var/test/) ==" \
+	  || { echo "== make test FAILED: grep FAILED var/test/*.log =="; exit 1; }
+
+test-static: envs
+	@scripts/step.sh static $(MAKE) --no-print-directory lint typecheck
+
+test-bot: envs
+	@scripts/step.sh bot $(BOT_PY) -m pytest -q --noconftest -p no:cacheprovider tests/bot
+
+test-app-sqlite: envs ## the app suite without the real stack, on SQLite
+	@scripts/step.sh app-sqlite $(APP_PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/bot -m "not e2e and not browser and not fuzz"
+
+test-e2e-sqlite: envs train browser ## end-to-end, conversations and browser tests: the real stack once, on SQLite
+	@scripts/step.sh e2e-sqlite $(APP_PY) -m pytest -q -p no:cacheprovider tests --ignore=tests/bot -m "(e2e or browser) and not fuzz"
+
+# What differs by database: the ledger's SQL and the gateway's transactions (tests/ledger,
+# tests/api, tests/scripts), only the tests that touch the database (TEST_SCOPE=database,
+# tests/conftest.py). `make test-postgres` runs everything against PostgreSQL; .ci/run does.
+test-app-postgres: envs
 	@if $(APP_PY) -m scripts.pg_ready "$(PG_URL)"; then \
-	  echo "== PostgreSQL answers: what differs by database (ledger, API, security) against it =="; \
-	  DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot --ignore=tests/e2e -m "not e2e and not browser and not fuzz"; \
-	else echo "== PostgreSQL not reachable at $(PG_URL): skipped =="; fi
+	  DATABASE_URL=$(PG_URL) TEST_SCOPE=database scripts/step.sh app-postgres $(APP_PY) -m pytest -q -p no:cacheprovider \
+	    tests/ledger tests/api tests/scripts -m "not e2e and not browser and not fuzz"; \
+	else echo "[app-postgres] PostgreSQL not reachable at $(PG_URL): skipped"; fi
 
 test-fuzz: envs ## schemathesis against the gateway's own /openapi.json (about 40-70 s; .ci/run)
 	$(APP_PY) -m pytest -q tests/api/test_schema_fuzz.py -m fuzz
-
-test-postgres-e2e: envs train browser ## the end-to-end and browser tests against PostgreSQL ($$PG_URL; .ci/run)
-	DATABASE_URL=$(PG_URL) $(APP_PY) -m pytest -q tests --ignore=tests/bot -m "(e2e or browser) and not fuzz"
 
 bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers, tracker store, soak -> bench/results/*.json
 	$(APP_PY) -m bench.run

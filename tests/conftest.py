@@ -36,6 +36,19 @@ TZ = ZoneInfo("Asia/Shanghai")
 os.environ.setdefault(TEST_CLOCK_ENV, DEFAULT)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`TEST_SCOPE=database` keeps only the tests that touch the database (every database fixture
+    rests on `database_url`): what can differ between SQLite and PostgreSQL. `make test` runs the
+    ledger's, the API's and the scripts' such tests against PostgreSQL; `make test-postgres` runs all."""
+    if os.environ.get("TEST_SCOPE") != "database":
+        return
+    keep = [item for item in items if "database_url" in getattr(item, "fixturenames", ())]
+    dropped = [item for item in items if "database_url" not in getattr(item, "fixturenames", ())]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
 def fresh_schema(url: str) -> None:
     from alembic import command
     from alembic.config import Config
