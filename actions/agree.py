@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 
 from actions.arrangements import fill_requested, just_stated
 from actions.context import ASK_DEFERMENT, SEE_INSTALLMENTS, chinese_date, clock, in_transaction, money, percent, policy
+from actions.handoff import tell_decision
 from actions.offers import pending
-from ledger import affordability, conversations, negotiation
+from ledger import affordability, conversations, duty, handoff, negotiation
 from ledger.errors import Conflict, LedgerError
 from ledger.models import Plan, Promise
 
@@ -88,11 +89,11 @@ def _write(sender_id: str, offer: dict[str, Any]) -> Any:
         plan, _ = negotiation.create_plan(session, account_id, plan_offer, "chat", key, clock())
         facts = plan_read_back(plan)
         if plan.status == "pending_approval":
+            # A person approves it; the holder waits for one only when someone on duty has room.
             conv = conversations.get_or_create(session, sender_id, "web")
-            conversations.open_ticket(
-                session, conv, "plan_approval", 2, f"个性化分期待审批：{plan.periods}期，本金{money(plan.principal)}"
-            )
-            return "pending", facts
+            summary = f"个性化分期待审批：{plan.periods}期，本金{money(plan.principal)}"
+            decision = handoff.request_person(session, conv, "plan_approval", 2, summary, policy(), clock().now())
+            return "pending", {**facts, "decision": decision}
         return offer["kind"], facts
 
     return write
@@ -137,8 +138,11 @@ class ActionConfirm(Action):
         except LedgerError:
             dispatcher.utter_message(response="utter_offer_expired")
             return [SlotSet("pending_offer", None)]
+        decision: duty.HandoffDecision | None = facts.pop("decision", None)
         dispatcher.utter_message(response=RESPONSES[kind], **facts)
         events: list[EventType] = [SlotSet("pending_offer", None)]
-        if kind == "pending":
+        if decision is not None and decision.kind == "parked":
             events.append(ConversationPaused())
+        elif decision is not None:  # nobody on duty with room: when a person will look, and the bot serves on
+            tell_decision(dispatcher, decision, clock().now())
         return events

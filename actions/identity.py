@@ -9,8 +9,9 @@ from rasa_sdk.events import ConversationPaused, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import WANTED_AFTER_VERIFYING, clock, in_transaction, institution_vars, log
-from ledger import conversations
+from actions.context import WANTED_AFTER_VERIFYING, clock, in_transaction, institution_vars, log, policy
+from actions.handoff import tell_decision
+from ledger import conversations, duty, handoff
 from ledger.conversations import MAX_VERIFY_FAILURES
 
 
@@ -82,23 +83,25 @@ class ActionVerifyIdentity(Action):
             elif not card_last4:
                 card_last4 = bare
 
-        def check(session: Session) -> tuple[str, int, bool, bool]:
+        def check(session: Session) -> tuple[str, int, bool, duty.HandoffDecision | None]:
             conv = conversations.get_or_create(session, tracker.sender_id, "web")
             if conversations.third_party_speaking(conv):  # they said they are not the holder
-                return "third_party", conv.failed_verifications, True, False
+                return "third_party", conv.failed_verifications, True, None
             if phones and conversations.typed_other_phone(conv, phones[0]):
                 # The channel proves whose phone this is: a different number is someone else's account.
                 conversations.claim_phone(session, conv, phones[0])  # refused, and noted
-                return "other_phone", conv.failed_verifications, True, False
+                return "other_phone", conv.failed_verifications, True, None
             if phones:
                 conversations.claim_phone(session, conv, phones[0])
             outcome = conversations.verify(session, conv, id_last4, card_last4, clock())
             has_phone = conv.claimed_phone is not None
-            ticket = False
+            ticket: duty.HandoffDecision | None = None
             locked = outcome.result == "locked" and conv.mode == "bot"
             if locked and conversations.lock_ticket_due(session, conv, clock()):
-                conversations.open_ticket(session, conv, "verification_failed", 2, f"身份验证失败{outcome.failures}次")
-                ticket = True
+                # A person looks at it; the holder waits for one only when someone on duty has room.
+                summary = f"身份验证失败{outcome.failures}次"
+                now = clock().now()
+                ticket = handoff.request_person(session, conv, "verification_failed", 2, summary, policy(), now)
             return outcome.result, outcome.failures, has_phone, ticket
 
         result, failures, has_phone, ticket = await in_transaction(check)
@@ -119,9 +122,13 @@ class ActionVerifyIdentity(Action):
         if result == "other_phone":
             dispatcher.utter_message(response="utter_other_phone_typed", **institution_vars())
             return clear
-        if result == "locked" and ticket:
+        if result == "locked" and ticket is not None and ticket.kind == "parked":
             dispatcher.utter_message(response="utter_verify_locked")
             return [*clear, ConversationPaused()]
+        if result == "locked" and ticket is not None:  # nobody on duty with room: said so, the bot serves on
+            dispatcher.utter_message(response="utter_verify_locked_later")
+            tell_decision(dispatcher, ticket, clock().now())
+            return clear
         if result == "locked":  # a person was already asked to look at this phone today
             dispatcher.utter_message(response="utter_verify_locked_no_ticket", **institution_vars())
             return clear
