@@ -31,7 +31,7 @@ KEYPAD_MENU: tuple[tuple[str, str, str], ...] = (
 )
 
 TurnKind = Literal["bot", "reprompt", "keypad_menu", "goodbye"]
-Expecting = Literal["identity", "id_last4", "card_last4"]
+Expecting = Literal["identity", "id_last4", "card_last4", "phone"]
 CallOutcome = Literal["no_answer", "machine", "promise", "refusal", "right_party", "unverified"]
 
 
@@ -54,12 +54,14 @@ def keypad_text(digits: str, expecting: Expecting | None, menu: dict[str, str]) 
     if digits in menu:
         return menu[digits]
     spoken = digits.replace("*", "X")
-    if expecting == "identity" and len(spoken) == 8:
+    if expecting is None:  # verified, or the bot asked for nothing to key: a figure, a date, a choice
+        return spoken
+    if len(spoken) == 8:  # both identity facts at once, whichever the bot asked for last
         return f"身份证后四位{spoken[:4]}，卡号后四位{spoken[4:]}"
-    if expecting == "id_last4" and len(spoken) == 4:
-        return f"身份证后四位{spoken}"
-    if expecting == "card_last4" and len(spoken) == 4:
-        return f"卡号后四位{spoken}"
+    if len(spoken) == 4:  # one of them: the one asked for, ID first when both were
+        return f"卡号后四位{spoken}" if expecting == "card_last4" else f"身份证后四位{spoken}"
+    if len(spoken) == 11 and spoken.isdigit():
+        return f"手机号{spoken}"
     return spoken
 
 
@@ -98,6 +100,8 @@ def expecting_after(replies: list[str], verified: bool) -> Expecting | None:
         return "card_last4"
     if asks_id:
         return "id_last4"
+    if "手机号" in said:
+        return "phone"
     return None
 
 

@@ -3,18 +3,31 @@ silence, an answering machine (the bot never asked) and the outbox of calls plac
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from urllib.parse import parse_qs
 from xml.etree import ElementTree as ET
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from api.campaign_sender import CampaignSender
+from api.channels.voice import VoiceDialer
+from api.channels.voice.provider import TwilioVoice
 from api.channels.voice.twiml import Twiml
 from api.sms import twilio_signature
+from ledger import accounts, calls, campaigns, conduct
+from ledger.clock import Clock
 from ledger.db import Database
-from ledger.models import ContactAttempt, Conversation, Message, VoiceCall
+from ledger.models import ContactAttempt, Conversation, Message, OutboundSms, VoiceCall
+from ledger.policy import Policy
+from settings import Settings, get_settings
+from tests.conftest import TZ
+from tests.factories import record
 
 # Twilio's TwiML reference: the verbs used here, and the attributes each may carry.
 VERBS: dict[str, set[str]] = {
@@ -229,3 +242,81 @@ def test_a_call_nobody_answers_is_recorded_as_no_answer(client: TestClient, db: 
         assert call is not None and call.outcome == "no_answer"
     unknown = client.post("/v1/voice/status", data={"CallSid": _sid(), "CallStatus": "completed"})
     assert unknown.status_code == 204
+
+
+@pytest.fixture
+def voice_settings(db: Database, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    monkeypatch.setenv("DATABASE_URL", db.url)
+    monkeypatch.setenv("LINK_SIGNING_KEY", "test-link-key")
+    monkeypatch.setenv("SMS_PROVIDER", "outbox")
+    monkeypatch.setenv("VOICE_PROVIDER", "outbox")
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+def test_a_voice_campaign_is_decided_by_the_call_rules_and_only_the_dialer_places_it(
+    voice_settings: Settings, db: Database, policy: Policy
+) -> None:
+    ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+    no_calls, no_sms = record(phone=_phone()), record(phone=_phone())
+    with db.transaction() as s:
+        for rec in (no_calls, no_sms):
+            accounts.upsert_account(s, rec)
+        conduct.set_preference(s, conduct.cardholder_of(s, no_calls.account_id), "calls", "opted_out", ten_am, "t")
+        conduct.set_preference(s, conduct.cardholder_of(s, no_sms.account_id), "sms", "opted_out", ten_am, "t")
+        result = campaigns.create_campaign(
+            s, "电话", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am, channel="voice"
+        )
+        mine = {
+            a.to_phone: a
+            for a in s.scalars(select(ContactAttempt).where(ContactAttempt.campaign_pk == result.campaign.id))
+            if a.to_phone in (no_calls.phone, no_sms.phone)
+        }
+        assert {p: (a.channel, a.status, a.reason) for p, a in mine.items()} == {
+            no_calls.phone: ("call", "skipped", "opted_out"),  # opted out of calls: never called
+            no_sms.phone: ("call", "queued", "ok"),  # opted out of SMS only: may be called
+        }
+        attempt_id = mine[no_sms.phone].id
+
+    async def run() -> tuple[int, int]:
+        async with httpx.AsyncClient() as http:
+            while await CampaignSender(voice_settings, policy, http, ten_am, db=db).run_once(limit=1000):
+                pass  # the SMS sender leaves call attempts alone
+            with db.transaction() as s:
+                assert s.get(ContactAttempt, attempt_id).status == "queued"  # type: ignore[union-attr]
+            dialer = VoiceDialer(voice_settings, policy, http, ten_am, db=db)
+            first = 0
+            while n := await dialer.run_once(limit=1000):
+                first += n
+            return first, await dialer.run_once()
+
+    first, again = asyncio.run(run())
+    assert first >= 1 and again == 0
+    with db.transaction() as s:
+        assert not s.scalars(select(OutboundSms).where(OutboundSms.to_phone == no_sms.phone)).all()
+        [call] = calls.outbox(s, no_sms.phone)
+        assert call.attempt_pk == attempt_id and call.url and call.url.endswith("/v1/voice/inbound")
+        assert s.get(ContactAttempt, attempt_id).status == "sent"  # type: ignore[union-attr]
+        assert calls.outbox(s, no_calls.phone) == []
+
+
+def test_the_twilio_provider_places_a_call_with_machine_detection() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json={"sid": "CA0123"})
+
+    settings = Settings(twilio_account_sid="AC123", twilio_auth_token="tok", twilio_from_number="+15550001111")
+
+    async def place() -> str:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+            return await TwilioVoice(settings, http).place("13700001111", "https://b/v1/voice/inbound", "https://b/s")
+
+    assert asyncio.run(place()) == "CA0123"
+    [req] = seen
+    assert str(req.url) == "https://api.twilio.com/2010-04-01/Accounts/AC123/Calls.json"
+    form = parse_qs(req.content.decode())
+    assert form["To"] == ["+8613700001111"] and form["Url"] == ["https://b/v1/voice/inbound"]
+    assert form["MachineDetection"] == ["Enable"] and "completed" in form["StatusCallbackEvent"]

@@ -62,10 +62,16 @@ def test_keypad_digits_become_what_the_bot_asked_for() -> None:
     )
     assert voice.decide_turn(None, None, "5678#", 0, "card_last4").text == "卡号后四位5678"
     assert voice.decide_turn(None, None, "0", 0, "identity").text == "转人工"
+    # Both facts keyed when the bot last asked for one (or one keyed when it asked for both): still labelled.
+    assert voice.keypad_text("123*5678#", "card_last4", {}) == "身份证后四位123X，卡号后四位5678"
+    assert voice.keypad_text("1234", "identity", {}) == "身份证后四位1234"
+    assert voice.keypad_text("13800000002", "phone", {}) == "手机号13800000002"
+    assert voice.keypad_text("3000", None, {}) == "3000"  # verified: a figure is a figure
     assert voice.decide_turn(None, None, "2", 0, None, {"1": "/affirm", "2": "/deny"}).text == "/deny"
     assert voice.expecting_after(["请提供身份证号后四位和信用卡卡号后四位"], verified=False) == "identity"
     assert voice.expecting_after(["还需要您信用卡卡号的后四位。"], verified=False) == "card_last4"
     assert voice.expecting_after(["请提供身份证号后四位"], verified=True) is None
+    assert voice.expecting_after(["请提供您在本行登记的手机号码。"], verified=False) == "phone"
 
 
 def test_quick_replies_become_a_spoken_keypad_menu() -> None:
