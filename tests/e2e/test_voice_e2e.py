@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 
 from ledger import voice
 from ledger.db import transaction
-from ledger.models import ContactAttempt, HandoffTicket, Message, VoiceCall
+from ledger.models import Agent, ContactAttempt, Conversation, HandoffTicket, Message, VoiceCall
 from ledger.money import yuan_to_fen
 from tests.e2e.accounts import Holder, new_holder, said, today, view
 from tests.e2e.conftest import Running
@@ -109,6 +109,18 @@ def test_a_call_in_verifies_by_keypad_hears_the_amount_in_words_and_makes_a_prom
     promises = view(running, holder)["promises"]
     assert [p["due_date"] for p in promises] == [day.isoformat()], answer
     assert voice.spoken_date(day) in answer
+    with transaction(database_url) as s:  # nobody is available: a person means a callback
+        s.execute(update(Agent).values(presence="away"))
+    offer = call.keys("0")
+    assert call.twiml.find("Enqueue") is None and "按1" in offer, offer
+    call.keys("1")  # the first callback time offered
+    with transaction(database_url) as s:
+        ticket = s.scalar(
+            select(HandoffTicket)
+            .join(Conversation, Conversation.id == HandoffTicket.conversation_pk)
+            .where(Conversation.conversation_id == f"voice-{call.sid}")
+        )
+        assert ticket is not None and ticket.callback_at is not None
     call.ended()
     assert outcome(database_url, call.sid)[0] == "promise"
     with transaction(database_url) as s:  # the transcript is kept masked, like every channel's
