@@ -232,6 +232,8 @@ def test_an_answering_machine_hears_only_who_called_and_a_number(
         assert call is not None and call.outcome == "machine"
         attempt = s.get(ContactAttempt, call.attempt_pk)
         assert attempt is not None and attempt.outcome == "machine"
+    kpis = client.get("/v1/kpis", headers=admin).json()["calls"]
+    assert kpis["placed"] >= 1 and kpis["outcomes"]["machine"] >= 1
 
 
 def test_a_call_nobody_answers_is_recorded_as_no_answer(client: TestClient, db: Database) -> None:
@@ -242,6 +244,8 @@ def test_a_call_nobody_answers_is_recorded_as_no_answer(client: TestClient, db: 
         assert call is not None and call.outcome == "no_answer"
     unknown = client.post("/v1/voice/status", data={"CallSid": _sid(), "CallStatus": "completed"})
     assert unknown.status_code == 204
+    stray = client.post("/v1/voice/gather?turn=1", data={"CallSid": _sid(), "Digits": "1"})
+    assert valid_twiml(stray.text).find("Hangup") is not None  # not a call of ours: nothing is said
 
 
 @pytest.fixture

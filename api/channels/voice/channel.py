@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.channels.voice.schemas import VoiceForm
@@ -103,7 +104,15 @@ class VoiceChannel:
             lines = [voice.opening(short_name, outbound=False), voice.IDENTITY_PROMPT, "需要人工服务请按0。"]
             return self._opened(session, call, lines)
 
-        return await self.db.run(start)
+        try:
+            return await self.db.run(start)
+        except IntegrityError:  # the same CallSid at the same moment: the other request's answer
+
+            def first(session: Session) -> str:
+                known = calls.find(session, form.CallSid)
+                return (known.last_twiml if known else None) or hang_up()
+
+            return await self.db.run(first, readonly=True)
 
     async def seed(self, form: VoiceForm) -> str:
         """A call we placed is answered. An answering machine hears who called and a number to call
