@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
+from ledger import templates
 from ledger.money import FEN_PER_YUAN
 
 LOW_CONFIDENCE = 0.5  # below this, what the recogniser heard is not acted on
@@ -128,38 +129,37 @@ def call_outcome(status: str, answered_by: str | None, verified: bool, promised:
 # --- words for the line ---------------------------------------------------------------------------
 
 
+def line(name: str, **values: object) -> str:
+    """One of the channel's own lines, templates/voice/<name>.j2 (copy is data, not code)."""
+    return templates.render("voice", f"{name}.j2", **values)
+
+
 def opening(short_name: str, outbound: bool) -> str:
     """Who is calling, and that the call may be recorded: the first thing anyone hears."""
-    who = f"您好，这里是{short_name}信用卡中心的智能客服。" if outbound else f"您好，欢迎致电{short_name}信用卡中心。"
-    return f"{who}本次通话可能会被录音。"
-
-
-IDENTITY_PROMPT = (
-    "为保护您的信息，请在按键上输入身份证后四位和卡号后四位，共八位，按井号键结束。身份证末位是X请按星号键。"
-)
-REPROMPT = "抱歉，我没有听清。请再说一遍。"
-GOODBYE = "感谢您的来电，再见。"
-TO_PERSON = "正在为您转接人工客服，请稍候。"
+    return line("opening", short_name=short_name, outbound=outbound)
 
 
 def keypad_menu_prompt() -> str:
-    return "您也可以按键选择：" + "，".join(f"按{d}{title}" for d, title, _ in KEYPAD_MENU) + "。"
+    return line("keypad_menu", own=True, items=[(d, title) for d, title, _ in KEYPAD_MENU])
+
+
+def keypad_hint(expecting: Expecting) -> str:
+    """What to key for what the bot just asked (identity digits, one of them, a phone)."""
+    return line("keypad_hint", expecting=expecting)
 
 
 def machine_message(short_name: str, hotline: str) -> str:
     """For an answering machine: who called and a number to call back, no name, no account detail."""
-    return f"您好，这里是{short_name}信用卡中心。请您方便时回电{spoken_digits(hotline)}。谢谢，再见。"
+    return line("machine", short_name=short_name, hotline=spoken_digits(hotline))
 
 
 def spoken_menu(buttons: list[dict[str, str]]) -> tuple[str, dict[str, str]]:
     """The bot's quick replies as a keypad menu ("按1…，按2…") and the payload each digit sends.
     Digits from 1; 0 stays 转人工."""
-    menu: dict[str, str] = {}
-    parts = []
-    for n, button in enumerate(buttons[:9], 1):
-        menu[str(n)] = button["payload"]
-        parts.append(f"按{n}{button['title']}")
-    return ("，".join(parts) + "。" if parts else ""), menu
+    chosen = list(enumerate(buttons[:9], 1))
+    menu = {str(n): b["payload"] for n, b in chosen}
+    text = line("keypad_menu", own=False, items=[(str(n), b["title"]) for n, b in chosen]) if chosen else ""
+    return text, menu
 
 
 _DIGIT = "零一二三四五六七八九"

@@ -101,7 +101,7 @@ class VoiceChannel:
                 return known.last_twiml or hang_up()
             call = calls.start_inbound(session, form.CallSid, caller, self.provider_name)
             self.identify(session, call, proven=False)
-            lines = [voice.opening(short_name, outbound=False), voice.IDENTITY_PROMPT, "需要人工服务请按0。"]
+            lines = [voice.opening(short_name, outbound=False), voice.line("identity"), voice.line("person_hint")]
             return self._opened(session, call, lines)
 
         try:
@@ -132,9 +132,8 @@ class VoiceChannel:
                 call.last_twiml = hang_up(voice.machine_message(institution.short_name, institution.hotline))
                 return call.last_twiml
             self.identify(session, call, proven=True)
-            return self._opened(
-                session, call, [voice.opening(institution.short_name, outbound=True), voice.IDENTITY_PROMPT]
-            )
+            lines = [voice.opening(institution.short_name, outbound=True), voice.line("identity")]
+            return self._opened(session, call, lines)
 
         return await self.db.run(start)
 
@@ -167,12 +166,12 @@ class VoiceChannel:
         next_turn = state.turn + 1
         expecting, menu = state.expecting, state.menu
         if decision.kind == "reprompt":
-            twiml = str(Twiml().gather(self.gather_url(next_turn), voice.REPROMPT))
+            twiml = str(Twiml().gather(self.gather_url(next_turn), voice.line("reprompt")))
         elif decision.kind == "keypad_menu":
             menu = {digit: text for digit, _, text in voice.KEYPAD_MENU}
             twiml = str(Twiml().gather(self.gather_url(next_turn), voice.keypad_menu_prompt(), keypad_only=True))
         elif decision.kind == "goodbye":
-            twiml = hang_up(voice.GOODBYE)
+            twiml = hang_up(voice.line("goodbye"))
         else:
             try:
                 text = clean_text(decision.text, self.service.settings.max_message_chars)
@@ -184,7 +183,7 @@ class VoiceChannel:
             except BadInput:
                 result = None
             if result is None:
-                twiml = str(Twiml().gather(self.gather_url(next_turn), voice.REPROMPT))
+                twiml = str(Twiml().gather(self.gather_url(next_turn), voice.line("reprompt")))
             else:
                 twiml, expecting, menu = await self.deliver(state.conversation_id, result, next_turn)
 
@@ -209,12 +208,12 @@ class VoiceChannel:
         buttons = next((r.buttons for r in reversed(result.replies) if r.buttons), None) or []
         menu_text, menu = voice.spoken_menu(buttons)
         if result.mode == "human":
-            return str(Twiml().say("".join(spoken)).say(voice.TO_PERSON).enqueue()), None, {}
+            return str(Twiml().say("".join(spoken)).say(voice.line("to_person")).enqueue()), None, {}
         verified = await self.db.run(
             lambda s: conversations.verified_account_id(s, conversation_id) is not None, readonly=True
         )
         expecting = voice.expecting_after(spoken, verified)
-        hint = KEYPAD_HINTS.get(expecting) if expecting else None
+        hint = voice.keypad_hint(expecting) if expecting else None
         lines = [*spoken, *([menu_text] if menu_text else []), *([hint] if hint else [])]
         return str(Twiml().gather(self.gather_url(turn), *lines)), expecting, menu
 
@@ -230,11 +229,3 @@ class VoiceChannel:
             return calls.finish(session, call, (form.CallStatus or call.status).lower(), form.AnsweredBy)
 
         return await self.db.run(record)
-
-
-KEYPAD_HINTS: dict[str, str] = {
-    "identity": "请在按键上输入身份证后四位和卡号后四位，共八位，按井号键结束。",
-    "id_last4": "请在按键上输入身份证后四位，按井号键结束。",
-    "card_last4": "请在按键上输入卡号后四位，按井号键结束。",
-    "phone": "请在按键上输入手机号码，按井号键结束。",
-}
