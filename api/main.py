@@ -16,6 +16,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import eod_job, errors
 from api.campaign_sender import CampaignSender
+from api.channels import voice
+from api.channels.voice import VoiceDialer
 from api.chat import ChatService
 from api.hub import Hub, RedisHub
 from api.limits import limiter
@@ -101,6 +103,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wechat_backlog = asyncio.create_task(app.state.wechat.recover())  # pushes a stopped gateway left
         stop = asyncio.Event()
         sender = asyncio.create_task(CampaignSender(settings, policy, http, db=db).run_forever(stop))
+        dialer = asyncio.create_task(VoiceDialer(settings, policy, http, db=db).run_forever(stop))  # voice campaigns
         # End-of-day: plans and promises moved on once a day, broken-plan notices within the rules.
         eod_task = asyncio.create_task(eod_job.run_forever(settings, policy, http, stop, db=db))
         # Conversations the bot dropped while it was away go back to it once it answers again.
@@ -123,6 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with suppress(asyncio.CancelledError):
                 await session_ends
             await sender
+            await dialer
             await eod_task
             await recovery
             await app.state.chat.aclose()
@@ -174,6 +178,7 @@ def create_app(db: Database | None = None) -> FastAPI:
 
     for module in (health, accounts, campaigns, kpis, chat, sms, wechat, transcripts, agents, conduct, live, pages):
         app.include_router(module.router)
+    app.include_router(voice.router)
     return app
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from ledger.accounts import audit
@@ -24,6 +24,7 @@ from ledger.compliance import (
     counted_contacts,
     decide,
     decide_contact,
+    person_facts,
 )
 from ledger.errors import NotFound, ValidationFailed
 from ledger.fees import bucket_for
@@ -230,6 +231,18 @@ def create_campaign(
         candidates = [c for c in candidates if c.cardholder_id in bound]
         # SMS opt-outs and number suppressions are the phone's; the follower's own 退订 is checked at send time.
         facts = lambda c: replace(bulk.facts(c), opted_out=False, number_suppressed=False)  # noqa: E731
+    planned = bulk.planned
+    if channel == "voice":  # calls: their own opt-outs, windows and caps (compliance channel "call")
+        channel = "call"
+        called = counted_contacts(session, None, "call", wanted, planned=True)
+
+        def facts(c: Candidate) -> ContactFacts:
+            read = person_facts(session, c.phone, c.account_pk, "call", wanted, planned=True)
+            return replace(read, contacts=tuple(called.get(c.phone, ())))
+
+        def planned(c: Candidate, at: datetime) -> None:
+            called.setdefault(c.phone, []).append(at)
+
     result.selected = campaign.selected = len(candidates)
     rows: list[dict[str, object]] = []
     for i, cand in enumerate(candidates, 1):
@@ -243,7 +256,7 @@ def create_campaign(
                 result.skipped["quiet_hours"] += 1
             status, when = "queued", decision.send_at
             assert when is not None
-            bulk.planned(cand, when)
+            planned(cand, when)
         rows.append(
             {
                 "campaign_pk": campaign.id,
@@ -313,7 +326,7 @@ def decide_at_send_time(session: Session, attempt: ContactAttempt, now: datetime
             session,
             phone=phone,
             account_pk=attempt.account_pk,
-            channel="sms",
+            channel="call" if attempt.channel == "call" else "sms",
             purpose="notice" if attempt.purpose == "notice" else "campaign",
             at=now,
             rules=rules,
@@ -348,21 +361,26 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, object]:
     return {"campaign": campaign, "by_status": by_status, "by_reason": by_reason}
 
 
-def claim(session: Session, attempt_id: int) -> bool:
+def _of_channel(channel: str | None) -> ColumnElement[bool]:
+    """Calls are placed by the voice dialer (api/channels/voice), everything else by the sender."""
+    return ContactAttempt.channel == channel if channel else ContactAttempt.channel != "call"
+
+
+def claim(session: Session, attempt_id: int, channel: str | None = None) -> bool:
     """Take one queued attempt for sending; exactly one caller wins, across processes and restarts."""
     done = session.execute(
         update(ContactAttempt)
-        .where(ContactAttempt.id == attempt_id, ContactAttempt.status == "queued")
+        .where(ContactAttempt.id == attempt_id, ContactAttempt.status == "queued", _of_channel(channel))
         .values(status="sending")
     )
     return int(getattr(done, "rowcount", 0)) == 1
 
 
-def due_attempts(session: Session, now: datetime, limit: int) -> list[int]:
+def due_attempts(session: Session, now: datetime, limit: int, channel: str | None = None) -> list[int]:
     return list(
         session.scalars(
             select(ContactAttempt.id)
-            .where(ContactAttempt.status == "queued", ContactAttempt.scheduled_at <= now)
+            .where(ContactAttempt.status == "queued", ContactAttempt.scheduled_at <= now, _of_channel(channel))
             .order_by(ContactAttempt.scheduled_at, ContactAttempt.id)
             .limit(limit)
         )

@@ -227,10 +227,15 @@ def _open_ticket_of(session: Session, conv_pk: int) -> HandoffTicket | None:
 
 def calls_allowed(session: Session, conv: Conversation) -> bool:
     """Whether the number this conversation came from may be called back: only a proven number (a
-    verified holder's, an SMS sender's, the one our link went to), and not when its person opted out
+    verified holder's, an SMS sender's, the one our link or our call went to), and not when its person opted out
     of calls or the number is suppressed for calls (the contact rules' own records)."""
     phone = conv.claimed_phone
-    proven = conv.verified_at is not None or conv.channel == "sms" or conv.conversation_id.startswith("lnk-")
+    proven = (
+        conv.verified_at is not None
+        or conv.channel == "sms"
+        or conv.conversation_id.startswith("lnk-")
+        or (conv.channel == "voice" and conv.phone_proven)  # the number our call reached
+    )
     if not phone or not proven:
         return False
     opted_out = session.scalar(

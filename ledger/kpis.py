@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.accounts import account_position, paid_between, promise_status
+from ledger.calls import call_kpis
 from ledger.duty import callback_kept
 from ledger.fees import BUCKETS_ORDER
 from ledger.models import (
@@ -214,6 +215,7 @@ def kpis(session: Session, start: date, end: date, policy: Policy, tz: str) -> d
         "by_bucket": by_group["bucket"],
         "by_campaign": by_group["campaign"],
         "handoffs": handoff_kpis(session, t0, t1, policy),
+        "calls": call_kpis(session, t0, t1),
     }
 
 

@@ -455,6 +455,34 @@ class ContactAttempt(Base):
     scheduled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     bucket: Mapped[str] = mapped_column(String(4))
+    # A call's result (ledger/voice.py call_outcome): no_answer | machine | promise | refusal | right_party | unverified
+    outcome: Mapped[str | None] = mapped_column(String(16))
+
+
+class VoiceCall(Base):
+    """One telephone call, either way (ledger/calls.py): its state between webhook turns and its outcome.
+    An outbound call placed by the `outbox` provider is only recorded here (GET /v1/voice/outbox)."""
+
+    __tablename__ = "voice_calls"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    call_sid: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(16))  # inbound | outbound-api
+    phone: Mapped[str | None] = mapped_column(String(11), index=True)  # the holder's side of the line
+    conversation_id: Mapped[str | None] = mapped_column(String(64))
+    attempt_pk: Mapped[int | None] = mapped_column(ForeignKey("contact_attempts.id"))
+    account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    provider: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(Text)  # what the provider requests when the call is answered
+    status: Mapped[str] = mapped_column(String(16))  # Twilio's CallStatus: queued | ringing | in-progress | ...
+    answered_by: Mapped[str | None] = mapped_column(String(24))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    turn: Mapped[int] = mapped_column(Integer, default=0)  # the gather the caller is answering
+    silences: Mapped[int] = mapped_column(Integer, default=0)
+    expecting: Mapped[str | None] = mapped_column(String(16))  # identity | id_last4 | card_last4
+    menu: Mapped[dict[str, str] | None] = mapped_column(JSON)  # keypad digit -> what the bot reads
+    last_twiml: Mapped[str | None] = mapped_column(Text)  # answered again to a replayed request
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _updated()
 
 
 class WeChatUser(Base):

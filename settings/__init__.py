@@ -32,6 +32,7 @@ class Settings(LedgerSettings):
     rasa_timeout_seconds: float = 1.8
     rasa_max_in_flight: int = Field(default=8, ge=1)  # turns inside one Rasa server at once (api/chat/rasa.py)
     sms_provider: str = "outbox"  # outbox | twilio
+    voice_provider: str = "outbox"  # outbox | twilio (api/channels/voice): the same Twilio account
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_account_sid: str = ""
     twilio_from_number: str = ""

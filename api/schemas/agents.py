@@ -61,7 +61,7 @@ class LastMessage(BaseModel):
 
 class QueueItem(BaseModel):
     conversation_id: ConversationIdStr
-    channel: Literal["web", "sms", "wechat"]
+    channel: Literal["web", "sms", "wechat", "voice"]
     reason: str
     priority: int
     summary: str

@@ -41,8 +41,9 @@ class CampaignCreate(BaseModel):
         description=f"sms: one of {SMS_TEMPLATES}; wechat: one of {WECHAT_TEMPLATES}",
     )
     send_at: AwareDatetimeIn | None = Field(default=None, description="with its UTC offset; none: now")
-    channel: Literal["sms", "wechat"] = Field(
-        default="sms", description="wechat: template messages to holders with a bound openid"
+    channel: Literal["sms", "wechat", "voice"] = Field(
+        default="sms",
+        description="wechat: template messages to holders with a bound openid; voice: calls, decided at call time",
     )
 
 

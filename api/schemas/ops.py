@@ -37,6 +37,16 @@ class GroupKpis(BaseModel):
     ptp_rate: ShareOrNone
 
 
+class CallKpis(BaseModel):
+    """Calls begun in the period (ledger/calls.py): placed by a voice campaign, taken from holders, and
+    their outcomes; `right_party_rate` is the verified holder reached, of the calls that ended."""
+
+    placed: int = Field(ge=0)
+    inbound: int = Field(ge=0)
+    outcomes: dict[str, int]
+    right_party_rate: ShareOrNone
+
+
 class HandoffKpis(BaseModel):
     """Handoffs asked for in the period (the bot's own outages excluded); the rate per conversation
     is `handoff_rate` above."""
@@ -83,6 +93,7 @@ class Kpis(BaseModel):
     by_bucket: dict[str, GroupKpis]
     by_campaign: dict[str, GroupKpis]
     handoffs: HandoffKpis
+    calls: CallKpis
 
 
 class TranscriptEntry(BaseModel):
@@ -97,7 +108,7 @@ class TranscriptEntry(BaseModel):
 
 class Transcript(BaseModel):
     conversation_id: str
-    channel: Literal["web", "sms", "wechat"]
+    channel: Literal["web", "sms", "wechat", "voice"]
     mode: Literal["bot", "human"]
     verified: bool
     messages: list[TranscriptEntry]

@@ -1,0 +1,1 @@
+"""The channels a holder reaches us on."""

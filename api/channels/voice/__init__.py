@@ -1,0 +1,12 @@
+"""Voice: a call as a conversation (Twilio's Voice webhook protocol; VOICE_PROVIDER=outbox|twilio).
+
+- `routes`: POST /v1/voice/inbound, /gather, /status (TwiML answers) and GET /v1/voice/outbox;
+- `channel`: `VoiceChannel` (receive, identify, deliver, seed);
+- `twiml`: the TwiML verbs; `provider`: placing calls; `dialer`: voice campaigns at call time.
+"""
+
+from api.channels.voice.channel import VoiceChannel
+from api.channels.voice.dialer import VoiceDialer
+from api.channels.voice.routes import router
+
+__all__ = ["VoiceChannel", "VoiceDialer", "router"]
