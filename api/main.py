@@ -16,11 +16,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import eod_job, errors
 from api.campaign_sender import CampaignSender
+from api.channels.web import routes as web
 from api.chat import ChatService
 from api.hub import Hub, RedisHub
 from api.limits import limiter
 from api.logs import configure_logging
-from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts, wechat
+from api.routes import accounts, agents, campaigns, conduct, health, kpis, live, pages, sms, transcripts, wechat
 from api.wechat_channel import WeChatChannel
 from ledger.agents import prepare_login
 from ledger.db import Database
@@ -172,7 +173,7 @@ def create_app(db: Database | None = None) -> FastAPI:
             status_code=429,
         )
 
-    for module in (health, accounts, campaigns, kpis, chat, sms, wechat, transcripts, agents, conduct, live, pages):
+    for module in (health, accounts, campaigns, kpis, web, sms, wechat, transcripts, agents, conduct, live, pages):
         app.include_router(module.router)
     return app
 
