@@ -19,8 +19,8 @@ import httpx
 from sqlalchemy.orm import Session
 
 from api import guard, links, wechat_reminders
+from api.channels.sms.provider import provider_for, send_sms
 from api.due_queue import DueQueue, queue_for
-from api.sms import provider_for, send_sms
 from ledger import campaigns, templates
 from ledger.clock import Clock, process_clock
 from ledger.db import Database

@@ -16,12 +16,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import eod_job, errors
 from api.campaign_sender import CampaignSender
+from api.channels.sms import routes as sms
 from api.channels.web import routes as web
 from api.chat import ChatService
 from api.hub import Hub, RedisHub
 from api.limits import limiter
 from api.logs import configure_logging
-from api.routes import accounts, agents, campaigns, conduct, health, kpis, live, pages, sms, transcripts, wechat
+from api.routes import accounts, agents, campaigns, conduct, health, kpis, live, pages, transcripts, wechat
 from api.wechat_channel import WeChatChannel
 from ledger.agents import prepare_login
 from ledger.db import Database

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import hmac
-from datetime import timedelta
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from api.chat import BadInput, ChatDep, ChatService, DuplicateMessage, Reply, clean_text
+from api.channels.sms.channel import SmsDep, SmsMessage
+from api.channels.sms.provider import valid_twilio_signature
+from api.chat import BadInput
 from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.schemas import OutboxSms, SmsInbound, SmsStatus, errors
 from api.schemas.common import PHONE_PATTERN, normalise_phone
-from api.sms import as_sms, provider_for, send_reply, valid_twilio_signature
-from ledger import campaigns, conduct, conversations, receipts
-from ledger.clock import process_clock
-from ledger.db import Database
+from ledger import receipts
 from ledger.models import OutboundSms
 from settings import Settings
 
@@ -65,32 +62,19 @@ def _twiml() -> Response:
     openapi_extra=_form_doc(SmsInbound),
 )
 @limiter.limit(public_limit)
-async def inbound(request: Request, service: ChatDep, db: DatabaseDep) -> Response:
+async def inbound(request: Request, channel: SmsDep) -> Response:
     """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider.
     The signature (or, with the outbox provider, the dev secret) is checked before the fields."""
-    settings = service.settings
-    fields = await _signed_form(request, settings, SmsInbound)
+    fields = await _signed_form(request, channel.chat.settings, SmsInbound)
     try:
         phone = normalise_phone(fields.From)
-        text = clean_text(fields.Body, settings.max_message_chars)
-    except (ValueError, BadInput) as exc:
+    except ValueError as exc:
         raise ApiError(422, "validation_failed", str(exc)) from None
-    sid = fields.MessageSid
-    cid = f"sms-{phone}"
-    provider = provider_for(settings, request.app.state.http)
-    wrote_at = service.clock.now()
-    seeded = await _seed_if_replying_to_campaign(service, db, cid, phone)
     try:
-        result = await service.handle(cid, text, "sms", external_id=sid, phone=phone)
-    except DuplicateMessage:
-        return _twiml()  # the provider retried: already answered once
-    if conduct.is_sms_opt_out(text):
-        # The number's owner decides what it receives: recorded here, whatever the bot says (or if it is away).
-        await db.run(lambda s: conduct.suppress_number(s, phone, "sms", "opt_out", service.clock, actor=cid))
-    for reply in [*seeded, *result.replies]:
-        text_out = as_sms(reply.text, reply.buttons)
-        await send_reply(provider, settings, service.policy, service.clock, phone, text_out, cid, wrote_at, db=db)
-    return _twiml()
+        await channel.receive(SmsMessage(phone, fields.Body, fields.MessageSid))
+    except BadInput as exc:
+        raise ApiError(422, "validation_failed", str(exc)) from None
+    return _twiml()  # a provider's retry of a message already answered gets the same empty answer
 
 
 @router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=_form_doc(SmsStatus))
@@ -132,26 +116,6 @@ async def _signed_form(request: Request, settings: Settings, model: type[Form]) 
 def _dev_secret_ok(expected: str, given: str | None) -> bool:
     """Unset refuses everything: an outbox gateway without the secret takes no inbound SMS."""
     return bool(expected) and hmac.compare_digest(expected.encode(), (given or "").encode())
-
-
-async def _seed_if_replying_to_campaign(service: ChatService, db: Database, cid: str, phone: str) -> list[Reply]:
-    """A first message from a phone our campaign wrote to in the last week starts in context."""
-    settings = service.settings
-    since = process_clock(settings.app_timezone).now() - timedelta(days=7)
-
-    def lookup(session: Session) -> tuple[str, str] | None:
-        if conversations.find(session, cid) is not None:
-            return None
-        return campaigns.recent_contact(session, phone, since)
-
-    contact = await db.run(lookup, readonly=True)
-    if contact is None:
-        return []
-    account_id, campaign_id = contact
-    result = await service.seed(
-        cid, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id}, channel="sms"
-    )
-    return list(result.replies)
 
 
 @router.get("/outbox", response_model=list[OutboxSms], dependencies=[AdminDep], responses=errors(401))
