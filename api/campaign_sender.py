@@ -18,8 +18,10 @@ from datetime import datetime
 import httpx
 from sqlalchemy.orm import Session
 
-from api import guard, links, wechat_reminders
+from api import guard
+from api.channels import links
 from api.channels.sms.provider import provider_for, send_sms
+from api.channels.wechat import reminders as wechat_reminders
 from api.due_queue import DueQueue, queue_for
 from ledger import campaigns, templates
 from ledger.clock import Clock, process_clock

@@ -18,12 +18,13 @@ from api import eod_job, errors
 from api.campaign_sender import CampaignSender
 from api.channels.sms import routes as sms
 from api.channels.web import routes as web
+from api.channels.wechat import routes as wechat
+from api.channels.wechat.channel import WeChatChannel
 from api.chat import ChatService
 from api.hub import Hub, RedisHub
 from api.limits import limiter
 from api.logs import configure_logging
-from api.routes import accounts, agents, campaigns, conduct, health, kpis, live, pages, transcripts, wechat
-from api.wechat_channel import WeChatChannel
+from api.routes import accounts, agents, campaigns, conduct, health, kpis, live, pages, transcripts
 from ledger.agents import prepare_login
 from ledger.db import Database
 from ledger.policy import cached_policy

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from api import links
+from api.channels import links
 from api.chat import ChatService, TurnResult
 from ledger.outreach import OUTBOUND_CONTACT, Contact
 from settings import Settings

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api import links
 from api.campaign_sender import CampaignSender, check_template
+from api.channels import links
 from ledger import accounts, campaigns
 from ledger.clock import Clock, process_clock
 from ledger.db import Database

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
+from api.channels.base import Channel
 from api.channels.seed import seed_from_link
 from api.channels.sms.provider import SmsProvider, as_sms, provider_for, send_reply
 from api.chat import ChatService, DuplicateMessage, Reply, TurnResult, chat_service, clean_text
@@ -97,3 +98,9 @@ def sms_channel(conn: HTTPConnection) -> SmsChannel:
 
 
 SmsDep = Annotated[SmsChannel, Depends(sms_channel)]
+
+
+if TYPE_CHECKING:  # mypy holds SmsChannel to the protocol every channel implements
+
+    def _a_channel(channel: SmsChannel) -> Channel[SmsMessage]:
+        return channel

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
-from api import links
+from api.channels import links
+from api.channels.base import Channel
 from api.channels.seed import seed_from_link, signed_attempt
 from api.chat import ChatService, Reply, TurnResult, chat_service, clean_text
 from ledger import outreach, sessions
@@ -86,3 +87,9 @@ def web_channel(conn: HTTPConnection) -> WebChannel:
 
 
 WebDep = Annotated[WebChannel, Depends(web_channel)]
+
+
+if TYPE_CHECKING:  # mypy holds WebChannel to the protocol every channel implements
+
+    def _a_channel(channel: WebChannel) -> Channel[WebMessage]:
+        return channel
