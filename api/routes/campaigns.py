@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from api.campaign_sender import check_template
+from api.channels.sms.campaign import check_template
 from api.channels.wechat.reminders import check_template as check_wechat
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep
 from api.errors import ApiError
