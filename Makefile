@@ -60,7 +60,7 @@ lint: envs ## ruff lint and format check; the layering contracts (pyproject.toml
 
 BOT_SIDE_BENCH := bench/nlu_eval.py bench/nlu_spacy.py bench/nlu_compare.py bench/tracker_store.py bench/contact_phrases_compare.py
 typecheck: envs ## mypy on every package but tests/: the app's against the app environment, bot/ and Rasa's benchmarks against Rasa's
-	$(VENV)/app/bin/mypy ledger api actions settings scripts $(filter-out $(BOT_SIDE_BENCH),$(wildcard bench/*.py))
+	$(VENV)/app/bin/mypy ledger api jobs actions settings scripts $(filter-out $(BOT_SIDE_BENCH),$(wildcard bench/*.py))
 	$(VENV)/app/bin/mypy --python-executable $(BOT_PY) --python-version 3.10 bot $(BOT_SIDE_BENCH)
 
 validate: var/validate.ok ## rasa data validate (skipped when data, domain and config are unchanged)

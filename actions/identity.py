@@ -45,7 +45,10 @@ class ActionGreetOutbound(Action):
             conv = conversations.find(session, tracker.sender_id)
             return conv.channel if conv else None
 
-        wechat = await in_transaction(channel, readonly=True) == "wechat"  # from a WeChat reminder, not an SMS
+        on = await in_transaction(channel, readonly=True)
+        if on == "voice":  # a call we placed: the call's own opening said who is calling and asked to verify
+            return []
+        wechat = on == "wechat"  # from a WeChat reminder, not an SMS
         dispatcher.utter_message(
             response="utter_greet_outbound_wechat" if wechat else "utter_greet_outbound", **institution_vars()
         )

@@ -14,16 +14,20 @@ from slowapi.errors import RateLimitExceeded
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import eod_job, errors
-from api.campaign_sender import CampaignSender
+from api import errors
 from api.channels import voice
-from api.channels.voice import VoiceDialer
+from api.channels.sms import routes as sms
+from api.channels.web import routes as web
+from api.channels.wechat import routes as wechat
+from api.channels.wechat.channel import WeChatChannel
 from api.chat import ChatService
 from api.hub import Hub, RedisHub
 from api.limits import limiter
 from api.logs import configure_logging
-from api.routes import accounts, agents, campaigns, chat, conduct, health, kpis, live, pages, sms, transcripts, wechat
-from api.wechat_channel import WeChatChannel
+from api.routes import accounts, agents, campaigns, conduct, health, kpis, live, pages, transcripts
+from jobs import eod, long_waits
+from jobs.campaign_sender import CampaignSender
+from jobs.voice_dialer import VoiceDialer
 from ledger.agents import prepare_login
 from ledger.db import Database
 from ledger.policy import cached_policy
@@ -105,7 +109,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         sender = asyncio.create_task(CampaignSender(settings, policy, http, db=db).run_forever(stop))
         dialer = asyncio.create_task(VoiceDialer(settings, policy, http, db=db).run_forever(stop))  # voice campaigns
         # End-of-day: plans and promises moved on once a day, broken-plan notices within the rules.
-        eod_task = asyncio.create_task(eod_job.run_forever(settings, policy, http, stop, db=db))
+        eod_task = asyncio.create_task(eod.run_forever(settings, policy, http, stop, db=db))
         # Conversations the bot dropped while it was away go back to it once it answers again.
         recovery = asyncio.create_task(
             app.state.chat.recover_forever(stop, settings.bot_recovery_seconds)
@@ -115,12 +119,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Web sessions a holder ended through another worker are forgotten here too.
         session_ends = asyncio.create_task(app.state.chat.forget_ended_sessions())
         # Holders parked for a person longer than handoff.max_wait_minutes: told, and the bot resumes.
-        long_waits = asyncio.create_task(app.state.chat.end_long_waits_forever(stop))
+        waits = asyncio.create_task(long_waits.run_forever(app.state.chat, stop))
         try:
             yield
         finally:
             stop.set()
-            long_waits.cancel()
+            waits.cancel()
             wechat_backlog.cancel()
             session_ends.cancel()
             with suppress(asyncio.CancelledError):
@@ -176,7 +180,7 @@ def create_app(db: Database | None = None) -> FastAPI:
             status_code=429,
         )
 
-    for module in (health, accounts, campaigns, kpis, chat, sms, wechat, transcripts, agents, conduct, live, pages):
+    for module in (health, accounts, campaigns, kpis, web, sms, wechat, transcripts, agents, conduct, live, pages):
         app.include_router(module.router)
     app.include_router(voice.router)
     return app

@@ -201,7 +201,7 @@ def create_campaign(
 ) -> CampaignResult:
     """Select, decide and enqueue in one transaction; returns the counts the API reports.
 
-    Each queued send is decided again when its time comes (api/campaign_sender.py)."""
+    Each queued send is decided again when its time comes (jobs/campaign_sender.py)."""
     now = clock.now()
     wanted = send_at or now
     if wanted.tzinfo is None:
@@ -362,7 +362,7 @@ def campaign_status(session: Session, campaign_id: str) -> dict[str, object]:
 
 
 def _of_channel(channel: str | None) -> ColumnElement[bool]:
-    """Calls are placed by the voice dialer (api/channels/voice), everything else by the sender."""
+    """Calls are placed by the voice dialer (jobs/voice_dialer.py), everything else by the sender."""
     return ContactAttempt.channel == channel if channel else ContactAttempt.channel != "call"
 
 

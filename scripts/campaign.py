@@ -13,7 +13,7 @@ from datetime import datetime
 import httpx
 from tqdm import tqdm
 
-from api.campaign_sender import CampaignSender, check_template
+from jobs.campaign_sender import CampaignSender, check_template
 from ledger import campaigns
 from ledger.clock import Clock, process_clock
 from ledger.db import Database

@@ -12,7 +12,7 @@ import json
 
 import httpx
 
-from api.eod_job import run_once
+from jobs.eod import run_once
 from ledger.clock import process_clock
 from ledger.db import Database
 from ledger.policy import load_policy

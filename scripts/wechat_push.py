@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import httpx
 import xmltodict  # type: ignore[import-untyped]
 
-from api.wechat import encrypt_push, push_xml, signature
+from api.channels.wechat.provider import encrypt_push, push_xml, signature
 from ledger.clock import process_clock
 from settings import get_settings
 

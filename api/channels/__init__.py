@@ -1,1 +1,2 @@
-"""The channels a holder reaches us on."""
+"""The channels a holder writes from: one package each (web, sms, wechat, voice), one class each,
+all implementing the small protocol in api/channels/base.py."""

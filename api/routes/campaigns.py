@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, status
 
-from api.campaign_sender import check_template
+from api.channels.sms.campaign import check_template
+from api.channels.wechat.reminders import check_template as check_wechat
 from api.deps import AdminDep, ClockDep, PolicyDep, SessionDep
 from api.errors import ApiError
 from api.schemas import ID_PATTERN, CampaignCreate, CampaignCreated, CampaignProgress, errors
 from api.schemas.links import link
-from api.wechat_reminders import check_template as check_wechat
 from ledger import campaigns
 from ledger.models import Campaign
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api import links
-from api.campaign_sender import CampaignSender, check_template
+from api.channels import links
+from jobs.campaign_sender import CampaignSender, check_template
 from ledger import accounts, campaigns
 from ledger.clock import Clock, process_clock
 from ledger.db import Database
@@ -125,7 +125,7 @@ def test_a_backlog_processed_at_23_sends_nothing_until_08(  # type: ignore[no-un
     settings_with_key, db: Database, policy: Policy, queue_kind: str
 ) -> None:
     """The sender was down all day: at 23:00 it finds a 10:00 send due. It goes at 08:00, once."""
-    from api.due_queue import DatabaseQueue, DueQueue, RedisQueue
+    from jobs.due_queue import DatabaseQueue, DueQueue, RedisQueue
 
     settings = settings_with_key
     key = f"test:due:{uuid.uuid4().hex}"
@@ -184,7 +184,7 @@ def test_a_bad_link_is_refused(client: TestClient) -> None:
 def test_redis_queue_sends_once_and_rebuilds_from_the_database(settings_with_key, db: Database, policy: Policy) -> None:  # type: ignore[no-untyped-def]
     import redis as redis_lib
 
-    from api.due_queue import RedisQueue
+    from jobs.due_queue import RedisQueue
 
     url = "redis://127.0.0.1:6379/0"
     try:

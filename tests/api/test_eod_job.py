@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from api.eod_job import run_once
+from jobs.eod import run_once
 from ledger import accounts, negotiation
 from ledger.clock import Clock
 from ledger.db import Database

@@ -234,7 +234,7 @@ def test_work_cut_off_by_the_server_runs_again_and_is_written_once(committed_db:
 
 
 def test_with_redis_away_due_sends_come_from_the_database(session: Session, policy: Policy) -> None:
-    from api.due_queue import RedisQueue
+    from jobs.due_queue import RedisQueue
 
     ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
     accounts.upsert_account(session, record(phone=f"135{uuid.uuid4().int % 10**8:08d}"))

@@ -14,7 +14,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from starlette.websockets import WebSocketDisconnect
 
-from api.sms import SEGMENT_CHARS, TwilioProvider, as_sms, split_sms, twilio_signature, valid_twilio_signature
+from api.channels.sms.provider import (
+    SEGMENT_CHARS,
+    TwilioProvider,
+    as_sms,
+    split_sms,
+)
+from api.channels.twilio import twilio_signature, valid_twilio_signature
 from ledger.db import Database
 from ledger.models import Conversation, Message
 from ledger.policy import Policy

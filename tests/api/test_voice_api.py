@@ -15,11 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from api.campaign_sender import CampaignSender
-from api.channels.voice import VoiceDialer
+from api.channels.twilio import twilio_signature
 from api.channels.voice.provider import TwilioVoice
 from api.channels.voice.twiml import Twiml
-from api.sms import twilio_signature
+from jobs.campaign_sender import CampaignSender
+from jobs.voice_dialer import VoiceDialer
 from ledger import accounts, calls, campaigns, conduct
 from ledger.clock import Clock
 from ledger.db import Database

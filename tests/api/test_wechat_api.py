@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select, update
 
-from api.campaign_sender import CampaignSender
-from api.wechat import BadSignature, Push, deliver, encrypt_push, push_xml, read_push, signature
-from api.wechat_reminders import check_template as check_wechat_template
+from api.channels.wechat.provider import BadSignature, Push, deliver, encrypt_push, push_xml, read_push, signature
+from api.channels.wechat.reminders import check_template as check_wechat_template
+from jobs.campaign_sender import CampaignSender
 from ledger import accounts, campaigns, conversations, wechat
 from ledger.clock import Clock, process_clock
 from ledger.db import Database

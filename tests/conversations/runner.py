@@ -18,7 +18,7 @@ import httpx
 import yaml
 from sqlalchemy import select
 
-from api import links
+from api.channels import links
 from ledger import conduct
 from ledger.clock import process_clock
 from ledger.db import transaction

@@ -123,7 +123,7 @@ def test_agent_takes_over_and_hands_back(running: Running, browser: Browser) -> 
 def test_sms_link_opens_the_chat_page_in_context(running: Running, browser: Browser, database_url: str) -> None:
     from sqlalchemy import select
 
-    from api import links
+    from api.channels import links
     from ledger import conduct
     from ledger.clock import process_clock
     from ledger.db import transaction

@@ -17,8 +17,8 @@ import xmltodict  # type: ignore[import-untyped]
 from pydantic import SecretStr
 from sqlalchemy import insert, select, update
 
-from api import links
-from api.wechat import encrypt_push, push_xml, signature
+from api.channels import links
+from api.channels.wechat.provider import encrypt_push, push_xml, signature
 from ledger import conduct, wechat
 from ledger.clock import process_clock
 from ledger.db import transaction

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from api import links
+from api.channels import links
 from ledger import conversations
 from ledger.accounts import upsert_account
 from ledger.clock import Clock

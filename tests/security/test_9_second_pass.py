@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
+from api.channels.wechat.provider import push_xml
+from api.channels.wechat.provider import signature as wechat_signature
 from api.deps import clock_dep
 from api.hub import QUEUE_TOPIC, conversation_topic
-from api.wechat import push_xml
-from api.wechat import signature as wechat_signature
 from ledger import agents, negotiation
 from ledger.approvals import ApprovalFacts, decide_approval
 from ledger.clock import Clock, process_clock

@@ -2,11 +2,10 @@
 
 - `routes`: POST /v1/voice/inbound, /gather, /status (TwiML answers) and GET /v1/voice/outbox;
 - `channel`: `VoiceChannel` (receive, identify, deliver, seed);
-- `twiml`: the TwiML verbs; `provider`: placing calls; `dialer`: voice campaigns at call time.
+- `twiml`: the TwiML verbs; `provider`: placing calls. Voice campaigns are placed at call time by jobs/voice_dialer.py.
 """
 
 from api.channels.voice.channel import VoiceChannel
-from api.channels.voice.dialer import VoiceDialer
 from api.channels.voice.routes import router
 
-__all__ = ["VoiceChannel", "VoiceDialer", "router"]
+__all__ = ["VoiceChannel", "router"]

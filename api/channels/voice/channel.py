@@ -10,17 +10,22 @@ The decisions are ledger/voice.py's; the call's state between turns is ledger/ca
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from api.channels.base import Channel
+from api.channels.seed import seed_from_link
 from api.channels.voice.schemas import VoiceForm
 from api.channels.voice.twiml import Twiml
-from api.chat import BadInput, ChatService, DuplicateMessage, TurnResult, clean_text
+from api.chat import BadInput, ChatService, DuplicateMessage, Reply, TurnResult, clean_text
 from api.schemas.common import normalise_phone
-from ledger import calls, conversations, voice
+from ledger import calls, conversations, outreach, voice
 from ledger.models import VoiceCall
+from ledger.outreach import Contact
 
 log = logging.getLogger("api.voice")
 CHANNEL = "voice"
@@ -58,6 +63,14 @@ def hang_up(text: str = "") -> str:
     return str(Twiml().say(text).hangup())
 
 
+@dataclass(frozen=True)
+class VoiceTurn:
+    """One gather's answer as the provider posted it, and which gather it answers (`?turn=`)."""
+
+    form: VoiceForm
+    turn: int | None
+
+
 class VoiceChannel:
     name = CHANNEL
 
@@ -75,7 +88,16 @@ class VoiceChannel:
 
     # --- identify ----------------------------------------------------------------------------------
 
-    def identify(self, session: Session, call: VoiceCall, proven: bool) -> None:
+    async def identify(self, address: str) -> str:
+        """The conversation a call (its CallSid) is; "" for a call we never heard of."""
+
+        def look(session: Session) -> str:
+            call = calls.find(session, address)
+            return (call.conversation_id or "") if call is not None else ""
+
+        return await self.db.run(look, readonly=True)
+
+    def _tie(self, session: Session, call: VoiceCall, proven: bool) -> None:
         """The call's conversation, tied to its phone: proven for the number we called, a claim for a
         caller ID (anyone can send one), so the holder still verifies by keypad either way."""
         assert call.conversation_id is not None
@@ -88,7 +110,7 @@ class VoiceChannel:
     async def answer(self, form: VoiceForm) -> str:
         """The provider's first request of a call: a call coming in, or one we placed being answered."""
         if (form.Direction or "inbound").startswith("outbound"):
-            return await self.seed(form)
+            return await self.answered(form)
         try:
             caller: str | None = normalise_phone(form.From or "")
         except ValueError:
@@ -100,7 +122,7 @@ class VoiceChannel:
             if known is not None:  # the provider asked again: the same answer, nothing new stored
                 return known.last_twiml or hang_up()
             call = calls.start_inbound(session, form.CallSid, caller, self.provider_name)
-            self.identify(session, call, proven=False)
+            self._tie(session, call, proven=False)
             lines = [voice.opening(short_name, outbound=False), voice.line("identity"), voice.line("person_hint")]
             return self._opened(session, call, lines)
 
@@ -114,28 +136,37 @@ class VoiceChannel:
 
             return await self.db.run(first, readonly=True)
 
-    async def seed(self, form: VoiceForm) -> str:
+    async def answered(self, form: VoiceForm) -> str:
         """A call we placed is answered. An answering machine hears who called and a number to call
         back, nothing else, and the bot is never asked; a person hears who is calling, that the call may
         be recorded, and is asked to verify by keypad before anything about an account."""
         institution = self.service.policy.institution
 
-        def start(session: Session) -> str:
+        def start(session: Session) -> tuple[str, Contact | None, str | None]:
             call = calls.find(session, form.CallSid)
             if call is None:
-                return hang_up()  # not a call we placed
+                return hang_up(), None, None  # not a call we placed
             if call.last_twiml is not None:
-                return call.last_twiml  # the provider asked again
+                return call.last_twiml, None, None  # the provider asked again
             call.status = "in-progress"
             call.answered_by = form.AnsweredBy or call.answered_by
             if voice.is_machine(call.answered_by):
                 call.last_twiml = hang_up(voice.machine_message(institution.short_name, institution.hotline))
-                return call.last_twiml
-            self.identify(session, call, proven=True)
+                return call.last_twiml, None, None
+            self._tie(session, call, proven=True)
             lines = [voice.opening(institution.short_name, outbound=True), voice.line("identity")]
-            return self._opened(session, call, lines)
+            contact = outreach.from_attempt(session, call.attempt_pk) if call.attempt_pk is not None else None
+            return self._opened(session, call, lines), contact, call.conversation_id
 
-        return await self.db.run(start)
+        twiml, contact, conversation_id = await self.db.run(start)
+        if contact is not None and conversation_id:  # a person answered: the bot learns whose call this is
+            await self.seed(conversation_id, contact)
+        return twiml
+
+    async def seed(self, conversation_id: str, contact: Contact) -> Sequence[Reply]:
+        """The bot is told of the outbound contact, as on every channel (seed_from_link); on a call
+        the channel's own opening already said who is calling, so the bot adds no greeting."""
+        return list((await seed_from_link(self.service, conversation_id, contact, self.name)).replies)
 
     def _opened(self, session: Session, call: VoiceCall, lines: list[str]) -> str:
         """The channel's own opening, kept in the transcript like the bot's words, and the first gather."""
@@ -148,8 +179,10 @@ class VoiceChannel:
 
     # --- a turn --------------------------------------------------------------------------------------
 
-    async def receive(self, form: VoiceForm, turn: int | None) -> str:
-        """What the caller said (`SpeechResult`, `Confidence`) or keyed (`Digits`) for gather `turn`."""
+    async def receive(self, inbound: VoiceTurn) -> str:
+        """What the caller said (`SpeechResult`, `Confidence`) or keyed (`Digits`) for gather `turn`:
+        the TwiML the provider is answered with (the bot's replies spoken, or a re-prompt or menu)."""
+        form, turn = inbound.form, inbound.turn
 
         def read(session: Session) -> CallState | None:
             call = calls.find(session, form.CallSid)
@@ -185,7 +218,7 @@ class VoiceChannel:
             if result is None:
                 twiml = str(Twiml().gather(self.gather_url(next_turn), voice.line("reprompt")))
             else:
-                twiml, expecting, menu = await self.deliver(state.conversation_id, result, next_turn)
+                twiml, expecting, menu = await self._spoken(state.conversation_id, result, next_turn)
 
         def save(session: Session) -> None:
             call = calls.find(session, form.CallSid)
@@ -199,7 +232,10 @@ class VoiceChannel:
 
     # --- deliver -------------------------------------------------------------------------------------
 
-    async def deliver(
+    async def deliver(self, address: str, conversation_id: str, replies: Sequence[Reply]) -> None:
+        """Nothing to send: a call's replies are spoken in the answer to the provider's request."""
+
+    async def _spoken(
         self, conversation_id: str, result: TurnResult, turn: int
     ) -> tuple[str, voice.Expecting | None, dict[str, str]]:
         """The bot's replies spoken (amounts and dates as TTS reads them right), its quick replies as a
@@ -229,3 +265,9 @@ class VoiceChannel:
             return calls.finish(session, call, (form.CallStatus or call.status).lower(), form.AnsweredBy)
 
         return await self.db.run(record)
+
+
+if TYPE_CHECKING:  # mypy holds VoiceChannel to the protocol every channel implements
+
+    def _a_channel(channel: VoiceChannel) -> Channel[VoiceTurn, str]:
+        return channel

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import ValidationError
 
-from api.channels.voice.channel import VoiceChannel
+from api.channels.twilio import signed_form
+from api.channels.voice.channel import VoiceChannel, VoiceTurn
 from api.channels.voice.schemas import OutboxCall, VoiceForm
 from api.chat import ChatDep
 from api.deps import AdminDep, SessionDep
-from api.errors import ApiError
 from api.limits import limiter, public_limit
 from api.schemas import errors
 from api.schemas.common import PHONE_PATTERN, normalise_phone
-from api.sms import valid_twilio_signature
 from ledger import calls
-from settings import Settings
 
 router = APIRouter(prefix="/v1/voice", tags=["voice"], responses=errors(422, 503))
 TWIML = {"description": "TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}}
@@ -51,30 +47,6 @@ def _xml(twiml: str) -> Response:
     return Response(twiml, media_type="text/xml")
 
 
-async def signed_form(request: Request, settings: Settings) -> VoiceForm:
-    """The provider's form, once its signature (or, with the outbox provider, the dev secret) is
-    checked: 403 before any field is read; 422 if the fields are not valid."""
-    form = await request.form()
-    params = {k: str(v) for k, v in form.items()}
-    if settings.voice_provider == "twilio":
-        url = f"{settings.public_base_url.rstrip('/')}{request.url.path}"  # the URL Twilio called and signed
-        if request.url.query:
-            url += f"?{request.url.query}"
-        token = settings.twilio_auth_token.get_secret_value()
-        if not valid_twilio_signature(url, params, token, request.headers.get("X-Twilio-Signature")):
-            raise ApiError(403, "bad_signature", "the request signature is not valid")
-    else:
-        expected = settings.sms_inbound_dev_secret.get_secret_value()
-        given = request.headers.get("X-SMS-Dev-Secret") or ""
-        if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
-            raise ApiError(403, "bad_signature", "voice webhooks need header X-SMS-Dev-Secret (SMS_INBOUND_DEV_SECRET)")
-    try:
-        return VoiceForm.model_validate(params)
-    except ValidationError as exc:
-        problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
-        raise ApiError(422, "validation_failed", "the form is not valid", errors=problems) from None
-
-
 def _channel(request: Request, service: ChatDep) -> VoiceChannel:
     return VoiceChannel(service, service.settings.voice_provider)
 
@@ -86,7 +58,7 @@ def _channel(request: Request, service: ChatDep) -> VoiceChannel:
 async def voice_inbound(request: Request, service: ChatDep) -> Response:
     """A call comes in (`Direction=inbound`), or a call we placed is answered (`Direction=outbound-api`,
     with `AnsweredBy`). A repeated request for the same `CallSid` gets the same answer."""
-    form = await signed_form(request, service.settings)
+    form = await signed_form(request, service.settings, service.settings.voice_provider, VoiceForm)
     return _xml(await _channel(request, service).answer(form))
 
 
@@ -99,8 +71,8 @@ async def voice_gather(
 ) -> Response:
     """What the caller said (`SpeechResult`, `Confidence`) or keyed (`Digits`) for the gather `turn`
     our TwiML pointed here; a replayed turn gets the answer it had."""
-    form = await signed_form(request, service.settings)
-    return _xml(await _channel(request, service).receive(form, turn))
+    form = await signed_form(request, service.settings, service.settings.voice_provider, VoiceForm)
+    return _xml(await _channel(request, service).receive(VoiceTurn(form, turn)))
 
 
 @router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=FORM_DOC)
@@ -108,7 +80,7 @@ async def voice_gather(
 async def voice_status(request: Request, service: ChatDep) -> Response:
     """Call progress (`CallStatus`, `AnsweredBy`); once the call has ended its outcome is recorded on
     the call and on the contact attempt that placed it. Unknown or repeated reports change nothing."""
-    form = await signed_form(request, service.settings)
+    form = await signed_form(request, service.settings, service.settings.voice_provider, VoiceForm)
     await _channel(request, service).status(form)
     return Response(status_code=204)
 

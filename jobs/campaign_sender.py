@@ -18,10 +18,12 @@ from datetime import datetime
 import httpx
 from sqlalchemy.orm import Session
 
-from api import guard, links, wechat_reminders
-from api.due_queue import DueQueue, queue_for
-from api.sms import provider_for, send_sms
-from ledger import campaigns, templates
+from api.channels import links
+from api.channels.sms.campaign import check_template, render
+from api.channels.sms.provider import provider_for, send_sms
+from api.channels.wechat import reminders as wechat_reminders
+from jobs.due_queue import DueQueue, queue_for
+from ledger import campaigns
 from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.models import Campaign, ContactAttempt
@@ -29,23 +31,7 @@ from ledger.policy import Policy
 from settings import Settings
 
 log = logging.getLogger("api.campaigns")
-
-
-def render(template: str, policy: Policy, link: str) -> str:
-    inst = policy.institution
-    return templates.render(
-        "sms", f"{template}.j2", short_name=inst.short_name, institution=inst.name, hotline=inst.hotline, link=link
-    )
-
-
-def check_template(template: str, policy: Policy) -> str | None:
-    """Why a template may not be sent (names no institution, has no opt-out, shows debt detail), or None."""
-    try:
-        text = render(template, policy, "https://example.invalid/chat?t=1.2.x")
-    except Exception as exc:  # a missing or broken template: say which
-        return f"template {template!r} cannot be rendered: {type(exc).__name__}"
-    inst = policy.institution
-    return guard.reminder_problem(text, (inst.short_name, inst.name), opt_out=("退订", "TD"))
+__all__ = ["CampaignSender", "check_template", "render"]
 
 
 @dataclass
@@ -90,7 +76,7 @@ class CampaignSender:
         template = found.template if found else "reminder"
         token = links.issue(attempt.id, self.settings.link_signing_key.get_secret_value(), now)
         link = f"{self.settings.public_base_url.rstrip('/')}/chat?t={token}"
-        if decision.openid is not None:  # a WeChat template reminder: api/wechat_reminders.py
+        if decision.openid is not None:  # a WeChat template reminder: api/channels/wechat/reminders.py
             reminder = wechat_reminders.Reminder(decision.openid, wechat_reminders.render(template, self.policy), link)
             return Outgoing(attempt.id, "", reminder.text, reminder)
         assert attempt.to_phone is not None  # set by the decision

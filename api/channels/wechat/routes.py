@@ -9,11 +9,11 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from sqlalchemy import select
 
+from api.channels.wechat.channel import WeChatDep
+from api.channels.wechat.provider import BadPush, BadSignature, read_push, valid_signature
 from api.deps import AdminDep, ClockDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import Outbox, OutboxMessage, errors
-from api.wechat import BadPush, BadSignature, read_push, valid_signature
-from api.wechat_channel import WeChatDep
 from ledger import wechat
 from ledger.models import WeChatOutbound
 
@@ -92,7 +92,7 @@ async def callback(
     except (wechat.StalePush, wechat.ReplayedPush) as exc:  # a captured push sent again: nothing stored
         raise ApiError(403, exc.code, exc.message) from None
     if fresh:  # a retry of a push already stored is answered and dropped
-        background.add_task(channel.process, push)
+        background.add_task(channel.receive, push)
     return PlainTextResponse("success", background=background)
 
 

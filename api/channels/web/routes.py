@@ -1,4 +1,4 @@
-"""Web chat API: open a session, POST a message, GET the messages after a sequence number.
+"""Web chat routes: open a session, POST a message, GET the messages after a sequence number.
 
 The server chooses the conversation id and gives the tab a session token; every call on the
 conversation carries it as `Authorization: Bearer`. Without it, or with another
@@ -11,18 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from api import links
 from api.auth import authorise_chat
-from api.chat import BadInput, ChatDep, WrongChannel, chat_out, clean_text
+from api.channels.web.channel import LinkInvalid, WebDep, WebMessage
+from api.chat import BadInput, ChatDep, WrongChannel, chat_out
 from api.errors import ApiError
 from api.limits import count_turn, limiter, public_limit
 from api.schemas import WEB_CONVERSATION_ID_PATTERN, ChatIn, ChatOut, SessionIn, SessionOut, errors
 from api.schemas.links import link
-from ledger import sessions
-from ledger.models import Account, Campaign, ContactAttempt
 
 router = APIRouter(prefix="/v1/chat", tags=["chat"], responses=errors(422, 429, 503))
 ConversationId = Annotated[str, Path(pattern=WEB_CONVERSATION_ID_PATTERN)]
@@ -46,44 +42,14 @@ TO_CONVERSATION = {
 )
 @limiter.limit(public_limit)
 async def open_session(
-    request: Request, service: ChatDep, body: Annotated[SessionIn | None, Body()] = None
+    request: Request, channel: WebDep, body: Annotated[SessionIn | None, Body()] = None
 ) -> SessionOut:
     """A new web conversation. With `link_token` (our SMS link) it is tied to the account's phone and
     greeted in context; every redemption starts afresh, with no history; an expired link opens nothing."""
-    settings = service.settings
-    link = body.link_token if body else None
-    if not link:
-        opened = await service.db.run(lambda s: sessions.open_session(s, service.clock))
-        service.access.opened(opened)
-        return SessionOut(
-            conversation_id=opened.conversation_id, session_token=opened.token, expires_at=opened.expires_at.isoformat()
-        )
-    key = settings.link_signing_key.get_secret_value()
-    attempt_id = links.verify(link, key, service.clock.now())
-    expires = links.expiry(link)
-    if attempt_id is None or expires is None:
-        raise ApiError(403, "link_invalid", "this link is not valid or has expired")
-
-    def tie(session: Session) -> tuple[sessions.OpenedSession, str, str]:
-        row = session.execute(
-            select(ContactAttempt, Account, Campaign)
-            .join(Account, Account.id == ContactAttempt.account_pk)
-            .outerjoin(Campaign, Campaign.id == ContactAttempt.campaign_pk)
-            .where(ContactAttempt.id == attempt_id)
-        ).first()
-        if row is None:
-            raise ApiError(403, "link_invalid", "this link is not valid or has expired")
-        attempt, account, campaign = row
-        opened = sessions.open_session(
-            session, service.clock, phone=account.cardholder.phone, link_attempt_pk=attempt.id, not_after=expires
-        )
-        return opened, account.account_id, campaign.campaign_id if campaign else ""
-
-    opened, account_id, campaign_id = await service.db.run(tie)
-    service.access.opened(opened)
-    await service.seed(
-        opened.conversation_id, "EXTERNAL_outbound_contact", {"account": account_id, "campaign": campaign_id}
-    )
+    try:
+        opened = await channel.open_session(body.link_token if body else None)
+    except LinkInvalid:
+        raise ApiError(403, "link_invalid", "this link is not valid or has expired") from None
     return SessionOut(
         conversation_id=opened.conversation_id, session_token=opened.token, expires_at=opened.expires_at.isoformat()
     )
@@ -105,17 +71,15 @@ async def end_session(request: Request, service: ChatDep, token: SessionToken) -
     responses={200: {"links": TO_CONVERSATION}, **errors(400, 401, 404, 413)},
 )
 async def post_message(
-    conversation_id: ConversationId, body: ChatIn, request: Request, service: ChatDep, token: SessionToken
+    conversation_id: ConversationId, body: ChatIn, request: Request, channel: WebDep, token: SessionToken
 ) -> ChatOut:
     """422 bad_message: nothing left once control characters are dropped, or too long."""
     await authorise_chat(request, conversation_id, token.credentials if token else "", activity=True)
     count_turn(request, conversation_id)
     try:
-        text = clean_text(body.text, service.settings.max_message_chars)
+        result = await channel.receive(WebMessage(conversation_id, body.text))
     except BadInput as exc:
         raise ApiError(422, "bad_message", str(exc)) from None
-    try:
-        result = await service.handle(conversation_id, text, "web")
     except WrongChannel:
         raise ApiError(404, "not_found", "no such web conversation") from None
     return chat_out(conversation_id, result.mode, result.replies)

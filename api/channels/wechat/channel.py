@@ -8,31 +8,34 @@ messages and events get fixed answers here; replies go out through the customer-
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
-from api import links
+from api.channels.base import Channel
+from api.channels.seed import seed_from_link, signed_attempt
+from api.channels.wechat.provider import Push, deliver
 from api.chat import (
     BUTTON_PAYLOAD,
     BadInput,
     ChatService,
     DuplicateMessage,
     Reply,
+    TurnResult,
     clean_text,
     store_bot_replies,
 )
 from api.chat.locks import KeyedLocks
-from api.wechat import Push, deliver
-from ledger import conversations, wechat
-from ledger.accounts import audit
+from ledger import conversations, outreach, wechat
 from ledger.clock import Clock, process_clock
-from ledger.models import Account, Campaign, ContactAttempt, Message
+from ledger.models import Message
+from ledger.outreach import Contact
 
 log = logging.getLogger("api.wechat")
 
@@ -53,7 +56,9 @@ SCENE_PREFIX = "qrscene_"
 
 
 class WeChatChannel:
-    """One per gateway process, beside the ChatService it hands text turns to."""
+    """One per gateway process, beside the ChatService it hands text turns to (api/channels/base.py)."""
+
+    name = "wechat"
 
     def __init__(self, chat: ChatService, clock: Clock | None = None) -> None:
         self.chat = chat
@@ -64,16 +69,20 @@ class WeChatChannel:
     async def _db(self, work: Any, readonly: bool = False) -> Any:
         return await self.chat.db.run(work, readonly=readonly)
 
-    async def process(self, push: Push) -> None:
-        """Handle one stored push; never raises. A push that fails stays pending (logged) and is
-        taken up again when a gateway starts."""
+    async def receive(self, inbound: Push) -> TurnResult | None:
+        """Handle one stored push; never raises. The bot's turn when the push was one (text, a
+        menu or button tap); None for answers given here, events, and a push that failed, which
+        stays pending (logged) and is taken up again when a gateway starts."""
+        push = inbound
         async with self._locks.hold(push.openid):
             try:
-                await self._process(push)
+                result = await self._process(push)
                 now = self.clock.now()
                 await self._db(lambda s: wechat.push_done(s, push.dedupe_key, now))
             except Exception:
                 log.exception("wechat push failed", extra={"kind": push.kind})
+                return None
+            return result
 
     async def recover(self, older_than: timedelta = timedelta(seconds=60)) -> int:
         """Process the pushes a stopped gateway had answered but not handled; returns how many.
@@ -84,35 +93,33 @@ class WeChatChannel:
         pending: list[dict[str, object]] = await self._db(lambda s: wechat.pending_pushes(s, since), readonly=True)
         names = {f.name for f in fields(Push)}
         for payload in pending:
-            await self.process(Push(**{k: v for k, v in payload.items() if k in names}))  # type: ignore[arg-type]
+            await self.receive(Push(**{k: v for k, v in payload.items() if k in names}))  # type: ignore[arg-type]
         if pending:
             log.warning("processed wechat pushes left from before a restart", extra={"count": len(pending)})
         return len(pending)
 
-    async def _process(self, push: Push) -> None:
+    async def _process(self, push: Push) -> TurnResult | None:
         if push.kind == "event":
-            await self._event(push)
-            return
-        cid = await self._conversation(push.openid)
+            return await self._event(push)
+        cid = await self.identify(push.openid)
         if push.kind == "text" and push.text and push.text.strip() in UNBIND_WORDS:
             now = self.clock.now()
             await self._db(lambda s: wechat.unbind(s, push.openid, now, "unbind"))
             await self._local_turn(push.openid, cid, push.text.strip(), UNBOUND, push.dedupe_key, always=True)
-            return
+            return None
         if push.menu_id and await self._offered(cid, f"/{push.menu_id}"):  # a tap on a button the bot sent here
-            await self._bot_turn(push.openid, cid, f"/{push.menu_id}", push.dedupe_key)
-            return
+            return await self._bot_turn(push.openid, cid, f"/{push.menu_id}", push.dedupe_key)
         if push.kind in ("text", "voice") and push.text:
             try:
                 text = clean_text(push.text, self.settings.max_message_chars)
             except BadInput:
                 await self._local_turn(push.openid, cid, push.text[:200], TOO_LONG, push.dedupe_key)
-                return
-            await self._bot_turn(push.openid, cid, text, push.dedupe_key)
-            return
+                return None
+            return await self._bot_turn(push.openid, cid, text, push.dedupe_key)
         placeholder = PLACEHOLDERS.get(push.kind, f"[{push.kind}]")
         answer = VOICE_NOT_RECOGNISED if push.kind == "voice" else NOT_TEXT
         await self._local_turn(push.openid, cid, placeholder, answer, push.dedupe_key)
+        return None
 
     async def _offered(self, cid: str, payload: str) -> bool:
         """Whether the bot offered this button in this conversation (anything else is typed text)."""
@@ -125,16 +132,20 @@ class WeChatChannel:
 
         return bool(await self._db(look, readonly=True))
 
-    async def _conversation(self, openid: str) -> str:
+    async def identify(self, address: str) -> str:
+        """The follower's current conversation: a new one after the idle time (verification again)."""
+        openid = address
         now, idle = self.clock.now(), timedelta(minutes=self.settings.verify_idle_minutes)
         current: wechat.Current = await self._db(lambda s: wechat.conversation_for(s, openid, now, idle))
         return current.conversation_id
 
-    async def _bot_turn(self, openid: str, cid: str, text: str, external_id: str, menu: bool = False) -> None:
+    async def _bot_turn(
+        self, openid: str, cid: str, text: str, external_id: str, menu: bool = False
+    ) -> TurnResult | None:
         try:
             result = await self.chat.handle(cid, text, "wechat", external_id=external_id, channel_menu=menu)
         except DuplicateMessage:
-            return
+            return None
         now = self.clock.now()
 
         def after(session: Session) -> None:
@@ -142,7 +153,8 @@ class WeChatChannel:
             wechat.note_stop_request(session, openid, external_id, now)
 
         await self._db(after)
-        await self._send(openid, cid, result.replies)
+        await self.deliver(openid, cid, result.replies)
+        return result
 
     async def _local_turn(
         self, openid: str, cid: str, said: str, answer: str, external_id: str, always: bool = False
@@ -163,72 +175,72 @@ class WeChatChannel:
 
         mode, replies = await self._db(store)
         self.chat.live.turn(cid, mode, replies)
-        await self._send(openid, cid, replies)
+        await self.deliver(openid, cid, replies)
 
-    async def _send(self, openid: str, cid: str, replies: list[Reply]) -> None:
+    async def deliver(self, address: str, conversation_id: str, replies: Sequence[Reply]) -> None:
+        """Each reply as a customer-service message to the follower `address` (buttons as a menu)."""
         for reply in replies:
             await deliver(
-                self.settings, self.chat.http, openid, reply.text, cid, buttons=reply.buttons, db=self.chat.db
+                self.settings,
+                self.chat.http,
+                address,
+                reply.text,
+                conversation_id,
+                buttons=reply.buttons,
+                db=self.chat.db,
             )
 
-    async def _event(self, push: Push) -> None:
+    async def _event(self, push: Push) -> TurnResult | None:
         event = (push.event or "").lower()
         now = self.clock.now()
         if event == "unsubscribe":
             await self._db(lambda s: wechat.unsubscribed(s, push.openid, now))
-            return
+            return None
         if event in ("subscribe", "scan"):
-            cid = await self._conversation(push.openid)
+            cid = await self.identify(push.openid)
             scene = push.event_key or ""
             scene = scene.removeprefix(SCENE_PREFIX) if event == "subscribe" else scene
             await self._greet(push.openid, cid, scene)
-            return
+            return None
         if event == "click":
-            cid = await self._conversation(push.openid)
+            cid = await self.identify(push.openid)
             payload = MENU.get((push.event_key or "").lower())
             if payload is None:
                 await self._local_turn(
                     push.openid, cid, f"[菜单] {push.event_key or ''}", UNKNOWN_MENU, push.dedupe_key
                 )
-            else:  # the Official Account's own menu, signed by WeChat: its keys are the bot's intents
-                await self._bot_turn(push.openid, cid, payload, push.dedupe_key, menu=True)
-            return
+                return None
+            # the Official Account's own menu, signed by WeChat: its keys are the bot's intents
+            return await self._bot_turn(push.openid, cid, payload, push.dedupe_key, menu=True)
         # VIEW, LOCATION, TEMPLATESENDJOBFINISH ...: recorded with the push, nothing to say.
+        return None
 
     async def _greet(self, openid: str, cid: str, scene: str) -> None:
         """A new follower is greeted; a signed scene (QR code or link from our reminder) ties the
         conversation to that account's holder, who still verifies before any detail."""
-        now = self.clock.now()
-        attempt_id = links.verify(scene, self.settings.link_signing_key.get_secret_value(), now) if scene else None
+        attempt_id = signed_attempt(scene, self.settings, self.clock.now())
 
-        def tie(session: Session) -> tuple[str, dict[str, str]] | None:
+        def tie(session: Session) -> tuple[bool, Contact | None]:
+            """Whether to greet at all (not when a person has the conversation), and in which context."""
             conv = conversations.find(session, cid)
             if conv is None or conv.mode == "human":
-                return None
-            if attempt_id is None:
-                return "greet", {}
-            row = session.execute(
-                select(Account, Campaign)
-                .join(ContactAttempt, ContactAttempt.account_pk == Account.id)
-                .outerjoin(Campaign, Campaign.id == ContactAttempt.campaign_pk)
-                .where(ContactAttempt.id == attempt_id)
-            ).first()
-            if row is None:
-                return "greet", {}
-            account, campaign = row
-            if conv.verified_at is None:
-                conversations.claim_phone(session, conv, account.cardholder.phone)
-            audit(session, cid, "wechat.scene", account.account_id)
-            return "EXTERNAL_outbound_contact", {
-                "account": account.account_id,
-                "campaign": campaign.campaign_id if campaign else "",
-            }
+                return False, None
+            contact = outreach.from_attempt(session, attempt_id) if attempt_id is not None else None
+            if contact is not None:
+                outreach.claim_for_link(session, conv, contact, "wechat.scene")
+            return True, contact
 
-        seed = await self._db(tie)
-        if seed is None:
+        greet, contact = await self._db(tie)
+        if not greet:
             return
-        result = await self.chat.seed(cid, seed[0], seed[1], channel="wechat")
-        await self._send(openid, cid, result.replies)
+        if contact is not None:
+            replies = await self.seed(cid, contact)
+        else:
+            replies = (await self.chat.seed(cid, "greet", {}, channel=self.name)).replies
+        await self.deliver(openid, cid, replies)
+
+    async def seed(self, conversation_id: str, contact: Contact) -> Sequence[Reply]:
+        return (await seed_from_link(self.chat, conversation_id, contact, self.name)).replies
 
 
 def wechat_channel(conn: HTTPConnection) -> WeChatChannel:
@@ -238,3 +250,9 @@ def wechat_channel(conn: HTTPConnection) -> WeChatChannel:
 
 
 WeChatDep = Annotated[WeChatChannel, Depends(wechat_channel)]
+
+
+if TYPE_CHECKING:  # mypy holds WeChatChannel to the protocol every channel implements
+
+    def _a_channel(channel: WeChatChannel) -> Channel[Push, TurnResult | None]:
+        return channel

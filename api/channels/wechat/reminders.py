@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 
 from api import guard
-from api.wechat import deliver
+from api.channels.wechat.provider import deliver
 from ledger import templates
 from ledger.db import Database
 from ledger.policy import Policy

@@ -12,7 +12,7 @@ import logging
 import httpx
 from sqlalchemy.orm import Session
 
-from api.sms import provider_for, send_sms
+from api.channels.sms.provider import provider_for, send_sms
 from ledger import eod
 from ledger.clock import Clock, process_clock
 from ledger.db import Database

@@ -1,7 +1,7 @@
 """Places the calls of voice campaigns when they are due: each claimed once, decided again at call
 time by the same compliance rules (channel "call": windows, caps, opt-outs, holds, hardship), placed.
 
-A sibling of api/campaign_sender.py, which leaves call attempts alone (ledger/campaigns.py)."""
+A sibling of jobs/campaign_sender.py, which leaves call attempts alone (ledger/campaigns.py)."""
 
 from __future__ import annotations
 

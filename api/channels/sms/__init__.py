@@ -1,0 +1,1 @@
+"""SMS: the provider's webhooks (inbound, delivery receipts), its clients (outbox, Twilio), SmsChannel."""
