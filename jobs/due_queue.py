@@ -13,11 +13,9 @@ from typing import Protocol
 
 import redis
 from redis.exceptions import RedisError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ledger import campaigns
-from ledger.models import ContactAttempt
 
 log = logging.getLogger("api.due_queue")
 
@@ -53,11 +51,7 @@ class RedisQueue:
 
     def sync(self, session: Session) -> int:
         """Index queued attempts added since the last sync (all of them after a restart)."""
-        rows = session.execute(
-            select(ContactAttempt.id, ContactAttempt.scheduled_at)
-            .where(ContactAttempt.status == "queued", ContactAttempt.id > self._synced_id)
-            .order_by(ContactAttempt.id)
-        ).all()
+        rows = campaigns.queued_after(session, self._synced_id)  # calls are the dialer's, not indexed here
         pipe = self.redis.pipeline(transaction=False)
         for attempt_id, when in rows:
             if when is not None:

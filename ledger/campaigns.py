@@ -387,6 +387,17 @@ def due_attempts(session: Session, now: datetime, limit: int, channel: str | Non
     )
 
 
+def queued_after(session: Session, after_id: int, channel: str | None = None) -> list[tuple[int, datetime | None]]:
+    """(id, send time) of the queued attempts with an id above `after_id`, for a due-queue's index;
+    without a channel, the sender's (every channel but calls, which the voice dialer places)."""
+    rows = session.execute(
+        select(ContactAttempt.id, ContactAttempt.scheduled_at)
+        .where(ContactAttempt.status == "queued", ContactAttempt.id > after_id, _of_channel(channel))
+        .order_by(ContactAttempt.id)
+    ).all()
+    return [(attempt_id, when) for attempt_id, when in rows]
+
+
 def abandon_stale(session: Session, now: datetime, older_than: timedelta = timedelta(minutes=10)) -> int:
     """After a crash, a send in flight may or may not have gone out: mark it failed, never send it again."""
     done = session.execute(

@@ -217,6 +217,42 @@ def test_redis_queue_sends_once_and_rebuilds_from_the_database(settings_with_key
     first.redis.delete(key)
 
 
+def test_the_redis_due_queue_indexes_the_senders_attempts_never_the_dialers_calls(db: Database, policy: Policy) -> None:
+    """Call attempts are placed by the voice dialer: indexed for the SMS sender they would be
+    refused and dropped, then indexed again, for ever."""
+    import redis as redis_lib
+
+    from jobs.due_queue import RedisQueue
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis_lib.Redis.from_url(url).ping()
+    except redis_lib.RedisError:
+        pytest.fail("Redis is expected at 127.0.0.1:6379 (CI and developer machines run it)")
+    rec = record(phone=f"134{uuid.uuid4().int % 10**8:08d}")
+    ten_am = Clock.at(datetime(2026, 4, 5, 10, 0, tzinfo=TZ))
+    with db.transaction() as s:
+        accounts.upsert_account(s, rec)
+        campaigns.create_campaign(
+            s, "c", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am, channel="voice"
+        )
+        calls = set(s.scalars(select(ContactAttempt.id).where(ContactAttempt.channel == "call")))
+        campaigns.create_campaign(s, "s", campaigns.Segment(("M1",)), "reminder", None, policy.contact, ten_am)
+        texts = set(
+            s.scalars(
+                select(ContactAttempt.id).where(ContactAttempt.channel == "sms", ContactAttempt.status == "queued")
+            )
+        )
+    assert calls and texts
+    queue = RedisQueue(url, f"test:due:{uuid.uuid4().hex}")
+    try:
+        with db.transaction() as s:
+            indexed = set(queue.due(s, ten_am.now() + timedelta(days=30), 100_000))
+        assert texts <= indexed and not (calls & indexed)
+    finally:
+        queue.redis.delete(queue.key)
+
+
 def test_kpis_endpoint(client: TestClient, admin: dict[str, str]) -> None:
     assert client.get("/v1/kpis").status_code == 401
     body = client.get("/v1/kpis", headers=admin).json()
