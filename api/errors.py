@@ -1,4 +1,5 @@
-"""The error shape of CONTRACT.md: {"error": {"code", "message", "details"}}; no stack traces out."""
+"""The API's one error shape, {"error": {"code", "message", "details"}}, and the one table that maps
+domain errors to HTTP statuses; no stack traces out."""
 
 from __future__ import annotations
 

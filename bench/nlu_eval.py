@@ -2,7 +2,7 @@
 
 Runs in the Rasa environment: `make eval-nlu`. Entities are scored on normalised values
 (the contract's), not on character spans, in files that annotate them. A process question may
-come back as `faq` instead of its contract intent (CONTRACT.md section 4), so `faq` and the five
+come back as `faq` instead of its contract intent (the public intents, tests/test_domain.py), so `faq` and the five
 process intents count as one class for intent accuracy; the knowledge-base topic the
 ResponseSelector picks is scored on its own. Fallback rate: in-scope examples (not out_of_scope)
 that came back as nlu_fallback.

@@ -1,4 +1,4 @@
-"""A message's way through the gateway (ARCHITECTURE.md), in parts a reader can name:
+"""A message's way through the gateway (docs/architecture.md), in parts a reader can name:
 
 - `text`: what a holder's message may be (`clean_text`);
 - `rasa`: the client for Rasa, pinning a conversation to a server, one timeout and admission
