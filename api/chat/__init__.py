@@ -14,7 +14,8 @@ from api.chat.rasa import RasaClient, RasaDown
 from api.chat.replies import Reply, TurnResult, chat_out
 from api.chat.service import ChatDep, ChatService, chat_service
 from api.chat.text import BUTTON_PAYLOAD, BadInput, clean_text
-from api.chat.turn import HOLDING_REPLY, DuplicateMessage, WrongChannel, store_bot_replies
+from api.chat.turn import HOLDING_REPLY, store_bot_replies
+from ledger.errors import DuplicateMessage, WrongChannel
 
 __all__ = [
     "BUTTON_PAYLOAD",
