@@ -32,3 +32,15 @@ HoldKind = Literal["dispute", "deceased", "legal_hold"]
 Channel = Literal["web", "sms", "wechat", "voice"]  # where a conversation takes place
 Mode = Literal["bot", "human"]  # who has the conversation: the bot, or a person
 Sender = Literal["user", "bot", "agent"]
+HandoffStatus = Literal["waiting", "claimed", "closed", "released", "recovered", "withdrawn"]
+
+# -- money
+EntryKind = Literal["charge", "payment", "interest", "late_fee"]
+
+# -- outbound contact
+ContactPurpose = Literal["campaign", "notice", "agent", "reply"]
+AttemptStatus = Literal["queued", "sending", "sent", "skipped", "failed"]
+
+# -- agents
+AgentRole = Literal["agent", "supervisor"]
+Presence = Literal["available", "away"]

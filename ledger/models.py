@@ -28,9 +28,14 @@ from sqlalchemy.types import TypeDecorator
 
 from ledger.clock import process_clock
 from ledger.kinds import (
+    AgentRole,
+    AttemptStatus,
     Channel,
     ContactChannel,
+    ContactPurpose,
     CreatedVia,
+    EntryKind,
+    HandoffStatus,
     HardshipKind,
     HoldKind,
     InstalmentStatus,
@@ -39,6 +44,7 @@ from ledger.kinds import (
     PlanType,
     PreferenceSource,
     PreferenceValue,
+    Presence,
     PromiseStatus,
     RequestKind,
     RequestStatus,
@@ -133,7 +139,7 @@ class LedgerEntry(Base):
     __table_args__ = (UniqueConstraint("account_pk", "kind", "reference", name="uq_entry_reference"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # charge | payment | interest | late_fee
+    kind: Mapped[EntryKind] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     effective_date: Mapped[date] = mapped_column(Date)
     reference: Mapped[str | None] = mapped_column(String(128))
@@ -183,7 +189,7 @@ class PlanRow(Base):
     due_date: Mapped[date] = mapped_column(Date)
     amount: Mapped[int] = mapped_column(BigInteger)
     fee: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[InstalmentStatus] = mapped_column(String(8), default="due")  # due | paid | missed
+    status: Mapped[InstalmentStatus] = mapped_column(String(8), default="due")
     paid: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
@@ -219,14 +225,14 @@ class ContactPreference(Base):
     __table_args__ = (UniqueConstraint("cardholder_id", "channel", name="uq_contact_channel"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     cardholder_id: Mapped[int] = mapped_column(ForeignKey("cardholders.id"))
-    channel: Mapped[ContactChannel] = mapped_column(String(16))  # sms | calls | third_party
-    value: Mapped[PreferenceValue] = mapped_column(String(16))  # allowed | opted_out | restricted | forbidden
+    channel: Mapped[ContactChannel] = mapped_column(String(16))
+    value: Mapped[PreferenceValue] = mapped_column(String(16))
     # What a "restricted" channel still allows (ledger/contact_preferences.py): {"windows": [{"days":
     # "weekdays"|"weekends"|"all", "from": "18:00", "to": "21:00"}], "places": {"workplace": "forbidden"}}
     rules: Mapped[dict[str, object] | None] = mapped_column(JSON)
     changed_at: Mapped[datetime] = _now()
     asked_by: Mapped[str | None] = mapped_column(String(64))  # who asked: a conversation id, an agent, "import"
-    source: Mapped[PreferenceSource | None] = mapped_column(String(16))  # chat | sms | agent | import
+    source: Mapped[PreferenceSource | None] = mapped_column(String(16))
 
 
 class NumberSuppression(Base):
@@ -236,9 +242,9 @@ class NumberSuppression(Base):
     __tablename__ = "number_suppressions"
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(11), index=True)
-    channel: Mapped[SuppressedChannel] = mapped_column(String(16))  # sms | wechat | call | all
+    channel: Mapped[SuppressedChannel] = mapped_column(String(16))
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))  # None: every account
-    reason: Mapped[SuppressionReason] = mapped_column(String(16))  # opt_out | wrong_number
+    reason: Mapped[SuppressionReason] = mapped_column(String(16))
     asked_by: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(AwareDateTime)
@@ -258,7 +264,7 @@ class ContactRequest(Base):
     channel: Mapped[Channel] = mapped_column(String(16))
     phone: Mapped[str | None] = mapped_column(String(11))  # the number given or proven, registered or not
     text: Mapped[str] = mapped_column(Text)  # what they said, masked
-    status: Mapped[RequestStatus] = mapped_column(String(16), default="open")  # open | done
+    status: Mapped[RequestStatus] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(AwareDateTime)
 
 
@@ -269,7 +275,7 @@ class Hardship(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     phone: Mapped[str] = mapped_column(String(11), index=True)
-    kind: Mapped[HardshipKind] = mapped_column(String(16))  # illness | job_loss | business | family | disaster | other
+    kind: Mapped[HardshipKind] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(AwareDateTime)
@@ -280,7 +286,7 @@ class Hold(Base):
     __tablename__ = "holds"
     id: Mapped[int] = mapped_column(primary_key=True)
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    kind: Mapped[HoldKind] = mapped_column(String(16))  # dispute | deceased | legal_hold
+    kind: Mapped[HoldKind] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = _now()
@@ -304,7 +310,7 @@ class Conversation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[str] = mapped_column(String(64), unique=True)
     channel: Mapped[Channel] = mapped_column(String(16))
-    mode: Mapped[Mode] = mapped_column(String(8), default="bot")  # bot | human
+    mode: Mapped[Mode] = mapped_column(String(8), default="bot")
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     claimed_phone: Mapped[str | None] = mapped_column(String(11))
     # The phone is the channel's own, not typed: the SMS sender's, the number our link went to, a
@@ -330,7 +336,7 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_pk: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
-    sender: Mapped[Sender] = mapped_column(String(8))  # user | bot | agent
+    sender: Mapped[Sender] = mapped_column(String(8))
     channel: Mapped[Channel] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)  # stored masked
     buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
@@ -348,7 +354,7 @@ class HandoffTicket(Base):
     priority: Mapped[int] = mapped_column(Integer, default=2)
     summary: Mapped[str] = mapped_column(Text, default="")
     # waiting | claimed | closed | released | recovered | withdrawn (the holder no longer wanted a person)
-    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    status: Mapped[HandoffStatus] = mapped_column(String(16), default="waiting")
     agent: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
     # Whether the holder was parked for a person (the bot quiet); False: nobody was on duty or the
@@ -397,11 +403,11 @@ class Agent(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(AwareDateTime)
-    role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")  # agent | supervisor
+    role: Mapped[AgentRole] = mapped_column(String(16), default="agent", server_default="agent")
     disabled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     created_at: Mapped[datetime] = _now()
     team: Mapped[str] = mapped_column(String(32), default="collections", server_default="collections")
-    presence: Mapped[str] = mapped_column(String(16), default="away", server_default="away")  # available | away
+    presence: Mapped[Presence] = mapped_column(String(16), default="away", server_default="away")
     presence_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
 
 
@@ -466,9 +472,9 @@ class ContactAttempt(Base):
     campaign_pk: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))  # None: an unregistered number
     channel: Mapped[str] = mapped_column(String(8), default="sms")
-    purpose: Mapped[str] = mapped_column(String(12), default="campaign")  # campaign | agent | notice
+    purpose: Mapped[ContactPurpose] = mapped_column(String(12), default="campaign")
     to_phone: Mapped[str | None] = mapped_column(String(11))  # the person: caps are counted per number
-    status: Mapped[str] = mapped_column(String(12))  # queued | sending | sent | skipped | failed
+    status: Mapped[AttemptStatus] = mapped_column(String(12))
     reason: Mapped[str] = mapped_column(String(24))  # ok | quiet_hours | opted_out | hold | ...
     selected_at: Mapped[datetime | None] = mapped_column(AwareDateTime)  # payments after this cancel the send
     scheduled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
