@@ -1,4 +1,5 @@
-"""The error shape of CONTRACT.md: {"error": {"code", "message", "details"}}; no stack traces out."""
+"""The API's one error shape, {"error": {"code", "message", "details"}}, and the one table that maps
+domain errors to HTTP statuses; no stack traces out."""
 
 from __future__ import annotations
 
@@ -16,7 +17,18 @@ from ledger.accounts import PaymentConflict
 from ledger.agents import AccountLocked, LoginFailed
 from ledger.approvals import ApprovalRefused
 from ledger.compliance import ContactNotAllowed
-from ledger.errors import Conflict, LedgerError, NotFound, OfferNotAllowed, PolicyError, ValidationFailed
+from ledger.errors import (
+    Conflict,
+    DuplicateMessage,
+    LedgerError,
+    MessageBlocked,
+    NoProvenPhone,
+    NotFound,
+    OfferNotAllowed,
+    PolicyError,
+    ValidationFailed,
+    WrongChannel,
+)
 
 RETRY_AFTER_SECONDS = 5
 
@@ -27,10 +39,14 @@ log = logging.getLogger("api")
 STATUS_OF: dict[type[LedgerError], int] = {
     LoginFailed: 401,
     NotFound: 404,
+    WrongChannel: 404,  # a conversation of another channel is, for this one, no conversation
     Conflict: 409,
+    DuplicateMessage: 409,  # a provider's retry; the channel routes answer it as already done
     PaymentConflict: 409,  # code "payment_conflict": a payment reference reused with another amount
     ContactNotAllowed: 409,
     ValidationFailed: 422,
+    MessageBlocked: 422,  # the output guard refused an agent's message; details.reason says why
+    NoProvenPhone: 422,
     OfferNotAllowed: 422,
     AccountLocked: 423,
     ApprovalRefused: 403,

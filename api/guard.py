@@ -1,6 +1,6 @@
 """The output guard: every bot and agent message passes here before it is stored or delivered.
 
-Two rules from DOMAIN.md: no account detail to a conversation that has not verified the holder
+Two conduct rules (docs/security.md): no account detail to a conversation that has not verified the holder
 (no amount, no day count, not the holder's name), and no threatening or exaggerated phrasing to
 anyone. The guard reads a normalised copy of the message (full-width folded, Chinese numerals as
 digits, currency words as 元, spaces gone) and never removes words before matching: "不会" in

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal, cast
-
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -47,7 +45,7 @@ def plan_public(plan: Plan, state: PlanState | None) -> PlanPublic:
             ScheduleRowPublic(
                 due_date=r.due_date,
                 amount=money(r.amount),
-                status=cast(Literal["due", "paid", "missed"], r.status),
+                status=r.status,
                 paid=money(r.paid),
             )
             for r in plan.rows

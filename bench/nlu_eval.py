@@ -2,7 +2,7 @@
 
 Runs in the Rasa environment: `make eval-nlu`. Entities are scored on normalised values
 (the contract's), not on character spans, in files that annotate them. A process question may
-come back as `faq` instead of its contract intent (CONTRACT.md section 4), so `faq` and the five
+come back as `faq` instead of its contract intent (the public intents, tests/test_domain.py), so `faq` and the five
 process intents count as one class for intent accuracy; the knowledge-base topic the
 ResponseSelector picks is scored on its own. Fallback rate: in-scope examples (not out_of_scope)
 that came back as nlu_fallback.
@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-CONTRACT_ENTITIES = ("amount", "installments", "date", "card_last4", "id_last4", "phone")
+PUBLIC_ENTITIES = ("amount", "installments", "date", "card_last4", "id_last4", "phone")
 PROCESS_INTENTS = {"faq", "ask_consequences", "ask_fee_detail", "ask_repayment_method", "ask_plan_terms"}
 PROCESS_INTENTS |= {"ask_identity_legitimacy"}
 HELDOUT_FILES = {"heldout": "tests/nlu/heldout.yml", "heldout_real": "tests/nlu/heldout_real.yml"}
@@ -105,7 +105,7 @@ def score_file(agent: Any, loop: asyncio.AbstractEventLoop, heldout: Path) -> di
         if not score_entities:
             continue
         want = {(e["entity"], str(e["value"])) for e in ex.get("entities") or []}
-        got = {(e["entity"], str(e["value"])) for e in parsed.get("entities", []) if e["entity"] in CONTRACT_ENTITIES}
+        got = {(e["entity"], str(e["value"])) for e in parsed.get("entities", []) if e["entity"] in PUBLIC_ENTITIES}
         for ent, _ in got & want:
             tp[ent] += 1
         for ent, _ in got - want:
@@ -115,7 +115,7 @@ def score_file(agent: Any, loop: asyncio.AbstractEventLoop, heldout: Path) -> di
     correct = sum(t == p for t, p in zip(truth, pred, strict=True))
     confusion = Counter((t, p) for t, p in zip(truth, pred, strict=True) if t != p)
     entities = {}
-    for ent in CONTRACT_ENTITIES:
+    for ent in PUBLIC_ENTITIES:
         p = tp[ent] / (tp[ent] + fp[ent]) if tp[ent] + fp[ent] else 1.0
         r = tp[ent] / (tp[ent] + fn[ent]) if tp[ent] + fn[ent] else 1.0
         entities[ent] = {

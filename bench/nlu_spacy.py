@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bench.nlu_eval import CONTRACT_ENTITIES, RESULTS, ROOT
+from bench.nlu_eval import PUBLIC_ENTITIES, RESULTS, ROOT
 from bot.extract import extract, to_number
 from bot.normalize import normalize
 
@@ -91,7 +91,7 @@ def spacy_extract(nlp: Any) -> Callable[[str], set[Pair]]:
 
 def rules_extract(text: str) -> set[Pair]:
     found = extract(text, date(2026, 1, 1))  # values are compared, not resolved dates: any day does
-    return {(e["entity"], str(e["value"])) for e in found if e["entity"] in CONTRACT_ENTITIES}
+    return {(e["entity"], str(e["value"])) for e in found if e["entity"] in PUBLIC_ENTITIES}
 
 
 def examples() -> list[tuple[str, set[Pair]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,9 +23,11 @@ from bot.normalize import normalize
 from ledger.clock import process_clock
 
 
-@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
-class TextNormalizer(GraphComponent):
-    """Rewrites the message text before tokenisation (NFKC, traditional -> simplified, emoji, shorthand)."""
+class _Component(GraphComponent):
+    """A component built from its config alone: none of these train or keep anything."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
 
     @classmethod
     def create(
@@ -33,8 +36,20 @@ class TextNormalizer(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> TextNormalizer:
-        return cls()
+    ) -> GraphComponent:
+        return cls(config)
+
+
+def _annotate(messages: list[Message], key: str, read: Callable[[str], Any]) -> list[Message]:
+    """Set `key` in each message's parse data to what `read` makes of its text."""
+    for message in messages:
+        message.set(key, read(message.get(TEXT) or ""), add_to_output=True)
+    return messages
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_TOKENIZER], is_trainable=False)
+class TextNormalizer(_Component):
+    """Rewrites the message text before tokenisation (NFKC, traditional -> simplified, emoji, shorthand)."""
 
     def _apply(self, message: Message) -> None:
         text = message.get(TEXT)
@@ -53,7 +68,7 @@ class TextNormalizer(GraphComponent):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class ChineseEntityExtractor(GraphComponent, EntityExtractorMixin):
+class ChineseEntityExtractor(_Component, EntityExtractorMixin):
     """Amounts, installment counts, dates (with the resolved ISO date), last-four digits and phones."""
 
     @staticmethod
@@ -61,17 +76,8 @@ class ChineseEntityExtractor(GraphComponent, EntityExtractorMixin):
         return {"timezone": None}
 
     def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
         self._tz = ZoneInfo(config.get("timezone") or os.environ.get("APP_TIMEZONE", "Asia/Shanghai"))
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> ChineseEntityExtractor:
-        return cls(config)
 
     def process(self, messages: list[Message]) -> list[Message]:
         today = process_clock(self._tz.key).today()
@@ -83,7 +89,7 @@ class ChineseEntityExtractor(GraphComponent, EntityExtractorMixin):
         return messages
 
 
-class _KeywordStage(GraphComponent):
+class _KeywordStage(_Component):
     """A component that reads bot/keywords.yml (the one place the assistant's keyword lists live)."""
 
     @staticmethod
@@ -91,17 +97,8 @@ class _KeywordStage(GraphComponent):
         return {"keywords": str(KEYWORDS)}
 
     def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
         self._keywords = keywords.load(config["keywords"])
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> GraphComponent:
-        return cls(config)
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
@@ -136,13 +133,11 @@ class MessageCues(_KeywordStage):
     from these names and never match the words themselves."""
 
     def process(self, messages: list[Message]) -> list[Message]:
-        for message in messages:
-            message.set(CUES, self._keywords.cues_in(message.get(TEXT) or ""), add_to_output=True)
-        return messages
+        return _annotate(messages, CUES, self._keywords.cues_in)
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class ContactPhrases(GraphComponent):
+class ContactPhrases(_Component):
     """What a contact request says about channels, times and places ("短信可以发 电话白天别打"), as
     clauses in the parse data (`contact`), by the rules kept as data in bot/contact_phrases.yml.
     The action hands them to the ledger (ledger/contact_preferences.py), which decides."""
@@ -152,19 +147,8 @@ class ContactPhrases(GraphComponent):
         return {"phrases": str(contact_phrases.PHRASES)}
 
     def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
         self._rules = contact_phrases.load(config["phrases"])
 
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> ContactPhrases:
-        return cls(config)
-
     def process(self, messages: list[Message]) -> list[Message]:
-        for message in messages:
-            message.set(contact_phrases.CONTACT, self._rules.read(message.get(TEXT) or ""), add_to_output=True)
-        return messages
+        return _annotate(messages, contact_phrases.CONTACT, self._rules.read)

@@ -18,6 +18,7 @@ from ledger.agreements import AgreedRow, Agreement, AgreementTerms, PlanState, p
 from ledger.clock import Clock
 from ledger.errors import Conflict, NotFound, ValidationFailed
 from ledger.fees import AccountPosition, AccountTerms, Payment
+from ledger.kinds import ContactChannel, PreferenceValue, PromiseStatus
 from ledger.models import (
     Account,
     AuditLog,
@@ -35,7 +36,11 @@ from ledger.money import fen_to_yuan
 from ledger.policy import FeePolicy, Policy
 
 HOLD_FLAGS = ("deceased", "legal_hold", "dispute")
-DEFAULT_PREFERENCES = {"sms": "allowed", "calls": "allowed", "third_party": "forbidden"}
+DEFAULT_PREFERENCES: dict[ContactChannel, PreferenceValue] = {
+    "sms": "allowed",
+    "calls": "allowed",
+    "third_party": "forbidden",
+}
 
 
 @dataclass(frozen=True)
@@ -66,10 +71,10 @@ class AccountView:
     statement: Statement
     position: AccountPosition
     plans: list[Plan]
-    promises: list[tuple[Promise, str]]  # with the status as of today
+    promises: list[tuple[Promise, PromiseStatus]]  # with the status as of today
     plan_states: dict[str, PlanState]  # by plan_id, for plans that have begun (active, completed, broken)
     # value, when it changed, who asked, and a restricted channel's rules (windows, places)
-    preferences: dict[str, tuple[str, datetime, str | None, dict[str, object] | None]]
+    preferences: dict[ContactChannel, tuple[PreferenceValue, datetime, str | None, dict[str, object] | None]]
     holds: list[Hold]
     complaints: list[Complaint]
     flags: list[str] = field(default_factory=list)

@@ -67,7 +67,7 @@ Place = Literal["mobile", "workplace", "home"]
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 # The contact-preference name of each channel (the account view says "calls").
 PREFERENCE_OF: dict[str, str] = {"sms": "sms", "wechat": "wechat", "call": "calls"}
-# Written messages share one cap per person (DOMAIN.md: 1 SMS per person across cards and channels);
+# Written messages share one cap per person (the conduct rule: 1 SMS per person across cards and channels);
 # calls have their own.
 CAP_GROUP: dict[str, tuple[str, ...]] = {"sms": ("sms", "wechat"), "wechat": ("sms", "wechat"), "call": ("call",)}
 PERSON_WIDE_HOLDS = frozenset({"deceased"})  # a death stops contact about every card of that person

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import unicodedata
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Literal, cast
 
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ledger.accounts import audit, get_account
 from ledger.clock import Clock
 from ledger.errors import NotFound
+from ledger.kinds import ContactChannel, PreferenceSource, PreferenceValue
 from ledger.masking import mask
 from ledger.models import (
     Account,
@@ -89,13 +90,14 @@ def set_preference(
     value: str,
     clock: Clock,
     actor: str,
-    source: str = "chat",
+    source: PreferenceSource = "chat",
     rules: dict[str, object] | None = None,
 ) -> ContactPreference:
     """Record a contact preference at once (退订, "only SMS", "don't call my family") for the person:
     every holder record of the same phone, with who asked and when. Returns this holder's record."""
     if value not in PREFERENCE_VALUES.get(channel, ()):
         raise ValueError(f"{channel} cannot be {value}")
+    channel, value = cast(ContactChannel, channel), cast(PreferenceValue, value)  # checked just above
     phone = session.scalar(select(Cardholder.phone).where(Cardholder.id == cardholder_id))
     holders = cardholders_by_phone(session, phone) if phone else [cardholder_id]
     mine: ContactPreference | None = None

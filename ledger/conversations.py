@@ -19,6 +19,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from ledger.accounts import audit
 from ledger.clock import Clock
+from ledger.errors import DuplicateMessage, WrongChannel
 from ledger.masking import mask
 from ledger.models import Account, AuditLog, Cardholder, Conversation, HandoffTicket, Message, stamp
 
@@ -155,6 +156,77 @@ def append_messages(session: Session, conv: Conversation, messages: list[Message
     session.add_all(messages)
     session.flush()
     return messages
+
+
+def is_duplicate(session: Session, channel: str, external_id: str) -> bool:
+    """Whether a provider's message with this id on this channel is stored already."""
+    found = select(Message.id).where(Message.channel == channel, Message.external_id == external_id)
+    return session.scalar(found) is not None
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A holder's message as it arrives, before it is stored."""
+
+    conv: Conversation
+    said: str  # what the bot may read: a "/payload" nobody offered here is typed text, its "/" dropped
+    known: bool  # the conversation existed before this message
+    claimed: bool  # this message proved the conversation's phone (the provider's From)
+
+
+def arrive(
+    session: Session,
+    conversation_id: str,
+    text: str,
+    channel: str,
+    *,
+    external_id: str | None = None,
+    phone: str | None = None,
+    channel_menu: bool = False,
+) -> Arrival:
+    """A holder's message arrives on `channel`: its conversation found (or started), its phone
+    claimed when the channel proves it, and what the bot may read of it.
+
+    Raises DuplicateMessage for a provider's message seen before (same `external_id`), and
+    WrongChannel when the conversation is another channel's. `channel_menu`: `text` is the payload
+    of the channel's own signed menu, so it may reach the bot as an intent.
+    """
+    if external_id and is_duplicate(session, channel, external_id):
+        raise DuplicateMessage("this message was processed already", external_id=external_id)
+    conv = find(session, conversation_id)
+    known = conv is not None
+    if conv is None:
+        conv = create(session, conversation_id, channel)
+    if conv.channel != channel:  # never let one channel speak, or listen, for another
+        raise WrongChannel("no such conversation on this channel", conversation_id=conversation_id)
+    claimed = bool(phone) and conv.claimed_phone is None
+    if claimed:
+        claim_phone(session, conv, phone or "", proven=True)
+    said = text
+    if said.startswith("/") and not (channel_menu or said in offered_payloads(session, conv)):
+        said = said.lstrip("/")  # a payload nobody offered here is typed text, never an intent
+    return Arrival(conv, said, known, claimed)
+
+
+def message_seq(session: Session, message_pk: int) -> int | None:
+    """The seq of a stored message; None when it is not (a database crash lost it)."""
+    return session.scalar(select(Message.seq).where(Message.id == message_pk))
+
+
+def mode_of(session: Session, conversation_pk: int) -> str | None:
+    """Who has the conversation now: the bot or a person."""
+    return session.scalar(select(Conversation.mode).where(Conversation.id == conversation_pk))
+
+
+def bot_replies_after(session: Session, conversation_pk: int, seq: int) -> list[Message]:
+    """The bot's messages stored after seq `seq`, in order."""
+    return list(
+        session.scalars(
+            select(Message)
+            .where(Message.conversation_pk == conversation_pk, Message.seq > seq, Message.sender == "bot")
+            .order_by(Message.seq)
+        )
+    )
 
 
 def lapses(verified_at: datetime | None, last_holder_at: datetime | None, now: datetime, idle: timedelta) -> bool:

@@ -47,3 +47,28 @@ class PolicyError(LedgerError):
     """policy.yml is invalid: the bank's rules cannot be applied."""
 
     code = "policy_invalid"
+
+
+class WrongChannel(NotFound):
+    """The conversation belongs to another channel (an SMS conversation addressed from the web):
+    one channel never speaks, or listens, for another."""
+
+    code = "not_found"
+
+
+class DuplicateMessage(Conflict):
+    """The provider sent this message before (the same external id): it was processed once already."""
+
+    code = "duplicate_message"
+
+
+class MessageBlocked(ValidationFailed):
+    """The output guard refused a message (`details["reason"]` says why): nothing stored or sent."""
+
+    code = "message_blocked"
+
+
+class NoProvenPhone(ValidationFailed):
+    """An SMS would go to a number the conversation's channel never proved: nothing stored or sent."""
+
+    code = "no_proven_phone"

@@ -1,6 +1,6 @@
 """Fee engine: interest, late fees, payment allocation, overdue days and buckets.
 
-Pure functions over plain values. Day counting follows the DOMAIN.md worked example:
+Pure functions over plain values. Day counting follows the worked example of docs/money.md:
 interest runs for each day in [start, as_of); a payment made on day p reduces the
 balance from day p + 1. Interest accrues on principal only (no interest on fees).
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -12,6 +13,7 @@ from ledger import duty
 from ledger.accounts import audit
 from ledger.clock import Clock
 from ledger.errors import Conflict, NotFound, ValidationFailed
+from ledger.kinds import Presence
 from ledger.masking import mask
 from ledger.models import (
     Account,
@@ -184,12 +186,13 @@ def set_presence(session: Session, username: str, presence: str, at: datetime) -
     """An agent says it is available for holders (or away); a console connecting says so too."""
     if presence not in PRESENCE:
         raise ValidationFailed("presence is available or away", field="presence")
+    now_is = cast(Presence, presence)  # checked just above
     agent = session.scalar(select(Agent).where(Agent.username == username))
     if agent is None:
         raise NotFound("no such agent", username=username)
     if agent.presence != presence:
         audit(session, username, "agent.presence", username, at=at, presence=presence)
-    agent.presence, agent.presence_at = presence, at
+    agent.presence, agent.presence_at = now_is, at
     session.flush()
     return agent
 

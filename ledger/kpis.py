@@ -1,4 +1,4 @@
-"""Collection KPIs over a period, as DOMAIN.md defines them, overall and by campaign, bucket and channel.
+"""Collection KPIs over a period, as docs/operations.md defines them, overall and by campaign, bucket and channel.
 
 Rates are fractions (None when the denominator is zero). "Delivered" counts messages the
 provider accepted; delivery receipts would refine it.

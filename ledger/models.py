@@ -27,6 +27,32 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from ledger.clock import process_clock
+from ledger.kinds import (
+    AgentRole,
+    AttemptChannel,
+    AttemptStatus,
+    Channel,
+    ContactChannel,
+    ContactPurpose,
+    CreatedVia,
+    EntryKind,
+    HandoffStatus,
+    HardshipKind,
+    HoldKind,
+    InstalmentStatus,
+    Mode,
+    PlanStatus,
+    PlanType,
+    PreferenceSource,
+    PreferenceValue,
+    Presence,
+    PromiseStatus,
+    RequestKind,
+    RequestStatus,
+    Sender,
+    SuppressedChannel,
+    SuppressionReason,
+)
 
 
 class AwareDateTime(TypeDecorator[datetime]):
@@ -114,7 +140,7 @@ class LedgerEntry(Base):
     __table_args__ = (UniqueConstraint("account_pk", "kind", "reference", name="uq_entry_reference"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # charge | payment | interest | late_fee
+    kind: Mapped[EntryKind] = mapped_column(String(16))
     amount: Mapped[int] = mapped_column(BigInteger)
     effective_date: Mapped[date] = mapped_column(Date)
     reference: Mapped[str | None] = mapped_column(String(128))
@@ -132,15 +158,15 @@ class Plan(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     plan_id: Mapped[str] = mapped_column(String(32), unique=True)
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    type: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(20), index=True)
+    type: Mapped[PlanType] = mapped_column(String(16))
+    status: Mapped[PlanStatus] = mapped_column(String(20), index=True)
     open_slot: Mapped[int | None] = mapped_column(Integer)
     principal: Mapped[int] = mapped_column(BigInteger)
     periods: Mapped[int] = mapped_column(Integer)
     fee_rate_per_period: Mapped[Decimal] = mapped_column(Numeric(8, 6))
     total_fee: Mapped[int] = mapped_column(BigInteger)
     apr: Mapped[Decimal] = mapped_column(Numeric(8, 4))
-    created_via: Mapped[str] = mapped_column(String(8))
+    created_via: Mapped[CreatedVia] = mapped_column(String(8))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     approved_by: Mapped[str | None] = mapped_column(String(64))
     created_on: Mapped[date] = mapped_column(Date)  # in the app time zone; payments from this day count
@@ -164,7 +190,7 @@ class PlanRow(Base):
     due_date: Mapped[date] = mapped_column(Date)
     amount: Mapped[int] = mapped_column(BigInteger)
     fee: Mapped[int] = mapped_column(BigInteger, default=0)
-    status: Mapped[str] = mapped_column(String(8), default="due")  # due | paid | missed
+    status: Mapped[InstalmentStatus] = mapped_column(String(8), default="due")
     paid: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
@@ -176,8 +202,8 @@ class Promise(Base):
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     amount: Mapped[int] = mapped_column(BigInteger)
     due_date: Mapped[date] = mapped_column(Date)
-    status: Mapped[str] = mapped_column(String(8), default="open", index=True)
-    created_via: Mapped[str] = mapped_column(String(8))
+    status: Mapped[PromiseStatus] = mapped_column(String(8), default="open", index=True)
+    created_via: Mapped[CreatedVia] = mapped_column(String(8))
     idempotency_key: Mapped[str | None] = mapped_column(String(128))
     created_on: Mapped[date] = mapped_column(Date)
     created_at: Mapped[datetime] = _now()
@@ -200,14 +226,14 @@ class ContactPreference(Base):
     __table_args__ = (UniqueConstraint("cardholder_id", "channel", name="uq_contact_channel"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     cardholder_id: Mapped[int] = mapped_column(ForeignKey("cardholders.id"))
-    channel: Mapped[str] = mapped_column(String(16))  # sms | calls | third_party
-    value: Mapped[str] = mapped_column(String(16))  # allowed | opted_out | restricted | forbidden
+    channel: Mapped[ContactChannel] = mapped_column(String(16))
+    value: Mapped[PreferenceValue] = mapped_column(String(16))
     # What a "restricted" channel still allows (ledger/contact_preferences.py): {"windows": [{"days":
     # "weekdays"|"weekends"|"all", "from": "18:00", "to": "21:00"}], "places": {"workplace": "forbidden"}}
     rules: Mapped[dict[str, object] | None] = mapped_column(JSON)
     changed_at: Mapped[datetime] = _now()
     asked_by: Mapped[str | None] = mapped_column(String(64))  # who asked: a conversation id, an agent, "import"
-    source: Mapped[str | None] = mapped_column(String(16))  # chat | sms | agent | import
+    source: Mapped[PreferenceSource | None] = mapped_column(String(16))
 
 
 class NumberSuppression(Base):
@@ -217,9 +243,9 @@ class NumberSuppression(Base):
     __tablename__ = "number_suppressions"
     id: Mapped[int] = mapped_column(primary_key=True)
     phone: Mapped[str] = mapped_column(String(11), index=True)
-    channel: Mapped[str] = mapped_column(String(16))  # sms | wechat | call | all
+    channel: Mapped[SuppressedChannel] = mapped_column(String(16))
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))  # None: every account
-    reason: Mapped[str] = mapped_column(String(16))  # opt_out | wrong_number
+    reason: Mapped[SuppressionReason] = mapped_column(String(16))
     asked_by: Mapped[str] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(AwareDateTime)
@@ -234,12 +260,12 @@ class ContactRequest(Base):
     __tablename__ = "contact_requests"
     id: Mapped[int] = mapped_column(primary_key=True)
     reference: Mapped[str] = mapped_column(String(32), unique=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[RequestKind] = mapped_column(String(16))
     conversation_id: Mapped[str] = mapped_column(String(64))
-    channel: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[Channel] = mapped_column(String(16))
     phone: Mapped[str | None] = mapped_column(String(11))  # the number given or proven, registered or not
     text: Mapped[str] = mapped_column(Text)  # what they said, masked
-    status: Mapped[str] = mapped_column(String(16), default="open")  # open | done
+    status: Mapped[RequestStatus] = mapped_column(String(16), default="open")
     created_at: Mapped[datetime] = mapped_column(AwareDateTime)
 
 
@@ -250,7 +276,7 @@ class Hardship(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
     phone: Mapped[str] = mapped_column(String(11), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # illness | job_loss | business | family | disaster | other
+    kind: Mapped[HardshipKind] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_at: Mapped[datetime] = mapped_column(AwareDateTime)
@@ -261,7 +287,7 @@ class Hold(Base):
     __tablename__ = "holds"
     id: Mapped[int] = mapped_column(primary_key=True)
     account_pk: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # dispute | deceased | legal_hold
+    kind: Mapped[HoldKind] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = _now()
@@ -284,8 +310,8 @@ class Conversation(Base):
     __tablename__ = "conversations"
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_id: Mapped[str] = mapped_column(String(64), unique=True)
-    channel: Mapped[str] = mapped_column(String(16))
-    mode: Mapped[str] = mapped_column(String(8), default="bot")  # bot | human
+    channel: Mapped[Channel] = mapped_column(String(16))
+    mode: Mapped[Mode] = mapped_column(String(8), default="bot")
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
     claimed_phone: Mapped[str | None] = mapped_column(String(11))
     # The phone is the channel's own, not typed: the SMS sender's, the number our link went to, a
@@ -311,8 +337,8 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     conversation_pk: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
     seq: Mapped[int] = mapped_column(Integer)
-    sender: Mapped[str] = mapped_column(String(8))  # user | bot | agent
-    channel: Mapped[str] = mapped_column(String(16))
+    sender: Mapped[Sender] = mapped_column(String(8))
+    channel: Mapped[Channel] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)  # stored masked
     buttons: Mapped[list[dict[str, str]] | None] = mapped_column(JSON)
     intent: Mapped[str | None] = mapped_column(String(64))
@@ -329,7 +355,7 @@ class HandoffTicket(Base):
     priority: Mapped[int] = mapped_column(Integer, default=2)
     summary: Mapped[str] = mapped_column(Text, default="")
     # waiting | claimed | closed | released | recovered | withdrawn (the holder no longer wanted a person)
-    status: Mapped[str] = mapped_column(String(16), default="waiting")
+    status: Mapped[HandoffStatus] = mapped_column(String(16), default="waiting")
     agent: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = _now()
     # Whether the holder was parked for a person (the bot quiet); False: nobody was on duty or the
@@ -378,11 +404,11 @@ class Agent(Base):
     password_hash: Mapped[str] = mapped_column(String(255))
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(AwareDateTime)
-    role: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")  # agent | supervisor
+    role: Mapped[AgentRole] = mapped_column(String(16), default="agent", server_default="agent")
     disabled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
     created_at: Mapped[datetime] = _now()
     team: Mapped[str] = mapped_column(String(32), default="collections", server_default="collections")
-    presence: Mapped[str] = mapped_column(String(16), default="away", server_default="away")  # available | away
+    presence: Mapped[Presence] = mapped_column(String(16), default="away", server_default="away")
     presence_at: Mapped[datetime | None] = mapped_column(AwareDateTime)
 
 
@@ -446,10 +472,10 @@ class ContactAttempt(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     campaign_pk: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id"), index=True)
     account_pk: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))  # None: an unregistered number
-    channel: Mapped[str] = mapped_column(String(8), default="sms")
-    purpose: Mapped[str] = mapped_column(String(12), default="campaign")  # campaign | agent | notice
+    channel: Mapped[AttemptChannel] = mapped_column(String(8), default="sms")
+    purpose: Mapped[ContactPurpose] = mapped_column(String(12), default="campaign")
     to_phone: Mapped[str | None] = mapped_column(String(11))  # the person: caps are counted per number
-    status: Mapped[str] = mapped_column(String(12))  # queued | sending | sent | skipped | failed
+    status: Mapped[AttemptStatus] = mapped_column(String(12))
     reason: Mapped[str] = mapped_column(String(24))  # ok | quiet_hours | opted_out | hold | ...
     selected_at: Mapped[datetime | None] = mapped_column(AwareDateTime)  # payments after this cancel the send
     scheduled_at: Mapped[datetime | None] = mapped_column(AwareDateTime)

@@ -15,6 +15,9 @@ from pydantic import Field, SecretStr, field_validator
 
 from ledger.settings import LedgerSettings
 
+SmsProvider = Literal["outbox", "twilio"]  # outbox: sends nothing, keeps what would go (GET /v1/sms/outbox)
+WeChatProvider = Literal["outbox", "wechat"]  # wechat: the Official Account's message APIs
+
 
 class Settings(LedgerSettings):
     """Everything a process of the assistant reads from the environment (and `var/secrets.env`),
@@ -31,8 +34,8 @@ class Settings(LedgerSettings):
     action_server_url: str = "http://127.0.0.1:5055"
     rasa_timeout_seconds: float = 1.8
     rasa_max_in_flight: int = Field(default=8, ge=1)  # turns inside one Rasa server at once (api/chat/rasa.py)
-    sms_provider: str = "outbox"  # outbox | twilio
-    voice_provider: str = "outbox"  # outbox | twilio (api/channels/voice): the same Twilio account
+    sms_provider: SmsProvider = "outbox"
+    voice_provider: SmsProvider = "outbox"  # outbox | twilio (api/channels/voice): the same Twilio account
     twilio_auth_token: SecretStr = SecretStr("")
     twilio_account_sid: str = ""
     twilio_from_number: str = ""
@@ -52,7 +55,7 @@ class Settings(LedgerSettings):
     action_server_secret: SecretStr = SecretStr("")  # X-Action-Secret on every action-server call
     public_base_url: str = "http://127.0.0.1:8000"
     # WeChat Official Account (api/wechat.py): token and AES key as set in the account's console.
-    wechat_provider: str = "outbox"  # outbox | wechat
+    wechat_provider: WeChatProvider = "outbox"
     wechat_token: SecretStr = SecretStr("")
     wechat_app_id: str = ""
     wechat_app_secret: SecretStr = SecretStr("")

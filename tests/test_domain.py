@@ -9,7 +9,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOMAIN = yaml.safe_load((ROOT / "domain.yml").read_text(encoding="utf-8"))
-CONTRACT_INTENTS = {
+PUBLIC_INTENTS = {
     "greet",
     "goodbye",
     "thank",
@@ -39,7 +39,7 @@ CONTRACT_INTENTS = {
 }
 # Added with issue 29: withdrawing a handoff (算了 不用人工了) and venting, which is not a complaint.
 HANDOFF_INTENTS = {"withdraw_handoff", "vent"}
-CONTRACT_ENTITIES = {"amount", "installments", "date", "card_last4", "id_last4", "phone"}
+PUBLIC_ENTITIES = {"amount", "installments", "date", "card_last4", "id_last4", "phone"}
 FAQ_FILE = ROOT / "data/responses/faq.yml"
 FAQ_RESPONSES = yaml.safe_load(FAQ_FILE.read_text(encoding="utf-8"))["responses"]
 
@@ -51,10 +51,8 @@ def _code_and_data() -> str:
 
 def test_intents_and_entities_are_the_contracts() -> None:
     # `faq` is the retrieval intent the contract allows for the process-question knowledge base.
-    assert {i for i in DOMAIN["intents"] if not i.startswith("EXTERNAL_")} == CONTRACT_INTENTS | {
-        "faq"
-    } | HANDOFF_INTENTS
-    assert set(DOMAIN["entities"]) >= CONTRACT_ENTITIES
+    assert {i for i in DOMAIN["intents"] if not i.startswith("EXTERNAL_")} == PUBLIC_INTENTS | {"faq"} | HANDOFF_INTENTS
+    assert set(DOMAIN["entities"]) >= PUBLIC_ENTITIES
 
 
 def test_every_intent_has_training_examples() -> None:
@@ -64,7 +62,7 @@ def test_every_intent_has_training_examples() -> None:
             if "intent" in item and len(item["examples"].strip().splitlines()) >= 10:
                 seen.add(item["intent"])
     seen = {i for i in seen if not i.startswith("faq/")}
-    assert seen == CONTRACT_INTENTS | HANDOFF_INTENTS  # EXTERNAL_ intents are triggered by the gateway, never typed
+    assert seen == PUBLIC_INTENTS | HANDOFF_INTENTS  # EXTERNAL_ intents are triggered by the gateway, never typed
 
 
 def test_responses_sent_by_actions_exist_and_every_response_is_used() -> None:

@@ -18,7 +18,8 @@ from api.chat.access import SessionAccess
 from api.chat.delivery import Delivery, LiveUpdates
 from api.chat.rasa import RasaClient
 from api.chat.replies import Reply, TurnResult
-from api.chat.turn import DB_AWAY, Turns, end_wait
+from api.chat.transcript import end_wait
+from api.chat.turn import DB_AWAY, Turns
 from api.hub import SESSIONS_TOPIC, Hub, conversation_topic
 from ledger import conversations, handoff, sessions
 from ledger.clock import Clock, process_clock
@@ -34,8 +35,11 @@ WAITS_TIMED_OUT = Counter("gateway_handoff_waits_timed_out_total", "Holders the 
 
 
 class ChatService:
-    """The Rasa client (`rasa`), delivery (`live`, `delivery`), the turn (`turns`) and web session
-    checks (`access`), over one `db`."""
+    """The gateway's chat, one per process: it builds the parts (the Rasa client `rasa`, live
+    updates and delivery, the turns, web session checks `access`) over one `db`, and does what
+    needs more than one of them: an agent's reply stored then delivered, a session ended here and
+    in every worker, conversations given back to the bot when it returns, holders whose wait for a
+    person ran out. Routes reach it as `ChatDep`; a turn itself is `Turns`' (`api/chat/turn.py`)."""
 
     def __init__(
         self,

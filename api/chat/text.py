@@ -5,14 +5,19 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from ledger.errors import ValidationFailed
+
 # The shape of a button payload; whether one may pass is decided per conversation (offered_payloads).
 # An offered callback time (issue 29) carries its ISO 8601 instant, and nothing else.
 _INSTANT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}[+-][0-9]{2}:[0-9]{2}"
 BUTTON_PAYLOAD = re.compile(r'^/[a-z_]{2,40}(?:\{"callback_at": "' + _INSTANT + r'"\})?$')
 
 
-class BadInput(ValueError):
-    """Text that cannot be accepted; the message says why."""
+class BadInput(ValidationFailed, ValueError):
+    """Text that cannot be accepted; the message says why (422 `bad_message` where a route lets it
+    through to api/errors.py)."""
+
+    code = "bad_message"
 
 
 def _command_char(ch: str) -> bool:

@@ -1,8 +1,8 @@
 """The turn: a holder's message stored, the bot asked (or a person left to answer), the replies
 guarded, stored and handed back. If the bot is away: the holding reply once, and the human queue.
 
-Each function here runs inside the conversation's lock (ChatService); the database is reached
-only through `db.run`.
+Each step runs inside the conversation's lock; what it writes is one transaction of
+`api/chat/transcript.py`, run through `db.run`.
 """
 
 from __future__ import annotations
@@ -11,26 +11,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from api import guard
+from api.chat import transcript
 from api.chat.delivery import LiveUpdates
 from api.chat.locks import KeyedLocks
 from api.chat.rasa import RasaClient, RasaDown
 from api.chat.replies import Reply, TurnResult
-from api.errors import ApiError
-from ledger import compliance, conduct, conversations, duty, handoff, templates
+from api.chat.transcript import CALLBACK_BUTTON, BotAnswer, Inbound, InboundLost, Incoming, Outgoing, timeout_text
+from ledger import duty, handoff, templates
 from ledger.clock import Clock
 from ledger.db import Database
-from ledger.masking import mask, mask_values
-from ledger.models import Conversation, Message
 from ledger.policy import Policy
 
 log = logging.getLogger("api.chat")
@@ -43,76 +40,22 @@ MESSAGES = Counter("gateway_messages_total", "Messages through the gateway", ["c
 TURN_SECONDS = Histogram("gateway_turn_seconds", "Inbound message to replies stored", ["channel"])
 RASA_FAILURES = Counter("gateway_rasa_failures_total", "Turns where Rasa did not answer in time")
 
-Outgoing = list[tuple[str, Any]]  # (text, buttons) as the bot said them
 WITHDRAW_BUTTON = {"title": "不用人工了", "payload": "不用人工了"}  # plain text: the NLU reads it
-CALLBACK_BUTTON = {"title": "预约回电", "payload": "预约回电"}  # likewise
 
 
-def timeout_text(policy: Policy) -> str:
-    return templates.render("chat", "handoff_timeout.j2", max_wait=policy.handoff.max_wait_minutes)
-
-
-def end_wait(
-    session: Session, conversation_id: str, policy: Policy, now: datetime
-) -> tuple[Reply, str, str | None] | None:
-    """The holder waited `max_wait_minutes` for nobody: the bot takes them back (the ticket stays
-    for agents) and says so, offering a callback. The notice as stored, its channel and phone; None
-    when the holder no longer waits (taken or withdrawn meanwhile)."""
-    if handoff.time_out(session, conversation_id, policy, now) is None:
-        return None
-    conv = conversations.find(session, conversation_id)
-    assert conv is not None
-    msg = conversations.append_message(session, conv, "bot", timeout_text(policy), buttons=[CALLBACK_BUTTON])
-    return Reply(msg.seq, msg.text, msg.buttons), conv.channel, conv.claimed_phone
-
-
-class WrongChannel(Exception):
-    """The conversation belongs to another channel (an SMS conversation addressed from the web)."""
-
-
-class InboundLost(OperationalError):
-    """The database crashed after the holder's message was stored and before its replies were:
-    the message did not reach the disk (`store_holder_message(durable=False)`). Nothing was said to the
-    holder yet; like the database being away, the gateway answers 503 and the sender retries."""
-
-    def __init__(self, conversation_id: str) -> None:
-        lost = RuntimeError(f"the holder's message in {conversation_id} was lost in a database crash")
-        super().__init__(None, None, lost)
-
-
-class DuplicateMessage(Exception):
-    """The provider sent this message before (same external id): it was processed once already."""
-
-
-def store_bot_replies(session: Session, conv: Conversation, outgoing: Outgoing, channel: str) -> list[Reply]:
-    """Guard each reply (replacing what may not be said), store it, and return it as sent."""
-    session.flush()  # what this session changed in `conv` (its mode, its verification) is in the row
-    return _store_replies(session, conversations.reserve_replies(session, conv.id, len(outgoing)), outgoing, channel)
-
-
-def _store_replies(session: Session, slots: conversations.ReplySlots, outgoing: Outgoing, channel: str) -> list[Reply]:
-    """Guard each reply for the conversation as `slots` found it, store them in its seqs."""
-    names = [] if slots.verified else conduct.holder_names(session, slots.claimed_phone, slots.account_pk)
-    guarded = []
-    for reply_text, buttons in outgoing:
-        verdict = guard.check(reply_text, slots.verified, names=names)
-        if verdict.blocked:
-            log.warning(
-                "guard replaced a reply", extra={"conversation_id": slots.conversation_id, "reason": verdict.blocked}
-            )
-        kept = [{"title": b["title"], "payload": b["payload"]} for b in buttons or []] or None
-        guarded.append((verdict.text, kept))
-    return [Reply(*stored) for stored in conversations.store_replies(session, slots, "bot", channel, guarded)]
-
-
-def _replies_after(session: Session, conv_pk: int, seq: int) -> list[Reply] | None:
-    """The bot replies already stored after the holder's message (at `seq`), or None if there are none."""
-    rows = session.scalars(
-        select(Message)
-        .where(Message.conversation_pk == conv_pk, Message.seq > seq, Message.sender == "bot")
-        .order_by(Message.seq)
-    ).all()
-    return [Reply(m.seq, m.text, m.buttons) for m in rows] or None
+def _log_if_slow(conversation_id: str, started: float, stored: float, answered: float, alongside: bool) -> None:
+    """A turn slower than SLOW_TURN_SECONDS says where its time went."""
+    done = time.perf_counter()
+    if done - started > SLOW_TURN_SECONDS:
+        log.warning(
+            "slow turn",
+            extra={
+                "conversation_id": conversation_id,
+                "store_ms": round((stored - started) * 1000),
+                "rasa_ms": round((answered - (started if alongside else stored)) * 1000),
+                "reply_ms": round((done - answered) * 1000),
+            },
+        )
 
 
 class Turns:
@@ -146,162 +89,109 @@ class Turns:
         channel_menu: bool = False,
     ) -> TurnResult:
         """Store, ask the bot (or leave it to the person who has the conversation), store the replies."""
+        incoming = Incoming(conversation_id, text, channel, external_id, phone, channel_menu)
         with TURN_SECONDS.labels(channel).time():
             async with self.locks.hold(conversation_id):
-                return await self._holder_message(conversation_id, text, channel, external_id, phone, channel_menu)
+                return await self._take_turn(incoming)
 
-    async def _holder_message(
-        self,
-        conversation_id: str,
-        text: str,
-        channel: str,
-        external_id: str | None,
-        phone: str | None,
-        channel_menu: bool,
-    ) -> TurnResult:
-        idle = self.verify_idle
-        clock = self.clock
+    async def _take_turn(self, incoming: Incoming) -> TurnResult:
+        """Store inbound; ask the bot (alongside the store when that is safe, else after it), or,
+        when a person has the conversation, answer while the holder waits; store outbound."""
+        cid, channel = incoming.conversation_id, incoming.channel
+        started = time.perf_counter()
+        readable, storing = self._store_inbound(incoming)
+        await asyncio.wait((readable, storing), return_when=asyncio.FIRST_COMPLETED)
+        alongside = readable.done()
+        if alongside:
+            inbound, answer = await self._ask_bot_while_storing(incoming, readable.result(), storing)
+        else:
+            inbound = storing.result()
+            MESSAGES.labels(channel, "user").inc()
+            waited = await self._answer_stored(incoming, inbound)
+            if waited is None:  # a person has it: the message reaches the agent, the bot stays quiet
+                self.live.turn(cid, "human", [])
+                return TurnResult("human", [])
+            answer = waited
+        answered = time.perf_counter()
+        result = await self._store_outbound(cid, inbound, answer, channel)
+        _log_if_slow(cid, started, inbound.stored_at, answered, alongside)
+        MESSAGES.labels(channel, "bot").inc(len(result.replies))
+        self.live.turn(cid, result.mode, result.replies)
+        return result
 
+    def _store_inbound(self, incoming: Incoming) -> tuple[asyncio.Future[str], asyncio.Future[Inbound]]:
+        """Store the holder's message (in the database's thread), started here. Two futures: what
+        the bot may read, set as soon as it may read it before the store commits; and the message
+        as stored."""
+        idle, clock = self.verify_idle, self.clock
         loop = asyncio.get_running_loop()
-        bot_may_read: asyncio.Future[str] = loop.create_future()  # what the holder said, once the bot may read it
+        readable: asyncio.Future[str] = loop.create_future()
 
         def let_the_bot_read(said: str) -> None:  # from the store's thread; a retried store calls it again
             def settle() -> None:
-                if not bot_may_read.done():
-                    bot_may_read.set_result(said)
+                if not readable.done():
+                    readable.set_result(said)
 
             loop.call_soon_threadsafe(settle)
 
-        def store_inbound(session: Session) -> tuple[int, int, str, str]:
-            if external_id:
-                duplicate = select(Message.id).where(Message.channel == channel, Message.external_id == external_id)
-                if session.scalar(duplicate):
-                    raise DuplicateMessage(external_id)
-            conv = conversations.find(session, conversation_id)
-            known = conv is not None
-            if conv is None:
-                conv = conversations.create(session, conversation_id, channel)
-            if conv.channel != channel:  # never let one channel speak, or listen, for another
-                raise WrongChannel(conversation_id)
-            claims = bool(phone) and conv.claimed_phone is None
-            if claims:  # the provider's From: the channel proves it
-                conversations.claim_phone(session, conv, phone or "", proven=True)
-            said = text
-            offered = channel_menu or (said.startswith("/") and said in conversations.offered_payloads(session, conv))
-            if said.startswith("/") and not offered:
-                said = said.lstrip("/")  # a payload nobody offered here is typed text, never an intent
-            state = conversations.TurnState(conv.channel, conv.mode, conv.verified_at, conv.last_holder_at)
-            # Storing the message from here on changes nothing the bot's actions read (the
-            # conversation row and its phone are committed, no verification lapses): the bot reads
-            # it while this transaction finishes. Not for a provider's message, whose id must be
-            # known unique first.
-            if (
-                known
-                and not claims
-                and not external_id
-                and conversations.bot_may_read_first(state, channel, clock.now(), idle)
-            ):
-                let_the_bot_read(said)
-            try:
-                msg_pk = conversations.store_holder_message(
-                    session,
-                    conv,
-                    said,
-                    clock,
-                    idle,
-                    channel=channel,
-                    external_id=external_id,
-                    durable=conv.mode == "human",  # else the replies' commit follows before the holder hears back
-                )
-            except IntegrityError:  # the same provider message raced in from a retry
-                raise DuplicateMessage(external_id or "") from None
-            return conv.id, msg_pk, conv.mode, said
+        def store(session: Session) -> Inbound:
+            return transcript.store_inbound(session, incoming, clock, idle, let_the_bot_read)
 
-        async def store_timed() -> tuple[tuple[int, int, str, str], float]:
-            return await self.db.run(store_inbound), time.perf_counter()
+        async def stored() -> Inbound:
+            inbound = await self.db.run(store)
+            return inbound._replace(stored_at=time.perf_counter())
 
-        started = time.perf_counter()
-        storing = asyncio.ensure_future(store_timed())
-        await asyncio.wait((bot_may_read, storing), return_when=asyncio.FIRST_COMPLETED)
-        alongside = bot_may_read.done()
-        if alongside:
-            # The replies wait for the store too (they follow the message in the transcript), and a
-            # failed store fails the turn as before.
-            try:
-                said = bot_may_read.result()
-                answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
-            finally:
-                (conv_pk, msg_pk, _, said), stored = await storing
-            MESSAGES.labels(channel, "user").inc()
-        else:
-            (conv_pk, msg_pk, mode, said), stored = storing.result()
-            MESSAGES.labels(channel, "user").inc()
-            if mode == "human":
-                waited = await self._while_waiting(conversation_id, conv_pk, said, channel, channel_menu)
-                if waited is None:  # a person has it: the message reaches the agent, the bot stays quiet
-                    self.live.turn(conversation_id, "human", [])
-                    return TurnResult("human", [])
-                answer, outgoing, failed = waited
-            else:
-                answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
-        answered = time.perf_counter()
+        return readable, asyncio.ensure_future(stored())
+
+    async def _ask_bot_while_storing(
+        self, incoming: Incoming, said: str, storing: asyncio.Future[Inbound]
+    ) -> tuple[Inbound, BotAnswer]:
+        """The bot reads the message while its store finishes. The replies wait for the store too
+        (they follow the message in the transcript), and a failed store fails the turn."""
+        try:
+            answer = await self._ask_bot(incoming.conversation_id, said, incoming.channel, incoming.channel_menu)
+        finally:
+            inbound = await storing
+        MESSAGES.labels(incoming.channel, "user").inc()
+        return inbound, answer
+
+    async def _answer_stored(self, incoming: Incoming, inbound: Inbound) -> BotAnswer | None:
+        """The bot's answer to the stored message; while the holder waits for a person, what they
+        hear meanwhile. None when an agent has the conversation (the agent answers)."""
+        cid, channel, menu = incoming.conversation_id, incoming.channel, incoming.channel_menu
+        if inbound.mode == "human":
+            return await self._while_waiting(cid, inbound.conv_pk, inbound.said, channel, menu)
+        return await self._ask_bot(cid, inbound.said, channel, menu)
+
+    async def _store_outbound(
+        self, conversation_id: str, inbound: Inbound, answer: BotAnswer, channel: str
+    ) -> TurnResult:
+        """The replies guarded and stored after the holder's message. The message is stored and the
+        bot has answered it: keep trying for REPLY_STORE_PATIENCE seconds rather than leave a turn
+        without a reply (the gateway answers 503 after that). A retry first looks for the replies an
+        earlier try may have committed before its connection was cut."""
         retry = False
 
-        def store_outbound(session: Session) -> TurnResult:
-            if retry:  # an earlier try may have committed before its connection was cut
-                seq = session.scalar(select(Message.seq).where(Message.id == msg_pk))
-                if seq is None:  # a database crash lost the message: say so
-                    raise InboundLost(conversation_id)
-                done = _replies_after(session, conv_pk, seq)
+        def store(session: Session) -> TurnResult:
+            if retry:
+                done = transcript.already_answered(session, conversation_id, inbound)
                 if done is not None:
-                    mode = session.scalar(select(Conversation.mode).where(Conversation.id == conv_pk))
-                    return TurnResult(mode or "bot", done)
-            note = None
-            if answer.get("intent"):
-                values: dict[str, Any] = {"intent": answer.get("intent"), "confidence": answer.get("confidence")}
-                answers = [str(v) for v in answer.get("secret_values") or []]
-                if answers:  # bare verification answers ("2345 6002") the NLU recognised: masked too
-                    values["text"] = mask_values(mask(said), answers)
-                note = (msg_pk, values)
-            if failed:
-                conv = session.get(Conversation, conv_pk)
-                assert conv is not None
-                conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, mask(said)[:200])
-            # One statement reserves the replies' seqs and reads what the guard needs (on PostgreSQL
-            # it also notes what the NLU understood of the holder's message).
-            slots = conversations.reserve_replies(session, conv_pk, len(outgoing), note=note)
-            return TurnResult(slots.mode, _store_replies(session, slots, outgoing, channel))
+                    return done
+            return transcript.store_answer(session, inbound, answer, channel)
 
-        # The holder's message is stored and Rasa has answered it: keep trying to store the answer
-        # for a while rather than leave a turn without a reply (the gateway answers 503 after that).
         deadline = time.monotonic() + REPLY_STORE_PATIENCE
         while True:
             try:
-                result = await self.db.run(store_outbound)
-                break
+                return await self.db.run(store)
             except DB_AWAY as exc:
                 if isinstance(exc, InboundLost) or time.monotonic() > deadline:
                     raise
                 retry = True
                 await asyncio.sleep(0.5)
-        done = time.perf_counter()
-        if done - started > SLOW_TURN_SECONDS:  # say where the time went
-            log.warning(
-                "slow turn",
-                extra={
-                    "conversation_id": conversation_id,
-                    "store_ms": round((stored - started) * 1000),
-                    "rasa_ms": round((answered - (started if alongside else stored)) * 1000),
-                    "reply_ms": round((done - answered) * 1000),
-                },
-            )
-        MESSAGES.labels(channel, "bot").inc(len(result.replies))
-        self.live.turn(conversation_id, result.mode, result.replies)
-        return result
 
     async def _while_waiting(
         self, conversation_id: str, conv_pk: int, said: str, channel: str, channel_menu: bool
-    ) -> tuple[dict[str, Any], Outgoing, bool] | None:
+    ) -> BotAnswer | None:
         """A holder parked for a person is answered at once: a withdrawal gives the conversation
         back to the bot, what must be acted on now (stop contact, a third party, a death report) is
         acted on by the bot, anything else hears its place in the queue and the expected wait.
@@ -323,7 +213,7 @@ class Turns:
             if await self.db.run(ran_out):
                 await self.rasa.resume(conversation_id)
                 self.live.queue_changed(conversation_id)
-                return {}, [(timeout_text(policy), [CALLBACK_BUTTON])], False
+                return BotAnswer({}, [(timeout_text(policy), [CALLBACK_BUTTON])], False)
         kind: duty.WaitingTurnKind = "status"
         parsed: dict[str, Any] = {}
         if waiting.reason != handoff.SERVICE_UNAVAILABLE:  # else the bot is away: it cannot act anyway
@@ -337,19 +227,18 @@ class Turns:
             self.live.queue_changed(conversation_id)
         if kind != "status":
             await self.rasa.resume(conversation_id)  # a conversation paused by an older action listens again
-            answer, outgoing, failed = await self._ask_bot(conversation_id, said, channel, channel_menu)
-            if kind == "withdraw" or failed:
-                return answer, outgoing, failed
+            answer = await self._ask_bot(conversation_id, said, channel, channel_menu)
+            if kind == "withdraw" or answer.failed:
+                return answer
             still = await self.db.run(look, readonly=True)
             if still is None:
-                return answer, outgoing, failed
-            waiting = still
-            return answer, [*outgoing, (self._waiting_text(waiting), [WITHDRAW_BUTTON])], failed
+                return answer
+            return answer._replace(outgoing=[*answer.outgoing, (self._waiting_text(still), [WITHDRAW_BUTTON])])
         intent_seen = (parsed.get("intent") or {}).get("name")
-        answer = {"intent": intent_seen, "confidence": (parsed.get("intent") or {}).get("confidence")}
+        seen = {"intent": intent_seen, "confidence": (parsed.get("intent") or {}).get("confidence")}
         # While the bot is away there is nothing to withdraw to: no button then.
         buttons = None if waiting.reason == handoff.SERVICE_UNAVAILABLE else [WITHDRAW_BUTTON]
-        return (answer if intent_seen else {}), [(self._waiting_text(waiting), buttons)], False
+        return BotAnswer(seen if intent_seen else {}, [(self._waiting_text(waiting), buttons)], False)
 
     @staticmethod
     def _waiting_text(waiting: handoff.Waiting) -> str:
@@ -361,9 +250,7 @@ class Turns:
             bot_away=waiting.reason == handoff.SERVICE_UNAVAILABLE,
         )
 
-    async def _ask_bot(
-        self, conversation_id: str, text: str, channel: str, channel_menu: bool
-    ) -> tuple[dict[str, Any], Outgoing, bool]:
+    async def _ask_bot(self, conversation_id: str, text: str, channel: str, channel_menu: bool) -> BotAnswer:
         """Rasa's answer and what it says; on failure the holding reply (failed=True)."""
         # The gateway vouches for a channel menu's payload; Rasa unpacks nothing else unoffered.
         metadata: dict[str, Any] = {"channel": channel, "channel_menu": True} if channel_menu else {"channel": channel}
@@ -376,11 +263,11 @@ class Turns:
             if not outgoing:
                 up = await self.rasa.actions_answer()
                 raise RasaDown("the bot said nothing" if up else "action server unavailable")
-            return answer, outgoing, False
+            return BotAnswer(answer, outgoing, False)
         except RasaDown as exc:
             RASA_FAILURES.inc()
             log.warning("rasa unavailable", extra={"conversation_id": conversation_id, "reason": str(exc)})
-            return {}, [(HOLDING_REPLY, None)], True
+            return BotAnswer({}, [(HOLDING_REPLY, None)], True)
 
     async def seed(self, conversation_id: str, intent: str, entities: dict[str, str], channel: str) -> TurnResult:
         """Start a conversation in context (an outbound contact) with Rasa's trigger_intent; replies stored."""
@@ -393,12 +280,7 @@ class Turns:
             outgoing, failed = [(HOLDING_REPLY, None)], True
 
         def store(session: Session) -> TurnResult:
-            conv = conversations.get_or_create(session, conversation_id, channel)
-            if failed:  # like a failed turn: the holding reply once, and a person until the bot is back
-                if conv.mode == "human":
-                    return TurnResult("human", [])
-                conversations.open_ticket(session, conv, handoff.SERVICE_UNAVAILABLE, 1, intent)
-            return TurnResult(conv.mode, store_bot_replies(session, conv, outgoing, channel))
+            return transcript.store_seed(session, conversation_id, channel, intent, outgoing, failed)
 
         async with self.locks.hold(conversation_id):
             return await self.db.run(store)
@@ -414,50 +296,7 @@ class Turns:
         clock = self.clock
 
         def store(session: Session) -> tuple[Reply, str, str | None]:
-            now = clock.now()
-            conv = handoff.require_claimed_by(session, conversation_id, agent)
-            if conv.channel == "wechat":  # outside WeChat's 48-hour window nothing may be sent: say so, store nothing
-                from ledger.wechat import require_service_window
-
-                require_service_window(session, conversation_id, now)
-            verified = conv.verified_at is not None
-            names = conduct.holder_names(session, conv.claimed_phone, conv.account_pk) if not verified else []
-            verdict = guard.check(text, verified, names=names)
-            if verdict.blocked:  # nothing stored or sent: the agent reads why and writes it again
-                log.warning(
-                    "guard refused an agent message",
-                    extra={"conversation_id": conversation_id, "reason": verdict.blocked},
-                )
-                raise ApiError(422, "message_blocked", verdict.why or verdict.blocked, reason=verdict.blocked)
-            if conv.channel == "sms" and not (conv.claimed_phone and conv.phone_proven):
-                # An SMS goes only to the number the conversation came from, never to one typed in it.
-                raise ApiError(422, "no_proven_phone", "这个对话没有来自其渠道的号码，不能发送短信")
-            if conv.channel == "sms" and conv.claimed_phone:
-                # An SMS from an agent is an outbound contact; a reply window spares it the caps, never
-                # the quiet hours or the holder's own time windows (ledger/compliance.py).
-                decision = compliance.decide_contact(
-                    session,
-                    phone=conv.claimed_phone,
-                    account_pk=conv.account_pk,
-                    channel="sms",
-                    purpose="agent",
-                    at=now,
-                    rules=contact_rules,
-                    last_inbound_at=conduct.last_message_from_person(session, conv.id),
-                )
-                if decision.outcome != "send":
-                    raise compliance.ContactNotAllowed.because(decision)
-                compliance.record_contact(
-                    session,
-                    phone=conv.claimed_phone,
-                    account_pk=conv.account_pk,
-                    channel="sms",
-                    purpose="agent",
-                    decision=decision,
-                    at=now,
-                )
-            msg = conversations.append_message(session, conv, "agent", text)
-            return Reply(msg.seq, msg.text, None, "agent"), conv.channel, conv.claimed_phone
+            return transcript.store_agent_message(session, conversation_id, agent, text, clock.now(), contact_rules)
 
         async with self.locks.hold(conversation_id):
             stored = await self.db.run(store)

@@ -1,4 +1,4 @@
-"""GET /v1/kpis: the collection KPIs of DOMAIN.md for a period."""
+"""GET /v1/kpis: the collection KPIs (docs/operations.md) for a period."""
 
 from __future__ import annotations
 

@@ -66,7 +66,7 @@ class HandoffKpis(BaseModel):
 
 
 class Kpis(BaseModel):
-    """The collection KPIs of DOMAIN.md for [from, to)."""
+    """The collection KPIs (docs/operations.md) for [from, to)."""
 
     model_config = ConfigDict(populate_by_name=True)
     from_: date = Field(alias="from")

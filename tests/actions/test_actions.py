@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Iterator
@@ -12,19 +11,16 @@ from typing import Any
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions.agree import ActionConfirm
 from actions.conduct import ActionInsult, ActionStopContact, _scope
 from actions.negotiate import ActionOfferInstallment, ActionPromiseToPay
 from bot.keywords import cues_in
-from ledger import accounts, conversations
 from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import Plan
-from settings import get_settings
-from tests.factories import record
+from tests.actions.helpers import actions_on, latest_message, run, tracker_of, verified_conversation
 
 # Offers and promise windows are worked out from the process clock's today.
 pytestmark = pytest.mark.calendar
@@ -32,41 +28,14 @@ pytestmark = pytest.mark.calendar
 
 @pytest.fixture(autouse=True)
 def _settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-def verified_conversation(database_url: str, overdue_days: int = 45) -> tuple[str, str]:
-    today = process_clock().today()
-    due = today - timedelta(days=overdue_days)
-    rec = record(phone=f"137{uuid.uuid4().int % 10**8:08d}", statement_date=due - timedelta(days=20), due_date=due)
-    cid = f"act-{uuid.uuid4().hex[:10]}"
-    with transaction(database_url) as s:
-        accounts.upsert_account(s, rec)
-        conv = conversations.get_or_create(s, cid, "web")
-        conversations.claim_phone(s, conv, rec.phone)
-        assert conversations.verify(s, conv, rec.id_last4, rec.card_last4, process_clock()).result == "verified"
-    return cid, rec.account_id
+    with actions_on(database_url, monkeypatch):
+        yield
 
 
 def tracker(
     cid: str, text: str, intent: str, entities: list[dict[str, Any]] | None = None, slots: dict[str, Any] | None = None
 ) -> Tracker:
-    latest = {
-        "text": text,
-        "intent": {"name": intent, "confidence": 0.99},
-        "entities": entities or [],
-        "cues": cues_in(text),  # as the NLU adds them (bot/keywords.yml)
-    }
-    return Tracker(cid, slots or {}, latest, [], False, None, {}, "action_listen")
-
-
-def run(action: Any, t: Tracker) -> tuple[list[dict[str, Any]], list[Any]]:
-    dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, t, {}))
-    return dispatcher.messages, events
+    return tracker_of(cid, latest_message(text, intent, entities), slots)
 
 
 def test_offer_then_confirm_writes_exactly_one_plan(database_url: str) -> None:

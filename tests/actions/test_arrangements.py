@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
@@ -13,43 +11,28 @@ from typing import Any
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions.agree import ActionConfirm
 from actions.identity import ActionVerifyIdentity
 from actions.negotiate import ActionOfferDeferment, ActionOfferInstallment, ActionPromiseToPay
-from bot.keywords import cues_in
-from ledger import accounts, conversations
 from ledger.clock import process_clock
 from ledger.db import transaction
 from ledger.models import Account, Plan, Promise
-from settings import get_settings
-from tests.factories import record
+from tests.actions.helpers import actions_on, latest_message, run, tracker_of, verified_conversation
 
 pytestmark = pytest.mark.calendar
 
 
 @pytest.fixture(autouse=True)
 def _settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+    with actions_on(database_url, monkeypatch):
+        yield
 
 
 def holder(database_url: str, overdue_days: int = 45) -> tuple[str, str]:
     """A verified web conversation with an account `overdue_days` overdue (10,000 yuan statement)."""
-    today = process_clock().today()
-    due = today - timedelta(days=overdue_days)
-    rec = record(phone=f"136{uuid.uuid4().int % 10**8:08d}", statement_date=due - timedelta(days=20), due_date=due)
-    cid = f"arr-{uuid.uuid4().hex[:10]}"
-    with transaction(database_url) as s:
-        accounts.upsert_account(s, rec)
-        conv = conversations.get_or_create(s, cid, "web")
-        conversations.claim_phone(s, conv, rec.phone)
-        assert conversations.verify(s, conv, rec.id_last4, rec.card_last4, process_clock()).result == "verified"
-    return cid, rec.account_id
+    return verified_conversation(database_url, overdue_days, prefix="arr", phone_prefix="136")
 
 
 def day(offset: int) -> date:
@@ -72,15 +55,8 @@ def tracker(
     pending: dict[str, Any] | None = None,
     events: list[dict[str, Any]] | None = None,
 ) -> Tracker:
-    latest = {"text": text, "intent": {"name": intent}, "entities": entities or [], "cues": cues_in(text)}
-    slots = {"pending_offer": json.dumps(pending) if pending else None}
-    return Tracker(cid, slots, latest, events or [], False, None, {}, "action_listen")
-
-
-def run(action: Any, t: Tracker) -> tuple[list[dict[str, Any]], list[Any]]:
-    dispatcher = CollectingDispatcher()
-    events = asyncio.run(action.run(dispatcher, t, {}))
-    return dispatcher.messages, events
+    latest = latest_message(text, intent, entities)
+    return tracker_of(cid, latest, {"pending_offer": json.dumps(pending) if pending else None}, events)
 
 
 def pending_of(events: list[Any]) -> dict[str, Any] | None:

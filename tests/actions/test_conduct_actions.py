@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -11,8 +10,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 import actions.account
@@ -20,13 +17,13 @@ import actions.conduct
 from actions.account import ActionTellDebt
 from actions.conduct import ActionDispute, ActionHardship, ActionStopContact, ActionThirdParty
 from api import guard
-from bot.keywords import cues_in
 from ledger import accounts, compliance, conduct, conversations
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import AuditLog, ContactPreference, ContactRequest, Hardship, Hold, NumberSuppression
 from ledger.policy import Policy
-from settings import get_settings
+from tests.actions import helpers
+from tests.actions.helpers import actions_on, latest_message, phone, responses, tracker_of
 from tests.factories import record
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -36,27 +33,12 @@ FROZEN = Clock.at(NOW)
 
 @pytest.fixture(autouse=True)
 def _settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setattr(actions.conduct, "clock", lambda: FROZEN)
-    monkeypatch.setattr(actions.account, "clock", lambda: FROZEN)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-def phone() -> str:
-    return f"137{uuid.uuid4().int % 10**8:08d}"
-
-
-def tracker(cid: str, text: str, intent: str) -> Tracker:
-    latest = {"text": text, "intent": {"name": intent, "confidence": 0.99}, "entities": [], "cues": cues_in(text)}
-    return Tracker(cid, {}, latest, [], False, None, {}, "action_listen")
+    with actions_on(database_url, monkeypatch, FROZEN, (actions.conduct, actions.account)):
+        yield
 
 
 def run(action: Any, cid: str, text: str, intent: str) -> list[str]:
-    dispatcher = CollectingDispatcher()
-    asyncio.run(action.run(dispatcher, tracker(cid, text, intent), {}))
-    return [m["response"] for m in dispatcher.messages]
+    return responses(action, tracker_of(cid, latest_message(text, intent)))
 
 
 def conversation(database_url: str, number: str, channel: str = "web", verify: Any = None) -> str:
@@ -243,9 +225,8 @@ def test_hardship_is_recorded_with_its_kind_and_pauses_reminders(database_url: s
     with transaction(database_url) as s:
         accounts.upsert_account(s, rec)
     cid = conversation(database_url, rec.phone, verify=rec)
-    dispatcher = CollectingDispatcher()
-    asyncio.run(ActionHardship().run(dispatcher, tracker(cid, "最近失业了，实在还不上", "hardship"), {}))
-    said = {m["response"]: m for m in dispatcher.messages}
+    messages, _ = helpers.run(ActionHardship(), tracker_of(cid, latest_message("最近失业了，实在还不上", "hardship")))
+    said = {m["response"]: m for m in messages}
     days = _policy().contact.hardship_pause_days
     until = NOW.date() + timedelta(days=days)
     assert said["utter_hardship_recorded"]["until"] == f"{until.month}月{until.day}日"
@@ -269,10 +250,8 @@ def test_a_hardship_story_that_asks_for_periods_is_listened_to_once_then_offered
         accounts.upsert_account(s, rec)
     cid = conversation(database_url, rec.phone, verify=rec)
     text = "我生病住院了 钱都花在治病上 能分60期吗"
-    t = tracker(cid, text, "hardship")
-    t.latest_message["entities"] = [{"entity": "installments", "value": "60"}]
-    dispatcher = CollectingDispatcher()
-    asyncio.run(ActionHardship().run(dispatcher, t, {}))
-    said = [m.get("response") for m in dispatcher.messages]
+    said = responses(
+        ActionHardship(), tracker_of(cid, latest_message(text, "hardship", [{"entity": "installments", "value": "60"}]))
+    )
     assert said.count("utter_hardship_empathy") == 1
     assert "utter_personalized_periods_offer" in said

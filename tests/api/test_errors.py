@@ -12,7 +12,7 @@ from ledger.compliance import ContactNotAllowed
 from ledger.errors import Conflict, LedgerError, NotFound, OfferNotAllowed, PolicyError, ValidationFailed
 from ledger.wechat import OutsideServiceWindow
 
-# The statuses the public API has always answered with (CONTRACT.md, CHANGELOG.md).
+# The statuses the public API has always answered with (CHANGELOG.md).
 EXPECTED = [
     (ValidationFailed("bad date", field="due_date"), 422, "validation_failed"),
     (NotFound("no such account", account_id="x"), 404, "not_found"),

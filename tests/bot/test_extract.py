@@ -1,4 +1,4 @@
-"""Entity values normalised as CONTRACT.md section 4 says."""
+"""Entity values normalised as the actions read them (docs/nlu.md)."""
 
 from __future__ import annotations
 

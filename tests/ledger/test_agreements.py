@@ -1,4 +1,4 @@
-"""The life of an agreement, worked through with a frozen clock (DOMAIN.md's example extended).
+"""The life of an agreement, worked through with a frozen clock (docs/money.md's example extended).
 
 The account: 10,000 yuan statement on 5 Mar, minimum 1,000, due 25 Mar; nothing paid. On 5 Apr
 it owes 10,000 principal + 160 interest (32 days at 0.05 %) + 50 违约金 = 10,210 yuan. A 3-period

@@ -1,4 +1,4 @@
-"""The fee engine against DOMAIN.md's worked examples, and as properties."""
+"""The fee engine against docs/money.md's worked examples, and as properties."""
 
 from __future__ import annotations
 

@@ -6,7 +6,6 @@ clauses computed exactly as the bot computes them), as a cardholder's family and
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -14,8 +13,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from rasa_sdk import Tracker
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 import actions.conduct
@@ -23,13 +20,13 @@ import actions.identity
 from actions.conduct import ActionComplaint, ActionStopContact, ActionThirdParty
 from actions.identity import ActionVerifyIdentity
 from bot.contact_phrases import read
-from bot.keywords import cues_in
 from ledger import accounts, compliance, conduct, conversations
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import Complaint, Conversation, HandoffTicket, NumberSuppression
 from ledger.policy import Policy
-from settings import get_settings
+from tests.actions import helpers
+from tests.actions.helpers import actions_on, latest_message, responses, tracker_of
 from tests.factories import record
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -39,31 +36,19 @@ FROZEN = Clock.at(NOW)
 
 @pytest.fixture(autouse=True)
 def _settings(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setattr(actions.conduct, "clock", lambda: FROZEN)
-    monkeypatch.setattr(actions.identity, "clock", lambda: FROZEN)
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
+    with actions_on(database_url, monkeypatch, FROZEN, (actions.conduct, actions.identity)):
+        yield
 
 
 def phone() -> str:
-    return f"136{uuid.uuid4().int % 10**8:08d}"
+    return helpers.phone("136")
 
 
 def say(action: Any, cid: str, text: str, intent: str, **entities: str) -> list[str]:
     """What the bot answers `text` with, through `action`, the NLU's reading as the bot makes it."""
-    said = text  # already as the normaliser leaves it (bot/normalize.py runs in the bot's environment)
-    latest = {
-        "text": said,
-        "intent": {"name": intent, "confidence": 0.99},
-        "entities": [{"entity": name, "value": value} for name, value in entities.items()],
-        "cues": cues_in(said),
-        "contact": read(said),
-    }
-    dispatcher = CollectingDispatcher()
-    asyncio.run(action.run(dispatcher, Tracker(cid, {}, latest, [], False, None, {}, "action_listen"), {}))
-    return [m["response"] for m in dispatcher.messages]
+    # `text` is already as the normaliser leaves it (bot/normalize.py runs in the bot's environment)
+    found = [{"entity": name, "value": value} for name, value in entities.items()]
+    return responses(action, tracker_of(cid, latest_message(text, intent, found, contact=read(text))))
 
 
 def holder(database_url: str) -> Any:
