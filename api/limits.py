@@ -100,6 +100,12 @@ def public_limit() -> str:
     return f"{get_settings().rate_limit_per_minute}/minute"
 
 
+def provider_limit() -> str:
+    """The SMS and voice webhooks: every holder's messages and call turns come from the provider's
+    few addresses, so the public per-address limit would refuse a busy afternoon's calls."""
+    return f"{get_settings().provider_webhook_per_minute}/minute"
+
+
 def login_limit() -> str:
     return "10/minute"
 

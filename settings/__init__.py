@@ -41,6 +41,9 @@ class Settings(LedgerSettings):
     twilio_from_number: str = ""
     twilio_api_base: str = "https://api.twilio.com"
     rate_limit_per_minute: int = 60  # per client address on public endpoints
+    # Per address on the SMS and voice providers' webhooks: one provider sends every holder's
+    # messages and call turns from a few addresses, and each request is signed.
+    provider_webhook_per_minute: int = 3000
     redis_url: str | None = None
     tracker_store_url: str | None = None
     max_message_chars: int = 1000

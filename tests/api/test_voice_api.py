@@ -119,6 +119,26 @@ def test_webhooks_need_the_dev_secret(client: TestClient) -> None:
     assert r.status_code == 403 and r.json()["error"]["code"] == "bad_signature"
 
 
+def test_the_providers_webhooks_are_not_held_to_the_public_per_address_limit(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every call's turns and every SMS come from the provider's few addresses: with the public
+    limit at 3 a minute, the fourth web request is refused but the provider's keep being answered."""
+    from api.limits import limiter
+    from settings import get_settings
+
+    monkeypatch.setenv("RATE_LIMIT_PER_MINUTE", "3")
+    get_settings.cache_clear()
+    limiter.reset()
+    calls = [client.post("/v1/voice/status", data={"CallSid": _sid(), "CallStatus": "completed"}) for _ in range(6)]
+    texts = [
+        client.post("/v1/sms/status", data={"MessageSid": f"SM{i}", "MessageStatus": "delivered"}) for i in range(6)
+    ]
+    assert [r.status_code for r in calls] == [204] * 6 and [r.status_code for r in texts] == [204] * 6
+    web = [client.post("/v1/chat/sessions").status_code for _ in range(4)]
+    assert web == [201, 201, 201, 429]
+
+
 @pytest.fixture
 def twilio_voice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VOICE_PROVIDER", "twilio")

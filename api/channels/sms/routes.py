@@ -13,7 +13,7 @@ from api.channels.twilio import signed_form
 from api.chat import BadInput
 from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
-from api.limits import limiter, public_limit
+from api.limits import limiter, provider_limit
 from api.schemas import OutboxSms, SmsInbound, SmsStatus, errors
 from api.schemas.common import PHONE_PATTERN, normalise_phone
 from ledger import receipts
@@ -59,7 +59,7 @@ def _twiml() -> Response:
     responses={200: TWIML, **errors(403, 413, 429)},
     openapi_extra=_form_doc(SmsInbound),
 )
-@limiter.limit(public_limit)
+@limiter.limit(provider_limit)
 async def inbound(request: Request, channel: SmsDep) -> Response:
     """Twilio's form fields From, To, Body, MessageSid; replies go out through the provider.
     The signature (or, with the outbox provider, the dev secret) is checked before the fields."""
@@ -77,7 +77,7 @@ async def inbound(request: Request, channel: SmsDep) -> Response:
 
 
 @router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=_form_doc(SmsStatus))
-@limiter.limit(public_limit)
+@limiter.limit(provider_limit)
 async def delivery_status(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Twilio's status callback for an SMS we sent (MessageSid, MessageStatus), signed like the
     inbound webhook. It only moves a message forward (ledger/receipts.py); a replay, a late or

@@ -11,7 +11,7 @@ from api.channels.voice.channel import VoiceChannel, VoiceTurn
 from api.channels.voice.schemas import OutboxCall, VoiceForm
 from api.chat import ChatDep
 from api.deps import AdminDep, SessionDep
-from api.limits import limiter, public_limit
+from api.limits import limiter, provider_limit
 from api.schemas import errors
 from api.schemas.common import PHONE_PATTERN, normalise_phone
 from ledger import calls
@@ -54,7 +54,7 @@ def _channel(request: Request, service: ChatDep) -> VoiceChannel:
 @router.post(
     "/inbound", response_class=Response, responses={200: TWIML, **errors(403, 413, 429)}, openapi_extra=FORM_DOC
 )
-@limiter.limit(public_limit)
+@limiter.limit(provider_limit)
 async def voice_inbound(request: Request, service: ChatDep) -> Response:
     """A call comes in (`Direction=inbound`), or a call we placed is answered (`Direction=outbound-api`,
     with `AnsweredBy`). A repeated request for the same `CallSid` gets the same answer."""
@@ -65,7 +65,7 @@ async def voice_inbound(request: Request, service: ChatDep) -> Response:
 @router.post(
     "/gather", response_class=Response, responses={200: TWIML, **errors(403, 413, 429)}, openapi_extra=FORM_DOC
 )
-@limiter.limit(public_limit)
+@limiter.limit(provider_limit)
 async def voice_gather(
     request: Request, service: ChatDep, turn: Annotated[int | None, Query(ge=0, le=10_000)] = None
 ) -> Response:
@@ -76,7 +76,7 @@ async def voice_gather(
 
 
 @router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=FORM_DOC)
-@limiter.limit(public_limit)
+@limiter.limit(provider_limit)
 async def voice_status(request: Request, service: ChatDep) -> Response:
     """Call progress (`CallStatus`, `AnsweredBy`); once the call has ended its outcome is recorded on
     the call and on the contact attempt that placed it. Unknown or repeated reports change nothing."""
