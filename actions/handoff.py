@@ -8,7 +8,7 @@ has the conversation, so nothing here pauses Rasa.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -90,14 +90,12 @@ class ActionHandoff(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
         now = clock().now()
-        chosen = next(
-            (
-                str(e.get("value"))
-                for e in tracker.latest_message.get("entities", [])
-                if e.get("entity") == "callback_at"
-            ),
-            None,
-        )
+        entities = tracker.latest_message.get("entities", [])
+        chosen = next((str(e.get("value")) for e in entities if e.get("entity") == "callback_at"), None)
+        if chosen and ":" in chosen and "T" not in chosen:  # typed: "明天下午三点打给我" is a day and "15:00"
+            day = next((e.get("additional_info", {}).get("iso") for e in entities if e.get("entity") == "date"), None)
+            at = duty.typed_callback(now, chosen, date.fromisoformat(day) if day else None)
+            chosen = at.isoformat() if at else ""
         if chosen:
             return await leave_callback(dispatcher, tracker.sender_id, chosen, now)
         intent = (tracker.latest_message.get("intent") or {}).get("name") or "request_human"

@@ -35,6 +35,13 @@ INSTALLMENTS = re.compile(
 )
 AMOUNT = re.compile(rf"([¥￥]\s*)?({_NUM})\s*(万|w|W|千|k|K)?\s*(元|块钱|块|rmb|RMB|人民币)?")
 AMOUNT_VERBS = re.compile(r"(还|付|转|交|存|打|凑|拿|先还|能还|只能还|只有|给)\s*$")
+# A time of day to be called back at ("明天下午三点打给我", "今晚7点半回个电话"): only beside a call word.
+CALL_TIME = re.compile(
+    r"(?P<part>上午|早上|中午|下午|傍晚|晚上|今晚|明晚)?\s*(?P<hour>\d{1,2}|[一二两三四五六七八九十]{1,3})\s*(?:点|时|:|：)"
+    r"\s*(?P<minute>半|[0-5]\d(?:分)?|一刻)?"
+)
+CALL_WORDS = re.compile(r"打给我|打过来|打来|打电话|给我打|回电|回个电话|来电|联系我|再联系|call", re.IGNORECASE)
+_AFTERNOON = ("下午", "傍晚", "晚上", "今晚", "明晚")
 BARE4 = re.compile(r"(?<![\d.])(\d{3}[\dXx])(?![\d.A-Za-z])")
 _YEARS = {"半年": 6, "一年": 12, "两年": 24, "三年": 36, "四年": 48, "五年": 60}
 
@@ -95,6 +102,12 @@ def extract(text: str, today: date) -> list[Entity]:
             extra = {"iso": resolved.isoformat()} if resolved else {}
             found.append(_entity("date", m.start(), m.end(), m.group(0), text, **extra))
             take(m.start(), m.end())
+    if CALL_WORDS.search(text):
+        for m in CALL_TIME.finditer(text):
+            at = call_time(m) if free(m.start(), m.end()) else None
+            if at:
+                found.append(_entity("callback_at", m.start(), m.end(), at, text))
+                take(m.start(), m.end())
     for m in INSTALLMENTS.finditer(text):
         if not free(m.start(), m.end()):
             continue
@@ -134,6 +147,23 @@ def extract(text: str, today: date) -> list[Entity]:
             found.append(_entity("last4", m.start(1), m.end(1), m.group(1).upper(), text))
             take(m.start(1), m.end(1))
     return sorted(found, key=lambda e: e["start"])
+
+
+def call_time(m: re.Match[str]) -> str | None:
+    """ "下午三点" -> "15:00", "晚上7点半" -> "19:30"; a bare hour from 1 to 7 is the afternoon's
+    (nobody asks to be called at three in the morning). None for what is not a time of day."""
+    hour_n = to_number(m.group("hour"))
+    if hour_n is None or hour_n != hour_n.to_integral_value():
+        return None
+    hour, part, minute_text = int(hour_n), m.group("part") or "", m.group("minute") or ""
+    if not 0 <= hour <= 23:
+        return None
+    if hour < 12 and (part in _AFTERNOON or (part == "中午" and hour <= 2) or (not part and 1 <= hour <= 7)):
+        hour += 12
+    minute = {"半": 30, "一刻": 15, "": 0}.get(minute_text)
+    if minute is None:
+        minute = int(minute_text.rstrip("分"))
+    return f"{hour:02d}:{minute:02d}" if hour <= 23 else None
 
 
 # A range of money as people say it: two neighbouring digit words before the unit ("五六百", "一两千",

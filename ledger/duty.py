@@ -7,7 +7,7 @@ aware datetime from the injected clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from math import ceil
 from typing import Literal
 
@@ -128,6 +128,19 @@ def callback_allowed(handoff: HandoffPolicy, contact: ContactPolicy, now: dateti
         and contact.window_start <= local.time() < contact.window_end
         and bool(teams_on_duty(handoff, local))
     )
+
+
+def typed_callback(now: datetime, hhmm_text: str, day: date | None) -> datetime | None:
+    """A callback time the holder typed ("明天下午三点" as a day and "15:00"): on that day, or today;
+    a time already past today with no day said is tomorrow's. None for what is not a time."""
+    try:
+        moment = time.fromisoformat(hhmm_text)
+    except ValueError:
+        return None
+    at = datetime.combine(day or now.date(), moment, tzinfo=now.tzinfo)
+    if day is None and at <= now:
+        at += timedelta(days=1)
+    return at
 
 
 def hhmm(moment: time) -> str:

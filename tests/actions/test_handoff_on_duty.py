@@ -113,3 +113,36 @@ def test_a_plan_to_approve_with_an_agent_on_duty_waits_for_them(database_url: st
     assert [m["response"] for m in msgs] == ["utter_personalized_submitted"]
     assert paused(events)
     assert _ticket(database_url, cid) == (True, "human")
+
+
+def _callback_said(cid: str, text: str, at: str, day: str | None) -> list[dict[str, object]]:
+    from actions.handoff import ActionHandoff
+
+    entities: list[dict[str, object]] = [{"entity": "callback_at", "value": at}]
+    if day:
+        entities.append({"entity": "date", "value": "明天", "additional_info": {"iso": day}})
+    msgs, _ = run(ActionHandoff(), tracker(cid, text, "request_human", entities))
+    return msgs
+
+
+def test_a_typed_callback_time_is_booked_on_the_ticket(database_url: str) -> None:
+    """ "明天下午三点打给我": the offered buttons were understood, a typed time was not."""
+    from datetime import timedelta
+
+    cid, _ = verified_conversation(database_url)
+    tomorrow = process_clock().today() + timedelta(days=1)
+    msgs = _callback_said(cid, "明天下午三点打给我", "15:00", tomorrow.isoformat())
+    assert [m["response"] for m in msgs] == ["utter_callback_recorded"] and "15:00" in str(msgs[0]["when"])
+    with transaction(database_url) as s:
+        conv = conversations.find(s, cid)
+        assert conv is not None
+        ticket = s.scalar(select(HandoffTicket).where(HandoffTicket.conversation_pk == conv.id))
+        assert ticket is not None and ticket.callback_at is not None
+        local = ticket.callback_at.astimezone(process_clock().now().tzinfo)
+        assert (local.date(), local.hour, local.minute) == (tomorrow, 15, 0)
+
+
+def test_a_typed_callback_time_outside_the_contact_window_is_offered_times_instead(database_url: str) -> None:
+    cid, _ = verified_conversation(database_url)
+    msgs = _callback_said(cid, "晚上十一点打给我", "23:00", None)
+    assert [m["response"] for m in msgs] == ["utter_callback_choose"] and msgs[0]["buttons"]

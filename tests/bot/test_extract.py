@@ -120,3 +120,24 @@ def test_unpaid_wages_are_not_a_date() -> None:
 )
 def test_digits_read_out_spaced_or_full_width(text: str, found: list[tuple[str, str]]) -> None:
     assert values(text) == found
+
+
+@pytest.mark.parametrize(
+    ("text", "at"),
+    [
+        ("明天下午三点打给我", "15:00"),
+        ("周五下午两点半再联系我", "14:30"),
+        ("今晚7点给我回个电话", "19:00"),
+        ("中午12点半给我打电话", "12:30"),
+        ("上午十点回电", "10:00"),
+        ("3点打给我", "15:00"),  # a bare hour from 1 to 7 is the afternoon's
+    ],
+)
+def test_a_typed_callback_time_beside_a_call_word(text: str, at: str) -> None:
+    found = [e["value"] for e in extract(text, date(2026, 12, 7)) if e["entity"] == "callback_at"]
+    assert found == [at]
+
+
+@pytest.mark.parametrize("text", ["我明天下午三点还1000", "三点还款", "分三期"])
+def test_a_time_without_a_call_word_is_no_callback(text: str) -> None:
+    assert not [e for e in extract(text, date(2026, 12, 7)) if e["entity"] == "callback_at"]

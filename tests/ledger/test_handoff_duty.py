@@ -200,3 +200,12 @@ def test_no_callback_is_offered_or_kept_for_a_number_that_opted_out_of_calls(ses
     slot = duty.callback_slots(policy.handoff, policy.contact, MONDAY_22)[0]
     with pytest.raises(ValidationFailed):
         handoff.leave_callback(session, conv, slot, policy, MONDAY_22)
+
+
+def test_a_typed_callback_time_falls_on_the_day_said_or_the_next_time_that_hour_comes() -> None:
+    four_pm = MONDAY_10.replace(hour=16)
+    assert duty.typed_callback(MONDAY_10, "15:00", None) == MONDAY_10.replace(hour=15)  # later today
+    assert duty.typed_callback(four_pm, "15:00", None) == MONDAY_10.replace(hour=15) + timedelta(days=1)  # passed
+    friday = MONDAY_10.date() + timedelta(days=4)
+    assert duty.typed_callback(four_pm, "14:30", friday) == datetime.combine(friday, time(14, 30), tzinfo=TZ)
+    assert duty.typed_callback(MONDAY_10, "下午", None) is None
