@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType, UserUtteranceReverted
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.orm import Session
 
-from actions.context import clock, cues, in_transaction, institution_vars, policy, refused
+from actions.context import clock, cues, in_transaction, institution_vars, money, policy, refused
 from ledger import conversations, negotiation
 from ledger.errors import LedgerError
 
@@ -24,7 +24,12 @@ ANSWERS = {
 def policy_vars() -> dict[str, str]:
     """What knowledge-base answers quote from policy.yml rather than leave to "以本行规定为准"."""
     waived = policy().agreements.early_payoff_unearned_fees == "waived"
-    return {"early_payoff_fees": "不再收取" if waived else "仍需支付"}
+    fees = policy().fees
+    return {
+        "early_payoff_fees": "不再收取" if waived else "仍需支付",
+        "statement_grace_days": str(fees.grace_days),
+        "tolerance": money(fees.tolerance_fen),
+    }
 
 
 def last_response(tracker: Tracker) -> str:

@@ -119,6 +119,13 @@ def test_the_early_payoff_answer_quotes_the_banks_policy() -> None:
     assert msgs[0]["early_payoff_fees"] == "不再收取"  # policy.yml: agreements.early_payoff_unearned_fees: waived
 
 
+def test_the_grace_period_answer_quotes_the_banks_grace_days_and_tolerance() -> None:
+    msgs, _ = run(ActionAnswerProcess(), faq_tracker("act-nobody-faq10", "过了还款日几天内还算逾期吗", "grace_period"))
+    assert msgs[0]["response"] == "utter_faq/grace_period"
+    # policy.yml: fees.grace_days 3, fees.tolerance 10.00 (容时容差), not "以本行规定为准"
+    assert (msgs[0]["statement_grace_days"], msgs[0]["tolerance"]) == ("3", "10.00元")
+
+
 def _after(tracker: Tracker, events: list[dict[str, Any]]) -> Tracker:
     return Tracker(tracker.sender_id, {}, tracker.latest_message, events, False, None, {}, "action_listen")
 
