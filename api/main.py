@@ -26,6 +26,7 @@ from api.limits import limiter
 from api.logs import configure_logging
 from api.routes import accounts, agents, campaigns, conduct, health, kpis, live, pages, transcripts
 from jobs import eod, long_waits
+from jobs import recovery as recovery_job
 from jobs.campaign_sender import CampaignSender
 from jobs.voice_dialer import VoiceDialer
 from ledger.agents import prepare_login
@@ -112,7 +113,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         eod_task = asyncio.create_task(eod.run_forever(settings, policy, http, stop, db=db))
         # Conversations the bot dropped while it was away go back to it once it answers again.
         recovery = asyncio.create_task(
-            app.state.chat.recover_forever(stop, settings.bot_recovery_seconds)
+            recovery_job.run_forever(app.state.chat, stop, settings.bot_recovery_seconds)
             if settings.bot_recovery_seconds > 0
             else stop.wait()
         )

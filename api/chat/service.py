@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 from typing import Annotated
@@ -19,7 +17,7 @@ from api.chat.delivery import Delivery, LiveUpdates
 from api.chat.rasa import RasaClient
 from api.chat.replies import Reply, TurnResult
 from api.chat.transcript import end_wait
-from api.chat.turn import DB_AWAY, Turns
+from api.chat.turn import Turns
 from api.hub import SESSIONS_TOPIC, Hub, conversation_topic
 from ledger import conversations, handoff, sessions
 from ledger.clock import Clock, process_clock
@@ -28,8 +26,6 @@ from ledger.policy import Policy, cached_policy
 from settings import Settings
 
 log = logging.getLogger("api.chat")
-RECOVERY_INTERVAL = 5.0  # seconds between looks for conversations the bot can take back
-WAIT_CHECK_INTERVAL = 15.0  # seconds between looks for holders who waited too long for a person
 RETURNED_TO_BOT = Counter("gateway_returned_to_bot_total", "Conversations given back to the bot when it came back")
 WAITS_TIMED_OUT = Counter("gateway_handoff_waits_timed_out_total", "Holders the bot took back after max_wait_minutes")
 
@@ -212,30 +208,6 @@ class ChatService:
             except Exception:  # stored; the holder reads it with their next message or the page
                 log.exception("telling a holder their wait ran out failed", extra={"conversation_id": conversation_id})
         return ended
-
-    async def end_long_waits_forever(self, stop: asyncio.Event, interval: float = WAIT_CHECK_INTERVAL) -> None:
-        """Every few seconds, end_long_waits(); a failing look is tried again at the next tick."""
-        while not stop.is_set():
-            try:
-                await self.end_long_waits()
-            except DB_AWAY as exc:
-                log.warning("ending long waits: database unavailable (%s)", type(exc).__name__)
-            except Exception:  # keep looking; the next tick tries again
-                log.exception("ending long waits failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-
-    async def recover_forever(self, stop: asyncio.Event, interval: float = RECOVERY_INTERVAL) -> None:
-        """Every few seconds, return_recovered(); a failing look (the database away) is tried again."""
-        while not stop.is_set():
-            try:
-                await self.return_recovered()
-            except DB_AWAY as exc:  # the database is away too: look again at the next tick
-                log.warning("returning conversations to the bot: database unavailable (%s)", type(exc).__name__)
-            except Exception:  # keep looking; the next tick tries again
-                log.exception("returning conversations to the bot failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
 
 
 def chat_service(conn: HTTPConnection) -> ChatService:
