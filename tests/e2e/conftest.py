@@ -142,3 +142,18 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
 def conversation_id() -> str:
     """A label for a web conversation; `running.cid(label)` is its real, server-chosen id."""
     return f"e2e-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def nobody_present(database_url: str) -> Iterator[None]:
+    """Every agent of the run's database away (other tests' agents too), and again afterwards."""
+    from sqlalchemy import update
+
+    from ledger.db import transaction
+    from ledger.models import Agent
+
+    with transaction(database_url) as s:
+        s.execute(update(Agent).values(presence="away"))
+    yield
+    with transaction(database_url) as s:
+        s.execute(update(Agent).values(presence="away"))

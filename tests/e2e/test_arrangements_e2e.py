@@ -91,6 +91,7 @@ def test_too_little_a_month_is_said_honestly_with_a_person_to_ask(running: Runni
     assert view(running, holder)["promises"] == [] and view(running, holder)["plans"] == []
 
 
+@pytest.mark.usefixtures("nobody_present")
 def test_sixty_periods_for_a_holder_out_of_work_on_an_m4_account(running: Running, conversation_id: str) -> None:
     holder = new_holder(running, overdue_days=100)  # M4: standard up to 36, personalised up to 60
     verified(running, conversation_id, holder)
@@ -99,7 +100,8 @@ def test_sixty_periods_for_a_holder_out_of_work_on_an_m4_account(running: Runnin
     last = running.say(conversation_id, "要得")
     [plan] = view(running, holder)["plans"]
     assert (plan["type"], plan["status"], plan["periods"]) == ("personalized", "pending_approval", 60)
-    assert last["mode"] == "human"
+    said = "\n".join(m["text"] for m in last["messages"])  # type: ignore[attr-defined]
+    assert last["mode"] == "bot" and "需要工作人员审核" in said and "继续为您服务" in said  # nobody on duty
 
 
 def test_pay_part_now_and_the_rest_on_a_date_is_two_promises_in_the_account_view(

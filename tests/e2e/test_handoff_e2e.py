@@ -4,7 +4,6 @@ duty, an agent on duty who claims, a withdrawal, a wait that runs out, a stop-co
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from ledger.db import transaction
-from ledger.models import Agent, Conversation, HandoffTicket
+from ledger.models import Conversation, HandoffTicket
 from ledger.policy import load_policy
 from ledger.settings import ROOT
 from tests.e2e.accounts import Holder, new_holder, verified, view
@@ -68,16 +67,6 @@ class Console:
             headers=self.headers,
             timeout=30,
         )
-
-
-@pytest.fixture
-def nobody_present(database_url: str) -> Iterator[None]:
-    """Every agent of the run's database away (other tests' agents too), and again afterwards."""
-    with transaction(database_url) as s:
-        s.execute(update(Agent).values(presence="away"))
-    yield
-    with transaction(database_url) as s:
-        s.execute(update(Agent).values(presence="away"))
 
 
 @pytest.fixture(autouse=True)
