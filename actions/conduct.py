@@ -23,6 +23,7 @@ from actions.context import (
     money,
     policy,
     refused,
+    waiver_explanation,
 )
 from actions.handoff import hand_off, tell_decision
 from actions.negotiate import ActionOfferInstallment
@@ -462,8 +463,12 @@ class ActionFeeWaiver(Action):
         explained = waiver_explanation(cues(tracker))
         if explained:
             dispatcher.utter_message(response=explained)
+        periods = any(e.get("entity") == "installments" for e in tracker.latest_message.get("entities", []))
         if refused(dispatcher, kind):
             pass
+        elif periods:  # "可以停息挂账分60期吗": the waiver is a person's to decide, the periods ours to offer now
+            dispatcher.utter_message(response="utter_fee_waiver_review" if kind == "review" else "utter_fee_waiver_no")
+            return await ActionOfferInstallment().run(dispatcher, tracker, domain)
         elif kind == "review":
             dispatcher.utter_message(
                 response="utter_fee_waiver_review",
@@ -481,15 +486,6 @@ class ActionFeeWaiver(Action):
                 ],
             )
         return []
-
-
-def waiver_explanation(said: frozenset[str]) -> str | None:
-    """停息挂账 and 只还本金 are named asks: say what they are before what can be done."""
-    if "stop_interest" in said:
-        return "utter_explain_stop_interest"
-    if "principal_only" in said:
-        return "utter_explain_principal_only"
-    return None
 
 
 class ActionThirdParty(Action):

@@ -130,3 +130,12 @@ def answer_then_verify(dispatcher: Any, wanted: str) -> list[EventType]:
     dispatcher.utter_message(response=WANTED_AFTER_VERIFYING[wanted][0])
     dispatcher.utter_message(response="utter_need_verification")
     return [SlotSet("wanted", wanted)]
+
+
+def waiver_explanation(said: frozenset[str]) -> str | None:
+    """停息挂账 and 只还本金 are named asks: say what they are before what can be done."""
+    if "stop_interest" in said:
+        return "utter_explain_stop_interest"
+    if "principal_only" in said:
+        return "utter_explain_principal_only"
+    return None

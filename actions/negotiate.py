@@ -34,6 +34,7 @@ from actions.context import (
     policy,
     refused,
     render,
+    waiver_explanation,
 )
 from actions.offers import (
     CONFIRM_BUTTONS,
@@ -56,6 +57,10 @@ class ActionOfferInstallment(Action):
         return "action_offer_installment"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]) -> list[EventType]:
+        intent = (tracker.latest_message.get("intent") or {}).get("name")
+        explained = waiver_explanation(cues(tracker))
+        if explained and intent != "request_fee_waiver":  # "能不能停息挂账分60期": what it is, then the plan
+            dispatcher.utter_message(response=explained)
         wanted = entity(tracker, "installments")
         periods = int(wanted["value"]) if wanted else None
         monthly = monthly_said(tracker)

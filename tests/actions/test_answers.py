@@ -237,3 +237,19 @@ def test_an_unclear_story_that_names_a_period_count_gets_that_plan(database_url:
     msgs, _ = run(ActionClarify(), Tracker(cid, {}, latest, [], False, None, {}, "action_listen"))
     offers = [m for m in msgs if m.get("response") == "utter_personalized_periods_offer"]
     assert offers and offers[0]["periods"] == 60
+
+
+def test_a_waiver_request_naming_periods_is_answered_then_offered_those_periods(database_url: str) -> None:
+    """"可以停息挂账分60期吗" answered the waiver and left the 60 periods to the next turn."""
+    from actions.conduct import ActionFeeWaiver
+    from tests.actions.test_actions import tracker
+    from tests.actions.test_arrangements import pending_of
+
+    cid, _ = verified_conversation(database_url, overdue_days=100)  # M4: personalised up to 60 periods
+    said = tracker(cid, "可以停息挂账分60期吗", "request_fee_waiver", [{"entity": "installments", "value": "60"}])
+    msgs, events = run(ActionFeeWaiver(), said)
+    responses = [m["response"] for m in msgs]
+    assert responses[0] == "utter_explain_stop_interest"
+    assert responses[1] in ("utter_fee_waiver_review", "utter_fee_waiver_no")
+    assert responses[-1] == "utter_personalized_periods_offer" and msgs[-1]["periods"] == 60
+    assert pending_of(events) == {"kind": "personalized", "periods": 60}
