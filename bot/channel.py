@@ -37,11 +37,12 @@ from bot.normalize import looks_like_command, script_of, strip_invisible, to_tra
 
 SECRET_HEADER = "X-Channel-Secret"
 SECRET_ENTITIES = ("id_last4", "card_last4", "last4")
-# Conversations whose holder writes traditional characters, most recent last: replies follow the
-# script of the holder's last message that shows one ("好的" or digits show none). Kept in this
-# process (bounded); after a restart the next message in traditional characters brings it back.
-_TRADITIONAL: OrderedDict[str, None] = OrderedDict()
-_TRADITIONAL_MAX = 50_000
+# The script each conversation's holder writes, most recent last: replies follow the script of
+# the holder's last message that shows one ("好的" or digits show none). Kept in this process
+# (bounded) as a cache; a conversation it does not hold (a restart, another Rasa server) is read
+# from the tracker's stored user messages (`script_from_tracker`).
+_SCRIPTS: OrderedDict[str, bool] = OrderedDict()  # sender -> writes traditional
+_SCRIPTS_MAX = 50_000
 
 
 # Several questions in one message ("我欠多少钱 怎么还款 逾期会影响征信吗"): each clause that is a
@@ -88,16 +89,47 @@ async def questions_in(agent: Any, text: str, parse: dict[str, Any]) -> list[tup
     return kept[:MAX_QUESTIONS] if len(kept) >= 2 else []
 
 
-def writes_traditional(sender: str, text: str) -> bool:
+def writes_traditional(sender: str, text: str, before: bool | None = None) -> bool:
+    """Whether to answer `sender` in traditional characters after `text`: the script `text` shows,
+    else the one remembered, else `before` (what the stored conversation showed, if known)."""
     script = script_of(text)
-    if script == "traditional":
-        _TRADITIONAL[sender] = None
-        _TRADITIONAL.move_to_end(sender)
-        while len(_TRADITIONAL) > _TRADITIONAL_MAX:
-            _TRADITIONAL.popitem(last=False)
-    elif script == "simplified":
-        _TRADITIONAL.pop(sender, None)
-    return sender in _TRADITIONAL
+    if script is not None:
+        traditional = script == "traditional"
+    elif sender in _SCRIPTS:
+        traditional = _SCRIPTS[sender]
+    else:
+        traditional = bool(before)
+    _SCRIPTS[sender] = traditional
+    _SCRIPTS.move_to_end(sender)
+    while len(_SCRIPTS) > _SCRIPTS_MAX:
+        _SCRIPTS.popitem(last=False)
+    return traditional
+
+
+def script_in(texts: list[str]) -> bool:
+    """Whether the latest of `texts` (oldest first) that shows a script shows traditional."""
+    for text in reversed(texts):
+        script = script_of(text)
+        if script is not None:
+            return script == "traditional"
+    return False
+
+
+async def script_from_tracker(agent: Any, sender: str) -> bool:
+    """What a conversation this process does not remember showed: its stored user messages."""
+    try:
+        tracker = await agent.tracker_store.retrieve(sender)
+    except Exception:  # the store away: simplified, as for a new conversation
+        return False
+    if tracker is None:
+        return False
+    return script_in([str(e.text) for e in tracker.events if getattr(e, "type_name", "") == "user" and e.text])
+
+
+async def answers_in_traditional(agent: Any, sender: str, text: str) -> bool:
+    if script_of(text) is None and sender not in _SCRIPTS:
+        return writes_traditional(sender, text, await script_from_tracker(agent, sender))
+    return writes_traditional(sender, text)
 
 
 def in_traditional(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -162,7 +194,7 @@ def _handler(
         if not isinstance(sender, str) or not isinstance(text, str):
             return response.json({"error": "sender and message are required"}, status=400)
         metadata = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
-        traditional = writes_traditional(sender, text)
+        traditional = await answers_in_traditional(request.app.ctx.agent, sender, text)
         text, parse = await admit(request.app.ctx.agent, sender, text, vouched=metadata.get("channel_menu") is True)
         collector = CollectingOutputChannel()
         turns = await questions_in(request.app.ctx.agent, text, parse) or [(text, parse)]

@@ -36,3 +36,29 @@ def test_reply_text_and_button_titles_are_converted_and_payloads_kept() -> None:
 
 def test_a_traditional_button_title_typed_back_reads_as_the_simplified_one() -> None:
     assert normalize("確認辦理") == "确认办理"
+
+
+def test_a_conversation_this_process_never_saw_follows_its_stored_messages() -> None:
+    """After a restart, or on a second Rasa server, "好的" in a traditional conversation was
+    answered in simplified characters: the script lived only in one process's memory."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from rasa.core.tracker_store import InMemoryTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import UserUttered
+    from rasa.shared.core.trackers import DialogueStateTracker
+
+    from bot.channel import answers_in_traditional
+
+    store = InMemoryTrackerStore(Domain.empty())
+    for sender, said in (("stored-t", "可以分期還款嗎"), ("stored-s", "我想申请分期")):
+        tracker = DialogueStateTracker(sender, [])
+        tracker.update(UserUttered(said))
+        tracker.update(UserUttered("13912345678"))  # shows no script: the one before it counts
+        asyncio.run(store.save(tracker))
+    agent = SimpleNamespace(tracker_store=store)
+    assert asyncio.run(answers_in_traditional(agent, "stored-t", "好的"))
+    assert not asyncio.run(answers_in_traditional(agent, "stored-s", "好的"))
+    assert not asyncio.run(answers_in_traditional(agent, "never-seen", "好的"))
+    assert not asyncio.run(answers_in_traditional(agent, "stored-t", "我想申请延期"))  # simplified now
