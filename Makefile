@@ -138,10 +138,12 @@ test-app-postgres: envs
 test-fuzz: envs ## schemathesis against the gateway's own /openapi.json (about 40-70 s; .ci/run)
 	$(APP_PY) -m pytest -q tests/api/test_schema_fuzz.py -m fuzz
 
-bench: envs train ## turns (gateway vs bare Rasa), campaign, 1 vs 2 Rasa servers, tracker store, soak -> bench/results/*.json
+bench: envs train ## turns (gateway vs bare Rasa), campaign, end-of-day, 1 vs 2 Rasa servers, tracker store, the production shape, soak -> bench/results/*.json
 	$(APP_PY) -m bench.run
 	@echo "== tracker store: Rasa's SQL store against ours, in-process =="
 	@$(BOT_PY) -m bench.tracker_store 2>> var/bench-tracker.log
+	@echo "== conversations on SQLite against PostgreSQL + Redis, bare Rasa beside each (BENCH_LEVELS) =="
+	@if $(APP_PY) -m scripts.pg_ready "$(PG_URL)"; then $(APP_PY) -m bench.shape; else echo "PostgreSQL not reachable: skipped"; fi
 	@echo "== soak: $${SOAK_MINUTES:-30} minutes of mixed conversations and a campaign =="
 	$(APP_PY) -m bench.soak
 
