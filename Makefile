@@ -109,8 +109,8 @@ browser: ## Debian's Chromium and a CJK font for the browser tests (apt; needs r
 # tests that need no model; the end-to-end pass and Rasa's stories once the model is there. Each
 # step's lines carry its name; var/test/<step>.log keeps each step's whole output.
 TEST_STEPS := test-e2e-sqlite rasa-test test-static test-app-sqlite test-app-postgres test-bot validate
-test: envs browser ## lint, types, rasa validate and stories, unit, e2e and browser on SQLite; the database-dependent tests on PostgreSQL when it answers
-	@start=$$(date +%s); $(MAKE) --no-print-directory -j3 $(TEST_STEPS) \
+test: ## lint, types, rasa validate and stories, unit, e2e and browser on SQLite; the database-dependent tests on PostgreSQL when it answers
+	@start=$$(date +%s); $(MAKE) --no-print-directory -j2 envs browser && $(MAKE) --no-print-directory -j3 $(TEST_STEPS) \
 	  && echo "== make test passed in $$(( $$(date +%s) - start )) s (steps in var/test/) ==" \
 	  || { echo "== make test FAILED: grep FAILED var/test/*.log =="; exit 1; }
 
