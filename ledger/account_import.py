@@ -88,11 +88,12 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     rejected_count: int = 0
-    rejected: list[Rejected] = field(default_factory=list)  # the first MAX_REPORTED
+    rejected: list[Rejected] = field(default_factory=list)  # the first `max_reported`
+    max_reported: int = MAX_REPORTED
 
     def reject(self, row: Rejected) -> None:
         self.rejected_count += 1
-        if len(self.rejected) < MAX_REPORTED:
+        if len(self.rejected) < self.max_reported:
             self.rejected.append(row)
 
     def rejected_details(self) -> list[dict[str, object]]:
@@ -117,11 +118,13 @@ class BatchRejected(ValidationFailed):
 class BookImport:
     """One import in the caller's transaction: `add` chunks of checked rows, then `finish`."""
 
-    def __init__(self, session: Session, now: datetime, actor: str = "import") -> None:
+    def __init__(
+        self, session: Session, now: datetime, actor: str = "import", max_reported: int = MAX_REPORTED
+    ) -> None:
         self.session = session
         self.now = now
         self.actor = actor
-        self.report = ImportReport()
+        self.report = ImportReport(max_reported=max_reported)
         self.duplicates = Duplicates()
         self.postgres = session.get_bind().dialect.name == "postgresql"
         self._stopped = False  # a row was rejected: check the rest, write nothing more
