@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -36,6 +37,7 @@ from ledger.accounts import (
 )
 from ledger.errors import ValidationFailed
 from ledger.models import Account, AuditLog, Cardholder, ContactPreference, Hold, Statement
+from ledger.sql import among
 
 MAX_REPORTED = 1000  # rejected rows named in a report; the count says how many there were in all
 
@@ -147,7 +149,9 @@ class BookImport:
         self._stopped = self._stopped or bool(rejected)
         known = set(
             self.session.scalars(
-                select(Account.account_id).where(Account.account_id.in_([r.record.account_id for r in accepted]))
+                select(Account.account_id).where(
+                    among(self.session, Account.account_id, [r.record.account_id for r in accepted])
+                )
             )
         )
         new = [r for r in accepted if r.record.account_id not in known]
@@ -189,7 +193,9 @@ class BookImport:
         holder_ids = self._ids("cardholders", len(records))
         account_ids = self._ids("accounts", len(records))
         known = self._known_preferences({r.phone for r in records})
-        now = self.now
+        # Written as COPY's text once, not once per row (PostgreSQL); SQLite takes the datetime.
+        now: object = self.now.isoformat() if self.postgres else self.now
+        defaults = [(channel, value, None, now, None, None) for channel, value in DEFAULT_PREFERENCES.items()]
         holders, accounts, statements, prefs, holds, audits = [], [], [], [], [], []
         for rec, holder, pk in zip(records, holder_ids, account_ids, strict=True):
             holders.append((holder, rec.holder_name, rec.phone, rec.id_last4, rec.timezone, now))
@@ -197,10 +203,13 @@ class BookImport:
                              rec.daily_interest_rate, rec.late_fee_rate, now, now))  # fmt: skip
             statements.append((pk, rec.statement_date, rec.due_date, rec.statement_balance, rec.minimum_payment,
                                rec.paid_since_statement, rec.interest_start))  # fmt: skip
-            carried = known.get(rec.phone, {})
-            for channel, value in {**DEFAULT_PREFERENCES, **{c: p[0] for c, p in carried.items()}}.items():
-                was = carried.get(channel)
-                prefs.append((holder, channel, *(was if was is not None else (value, None, now, None, None))))
+            carried = known.get(rec.phone)
+            if carried is None:
+                prefs += [(holder, *default) for default in defaults]
+            else:
+                for channel, value in {**DEFAULT_PREFERENCES, **{c: p[0] for c, p in carried.items()}}.items():
+                    was = carried.get(channel)
+                    prefs.append((holder, channel, *(was if was is not None else (value, None, now, None, None))))
             holds += [(pk, kind, "import flag", True, now) for kind in HOLD_FLAGS if kind in rec.flags]
             audits.append((now, self.actor, "account.upsert", rec.account_id, "{}"))
         self._bulk(Cardholder, ("id", "name", "phone", "id_last4", "timezone", "created_at"), holders)
@@ -228,7 +237,7 @@ class BookImport:
                 ContactPreference.source,
             )
             .join(Cardholder, Cardholder.id == ContactPreference.cardholder_id)
-            .where(Cardholder.phone.in_(sorted(phones)))
+            .where(among(self.session, Cardholder.phone, sorted(phones)))
             .order_by(ContactPreference.changed_at)
         )
         for phone, channel, value, rules, changed_at, asked_by, source in rows:
@@ -257,12 +266,35 @@ class BookImport:
             assert conn is not None
             names = ", ".join(columns)
             with conn.cursor() as cur, cur.copy(f"COPY {model.__tablename__} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row([json.dumps(v) if isinstance(v, dict) else v for v in row])
+                copy.write("".join(["\t".join([_copy_text(v) for v in row]) + "\n" for row in rows]))
             return
         self.session.execute(
             insert(model), [dict(zip(columns, _json_columns(model, columns, row), strict=True)) for row in rows]
         )
+
+
+def _escaped(text: str) -> str:
+    """COPY's text format: a backslash, tab, newline or carriage return in a value is escaped."""
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+_COPY_TEXT: dict[type, Any] = {
+    str: _escaped,
+    int: str,
+    bool: lambda v: "t" if v else "f",
+    type(None): lambda _: "\\N",
+    date: date.isoformat,
+    datetime: datetime.isoformat,
+    Decimal: str,
+    dict: lambda v: _escaped(json.dumps(v, ensure_ascii=False)),
+    list: lambda v: _escaped(json.dumps(v, ensure_ascii=False)),
+}
+
+
+def _copy_text(value: object) -> str:
+    return _COPY_TEXT[type(value)](value)  # type: ignore[no-any-return]
 
 
 def _json_columns(model: Any, columns: tuple[str, ...], row: tuple[Any, ...]) -> tuple[Any, ...]:

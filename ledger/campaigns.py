@@ -46,6 +46,7 @@ from ledger.models import (
     Statement,
 )
 from ledger.policy import BUCKETS, ContactPolicy
+from ledger.sql import among
 from ledger.wechat import bound_cardholders, reminder_decision, reminder_openid
 
 ACTIVE_ATTEMPT = ("queued", "sending", "sent")
@@ -172,7 +173,7 @@ class _BulkFacts:
                 .where(
                     ContactPreference.channel == "sms",
                     ContactPreference.value == "opted_out",
-                    Cardholder.phone.in_(phones),
+                    among(session, Cardholder.phone, phones),
                 )
             )
         )
@@ -182,7 +183,7 @@ class _BulkFacts:
                 select(NumberSuppression.phone, NumberSuppression.account_pk).where(
                     NumberSuppression.active,
                     NumberSuppression.channel.in_(("sms", "all")),
-                    NumberSuppression.phone.in_(phones),
+                    among(session, NumberSuppression.phone, phones),
                 )
             )
         }
@@ -194,7 +195,7 @@ class _BulkFacts:
             select(Hold.kind, Cardholder.phone)
             .join(Account, Account.id == Hold.account_pk)
             .join(Cardholder, Cardholder.id == Account.cardholder_id)
-            .where(Hold.active, Hold.kind.in_(PERSON_WIDE_HOLDS), Cardholder.phone.in_(phones))
+            .where(Hold.active, Hold.kind.in_(PERSON_WIDE_HOLDS), among(session, Cardholder.phone, phones))
         ):
             self.person_holds[phone].add(kind)
         self.arranged = set(
@@ -218,7 +219,7 @@ class _BulkFacts:
         self.hardship = dict(
             session.execute(
                 select(Hardship.phone, func.max(Hardship.pause_until))
-                .where(Hardship.phone.in_(phones))
+                .where(among(session, Hardship.phone, phones))
                 .group_by(Hardship.phone)
             )
             .tuples()

@@ -16,6 +16,7 @@ import argparse
 import csv
 import sys
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import IO
@@ -42,20 +43,35 @@ def _counted(lines: IO[str], bar: tqdm[object]) -> Iterator[str]:
         yield line
 
 
-def import_file(path: Path, db: Database, chunk: int = 10_000, quiet: bool = False) -> ImportReport:
-    """Import `path` into `db` in one transaction; BatchRejected (nothing imported) if any row is rejected."""
+def import_file(
+    path: Path, db: Database, chunk: int = 10_000, quiet: bool = False, overlap: bool = True
+) -> ImportReport:
+    """Import `path` into `db` in one transaction; BatchRejected (nothing imported) if any row is rejected.
+
+    Two steps overlap: while one chunk is written (the database busy with it), the next is read
+    and checked; the writing is one thread, so the session is never used by two at once."""
     clock = process_clock(get_settings().app_timezone)
     with (
         path.open(encoding="utf-8-sig", newline="") as lines,
         tqdm(total=count_lines(path), unit="lines", desc="check + import", disable=quiet) as bar,
         db.transaction() as session,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer") as writer,
     ):
         source = _counted(lines, bar)
         rows = csv_rows(source) if path.suffix.lower() == ".csv" else jsonl_rows(source)
         book = BookImport(session, clock.now(), actor="import", max_reported=10**7)
+        pending: Future[None] | None = None
         while batch := list(islice(rows, chunk)):
-            book.add([check_row(line, raw) for line, raw in batch])
-            bar.set_postfix(rejected=book.report.rejected_count, refresh=False)
+            checked = [check_row(line, raw) for line, raw in batch]
+            if pending is not None:
+                pending.result()
+                bar.set_postfix(rejected=book.report.rejected_count, refresh=False)
+            if overlap:
+                pending = writer.submit(book.add, checked)
+            else:
+                book.add(checked)
+        if pending is not None:
+            pending.result()
         return book.finish()
 
 

@@ -68,7 +68,7 @@ def _varied(known_phone: str) -> list[AccountRecord]:
         record(phone=shared, flags=("deceased", "legal_hold"), timezone="Asia/Urumqi"),
         record(phone=known_phone, daily_interest_rate=Decimal("0.0004"), late_fee_rate=Decimal("0.05")),
         record(interest_start=date(2026, 2, 20), paid_since_statement=50_000),
-        record(holder_name="张伟", id_last4="4321"),
+        record(holder_name="张\t伟\\n\n", id_last4="4321"),  # what COPY must escape
         record(phone=known_phone, card_last4="7777"),
     ]
 
