@@ -79,3 +79,11 @@ def test_a_batch_may_be_larger_than_other_bodies(client: TestClient, admin: dict
     assert r.status_code == 201 and r.json()["created"] == 400
     big = b"[" + b" " * (8 * 1024 * 1024) + b"]"
     assert client.post("/v1/accounts:batch", content=big, headers=admin).status_code == 413
+
+
+def test_money_is_read_as_the_single_route_reads_it() -> None:
+    from api.account_batch import fen_of
+    from api.schemas import to_fen
+
+    for yuan in ("0", "0.5", "0.05", "7.10", "12", "999999999999.99", "1234.5", "00012.30"):
+        assert fen_of(yuan) == to_fen(yuan), yuan
