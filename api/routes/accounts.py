@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import islice
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response, status
@@ -103,12 +102,13 @@ async def import_accounts(request: Request, db: DatabaseDep, clock: ClockDep) ->
     statement while a plan or promise runs is a rejected row. Up to 8 MiB of body."""
     body = await request.body()
     kind = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-    rows = jsonl_rows(body.splitlines()) if kind in JSON_LINES else json_array_rows(body)
+    # A list, not a generator: `db.run` runs `work` again if the connection was cut before COMMIT.
+    rows = list(jsonl_rows(body.splitlines()) if kind in JSON_LINES else json_array_rows(body))
 
     def work(session: Session) -> AccountBatchPublic:
         book = BookImport(session, clock.now(), actor="admin")
-        while chunk := list(islice(rows, BATCH_CHUNK)):
-            book.add([check_row(line, raw) for line, raw in chunk])
+        for start in range(0, len(rows), BATCH_CHUNK):
+            book.add([check_row(line, raw) for line, raw in rows[start : start + BATCH_CHUNK]])
         if book.report.rows == 0:
             raise ValidationFailed("the batch has no rows", field="body")
         report = book.finish()
