@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from sqlalchemy import text
 
 from bench.machine import describe, record
 from ledger.db import Database
@@ -63,25 +64,54 @@ def write_book(path: Path, n: int, seed: int = 11) -> None:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backend_cpu_s(pid: int | None) -> float | None:
+    """CPU seconds a local PostgreSQL backend has used (its /proc entry), if it can be read."""
+    stat = Path(f"/proc/{pid}/stat") if pid else None
+    if stat is None or not stat.exists():
+        return None
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(url: str, book: Path, n: int) -> dict[str, Any]:
+    """The import's wall time, and the CPU it took in this process and in PostgreSQL's backend:
+    on a machine others share, the CPU seconds say what the work costs, the wall time what it got."""
     migrate(url)
     db = Database(url)
+    backend: int | None = None
+    if url.startswith("postgresql"):
+        with db.transaction(readonly=True) as session:  # the pool hands the import this connection
+            backend = int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
     load_before = [round(x, 2) for x in os.getloadavg()]
+    cpu, pg_cpu = _cpu_s(), _backend_cpu_s(backend)
     start = time.perf_counter()
     try:
         report = import_file(book, db, quiet=True)
+        pg_after = _backend_cpu_s(backend)
     finally:
         db.dispose()
     elapsed = time.perf_counter() - start
-    return {
+    python_cpu = _cpu_s() - cpu
+    out: dict[str, Any] = {
         "accounts": n,
         "created": report.created,
         "import_s": round(elapsed, 1),
         "accounts_per_s": round(n / elapsed),
+        "python_cpu_s": round(python_cpu, 1),
         "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "process_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if pg_cpu is not None and pg_after is not None:
+        out["postgres_backend_cpu_s"] = round(pg_after - pg_cpu, 1)
+        # What the same work gives on two idle cores (Python and the backend overlap, chunk by chunk).
+        out["accounts_per_cpu_bound_s"] = round(n / max(python_cpu, pg_after - pg_cpu))
+    return out
 
 
 def run(n: int, postgres: bool = True) -> dict[str, Any]:
