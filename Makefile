@@ -15,7 +15,7 @@ export RASA_TELEMETRY_ENABLED := false
 export SQLALCHEMY_SILENCE_UBER_WARNING := 1
 export TF_CPP_MIN_LOG_LEVEL := 3
 
-.PHONY: help envs browser run test test-faults lint typecheck validate unit e2e test-calendar test-postgres test-fuzz test-static test-bot test-app-sqlite test-e2e-sqlite test-app-postgres rasa-test train bench soak profile eod campaign eval-nlu compare-nlu lock clean
+.PHONY: help envs browser run test test-faults lint typecheck validate unit e2e test-calendar test-postgres test-fuzz test-static test-bot test-app-sqlite test-e2e-sqlite test-app-postgres rasa-test train bench soak profile eod campaign import eval-nlu compare-nlu lock clean
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -155,6 +155,9 @@ eod: envs ## end-of-day: plans and promises brought up to today, broken-plan not
 
 campaign: envs ## create and send a campaign: make campaign ARGS="--name 提醒 --buckets M1,M2"
 	$(APP_PY) -m scripts.campaign $(ARGS)
+
+import: envs ## import a book of accounts, all or nothing: make import ARGS="book.jsonl" (or .csv)
+	$(APP_PY) -m scripts.import_accounts $(ARGS)
 
 profile: envs train ## py-spy on each process under 10 concurrent conversations -> var/profile/
 	$(APP_PY) -m bench.profile

@@ -35,6 +35,8 @@ from ledger.policy import cached_policy
 from settings import get_settings
 
 MAX_BODY_BYTES = 64 * 1024
+# Routes that take more (a batch of accounts to import: api/routes/accounts.py).
+LARGER_BODIES = {"/v1/accounts:batch": 8 * 1024 * 1024}
 
 
 class _TooLarge(Exception):
@@ -57,9 +59,10 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = LARGER_BODIES.get(scope["path"], self.limit)
         length = dict(scope["headers"]).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            await self._refuse(scope, receive, send)
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            await self._refuse(scope, receive, send, limit)
             return
         received, started, too_large = 0, False, False
 
@@ -68,7 +71,7 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
+                if received > limit:
                     too_large = True
                     raise _TooLarge
             return message
@@ -83,10 +86,10 @@ class BodyLimit:
         with suppress(_TooLarge):
             await self.app(scope, counted_receive, watched_send)
         if too_large and not started:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = errors.error_body("body_too_large", f"the body is over {self.limit} bytes")
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        body = errors.error_body("body_too_large", f"the body is over {limit} bytes")
         await JSONResponse(body, status_code=413)(scope, receive, send)
 
 

@@ -1,11 +1,24 @@
-"""Campaign throughput: selection + compliance + enqueue over N accounts, on SQLite and PostgreSQL.
+"""Campaign throughput and memory: selection + compliance + enqueue over N accounts, on SQLite and
+PostgreSQL, read in pages of `ledger.campaigns` (10,000 accounts) and, up to 200,000 accounts, also
+in one page (the whole book at once, as campaigns read it before issue 35) for comparison.
 
-`python -m bench.campaign [N]` (part of `make bench`); results in bench/results/campaign.json.
+`python -m bench.campaign [N ...]` (part of `make bench`); results in bench/results/campaign.json,
+every run also in campaign-runs.jsonl. `BENCH_PG_DB` names the scratch PostgreSQL database
+(created and dropped; default repay_bench).
+
+Each campaign runs in a fresh process (`--one URL CHUNK [--trace]`) and is rolled back, so each
+starts from the same book: its wall time, its process's peak RSS (and the RSS before it began),
+and, in a second run with tracemalloc on (which slows what it watches), the peak of Python's
+allocations.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,8 +43,11 @@ from scripts.stack import migrate
 
 RESULTS = ROOT / "bench" / "results"
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-PG_DB = "repay_bench"
+PG_DB = os.environ.get("BENCH_PG_DB", "repay_bench")
 CHUNK = 10_000
+WHOLE_BOOK = 10**12  # one page: the whole book at once
+WHOLE_BOOK_UP_TO = 200_000
+CLOCK = Clock.at(datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
 
 
 def populate(url: str, n: int, today: date, seed: int = 7) -> None:
@@ -90,36 +106,68 @@ def populate(url: str, n: int, today: date, seed: int = 7) -> None:
     engine.dispose()
 
 
-def measure(url: str, n: int) -> dict[str, Any]:
-    migrate(url)
-    clock = Clock.at(datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai")))
-    start = time.perf_counter()
-    populate(url, n, clock.today())
-    load_s = time.perf_counter() - start
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def one_campaign(url: str, chunk: int, trace: bool) -> dict[str, Any]:
+    """One campaign over the book at `url`, rolled back: what this process needed for it."""
     policy = load_policy(ROOT / "policy.yml")
+    engine = make_engine(url)
+    with engine.connect() as conn:  # connected and imported before the baseline is read
+        conn.exec_driver_sql("SELECT 1")
+    engine.dispose()
+    base = _rss_mib()
+    if trace:
+        tracemalloc.start()
     start = time.perf_counter()
     with transaction(url) as session:
-        result = create_campaign(session, "bench", Segment(), "reminder", None, policy.contact, clock)
-    elapsed = time.perf_counter() - start
-    # The memory a campaign needs at its peak (Python's allocations), read on a second campaign
-    # over the same book, rolled back: tracemalloc slows what it watches, so not the timed one.
-    tracemalloc.start()
-    with transaction(url) as session:
-        create_campaign(session, "bench-memory", Segment(), "reminder", None, policy.contact, clock)
-        peak = tracemalloc.get_traced_memory()[1]
+        result = create_campaign(session, "bench", Segment(), "reminder", None, policy.contact, CLOCK, chunk=chunk)
+        elapsed = time.perf_counter() - start
         session.rollback()
-    tracemalloc.stop()
-    return {
-        "accounts": n,
-        "peak_python_mib": round(peak / 2**20, 1),
+    out: dict[str, Any] = {
+        "chunk": chunk,
         "selected": result.selected,
         "queued": result.queued,
         "skipped": dict(result.skipped),
-        "populate_s": round(load_s, 1),
         "campaign_s": round(elapsed, 2),
-        "accounts_per_s": round(n / elapsed),
-        "selected_per_s": round(result.selected / elapsed),
+        "rss_before_mib": round(base, 1),
+        "rss_peak_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
+    if trace:
+        out["peak_python_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
+        tracemalloc.stop()
+    return out
+
+
+def _in_a_fresh_process(url: str, chunk: int, trace: bool) -> dict[str, Any]:
+    cmd = [sys.executable, "-m", "bench.campaign", "--one", url, str(chunk)] + (["--trace"] if trace else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures
+
+
+def measure(url: str, n: int) -> dict[str, Any]:
+    migrate(url)
+    start = time.perf_counter()
+    populate(url, n, CLOCK.today())
+    load_s = time.perf_counter() - start
+    ways = {"paged": CHUNK, **({"whole_book": WHOLE_BOOK} if n <= WHOLE_BOOK_UP_TO else {})}
+    out: dict[str, Any] = {"accounts": n, "populate_s": round(load_s, 1)}
+    for way, chunk in ways.items():
+        timed = _in_a_fresh_process(url, chunk, trace=False)
+        timed["peak_python_mib"] = _in_a_fresh_process(url, chunk, trace=True)["peak_python_mib"]
+        timed["accounts_per_s"] = round(n / timed["campaign_s"])
+        timed["selected_per_s"] = round(timed["selected"] / timed["campaign_s"])
+        out[way] = timed
+    # The figures earlier runs reported at the top level: now the paged campaign's.
+    paged = out["paged"]
+    for key in ("peak_python_mib", "selected", "queued", "skipped", "campaign_s", "accounts_per_s", "selected_per_s"):
+        out[key] = paged[key]
+    return out
 
 
 def on_both_databases(
@@ -159,10 +207,13 @@ def run(n: int, postgres: bool = True) -> dict[str, Any]:
 
 
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-    print(f"== campaign: selection + compliance + enqueue over {n} accounts ==", flush=True)
-    result = run(n)
-    record(RESULTS, "campaign", result)
+    if sys.argv[1:2] == ["--one"]:
+        print(json.dumps(one_campaign(sys.argv[2], int(sys.argv[3]), "--trace" in sys.argv)))
+        return 0
+    for n in [int(a) for a in sys.argv[1:]] or [100_000]:
+        print(f"== campaign: selection + compliance + enqueue over {n} accounts ==", flush=True)
+        result = run(n)
+        record(RESULTS, "campaign", result)
     return 0
 
 

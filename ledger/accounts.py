@@ -158,7 +158,7 @@ def upsert_account(session: Session, rec: AccountRecord, actor: str = "api") -> 
                 )
             session.add(pref)
     else:
-        _refuse_new_statement_during_a_plan(session, account, rec)
+        refuse_new_statement_during_a_plan(session, account, rec)
         holder = account.cardholder
         holder.name, holder.phone, holder.id_last4 = rec.holder_name, rec.phone, rec.id_last4
         holder.timezone = rec.timezone
@@ -198,7 +198,7 @@ def _statement_of(rec: AccountRecord) -> tuple[object, ...]:
     )
 
 
-def _refuse_new_statement_during_a_plan(session: Session, account: Account, rec: AccountRecord) -> None:
+def refuse_new_statement_during_a_plan(session: Session, account: Account, rec: AccountRecord) -> None:
     """The bank's rule here: while a plan is pending or active, its schedule replaces the statement
     cycle, and the payments it counts (as a promise does) are those made since the statement it was
     agreed on; a new statement would drop them. So a re-import may change the holder's details but

@@ -1,14 +1,18 @@
 """Campaigns: select accounts, decide each send against the conduct rules, enqueue; send once.
 
-Selection and the facts the rules need are read in a few bulk queries, so a campaign over
-100,000 accounts costs seconds, not minutes. Every decision is stored with its reason.
+The book is read in pages of accounts by primary key (keyset pagination): each page's
+candidates, then the facts the rules need about those accounts and their phones in a few bulk
+queries, then the page's decisions are written. Memory stays that of one page, whatever the size
+of the book; a send queued on an earlier page counts against the person's caps on a later one
+because it is read back from the table like any other planned contact. Every decision is stored
+with its reason.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -43,6 +47,7 @@ from ledger.models import (
     Statement,
 )
 from ledger.policy import BUCKETS, ContactPolicy
+from ledger.sql import among
 from ledger.wechat import bound_cardholders, reminder_decision, reminder_openid
 
 ACTIVE_ATTEMPT = ("queued", "sending", "sent")
@@ -91,16 +96,38 @@ class Candidate:
     overdue_days: int
 
 
-def select_candidates(session: Session, segment: Segment, today: date) -> list[Candidate]:
-    """Overdue accounts in the segment: minimum unpaid (statement payments plus posted ones) after the due date."""
-    posted = (
+@dataclass(frozen=True)
+class Page:
+    """Accounts with primary keys in (after, last]: one chunk of the book."""
+
+    after: int
+    last: int
+
+
+def pages(session: Session, size: int) -> Iterator[Page]:
+    """The book in pages of `size` accounts by primary key (keyset pagination: each page starts where
+    the last ended, so no page costs more than its own rows)."""
+    after = 0
+    while True:
+        ids = select(Account.id).where(Account.id > after).order_by(Account.id)
+        last = session.scalar(ids.offset(size - 1).limit(1))
+        if last is None:
+            last = session.scalar(select(func.max(Account.id)).where(Account.id > after))
+            if last is None:
+                return
+        yield Page(after, last)
+        after = last
+
+
+def select_candidates(session: Session, segment: Segment, today: date, page: Page | None = None) -> list[Candidate]:
+    """Overdue accounts in the segment (on `page`, or the whole book): minimum unpaid (statement
+    payments plus posted ones) after the due date, in primary-key order."""
+    posted_q = (
         select(LedgerEntry.account_pk, func.sum(LedgerEntry.amount).label("paid"))
         .join(Statement, Statement.account_pk == LedgerEntry.account_pk)
         .where(LedgerEntry.kind == "payment", LedgerEntry.effective_date >= Statement.statement_date)
-        .group_by(LedgerEntry.account_pk)
-        .subquery()
     )
-    rows = session.execute(
+    query = (
         select(
             Account.id,
             Account.cardholder_id,
@@ -109,13 +136,18 @@ def select_candidates(session: Session, segment: Segment, today: date) -> list[C
             Statement.due_date,
             Statement.minimum_payment,
             Statement.paid_since_statement,
-            func.coalesce(posted.c.paid, 0),
         )
         .join(Statement, Statement.account_pk == Account.id)
         .join(Cardholder, Cardholder.id == Account.cardholder_id)
-        .outerjoin(posted, posted.c.account_pk == Account.id)
         .where(Statement.due_date < today)
         .order_by(Account.id)
+    )
+    if page is not None:
+        posted_q = posted_q.where(LedgerEntry.account_pk > page.after, LedgerEntry.account_pk <= page.last)
+        query = query.where(Account.id > page.after, Account.id <= page.last)
+    posted = posted_q.group_by(LedgerEntry.account_pk).subquery()
+    rows = session.execute(
+        query.add_columns(func.coalesce(posted.c.paid, 0)).outerjoin(posted, posted.c.account_pk == Account.id)
     )
     out = []
     for pk, holder, phone, tz, due, minimum, paid_since, paid_posted in rows:
@@ -128,48 +160,80 @@ def select_candidates(session: Session, segment: Segment, today: date) -> list[C
 
 
 class _BulkFacts:
-    """The facts `compliance.decide` needs for every candidate, read in a few queries (not one per
-    account), per person: opt-outs and caps follow the phone, across all of its holder's cards."""
+    """The facts `compliance.decide` needs for a page's candidates, read in a few queries (not one
+    per account), per person: opt-outs and caps follow the phone, across all of its holder's cards,
+    wherever in the book those cards are."""
 
-    def __init__(self, session: Session, today: date, now: datetime) -> None:
-        phone_of_holder = dict(session.execute(select(Cardholder.id, Cardholder.phone)).tuples().all())
+    def __init__(self, session: Session, today: date, now: datetime, page: Page, candidates: list[Candidate]) -> None:
+        phones = sorted({c.phone for c in candidates})
+        in_page = (Hold.account_pk > page.after, Hold.account_pk <= page.last)
+        # Every holder record of these phones, then their SMS preferences by holder id: two index
+        # lookups (a join on the phone list lets PostgreSQL scan every preference of the book, per page).
+        phone_of_holder = dict(
+            session.execute(select(Cardholder.id, Cardholder.phone).where(among(session, Cardholder.phone, phones)))
+            .tuples()
+            .all()
+        )
         self.opted_out = {
             phone_of_holder[h]
             for h in session.scalars(
                 select(ContactPreference.cardholder_id).where(
-                    ContactPreference.channel == "sms", ContactPreference.value == "opted_out"
+                    among(session, ContactPreference.cardholder_id, list(phone_of_holder)),
+                    ContactPreference.channel == "sms",
+                    ContactPreference.value == "opted_out",
                 )
             )
-            if h in phone_of_holder
         }
         self.suppressed: set[tuple[str, int | None]] = {
             (phone, pk)
             for phone, pk in session.execute(
                 select(NumberSuppression.phone, NumberSuppression.account_pk).where(
-                    NumberSuppression.active, NumberSuppression.channel.in_(("sms", "all"))
+                    NumberSuppression.active,
+                    NumberSuppression.channel.in_(("sms", "all")),
+                    among(session, NumberSuppression.phone, phones),
                 )
             )
         }
         self.holds: defaultdict[int, set[str]] = defaultdict(set)
+        for pk, kind in session.execute(select(Hold.account_pk, Hold.kind).where(Hold.active, *in_page)):
+            self.holds[pk].add(kind)
         self.person_holds: defaultdict[str, set[str]] = defaultdict(set)
-        for pk, kind, phone in session.execute(
-            select(Hold.account_pk, Hold.kind, Cardholder.phone)
+        for kind, phone in session.execute(
+            select(Hold.kind, Cardholder.phone)
             .join(Account, Account.id == Hold.account_pk)
             .join(Cardholder, Cardholder.id == Account.cardholder_id)
-            .where(Hold.active)
+            .where(Hold.active, Hold.kind.in_(PERSON_WIDE_HOLDS), among(session, Cardholder.phone, phones))
         ):
-            self.holds[pk].add(kind)
-            if kind in PERSON_WIDE_HOLDS:
-                self.person_holds[phone].add(kind)
+            self.person_holds[phone].add(kind)
         self.arranged = set(
-            session.scalars(select(Plan.account_pk).where(Plan.status.in_(("active", "pending_approval")))).all()
-        ) | set(session.scalars(select(Promise.account_pk).where(Promise.status == "open", Promise.due_date >= today)))
+            session.scalars(
+                select(Plan.account_pk).where(
+                    Plan.status.in_(("active", "pending_approval")),
+                    Plan.account_pk > page.after,
+                    Plan.account_pk <= page.last,
+                )
+            )
+        ) | set(
+            session.scalars(
+                select(Promise.account_pk).where(
+                    Promise.status == "open",
+                    Promise.due_date >= today,
+                    Promise.account_pk > page.after,
+                    Promise.account_pk <= page.last,
+                )
+            )
+        )
         self.hardship = dict(
-            session.execute(select(Hardship.phone, func.max(Hardship.pause_until)).group_by(Hardship.phone))
+            session.execute(
+                select(Hardship.phone, func.max(Hardship.pause_until))
+                .where(among(session, Hardship.phone, phones))
+                .group_by(Hardship.phone)
+            )
             .tuples()
             .all()
         )
-        self.contacts = counted_contacts(session, None, "sms", now, planned=True)
+        # Sends this campaign queued on earlier pages are in the table already (same transaction).
+        self.contacts = counted_contacts(session, phones, "sms", now, planned=True) if phones else {}
 
     def facts(self, c: Candidate) -> ContactFacts:
         return ContactFacts(
@@ -183,7 +247,8 @@ class _BulkFacts:
         )
 
     def planned(self, c: Candidate, at: datetime) -> None:
-        """A send just queued counts against the person's caps for the rest of this campaign."""
+        """A send just queued counts against the person's caps for the rest of this page (later
+        pages read it back from the table)."""
         self.contacts.setdefault(c.phone, []).append(at)
 
 
@@ -196,10 +261,11 @@ def create_campaign(
     rules: ContactPolicy,
     clock: Clock,
     progress: Progress | None = None,
-    chunk: int = 5000,
+    chunk: int = 10_000,
     channel: str = "sms",
 ) -> CampaignResult:
-    """Select, decide and enqueue in one transaction; returns the counts the API reports.
+    """Select, decide and enqueue in one transaction, `chunk` accounts at a time; returns the
+    counts the API reports.
 
     Each queued send is decided again when its time comes (jobs/campaign_sender.py)."""
     now = clock.now()
@@ -223,63 +289,31 @@ def create_campaign(
     session.add(campaign)
     session.flush()
     result = CampaignResult(campaign)
-    candidates = select_candidates(session, segment, clock.today())
-    bulk = _BulkFacts(session, clock.today(), wanted)
-    facts = bulk.facts
-    if channel == "wechat":  # holders who bound their WeChat by verifying there
-        bound = bound_cardholders(session)
-        candidates = [c for c in candidates if c.cardholder_id in bound]
-        # SMS opt-outs and number suppressions are the phone's; the follower's own 退订 is checked at send time.
-        facts = lambda c: replace(bulk.facts(c), opted_out=False, number_suppressed=False)  # noqa: E731
-    planned = bulk.planned
-    if channel == "voice":  # calls: their own opt-outs, windows and caps (compliance channel "call")
-        channel = "call"
-        called = counted_contacts(session, None, "call", wanted, planned=True)
-
-        def facts(c: Candidate) -> ContactFacts:
-            read = person_facts(session, c.phone, c.account_pk, "call", wanted, planned=True)
-            return replace(read, contacts=tuple(called.get(c.phone, ())))
-
-        def planned(c: Candidate, at: datetime) -> None:
-            called.setdefault(c.phone, []).append(at)
-
-    result.selected = campaign.selected = len(candidates)
-    rows: list[dict[str, object]] = []
-    for i, cand in enumerate(candidates, 1):
-        decision = decide(facts(cand), wanted, rules, "campaign")
-        if decision.outcome == "skip":
-            result.skipped[decision.reason] += 1
-            status, when = "skipped", None
-        else:
-            result.queued += 1
-            if decision.outcome == "defer":
-                result.skipped["quiet_hours"] += 1
-            status, when = "queued", decision.send_at
-            assert when is not None
-            planned(cand, when)
-        rows.append(
-            {
-                "campaign_pk": campaign.id,
-                "account_pk": cand.account_pk,
-                "channel": channel,
-                "purpose": "campaign",
-                "to_phone": cand.phone,
-                "status": status,
-                "reason": decision.reason,
-                "selected_at": now,
-                "scheduled_at": when,
-                "bucket": bucket_for(cand.overdue_days),
-            }
-        )
-        if len(rows) >= chunk:
+    # WeChat: holders who bound their WeChat by verifying there.
+    bound = bound_cardholders(session) if channel == "wechat" else None
+    stored = "call" if channel == "voice" else channel  # a voice campaign's attempts are calls
+    for page in pages(session, chunk):
+        candidates = select_candidates(session, segment, clock.today(), page)
+        if bound is not None:
+            candidates = [c for c in candidates if c.cardholder_id in bound]
+        bulk = _BulkFacts(session, clock.today(), wanted, page, candidates)
+        facts: Callable[[Candidate], ContactFacts] = bulk.facts
+        planned = bulk.planned
+        if channel == "wechat":
+            facts = _without_phone_opt_outs(bulk)
+        elif channel == "voice":  # calls: their own opt-outs, windows and caps (compliance channel "call")
+            calls = _CallFacts(session, wanted, candidates)
+            facts, planned = calls.facts, calls.planned
+        rows = [
+            _decided(campaign, cand, decide(facts(cand), wanted, rules, "campaign"), stored, now, result, planned)
+            for cand in candidates
+        ]
+        if rows:
             session.execute(insert(ContactAttempt), rows)
-            rows = []
-            if progress:
-                progress(i)
-    if rows:
-        session.execute(insert(ContactAttempt), rows)
-    if progress:
-        progress(len(candidates))
+        result.selected += len(candidates)
+        if progress:
+            progress(result.selected)
+    campaign.selected = result.selected
     audit(
         session,
         "admin",
@@ -290,6 +324,63 @@ def create_campaign(
         skipped=dict(result.skipped),
     )
     return result
+
+
+class _CallFacts:
+    """A voice campaign page's facts for calls: each person's call preferences and windows, and the
+    calls that count against their caps (those queued on earlier pages read back from the table)."""
+
+    def __init__(self, session: Session, wanted: datetime, candidates: list[Candidate]) -> None:
+        self.session, self.wanted = session, wanted
+        phones = sorted({c.phone for c in candidates})
+        self.called = counted_contacts(session, phones, "call", wanted, planned=True) if phones else {}
+
+    def facts(self, c: Candidate) -> ContactFacts:
+        read = person_facts(self.session, c.phone, c.account_pk, "call", self.wanted, planned=True)
+        return replace(read, contacts=tuple(self.called.get(c.phone, ())))
+
+    def planned(self, c: Candidate, at: datetime) -> None:
+        self.called.setdefault(c.phone, []).append(at)
+
+
+def _without_phone_opt_outs(bulk: _BulkFacts) -> Callable[[Candidate], ContactFacts]:
+    """WeChat: SMS opt-outs and number suppressions are the phone's; the follower's own 退订 is
+    checked at send time."""
+    return lambda c: replace(bulk.facts(c), opted_out=False, number_suppressed=False)
+
+
+def _decided(
+    campaign: Campaign,
+    cand: Candidate,
+    decision: Decision,
+    channel: str,
+    now: datetime,
+    result: CampaignResult,
+    planned: Callable[[Candidate, datetime], None],
+) -> dict[str, object]:
+    """The attempt row for one decision, counted in `result` (a queued send also in the caps)."""
+    if decision.outcome == "skip":
+        result.skipped[decision.reason] += 1
+        status, when = "skipped", None
+    else:
+        result.queued += 1
+        if decision.outcome == "defer":
+            result.skipped["quiet_hours"] += 1
+        status, when = "queued", decision.send_at
+        assert when is not None
+        planned(cand, when)
+    return {
+        "campaign_pk": campaign.id,
+        "account_pk": cand.account_pk,
+        "channel": channel,
+        "purpose": "campaign",
+        "to_phone": cand.phone,
+        "status": status,
+        "reason": decision.reason,
+        "selected_at": now,
+        "scheduled_at": when,
+        "bucket": bucket_for(cand.overdue_days),
+    }
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from ledger.models import (
     Promise,
 )
 from ledger.policy import ContactPolicy
+from ledger.sql import among
 
 Channel = Literal["sms", "wechat", "call"]
 Purpose = Literal["campaign", "notice", "agent", "reply"]
@@ -309,7 +310,7 @@ def counted_contacts(
         when <= around + timedelta(days=8),
     )
     if phones is not None:
-        query = query.where(ContactAttempt.to_phone.in_(list(phones)))
+        query = query.where(among(session, ContactAttempt.to_phone, list(phones)))
     if exclude_attempt is not None:
         query = query.where(ContactAttempt.id != exclude_attempt)
     out: dict[str, list[datetime]] = {}

@@ -2,6 +2,7 @@
 API as a yuan string with two places. Import from here: `from api.schemas import AccountCreate`."""
 
 from api.schemas.accounts import (
+    AccountBatchPublic,
     AccountCreate,
     AccountPublic,
     BreakdownPublic,
@@ -12,6 +13,7 @@ from api.schemas.accounts import (
     PlanPublic,
     PreferenceValue,
     PromisePublic,
+    RejectedRow,
     ScheduleRowPublic,
 )
 from api.schemas.agents import (
@@ -71,6 +73,7 @@ __all__ = [
     "CONVERSATION_ID_PATTERN",
     "ID_PATTERN",
     "WEB_CONVERSATION_ID_PATTERN",
+    "AccountBatchPublic",
     "AccountCreate",
     "AccountPublic",
     "AccountSummary",
@@ -115,6 +118,7 @@ __all__ = [
     "Progress",
     "PromisePublic",
     "QueueItem",
+    "RejectedRow",
     "Released",
     "RequestClosed",
     "Review",

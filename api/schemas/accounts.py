@@ -178,3 +178,17 @@ class PaymentPublic(BaseModel):
     paid_on: date
     created: bool
     account: AccountPublic
+
+
+class AccountBatchPublic(BaseModel):
+    """What `POST /v1/accounts:batch` imported: every row, in one transaction."""
+
+    rows: int = Field(ge=0, description="rows in the batch")
+    created: int = Field(ge=0, description="accounts new to the book")
+    updated: int = Field(ge=0, description="accounts re-imported (as POST /v1/accounts re-imports one)")
+
+
+class RejectedRow(BaseModel):
+    line: int = Field(ge=0, description="JSON lines: the line number; a JSON array: the position from 1")
+    reason: str
+    field: str | None = None

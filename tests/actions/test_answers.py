@@ -240,7 +240,7 @@ def test_an_unclear_story_that_names_a_period_count_gets_that_plan(database_url:
 
 
 def test_a_waiver_request_naming_periods_is_answered_then_offered_those_periods(database_url: str) -> None:
-    """"可以停息挂账分60期吗" answered the waiver and left the 60 periods to the next turn."""
+    """ "可以停息挂账分60期吗" answered the waiver and left the 60 periods to the next turn."""
     from actions.conduct import ActionFeeWaiver
     from tests.actions.test_actions import tracker
     from tests.actions.test_arrangements import pending_of

@@ -92,6 +92,17 @@ def _account(body: dict[str, Any]) -> None:
         body["interest_start"] = start.isoformat()
 
 
+def _batch(rows: list[Any]) -> None:
+    """Each row within the rules, and an account_id given once (a second is a rejected row)."""
+    seen: set[object] = set()
+    for i, row in enumerate(rows):
+        if isinstance(row, dict):
+            _account(row)
+            if row.get("account_id") in seen:
+                row["account_id"] = f"b{i}-{row['account_id']}"[:64]
+            seen.add(row.get("account_id"))
+
+
 def _payment(body: dict[str, Any]) -> None:
     # Made by now and on or after the statement date (which is on or before now): now itself is both.
     if isinstance(body.get("paid_at"), str):
@@ -136,6 +147,8 @@ def map_case(context: schemathesis.HookContext, case: schemathesis.Case) -> sche
     label = case.operation.label
     if label == "POST /v1/accounts" and isinstance(case.body, dict):
         _account(case.body)
+    elif label == "POST /v1/accounts:batch" and isinstance(case.body, list):
+        _batch(case.body)
     elif label == "POST /v1/accounts/{account_id}/payments" and isinstance(case.body, dict):
         _payment(case.body)
     elif label == "POST /v1/campaigns" and isinstance(case.body, dict):

@@ -42,3 +42,10 @@ def test_each_soak_window_writes_to_a_batch_of_its_own() -> None:
 
     days = [overdue_days(k) for k in range(60)]
     assert len(set(days)) == 60 and min(days) == 12
+
+
+def test_import_benchmark_runs_on_sqlite() -> None:
+    from bench.import_accounts import run as run_import
+
+    result = run_import(300, postgres=False)["results"]["sqlite"]
+    assert result["accounts"] == result["created"] == 300 and result["accounts_per_s"] > 0
