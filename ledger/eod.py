@@ -3,10 +3,16 @@
 What it writes is a function of the ledger and the calendar (`accounts.sync_agreements`), so a
 second run, or a run after days of downtime, writes the same thing the missed runs would have.
 A broken plan's holder is told once by SMS; whether and when is the contact rules' decision.
+
+Two paths write the same rows: account by account through the ORM (`process_accounts`, the
+reference, 500 accounts a transaction) and set-wise (`ledger/eod_sets.py`, 20,000 accounts a
+transaction, a few set queries and one bulk statement per table). PostgreSQL takes the set-wise
+path, SQLite the per-account one; `EOD_PATH=sets` or `EOD_PATH=accounts` forces either.
 """
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,7 +22,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session, selectinload
 
-from ledger import templates
+from ledger import eod_sets, templates
 from ledger.accounts import Changes, apply_agreements, statement_payments, write_rows
 from ledger.clock import Clock
 from ledger.compliance import decide_contact
@@ -32,6 +38,8 @@ from ledger.models import (
 from ledger.policy import Policy
 
 FINAL_SKIPS = ("opted_out", "hold", "number_suppressed")  # never sent after these; others wait and retry
+PATH_ENV = "EOD_PATH"  # sets | accounts; unset or auto: set-wise on PostgreSQL, per account elsewhere
+PATHS = ("sets", "accounts")
 
 
 @dataclass
@@ -125,16 +133,41 @@ def record_run(session: Session, summary: EodSummary, started: datetime, finishe
     run.accounts, run.changes = summary.accounts, summary.as_dict()
 
 
-def run_eod(db: Database, policy: Policy, clock: Clock, chunk: int = 500) -> EodSummary:
+def eod_path(db: Database, path: str | None = None) -> str:
+    """Which path a run takes: `path`, else EOD_PATH, else set-wise on PostgreSQL, per account elsewhere."""
+    chosen = path or os.environ.get(PATH_ENV, "auto")
+    if chosen == "auto":
+        return "accounts" if db.is_sqlite else "sets"
+    if chosen not in PATHS:
+        raise ValueError(f"{PATH_ENV} must be one of sets, accounts, auto: {chosen!r}")
+    return chosen
+
+
+def run_eod(
+    db: Database,
+    policy: Policy,
+    clock: Clock,
+    chunk: int = 500,
+    *,
+    path: str | None = None,
+    batch: int = eod_sets.BATCH,
+) -> EodSummary:
     """Bring every running agreement up to today, a chunk of accounts per transaction, and record
     the run. Safe to run twice or after downtime: each account's state is recomputed from the
-    ledger for today, which is what the missed days' runs would have led to."""
+    ledger for today, which is what the missed days' runs would have led to.
+
+    `path` (`eod_path`): "accounts" takes `chunk` accounts a transaction through the ORM, "sets"
+    `batch` accounts a transaction set-wise (ledger/eod_sets.py); both write the same rows."""
     started, today = clock.now(), clock.today()
+    set_wise = eod_path(db, path) == "sets"
     with db.transaction(readonly=True) as session:
         pks = accounts_with_agreements(session)
     total = EodSummary(today)
-    for part in chunks(pks, chunk):
+    for part in chunks(pks, batch if set_wise else chunk):
         with db.transaction() as session:
+            if set_wise:
+                eod_sets.process_batch(session, part, policy, today, total)
+                continue
             done = process_accounts(session, part, policy, today)
         total.accounts += done.accounts
         total.rows += done.rows
