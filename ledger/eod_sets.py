@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
@@ -46,13 +46,16 @@ from ledger.fees import Payment
 from ledger.models import Account, AuditLog, LedgerEntry, Plan, PlanRow, Promise, Statement
 from ledger.policy import Policy
 
-if TYPE_CHECKING:
-    from ledger.eod import EodSummary
-
 BATCH = 20_000  # accounts per transaction
 _ROWS: Table = PlanRow.__table__  # type: ignore[assignment]
 _PLANS: Table = Plan.__table__  # type: ignore[assignment]
 _PROMISES: Table = Promise.__table__  # type: ignore[assignment]
+
+
+class Tally(Protocol):
+    """What counts a run's changes (`eod.EodSummary`)."""
+
+    def add(self, changes: Changes) -> None: ...
 
 
 def _among(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]:
@@ -62,7 +65,7 @@ def _among(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]
     return column.in_(ids)  # type: ignore[no-any-return]
 
 
-def process_batch(session: Session, account_pks: list[int], policy: Policy, day: date, summary: EodSummary) -> None:
+def process_batch(session: Session, account_pks: list[int], policy: Policy, day: date, summary: Tally) -> None:
     """Bring these accounts' agreements up to `day` in the caller's transaction, adding to `summary`."""
     # The current statement of each account (the latest by date), and the account's public id.
     statements: dict[int, tuple[str, date, int]] = {}
