@@ -62,6 +62,16 @@ class EodSummary:
         self.promises_broken += len(changes.promises_broken)
         self.broken_plan_ids += changes.broken
 
+    def merge(self, other: EodSummary) -> None:
+        """Add another part of the same run."""
+        self.accounts += other.accounts
+        self.rows += other.rows
+        self.completed += other.completed
+        self.broken += other.broken
+        self.promises_kept += other.promises_kept
+        self.promises_broken += other.promises_broken
+        self.broken_plan_ids += other.broken_plan_ids
+
     def as_dict(self) -> dict[str, object]:
         return {
             "accounts": self.accounts,
@@ -157,25 +167,20 @@ def run_eod(
     ledger for today, which is what the missed days' runs would have led to.
 
     `path` (`eod_path`): "accounts" takes `chunk` accounts a transaction through the ORM, "sets"
-    `batch` accounts a transaction set-wise (ledger/eod_sets.py); both write the same rows."""
+    `batch` accounts a transaction set-wise (ledger/eod_sets.py). Both write the same rows."""
     started, today = clock.now(), clock.today()
     set_wise = eod_path(db, path) == "sets"
     with db.transaction(readonly=True) as session:
         pks = accounts_with_agreements(session)
     total = EodSummary(today)
-    for part in chunks(pks, batch if set_wise else chunk):
-        with db.transaction() as session:
-            if set_wise:
+    if set_wise:
+        for part in chunks(pks, batch):
+            with db.transaction() as session:
                 eod_sets.process_batch(session, part, policy, today, total)
-                continue
-            done = process_accounts(session, part, policy, today)
-        total.accounts += done.accounts
-        total.rows += done.rows
-        total.completed += done.completed
-        total.broken += done.broken
-        total.promises_kept += done.promises_kept
-        total.promises_broken += done.promises_broken
-        total.broken_plan_ids += done.broken_plan_ids
+    else:
+        for part in chunks(pks, chunk):
+            with db.transaction() as session:
+                total.merge(process_accounts(session, part, policy, today))
     with db.transaction() as session:
         record_run(session, total, started, clock.now())
     return total

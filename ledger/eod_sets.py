@@ -30,6 +30,7 @@ from sqlalchemy import (
     Table,
     any_,
     bindparam,
+    cast,
     func,
     insert,
     literal,
@@ -61,8 +62,14 @@ class Tally(Protocol):
 def _among(session: Session, column: Any, ids: list[int]) -> ColumnElement[bool]:
     """`column IN ids`: on PostgreSQL one array parameter (`= ANY`), elsewhere an IN list."""
     if session.get_bind().dialect.name == "postgresql":
-        return column == any_(literal(ids, ARRAY(BigInteger)))  # type: ignore[no-any-return]
+        return column == any_(cast(literal(_array(ids)), ARRAY(BigInteger)))  # type: ignore[no-any-return]
     return column.in_(ids)  # type: ignore[no-any-return]
+
+
+def _array(values: Any) -> str:
+    """A PostgreSQL array literal of plain values (numbers, dates, words without quotes or commas):
+    parsed by the server, much faster than a parameter list adapted value by value."""
+    return "{" + ",".join("NULL" if v is None else str(v) for v in values) + "}"
 
 
 def process_batch(session: Session, account_pks: list[int], policy: Policy, day: date, summary: Tally) -> None:
@@ -199,7 +206,7 @@ def _write_arrays(
                 "FROM unnest(CAST(:ids AS integer[]), CAST(:statuses AS varchar[]), CAST(:paid AS bigint[])) "
                 "AS v(id, status, paid) WHERE r.id = v.id"
             ),
-            {"ids": list(ids), "statuses": list(statuses), "paid": list(paid)},
+            {"ids": _array(ids), "statuses": _array(statuses), "paid": _array(paid)},
         )
     if plan_updates:
         ids, statuses, ended, notices = zip(*plan_updates, strict=True)
@@ -211,7 +218,7 @@ def _write_arrays(
                 "CAST(:notices AS varchar[])) AS v(id, status, ended_on, notice) "
                 "WHERE p.id = v.id AND p.status = 'active'"
             ),
-            {"ids": list(ids), "statuses": list(statuses), "ended": list(ended), "notices": list(notices)},
+            {"ids": _array(ids), "statuses": _array(statuses), "ended": _array(ended), "notices": _array(notices)},
         )
     if promise_updates:
         ids, statuses = zip(*promise_updates, strict=True)
@@ -221,7 +228,7 @@ def _write_arrays(
                 "FROM unnest(CAST(:ids AS integer[]), CAST(:statuses AS varchar[])) AS v(id, status) "
                 "WHERE p.id = v.id AND p.status = 'open'"
             ),
-            {"ids": list(ids), "statuses": list(statuses)},
+            {"ids": _array(ids), "statuses": _array(statuses)},
         )
 
 
