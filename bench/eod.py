@@ -259,7 +259,7 @@ def measure(url: str, n: int) -> dict[str, Any]:
         same = ("first_run_changes", "second_run_changes", "plans_by_status", "rows_by_status")
         for key in same:
             assert sets[key] == by_account[key], f"the two paths differ in {key}: {sets[key]} != {by_account[key]}"
-    default = "accounts" if url.startswith("sqlite") else "sets"  # as eod.eod_path chooses without EOD_PATH
+    default = eod.eod_path()
     chosen = sets if default == "sets" else by_account
     return {
         "accounts": n,

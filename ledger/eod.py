@@ -6,8 +6,9 @@ A broken plan's holder is told once by SMS; whether and when is the contact rule
 
 Two paths write the same rows: account by account through the ORM (`process_accounts`, the
 reference, 500 accounts a transaction) and set-wise (`ledger/eod_sets.py`, 20,000 accounts a
-transaction, a few set queries and one bulk statement per table). PostgreSQL takes the set-wise
-path, SQLite the per-account one; `EOD_PATH=sets` or `EOD_PATH=accounts` forces either.
+transaction, a few set queries and one bulk statement per table). Runs take the set-wise path
+on PostgreSQL and SQLite alike (it is the faster on both: docs/scaling.md); `EOD_PATH=accounts`
+takes the per-account one.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ledger.models import (
 from ledger.policy import Policy
 
 FINAL_SKIPS = ("opted_out", "hold", "number_suppressed")  # never sent after these; others wait and retry
-PATH_ENV = "EOD_PATH"  # sets | accounts; unset or auto: set-wise on PostgreSQL, per account elsewhere
+PATH_ENV = "EOD_PATH"  # sets | accounts; unset: sets
 PATHS = ("sets", "accounts")
 
 
@@ -143,13 +144,11 @@ def record_run(session: Session, summary: EodSummary, started: datetime, finishe
     run.accounts, run.changes = summary.accounts, summary.as_dict()
 
 
-def eod_path(db: Database, path: str | None = None) -> str:
-    """Which path a run takes: `path`, else EOD_PATH, else set-wise on PostgreSQL, per account elsewhere."""
-    chosen = path or os.environ.get(PATH_ENV, "auto")
-    if chosen == "auto":
-        return "accounts" if db.is_sqlite else "sets"
+def eod_path(path: str | None = None) -> str:
+    """Which path a run takes: `path`, else EOD_PATH, else set-wise."""
+    chosen = path or os.environ.get(PATH_ENV) or "sets"
     if chosen not in PATHS:
-        raise ValueError(f"{PATH_ENV} must be one of sets, accounts, auto: {chosen!r}")
+        raise ValueError(f"{PATH_ENV} must be sets or accounts: {chosen!r}")
     return chosen
 
 
@@ -169,7 +168,7 @@ def run_eod(
     `path` (`eod_path`): "accounts" takes `chunk` accounts a transaction through the ORM, "sets"
     `batch` accounts a transaction set-wise (ledger/eod_sets.py). Both write the same rows."""
     started, today = clock.now(), clock.today()
-    set_wise = eod_path(db, path) == "sets"
+    set_wise = eod_path(path) == "sets"
     with db.transaction(readonly=True) as session:
         pks = accounts_with_agreements(session)
     total = EodSummary(today)
