@@ -271,3 +271,14 @@ def test_the_paths_agree_under_other_agreement_rules(
     by_account, set_wise = both_paths(engine, database_url, other, seed=4)
     assert [x[:3] for x in by_account] == [x[:3] for x in set_wise]
     assert [x[3] for x in by_account] == [x[3] for x in set_wise]
+
+
+def test_runs_take_the_set_wise_path_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(eod.PATH_ENV, raising=False)
+    assert eod.eod_path() == "sets"
+    monkeypatch.setenv(eod.PATH_ENV, "accounts")
+    assert eod.eod_path() == "accounts"
+    assert eod.eod_path("sets") == "sets"
+    monkeypatch.setenv(eod.PATH_ENV, "fast")
+    with pytest.raises(ValueError, match="sets or accounts"):
+        eod.eod_path()
