@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, cast
@@ -166,16 +167,26 @@ def run_eod(
     ledger for today, which is what the missed days' runs would have led to.
 
     `path` (`eod_path`): "accounts" takes `chunk` accounts a transaction through the ORM, "sets"
-    `batch` accounts a transaction set-wise (ledger/eod_sets.py). Both write the same rows."""
+    `batch` accounts at a time set-wise (ledger/eod_sets.py: each batch read and decided in one
+    transaction, written in another while the next is read). Both write the same rows."""
     started, today = clock.now(), clock.today()
     set_wise = eod_path(path) == "sets"
     with db.transaction(readonly=True) as session:
         pks = accounts_with_agreements(session)
     total = EodSummary(today)
     if set_wise:
-        for part in chunks(pks, batch):
-            with db.transaction() as session:
-                eod_sets.process_batch(session, part, policy, today, total)
+        # A batch's writes go on a thread of their own while the next batch is read and decided:
+        # the database works while Python decides (one batch's writes in flight at a time).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="eod-writes") as writer:
+            pending: Future[None] | None = None
+            for part in chunks(pks, batch):
+                with db.transaction(readonly=True) as session:
+                    writes = eod_sets.decide(session, part, policy, today, total)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(_write_batch, db, writes)
+            if pending is not None:
+                pending.result()
     else:
         for part in chunks(pks, chunk):
             with db.transaction() as session:
@@ -183,6 +194,11 @@ def run_eod(
     with db.transaction() as session:
         record_run(session, total, started, clock.now())
     return total
+
+
+def _write_batch(db: Database, writes: eod_sets.Writes) -> None:
+    with db.transaction() as session:
+        eod_sets.write(session, writes)
 
 
 def ran_today(db: Database, clock: Clock) -> bool:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Protocol, Unpack
 
@@ -57,6 +58,16 @@ _PROMISES: Table = Promise.__table__  # type: ignore[assignment]
 _AUDIT: Table = AuditLog.__table__  # type: ignore[assignment]
 
 
+@dataclass
+class Writes:
+    """What a batch decided to write."""
+
+    rows: list[tuple[int, str, int]] = field(default_factory=list)  # (plan row id, status, paid)
+    plans: list[tuple[int, str, date | None, str | None]] = field(default_factory=list)  # (id, status, ended, notice)
+    promises: list[tuple[int, str]] = field(default_factory=list)  # (id, status)
+    audits: list[dict[str, object]] = field(default_factory=list)
+
+
 class Tally(Protocol):
     """What counts a run's changes (`eod.EodSummary`)."""
 
@@ -90,6 +101,12 @@ def _fetch(conn: Connection, query: Select[Unpack[tuple[Any, ...]]]) -> Sequence
 
 def process_batch(session: Session, account_pks: list[int], policy: Policy, day: date, summary: Tally) -> None:
     """Bring these accounts' agreements up to `day` in the caller's transaction, adding to `summary`."""
+    write(session, decide(session, account_pks, policy, day, summary))
+
+
+def decide(session: Session, account_pks: list[int], policy: Policy, day: date, summary: Tally) -> Writes:
+    """What bringing these accounts' agreements up to `day` writes (read in the caller's
+    transaction), its counts added to `summary`."""
     conn = session.connection()
     # The current statement of each account (the latest by date), and the account's public id.
     statements: dict[int, tuple[str, date, int]] = {}
@@ -149,10 +166,8 @@ def process_batch(session: Session, account_pks: list[int], policy: Policy, day:
         promises[found[0]].append(tuple(found[1:]))
 
     rules, fees = policy.agreements, policy.fees
-    row_updates: list[tuple[int, str, int]] = []
-    plan_updates: list[tuple[int, str, date | None, str | None]] = []
-    promise_updates: list[tuple[int, str]] = []
-    audits: list[dict[str, object]] = []
+    out = Writes()
+    row_updates, plan_updates, promise_updates, audits = out.rows, out.plans, out.promises, out.audits
     for pk in sorted(statements):
         account_id, statement_date, paid_since = statements[pk]
         changes = Changes()
@@ -190,27 +205,22 @@ def process_batch(session: Session, account_pks: list[int], policy: Policy, day:
                 (changes.kept if outcome == "kept" else changes.promises_broken).append(promise_id)
                 audits.append(_audit(f"promise.{outcome}", account_id, promise_id=promise_id))
         summary.add(changes)
-    _write(session, row_updates, plan_updates, promise_updates, audits)
+    return out
 
 
 def _audit(action: str, subject: str, **detail: object) -> dict[str, object]:
     return {"actor": "eod", "action": action, "subject": subject, "detail": detail}
 
 
-def _write(
-    session: Session,
-    row_updates: list[tuple[int, str, int]],
-    plan_updates: list[tuple[int, str, date | None, str | None]],
-    promise_updates: list[tuple[int, str]],
-    audits: list[dict[str, object]],
-) -> None:
+def write(session: Session, writes: Writes) -> None:
+    """A batch's decisions, one statement per table, in the caller's transaction."""
     if session.get_bind().dialect.name == "postgresql":
-        _write_arrays(session, row_updates, plan_updates, promise_updates)
+        _write_arrays(session, writes.rows, writes.plans, writes.promises)
     else:
-        _write_many(session, row_updates, plan_updates, promise_updates)
-    if audits:
+        _write_many(session, writes.rows, writes.plans, writes.promises)
+    if writes.audits:
         # `at` from the process clock, as the ORM's default
-        session.connection().execute(insert(_AUDIT), audits)
+        session.connection().execute(insert(_AUDIT), writes.audits)
     session.flush()
 
 
