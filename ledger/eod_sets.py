@@ -13,8 +13,10 @@ and flushed account by account, each batch is
 - written with one statement per table: on PostgreSQL `UPDATE ... FROM unnest(arrays)` for the plan
   rows, plans and promises, a multi-row INSERT for the audit rows; elsewhere an executemany.
 
-Each write is guarded by the state it was computed from (a plan still active, a promise still open),
-so a batch never overwrites what another writer concluded meanwhile.
+`decide` reads and decides a batch, `write` writes what it decided (`ledger.eod.run_eod` writes one
+batch while it decides the next). Each write is guarded by the state it was decided from (a plan
+still active, a promise still open), so a batch never overwrites what another writer concluded
+meanwhile.
 """
 
 from __future__ import annotations
