@@ -8,7 +8,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
@@ -17,6 +17,43 @@ from api.errors import ApiError
 from settings import Settings
 
 Form = TypeVar("Form", bound=BaseModel)
+
+SIGNATURE_HEADERS = [
+    {
+        "name": "X-SMS-Dev-Secret",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "the outbox provider (SMS_PROVIDER / VOICE_PROVIDER=outbox): must equal SMS_INBOUND_DEV_SECRET",
+    },
+    {
+        "name": "X-Twilio-Signature",
+        "in": "header",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "the twilio provider: Twilio's signature of the URL and form",
+    },
+]
+
+
+def _no_nulls(schema: Any) -> Any:
+    """A form field is sent or left out, never null: `str | None` documented as a plain string."""
+    if isinstance(schema, dict):
+        options = schema.get("anyOf")
+        if isinstance(options, list) and {"type": "null"} in options:
+            kept = [o for o in options if o != {"type": "null"}]
+            rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+            return _no_nulls({**rest, **kept[0]} if len(kept) == 1 else {**rest, "anyOf": kept})
+        return {k: _no_nulls(v) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_no_nulls(v) for v in schema]
+    return schema
+
+
+def form_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI for a provider webhook: `model` as a form body, and the signature headers."""
+    content = {"application/x-www-form-urlencoded": {"schema": _no_nulls(model.model_json_schema())}}
+    return {"requestBody": {"required": True, "content": content}, "parameters": SIGNATURE_HEADERS}
 
 
 def twilio_signature(url: str, params: Mapping[str, str], auth_token: str) -> str:

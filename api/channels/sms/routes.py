@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
 from api.channels.sms.channel import SmsDep, SmsMessage
-from api.channels.twilio import signed_form
+from api.channels.twilio import form_doc, signed_form
 from api.chat import BadInput
 from api.deps import AdminDep, DatabaseDep, SessionDep, SettingsDep
 from api.errors import ApiError
@@ -22,30 +22,6 @@ from ledger.models import OutboundSms
 Form = TypeVar("Form", bound=BaseModel)
 router = APIRouter(prefix="/v1/sms", tags=["sms"], responses=errors(422, 503))
 TWIML = {"description": "an empty TwiML answer", "content": {"text/xml": {"schema": {"type": "string"}}}}
-SIGNATURE_HEADERS = [
-    {
-        "name": "X-SMS-Dev-Secret",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "SMS_PROVIDER=outbox: must equal SMS_INBOUND_DEV_SECRET",
-    },
-    {
-        "name": "X-Twilio-Signature",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "SMS_PROVIDER=twilio: Twilio's signature of the URL and form",
-    },
-]
-
-
-def _form_doc(model: type[BaseModel]) -> dict[str, Any]:
-    """OpenAPI for a provider webhook: `model` as a form body, and the signature headers."""
-    content = {"application/x-www-form-urlencoded": {"schema": model.model_json_schema()}}
-    return {"requestBody": {"required": True, "content": content}, "parameters": SIGNATURE_HEADERS}
-
-
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 
 
@@ -57,7 +33,7 @@ def _twiml() -> Response:
     "/inbound",
     response_class=Response,
     responses={200: TWIML, **errors(403, 413, 429)},
-    openapi_extra=_form_doc(SmsInbound),
+    openapi_extra=form_doc(SmsInbound),
 )
 @limiter.limit(provider_limit)
 async def inbound(request: Request, channel: SmsDep) -> Response:
@@ -76,7 +52,7 @@ async def inbound(request: Request, channel: SmsDep) -> Response:
     return _twiml()  # a provider's retry of a message already answered gets the same empty answer
 
 
-@router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=_form_doc(SmsStatus))
+@router.post("/status", status_code=204, responses=errors(403, 413, 429), openapi_extra=form_doc(SmsStatus))
 @limiter.limit(provider_limit)
 async def delivery_status(request: Request, db: DatabaseDep, settings: SettingsDep) -> Response:
     """Twilio's status callback for an SMS we sent (MessageSid, MessageStatus), signed like the

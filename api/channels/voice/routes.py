@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
-from api.channels.twilio import signed_form
+from api.channels.twilio import form_doc, signed_form
 from api.channels.voice.channel import VoiceChannel, VoiceTurn
 from api.channels.voice.schemas import OutboxCall, VoiceForm
 from api.chat import ChatDep
@@ -18,29 +18,7 @@ from ledger import calls
 
 router = APIRouter(prefix="/v1/voice", tags=["voice"], responses=errors(422, 503))
 TWIML = {"description": "TwiML", "content": {"text/xml": {"schema": {"type": "string"}}}}
-SIGNATURE_HEADERS = [
-    {
-        "name": "X-SMS-Dev-Secret",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "VOICE_PROVIDER=outbox: must equal SMS_INBOUND_DEV_SECRET (one secret for all webhooks)",
-    },
-    {
-        "name": "X-Twilio-Signature",
-        "in": "header",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "VOICE_PROVIDER=twilio: Twilio's signature of the URL and form",
-    },
-]
-FORM_DOC: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {"application/x-www-form-urlencoded": {"schema": VoiceForm.model_json_schema()}},
-    },
-    "parameters": SIGNATURE_HEADERS,
-}
+FORM_DOC = form_doc(VoiceForm)
 
 
 def _xml(twiml: str) -> Response:
