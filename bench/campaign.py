@@ -29,10 +29,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 from sqlalchemy import insert
 
-from bench.machine import describe, record
+from bench.machine import describe, on_scratch_postgres, record
 from ledger.campaigns import Segment, create_campaign
 from ledger.clock import Clock
 from ledger.db import make_engine, transaction
@@ -185,20 +184,7 @@ def on_both_databases(
         out["results"]["sqlite"] = measure(f"sqlite+pysqlite:///{Path(tmp) / 'bench.db'}", n)
         print(f"    {out['results']['sqlite']['accounts_per_s']} accounts/s", flush=True)
     if postgres:
-        try:
-            with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {pg_db}")
-                conn.execute(f"CREATE DATABASE {pg_db}")
-        except psycopg.Error as exc:
-            out["results"]["postgresql"] = {"skipped": f"PostgreSQL not reachable: {type(exc).__name__}"}
-        else:
-            print(f"  PostgreSQL, {n} {what} ...", flush=True)
-            try:
-                out["results"]["postgresql"] = measure(f"postgresql+psycopg://postgres@127.0.0.1:5432/{pg_db}", n)
-                print(f"    {out['results']['postgresql']['accounts_per_s']} accounts/s", flush=True)
-            finally:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)")
+        out["results"]["postgresql"] = on_scratch_postgres(pg_db, lambda url: measure(url, n), f"{n} {what}")
     return out
 
 

@@ -35,7 +35,7 @@ import psycopg
 from sqlalchemy import func, select
 
 from bench.campaign import CHUNK, PG_ADMIN
-from bench.machine import describe, record
+from bench.machine import describe, on_scratch_postgres, record
 from ledger import eod
 from ledger.clock import Clock
 from ledger.db import Database, make_engine, transaction
@@ -287,19 +287,9 @@ def run(n: int, postgres: bool = True) -> dict[str, Any]:
             print(f"  SQLite, {n} accounts with plans ...", flush=True)
             out["results"]["sqlite"] = measure(f"sqlite+pysqlite:///{Path(tmp) / 'bench.db'}", n)
     if postgres:
-        try:
-            with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-                conn.execute(f"CREATE DATABASE {PG_DB}")
-        except psycopg.Error as exc:
-            out["results"]["postgresql"] = {"skipped": f"PostgreSQL not reachable: {type(exc).__name__}"}
-        else:
-            print(f"  PostgreSQL, {n} accounts with plans ...", flush=True)
-            try:
-                out["results"]["postgresql"] = measure(f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}", n)
-            finally:
-                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        out["results"]["postgresql"] = on_scratch_postgres(
+            PG_DB, lambda url: measure(url, n), f"{n} accounts with plans"
+        )
     out["machine_after"] = {"load_average_1_5_15_min": describe()["load_average_1_5_15_min"]}
     return out
 

@@ -21,10 +21,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import psycopg
 from sqlalchemy import text
 
-from bench.machine import describe, record
+from bench.machine import describe, on_scratch_postgres, record
 from ledger.db import Database
 from ledger.settings import ROOT
 from scripts.import_accounts import import_file
@@ -127,22 +126,9 @@ def run(n: int, postgres: bool = True) -> dict[str, Any]:
         write_book(book, n)
         out["book"] = {"rows": n, "bytes": book.stat().st_size, "written_s": round(time.perf_counter() - start, 1)}
         if postgres:
-            try:
-                with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-                    conn.execute(f"DROP DATABASE IF EXISTS {PG_DB}")
-                    conn.execute(f"CREATE DATABASE {PG_DB}")
-            except psycopg.Error as exc:
-                out["results"]["postgresql"] = {"skipped": f"PostgreSQL not reachable: {type(exc).__name__}"}
-            else:
-                print(f"  PostgreSQL, {n} accounts ...", flush=True)
-                try:
-                    out["results"]["postgresql"] = measure(
-                        f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DB}", book, n
-                    )
-                    print(f"    {out['results']['postgresql']['accounts_per_s']} accounts/s", flush=True)
-                finally:
-                    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-                        conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            out["results"]["postgresql"] = on_scratch_postgres(
+                PG_DB, lambda url: measure(url, book, n), f"{n} accounts"
+            )
         if n <= SQLITE_UP_TO:
             print(f"  SQLite, {n} accounts ...", flush=True)
             out["results"]["sqlite"] = measure(f"sqlite+pysqlite:///{Path(tmp) / 'bench.db'}", book, n)

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +56,28 @@ def record(results: Path, name: str, result: dict[str, Any]) -> None:
     (results / f"{name}.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     with (results / f"{name}-runs.jsonl").open("a", encoding="utf-8") as runs:
         runs.write(json.dumps(result, ensure_ascii=False) + "\n")
+
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def on_scratch_postgres(name: str, measure: Callable[[str], dict[str, Any]], label: str) -> dict[str, Any]:
+    """`measure(url)` on a fresh PostgreSQL database `name`, dropped afterwards; a note saying so
+    when PostgreSQL does not answer."""
+    import psycopg  # the app environment's; Rasa-side benchmarks never call this
+
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+    except psycopg.Error as exc:
+        return {"skipped": f"PostgreSQL not reachable: {type(exc).__name__}"}
+    print(f"  PostgreSQL, {label} ...", flush=True)
+    try:
+        result = measure(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+        if "accounts_per_s" in result:
+            print(f"    {result['accounts_per_s']} accounts/s", flush=True)
+        return result
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response, status
 from sqlalchemy.orm import Session
 
-from api.account_batch import check_row, json_array_rows, jsonl_rows
+from api.account_batch import check_row, json_array_rows, jsonl_rows, record_of
 from api.deps import AdminDep, ClockDep, DatabaseDep, PolicyDep, SessionDep
 from api.schemas import (
     ID_PATTERN,
@@ -43,24 +43,7 @@ TO_ACCOUNT = {
     responses={201: {"links": TO_ACCOUNT}, **errors(400, 409, 413)},
 )
 def create_account(body: AccountCreate, session: SessionDep, policy: PolicyDep, clock: ClockDep) -> AccountPublic:
-    record = accounts.AccountRecord(
-        account_id=body.account_id,
-        holder_name=body.holder_name,
-        phone=body.phone,
-        id_last4=body.id_last4,
-        card_last4=body.card_last4,
-        credit_limit=to_fen(body.credit_limit),
-        statement_balance=to_fen(body.statement_balance),
-        minimum_payment=to_fen(body.minimum_payment),
-        statement_date=body.statement_date,
-        due_date=body.due_date,
-        paid_since_statement=to_fen(body.paid_since_statement),
-        daily_interest_rate=body.daily_interest_rate,
-        late_fee_rate=body.late_fee_rate,
-        flags=tuple(body.flags),
-        timezone=body.timezone,
-        interest_start=body.interest_start,
-    )
+    record = record_of(body)  # the same reading as each row of a batch
     accounts.upsert_account(session, record, actor="admin")
     return account_public(accounts.account_view(session, body.account_id, policy, clock), policy)
 

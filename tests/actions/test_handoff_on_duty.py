@@ -72,23 +72,6 @@ def _ticket(database_url: str, cid: str) -> tuple[bool, str]:
         return ticket.parked, conv.mode
 
 
-@pytest.mark.usefixtures("nobody_available")
-def test_a_lock_out_with_nobody_on_duty_tells_the_holder_and_the_bot_keeps_serving(database_url: str) -> None:
-    cid, msgs, events = _locked_out(database_url)
-    said = [m["response"] for m in msgs]
-    assert said[0] == "utter_verify_locked_later" and NOBODY_SAID & set(said)
-    assert not paused(events)
-    assert _ticket(database_url, cid) == (False, "bot")
-
-
-@pytest.mark.usefixtures("agents_available")
-def test_a_lock_out_with_an_agent_on_duty_is_handed_to_them(database_url: str) -> None:
-    cid, msgs, events = _locked_out(database_url)
-    assert [m["response"] for m in msgs] == ["utter_verify_locked"]
-    assert paused(events)
-    assert _ticket(database_url, cid) == (True, "human")
-
-
 def _agree_to_sixty(database_url: str) -> tuple[str, list[dict[str, object]], list[object]]:
     cid, _ = verified_conversation(database_url, overdue_days=100)  # M4: personalised up to 60 periods
     offer = tracker(cid, "能不能分60期", "request_installment", [{"entity": "installments", "value": "60"}])
@@ -98,19 +81,30 @@ def _agree_to_sixty(database_url: str) -> tuple[str, list[dict[str, object]], li
     return cid, msgs, events
 
 
+# (how the holder gets there, what the bot says first, what it says with an agent on duty)
+HANDOFFS = {
+    "lock-out": (_locked_out, "utter_verify_locked_later", "utter_verify_locked"),
+    "plan-approval": (_agree_to_sixty, "utter_personalized_submitted", "utter_personalized_submitted"),
+}
+
+
 @pytest.mark.usefixtures("nobody_available")
-def test_a_plan_to_approve_with_nobody_on_duty_is_submitted_and_the_bot_keeps_serving(database_url: str) -> None:
-    cid, msgs, events = _agree_to_sixty(database_url)
+@pytest.mark.parametrize("handoff_of", HANDOFFS)
+def test_with_nobody_on_duty_the_holder_is_told_and_the_bot_keeps_serving(database_url: str, handoff_of: str) -> None:
+    reach, first, _ = HANDOFFS[handoff_of]
+    cid, msgs, events = reach(database_url)
     said = [m["response"] for m in msgs]
-    assert said[0] == "utter_personalized_submitted" and NOBODY_SAID & set(said)
+    assert said[0] == first and NOBODY_SAID & set(said)
     assert not paused(events)
     assert _ticket(database_url, cid) == (False, "bot")
 
 
 @pytest.mark.usefixtures("agents_available")
-def test_a_plan_to_approve_with_an_agent_on_duty_waits_for_them(database_url: str) -> None:
-    cid, msgs, events = _agree_to_sixty(database_url)
-    assert [m["response"] for m in msgs] == ["utter_personalized_submitted"]
+@pytest.mark.parametrize("handoff_of", HANDOFFS)
+def test_with_an_agent_on_duty_the_holder_waits_for_them(database_url: str, handoff_of: str) -> None:
+    reach, _, parked = HANDOFFS[handoff_of]
+    cid, msgs, events = reach(database_url)
+    assert [m["response"] for m in msgs] == [parked]
     assert paused(events)
     assert _ticket(database_url, cid) == (True, "human")
 
