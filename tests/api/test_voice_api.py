@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import parse_qs
 from xml.etree import ElementTree as ET
 
@@ -21,7 +21,7 @@ from api.channels.voice.twiml import Twiml
 from jobs.campaign_sender import CampaignSender
 from jobs.voice_dialer import VoiceDialer
 from ledger import accounts, calls, campaigns, conduct
-from ledger.clock import Clock
+from ledger.clock import Clock, process_clock
 from ledger.db import Database
 from ledger.models import ContactAttempt, Conversation, Message, OutboundSms, VoiceCall
 from ledger.policy import Policy
@@ -210,7 +210,7 @@ def _placed_call(db: Database, phone: str) -> str:
             status="sent",
             reason="ok",
             bucket="M1",
-            sent_at=datetime.now(UTC),
+            sent_at=process_clock().now(),  # the tests' frozen clock (TEST_CLOCK)
         )
         s.add(attempt)
         s.flush()
