@@ -10,6 +10,7 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import httpx
 from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
@@ -96,3 +97,25 @@ async def signed_form(request: Request, settings: Settings, provider: str, model
     except ValidationError as exc:
         problems = [{"loc": [str(p) for p in e["loc"]], "msg": e["msg"]} for e in exc.errors()]
         raise ApiError(422, "validation_failed", "the form is not valid", errors=problems) from None
+
+
+class TwilioRest:
+    """Twilio's REST API for the account in settings: a form POST with HTTP basic auth (account
+    SID, auth token) creating a resource (a message, a call); answers the new resource's sid."""
+
+    def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
+        self.sid = settings.twilio_account_sid
+        self.token = settings.twilio_auth_token.get_secret_value()
+        self.sender = settings.twilio_from_number
+        self.base = settings.twilio_api_base.rstrip("/")
+        self.http = http
+
+    async def create(self, resource: str, data: dict[str, Any]) -> str:
+        resp = await self.http.post(
+            f"{self.base}/2010-04-01/Accounts/{self.sid}/{resource}.json",
+            data=data,
+            auth=(self.sid, self.token),
+            timeout=10,
+        )
+        resp.raise_for_status()
+        return str(resp.json()["sid"])

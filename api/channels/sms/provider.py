@@ -13,6 +13,7 @@ from typing import Protocol
 import httpx
 from sqlalchemy.orm import Session
 
+from api.channels.twilio import TwilioRest
 from ledger import compliance
 from ledger.clock import Clock
 from ledger.db import Database
@@ -77,23 +78,13 @@ class TwilioProvider:
     name = "twilio"
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
-        self.sid = settings.twilio_account_sid
-        self.token = settings.twilio_auth_token.get_secret_value()
-        self.sender = settings.twilio_from_number
-        self.base = settings.twilio_api_base.rstrip("/")
+        self.api = TwilioRest(settings, http)
         # Where Twilio reports what became of each message (api/channels/sms/routes.py, ledger/receipts.py).
         self.status_callback = f"{settings.public_base_url.rstrip('/')}/v1/sms/status"
-        self.http = http
 
     async def send(self, to: str, body: str) -> str:
-        resp = await self.http.post(
-            f"{self.base}/2010-04-01/Accounts/{self.sid}/Messages.json",
-            data={"To": f"+86{to}", "From": self.sender, "Body": body, "StatusCallback": self.status_callback},
-            auth=(self.sid, self.token),
-            timeout=10,
-        )
-        resp.raise_for_status()
-        return str(resp.json()["sid"])
+        data = {"To": f"+86{to}", "From": self.api.sender, "Body": body, "StatusCallback": self.status_callback}
+        return await self.api.create("Messages", data)
 
 
 def provider_for(settings: Settings, http: httpx.AsyncClient) -> SmsProvider:

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import httpx
 
+from api.channels.twilio import TwilioRest
 from settings import Settings
 
 
@@ -36,18 +37,14 @@ class TwilioVoice:
     name = "twilio"
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
-        self.sid = settings.twilio_account_sid
-        self.token = settings.twilio_auth_token.get_secret_value()
-        self.sender = settings.twilio_from_number
-        self.base = settings.twilio_api_base.rstrip("/")
-        self.http = http
+        self.api = TwilioRest(settings, http)
 
     async def place(self, to: str, url: str, status_callback: str) -> str:
-        resp = await self.http.post(
-            f"{self.base}/2010-04-01/Accounts/{self.sid}/Calls.json",
-            data={
+        return await self.api.create(
+            "Calls",
+            {
                 "To": f"+86{to}",
-                "From": self.sender,
+                "From": self.api.sender,
                 "Url": url,
                 "Method": "POST",
                 "StatusCallback": status_callback,
@@ -55,11 +52,7 @@ class TwilioVoice:
                 "StatusCallbackEvent": ["initiated", "ringing", "answered", "completed"],
                 "MachineDetection": "Enable",
             },
-            auth=(self.sid, self.token),
-            timeout=10,
         )
-        resp.raise_for_status()
-        return str(resp.json()["sid"])
 
 
 def voice_provider_for(settings: Settings, http: httpx.AsyncClient) -> VoiceProvider:
