@@ -420,14 +420,7 @@ async def propose_promise(
     if due is None and pays_at_once(tracker):
         due = today
 
-    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        proposal = negotiation.propose_promise(found[1], today, amount, due)
-        return proposal.outcome, proposal
-
-    kind, proposal = await in_transaction(check, readonly=True)
+    kind, proposal = await _promise_proposal(tracker.sender_id, today, amount, due)
     if refused(dispatcher, kind):
         return []
     assert proposal is not None
@@ -453,20 +446,28 @@ async def propose_promise(
     return [_pending("promise", amount=proposal.amount, due=proposal.due.isoformat())]
 
 
+async def _promise_proposal(
+    sender_id: str, today: date, amount: int | None, due: date | None
+) -> tuple[str, negotiation.PromiseProposal | None]:
+    """The ledger's word on a promise of `amount` by `due` for the verified holder ("unverified" else)."""
+
+    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
+        found = verified_situation(session, sender_id)
+        if found is None:
+            return "unverified", None
+        proposal = negotiation.propose_promise(found[1], today, amount, due)
+        return proposal.outcome, proposal
+
+    return await in_transaction(check, readonly=True)
+
+
 async def _nearest_promise(
     dispatcher: CollectingDispatcher, tracker: Tracker, amount: int | None, latest: date
 ) -> list[EventType]:
     """A promise date beyond the window: the latest allowed day instead, checked like any promise."""
     today = clock().today()
 
-    def check(session: Session) -> tuple[str, negotiation.PromiseProposal | None]:
-        found = verified_situation(session, tracker.sender_id)
-        if found is None:
-            return "unverified", None
-        proposal = negotiation.propose_promise(found[1], today, amount, latest)
-        return proposal.outcome, proposal
-
-    kind, proposal = await in_transaction(check, readonly=True)
+    kind, proposal = await _promise_proposal(tracker.sender_id, today, amount, latest)
     if refused(dispatcher, kind) or proposal is None or proposal.due is None or kind != "ok":
         dispatcher.utter_message(response="utter_promise_too_late", latest=chinese_date(latest))
         return [_pending("promise_date", amount=amount)] if amount else []
