@@ -116,11 +116,13 @@ def test_the_view_says_who_asked_for_a_contact_preference_and_when(
     assert prefs["calls_asked_by"] == f"sms-{number[:3]}****{number[-4:]}"
 
 
-def test_view_shows_a_plans_life_and_credit(client: TestClient, admin: dict[str, str], db: Database) -> None:
+def _account_with_a_plan(
+    client: TestClient, admin: dict[str, str], db: Database, key: str
+) -> tuple[dict[str, Any], str]:
+    """A new account and a 3-period plan agreed on 5 April 2026 (the body, and the plan's id)."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from api.deps import clock_dep
     from ledger import negotiation
     from ledger.clock import Clock
     from ledger.policy import cached_policy
@@ -133,7 +135,18 @@ def test_view_shows_a_plans_life_and_credit(client: TestClient, admin: dict[str,
     with db.transaction() as s:
         sit = negotiation.situation(s, body["account_id"], policy, agreed)
         offer = negotiation.offer_for(sit, "installment", agreed.today(), periods=3)
-        negotiation.create_plan(s, body["account_id"], offer, "api", f"api-{body['account_id']}", agreed)
+        plan, _ = negotiation.create_plan(s, body["account_id"], offer, "api", f"{key}-{body['account_id']}", agreed)
+        return body, plan.plan_id
+
+
+def test_view_shows_a_plans_life_and_credit(client: TestClient, admin: dict[str, str], db: Database) -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from api.deps import clock_dep
+    from ledger.clock import Clock
+
+    body, _ = _account_with_a_plan(client, admin, db, "api")
     later = Clock.at(datetime(2026, 5, 10, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
     client.app.dependency_overrides[clock_dep] = lambda: later  # type: ignore[attr-defined]
     try:
@@ -217,23 +230,7 @@ def test_payments_dated_in_the_future_or_before_the_statement_are_422(
 
 
 def test_a_new_statement_while_a_plan_runs_is_409(client: TestClient, admin: dict[str, str], db: Database) -> None:
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
-    from ledger import negotiation
-    from ledger.clock import Clock
-    from ledger.policy import cached_policy
-    from settings import get_settings
-
-    body = account_body()
-    client.post("/v1/accounts", json=body, headers=admin)
-    policy = cached_policy(str(get_settings().policy_path))
-    agreed = Clock.at(datetime(2026, 4, 5, 10, tzinfo=ZoneInfo("Asia/Shanghai")))
-    with db.transaction() as s:
-        sit = negotiation.situation(s, body["account_id"], policy, agreed)
-        offer = negotiation.offer_for(sit, "installment", agreed.today(), periods=3)
-        plan, _ = negotiation.create_plan(s, body["account_id"], offer, "api", f"ri-{body['account_id']}", agreed)
-        plan_id = plan.plan_id
+    body, plan_id = _account_with_a_plan(client, admin, db, "ri")
     renewed = {**body, "statement_date": "2026-04-05", "due_date": "2026-04-25", "statement_balance": "10210.00"}
     r = client.post("/v1/accounts", json=renewed, headers=admin)
     assert r.status_code == 409 and r.json()["error"]["details"]["plan_id"] == plan_id

@@ -139,14 +139,19 @@ def test_an_agent_on_duty_claims_with_the_account_and_the_summary_and_the_waitin
     agent.presence("away")
 
 
-def test_a_waiting_holder_withdraws_and_the_bot_resumes(
-    running: Running, conversation_id: str, nobody_present: None, database_url: str
-) -> None:
+def _parked_with_an_agent_on_duty(running: Running, conversation_id: str) -> tuple[str, Console]:
+    """A verified holder who asked for a person while one agent was available (nobody claims)."""
     holder_in_chat(running, conversation_id)
-    cid = running.cid(conversation_id)
     agent = Console(running)
     agent.presence("available")
     assert running.say(conversation_id, "转人工")["mode"] == "human"
+    return running.cid(conversation_id), agent
+
+
+def test_a_waiting_holder_withdraws_and_the_bot_resumes(
+    running: Running, conversation_id: str, nobody_present: None, database_url: str
+) -> None:
+    cid, agent = _parked_with_an_agent_on_duty(running, conversation_id)
     back = running.say(conversation_id, "算了 不用人工了")
     assert back["mode"] == "bot" and "已取消转人工" in texts(back)
     debt = running.say(conversation_id, "我现在欠多少钱")
@@ -164,11 +169,7 @@ def test_a_waiting_holder_withdraws_and_the_bot_resumes(
 def test_an_unclaimed_wait_runs_out_the_holder_is_told_and_the_ticket_stays(
     running: Running, conversation_id: str, nobody_present: None, database_url: str
 ) -> None:
-    holder_in_chat(running, conversation_id)
-    cid = running.cid(conversation_id)
-    agent = Console(running)
-    agent.presence("available")
-    assert running.say(conversation_id, "转人工")["mode"] == "human"
+    cid, agent = _parked_with_an_agent_on_duty(running, conversation_id)
     with transaction(database_url) as s:  # the stack's clock stands still: the wait began long ago
         conv_pk = s.scalar(select(Conversation.id).where(Conversation.conversation_id == cid))
         created = s.scalar(select(HandoffTicket.created_at).where(HandoffTicket.conversation_pk == conv_pk))
