@@ -19,6 +19,7 @@ from pathlib import Path
 
 import cn2an
 import yaml
+from opencc import OpenCC
 
 DOMAIN_FILE = Path(__file__).resolve().parents[1] / "domain.yml"
 RESPONSE_FILES = tuple(sorted((Path(__file__).resolve().parents[1] / "data" / "responses").glob("*.yml")))
@@ -91,10 +92,22 @@ class Verdict:
         return f"{WHY[self.blocked]}（“{self.matched}”）" if self.matched else WHY[self.blocked]
 
 
+@lru_cache(maxsize=1)
+def _t2s() -> OpenCC:
+    return OpenCC("t2s")
+
+
+def simplified(text: str) -> str:
+    """Traditional characters as simplified ones: the bot answers in traditional characters a
+    holder who writes them (bot/channel.py), and its own answers must still be recognised."""
+    return str(_t2s().convert(text))
+
+
 def normalise(text: str) -> str:
-    """What the guard reads: full-width folded (NFKC), spaces and invisible characters gone,
-    thousands separators dropped, currency words as 元, Chinese numerals as digits."""
-    folded = unicodedata.normalize("NFKC", text)
+    """What the guard reads: simplified characters (a threat in traditional ones is the same
+    threat), full-width folded (NFKC), spaces and invisible characters gone, thousands separators
+    dropped, currency words as 元, Chinese numerals as digits."""
+    folded = unicodedata.normalize("NFKC", simplified(text))
     folded = _INVISIBLE.sub("", folded)
     folded = _THOUSANDS.sub("", folded)
     folded = _CURRENCY.sub("元", folded)
@@ -162,8 +175,9 @@ def _name_in(plain: str, name: str) -> str | None:
 def is_reassurance(text: str) -> bool:
     """Whether `text` is, word for word, one of the reassurance responses, its variables filled with
     nothing forbidden (an agent cannot smuggle a threat into a copied answer's slot)."""
+    plain = simplified(text.strip())
     for pattern in _reassurance_patterns():
-        match = pattern.fullmatch(text.strip())
+        match = pattern.fullmatch(plain)
         if match and not any(FORBIDDEN.search(normalise(v)) for v in match.groups()):
             return True
     return False

@@ -166,3 +166,21 @@ def test_the_knowledge_base_answers_pass_but_not_with_a_threat_in_a_filled_slot(
 def test_a_reminder_names_the_bank_offers_opt_out_and_shows_no_debt(text: str, problem: str | None) -> None:
     found = guard.reminder_problem(text, ("示例银行", "示例银行股份有限公司"), opt_out=("退订", "TD"))
     assert (found is None) if problem is None else (problem in (found or ""))
+
+
+def test_traditional_characters_are_read_as_the_same_words() -> None:
+    """The bot answers a holder who writes traditional characters in them; the guard read only
+    simplified ones, so a threat typed in traditional passed and the bot's own knowledge-base
+    answer, converted, was refused before verification."""
+    from opencc import OpenCC
+
+    from api.guard import check
+
+    assert check("再不還錢就發律師函給你", verified=True).blocked == "forbidden_phrase"
+    assert check("您已逾期45天，需還款2,145.00元", verified=False).blocked == "unverified_detail"
+    grace = (
+        "本行在还款日后有3天宽限期，在这期间还上不算逾期、不收违约金；"
+        "还差10.00元以内的小额未还，也按全额还款处理。最稳妥的还是在还款日当天还清。"
+    )
+    assert check(grace, verified=False).blocked is None  # the bot's own answer, word for word
+    assert check(OpenCC("s2tw").convert(grace), verified=False).blocked is None  # and as a traditional writer reads it
