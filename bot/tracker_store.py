@@ -18,8 +18,13 @@ would give: the events from the session's start on. The database stays the only 
 cache only saves work. Each conversation is pinned to one Rasa server and serialised by the
 lock store, so the fast path is the normal one.
 
+A turn costs two statements: the highest event id when it starts, one multi-row INSERT when it
+saves (Rasa's store: eight, and the whole conversation read back). On PostgreSQL they go
+through asyncpg, so Rasa's event loop serves other conversations while the server answers;
+Rasa's store waits with the loop stopped (`driver: sqlalchemy` still does, to compare).
+
 In endpoints.yml: `tracker_store: {type: bot.tracker_store.CachedSQLTrackerStore, ...}` with
-the SQL store's keys, plus `cache_size` (trackers kept, least recently used dropped first;
+the SQL store's keys, plus `driver` and `cache_size` (trackers kept, least recently used dropped first;
 default 2000, about 50 KB each for an eight-turn conversation, so ~100 MB at most).
 On SQLite the file runs in WAL mode with `synchronous=NORMAL`: a commit no longer waits for
 the disk twice, and the ledger (not the tracker) is what must survive a power cut.
@@ -33,8 +38,10 @@ of the tracker, built with Rasa's public event API), and the log says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -80,15 +87,107 @@ def scrub(data: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class _Kept:
-    tracker: DialogueStateTracker
+    tracker: DialogueStateTracker | None  # None: the conversation had no rows when read
     stored: int  # how many of tracker.events are rows in the database
     last_id: int | None  # the highest event id of the conversation when they were
+
+
+class _SyncRows:
+    """The turn's statements through Rasa's SQLAlchemy engine, on the event loop: SQLite's way
+    (in-process, shorter than any hop), and Rasa's own on a server (`driver: sqlalchemy`)."""
+
+    def __init__(self, store: CachedSQLTrackerStore) -> None:
+        self.store = store
+
+    async def last_id(self, sender_id: str) -> int | None:
+        with self.store.session_scope() as session:
+            return self.store._last_id(session, sender_id)
+
+    async def session_rows(self, sender_id: str) -> list[tuple[int, str]]:
+        with self.store.session_scope() as session:
+            rows = self.store._event_query(session, sender_id, fetch_events_from_all_sessions=False)
+            return [(r.id, r.data) for r in rows]
+
+    async def insert(self, rows: list[dict[str, Any]]) -> list[int]:
+        with self.store.session_scope() as session:
+            events = [self.store.SQLEvent(**row) for row in rows]
+            session.add_all(events)
+            session.flush()  # ids now: after the commit each would cost a query to refresh
+            ids = [e.id for e in events]
+            session.commit()
+        return ids
+
+
+class _AsyncRows:
+    """The same statements through asyncpg, on Rasa's event loop: while PostgreSQL answers, the
+    loop serves other conversations, with no thread to hand over to and back from; each is one
+    prepared statement in autocommit (the lock store keeps a conversation's turns apart)."""
+
+    # Rasa's `_event_query`: the rows from the latest session start on, in id order.
+    SESSION_ROWS = """
+        SELECT id, data FROM events WHERE sender_id = $1 AND (
+          timestamp >= (SELECT max(timestamp) FROM events WHERE sender_id = $1 AND type_name = 'session_started')
+          OR NOT EXISTS (SELECT 1 FROM events WHERE sender_id = $1 AND type_name = 'session_started'))
+        ORDER BY id"""
+    INSERT = """
+        INSERT INTO events (sender_id, type_name, timestamp, intent_name, action_name, data)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::float8[], $4::text[], $5::text[], $6::text[])
+        RETURNING id"""
+    COLUMNS = ("sender_id", "type_name", "timestamp", "intent_name", "action_name", "data")
+
+    def __init__(self, url: Any) -> None:
+        self.url = url
+        self._pool: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def pool(self) -> Any:
+        import asyncpg
+
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._loop is not loop:  # a pool belongs to the loop it was made on
+            if self._pool is not None:
+                with contextlib.suppress(RuntimeError):  # its loop is closed: its sockets went with it
+                    self._pool.terminate()
+            schema = os.environ.get("POSTGRESQL_SCHEMA")
+            self._loop, self._pool = (
+                loop,
+                await asyncpg.create_pool(
+                    host=self.url.host,
+                    port=self.url.port or 5432,
+                    user=self.url.username,
+                    password=self.url.password or None,
+                    database=self.url.database,
+                    min_size=1,
+                    max_size=10,
+                    server_settings={"search_path": schema} if schema else None,
+                ),
+            )
+        return self._pool
+
+    async def _read(self, method: str, query: str, *args: Any) -> Any:
+        import asyncpg
+
+        try:
+            return await getattr(await self.pool(), method)(query, *args)
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
+            # The server dropped the pooled connection (a restart): a read is safe to ask again.
+            return await getattr(await self.pool(), method)(query, *args)
+
+    async def last_id(self, sender_id: str) -> int | None:
+        return await self._read("fetchval", "SELECT max(id) FROM events WHERE sender_id = $1", sender_id)
+
+    async def session_rows(self, sender_id: str) -> list[tuple[int, str]]:
+        return [(r["id"], r["data"]) for r in await self._read("fetch", self.SESSION_ROWS, sender_id)]
+
+    async def insert(self, rows: list[dict[str, Any]]) -> list[int]:
+        columns = [[row[c] for row in rows] for c in self.COLUMNS]
+        return [r["id"] for r in await (await self.pool()).fetch(self.INSERT, *columns)]
 
 
 class CachedSQLTrackerStore(SQLTrackerStore):
     engine: Any  # Rasa's SQLTrackerStore sets it (SQLAlchemy 1.4, untyped)
 
-    def __init__(self, *args: Any, cache_size: int = 2000, off_loop: bool | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, cache_size: int = 2000, driver: str | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.cache_size = int(cache_size)
         self._kept: OrderedDict[str, _Kept] = OrderedDict()  # saved, ready for the next turn
@@ -105,15 +204,15 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             )
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
             self.sessionmaker = sessionmaker(bind=self.engine)
-        # A server's round trips (PostgreSQL) run on a worker thread, so Rasa's event loop serves
-        # other conversations meanwhile; SQLite's are in-process and shorter than the hop.
-        # `off_loop` in endpoints.yml overrides (a benchmark compares both ways on one database).
-        self.off_loop = self.engine.dialect.name != "sqlite" if off_loop is None else bool(off_loop)
-
-    async def _db(self, work: Any, *args: Any) -> Any:
-        if self.off_loop:
-            return await asyncio.to_thread(work, *args)
-        return work(*args)
+        # PostgreSQL: asyncpg unless endpoints.yml says `driver: sqlalchemy` (a benchmark compares both).
+        if driver is None:
+            driver = "asyncpg" if self.engine.dialect.name == "postgresql" else "sqlalchemy"
+        if driver not in ("asyncpg", "sqlalchemy") or (
+            driver == "asyncpg" and self.engine.dialect.name != "postgresql"
+        ):
+            raise ValueError(f"tracker store driver {driver!r}: asyncpg (PostgreSQL only) or sqlalchemy")
+        self.driver = driver
+        self.rows: _SyncRows | _AsyncRows = _AsyncRows(self.engine.url) if driver == "asyncpg" else _SyncRows(self)
 
     def _last_id(self, session: Any, sender_id: str) -> int | None:
         return session.query(sa.func.max(self.SQLEvent.id)).filter(self.SQLEvent.sender_id == sender_id).scalar()
@@ -122,27 +221,22 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         if not self.fast:
             return await super().retrieve(sender_id)
         kept = self._kept.pop(sender_id, None)
-        if kept is not None and len(kept.tracker.events) != kept.stored:  # changed since its save
-            kept = None
-        rows = await self._db(self._rows_unless_kept, sender_id, kept)
-        if rows is None and kept is not None:
+        if kept is not None and (kept.tracker is None or len(kept.tracker.events) != kept.stored):
+            kept = None  # changed since its save
+        if kept is not None and await self.rows.last_id(sender_id) == kept.last_id:  # nobody wrote since
             self.hits += 1
             self._hand_out(sender_id, kept)
             return kept.tracker
         self.misses += 1
-        if not rows or not self.domain:
+        rows = await self.rows.session_rows(sender_id)
+        if not rows:
+            self._hand_out(sender_id, _Kept(None, 0, None))  # a new conversation: its save writes all
             return None
-        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(r.data) for r in rows], self.domain.slots)
-        self._hand_out(sender_id, _Kept(tracker, len(tracker.events), max(r.id for r in rows)))
+        if not self.domain:
+            return None
+        tracker = DialogueStateTracker.from_dict(sender_id, [json.loads(data) for _, data in rows], self.domain.slots)
+        self._hand_out(sender_id, _Kept(tracker, len(tracker.events), max(i for i, _ in rows)))
         return tracker
-
-    def _rows_unless_kept(self, sender_id: str, kept: _Kept | None) -> list[Any] | None:
-        """None when the kept tracker is still what the rows say (nobody wrote since); else the
-        rows of the conversation's current session."""
-        with self.session_scope() as session:
-            if kept is not None and self._last_id(session, sender_id) == kept.last_id:
-                return None
-            return list(self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all())
 
     def _hand_out(self, sender_id: str, kept: _Kept) -> None:
         # Trackers read and never saved (the HTTP API's reads) must not pile up.
@@ -160,40 +254,30 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             slots = self.domain.slots if self.domain else None
             await super().save(DialogueStateTracker.from_dict(tracker.sender_id, events, slots))
             return
-        out = self._out.pop(tracker.sender_id, None)
-        # The events are listed here, on the loop, where the turn that owns the tracker runs.
+        sender_id = tracker.sender_id
+        out = self._out.pop(sender_id, None)
         events = list(tracker.events)
-        last_id, new = await self._db(self._write_new, tracker, out, events)
+        if out is not None and (out.tracker is tracker or out.tracker is None) and out.stored <= len(events):
+            # Handed out for this turn, under the conversation's lock: the rows are as we read them.
+            stored, last_id = out.stored, out.last_id
+        else:  # not a tracker we handed out: count the rows, as Rasa does
+            rows = await self.rows.session_rows(sender_id)
+            stored, last_id = len(rows), max((i for i, _ in rows), default=None)
+        new = events[stored:]
+        if new:
+            last_id = max(await self.rows.insert([self._row(sender_id, event) for event in new]))
         self._keep(tracker, last_id, new)
 
-    def _write_new(self, tracker: DialogueStateTracker, out: _Kept | None, events: list[Any]) -> tuple[Any, list[Any]]:
-        """Store the events the rows lack; returns the conversation's highest event id and them."""
-        sender_id = tracker.sender_id
-        with self.session_scope() as session:
-            last_id = self._last_id(session, sender_id)
-            if out is not None and out.tracker is tracker and out.last_id == last_id and out.stored <= len(events):
-                stored = out.stored
-            else:  # not a tracker we handed out, or the rows moved on: count them, as Rasa does
-                stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
-            new = events[stored:]
-            rows = [self._row(sender_id, event) for event in new]
-            session.add_all(rows)
-            session.flush()  # ids now: after the commit each would cost a query to refresh
-            if rows:
-                last_id = max(r.id for r in rows)
-            session.commit()
-        return last_id, new
-
-    def _row(self, sender_id: str, event: Any) -> Any:
+    def _row(self, sender_id: str, event: Any) -> dict[str, Any]:
         data = scrub(event.as_dict())
-        return self.SQLEvent(
-            sender_id=sender_id,
-            type_name=event.type_name,
-            timestamp=data.get("timestamp"),
-            intent_name=data.get("parse_data", {}).get("intent", {}).get("name"),
-            action_name=data.get("name"),
-            data=json.dumps(data),
-        )
+        return {
+            "sender_id": sender_id,
+            "type_name": event.type_name,
+            "timestamp": data.get("timestamp"),
+            "intent_name": data.get("parse_data", {}).get("intent", {}).get("name"),
+            "action_name": data.get("name"),
+            "data": json.dumps(data),
+        }
 
     def _keep(self, tracker: DialogueStateTracker, last_id: int | None, new: list[Any]) -> None:
         sender_id = tracker.sender_id

@@ -62,14 +62,21 @@ def tracker_cache_size(env: Mapping[str, str]) -> int:
 
 
 def endpoints(
-    var: Path, actions_port: int, tracker_url: str | None, redis_url: str | None, tracker_cache: int | None = None
+    var: Path,
+    actions_port: int,
+    tracker_url: str | None,
+    redis_url: str | None,
+    tracker_cache: int | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> Path:
     """Rasa's endpoints file for this run: action server, tracker store, lock store.
 
     `tracker_cache` bounds the trackers Rasa keeps in memory between turns (RASA_TRACKER_CACHE):
-    its memory grows with them until the bound, then stays flat (bench/soak.py shows it)."""
+    its memory grows with them until the bound, then stays flat (bench/soak.py shows it).
+    `env` (default this process's) may set RASA_ASYNC_STORES."""
+    env = os.environ if env is None else env
     if tracker_cache is None:
-        tracker_cache = tracker_cache_size(os.environ)
+        tracker_cache = tracker_cache_size(env)
     conf: dict[str, object] = {
         "action_endpoint": {
             "url": f"http://127.0.0.1:{actions_port}/webhook",
@@ -96,18 +103,20 @@ def endpoints(
             "db": str(var / "rasa_tracker.db"),
             "cache_size": tracker_cache,
         }
+    # Rasa's own stores wait on PostgreSQL and Redis with the event loop stopped; ours do not
+    # (bot/tracker_store.py, bot/lock_store.py). RASA_ASYNC_STORES=0 runs Rasa's way, to compare.
+    rasas_way = env.get("RASA_ASYNC_STORES", "").strip() == "0"
+    if rasas_way and tracker_url:
+        conf["tracker_store"]["driver"] = "sqlalchemy"  # type: ignore[index]
     if redis_url:
         u = urlparse(redis_url)
         conf["lock_store"] = {
-            "type": "redis",
+            "type": "redis" if rasas_way else "bot.lock_store.AsyncRedisLockStore",
             "url": u.hostname,
             "port": u.port or 6379,
             "db": int(u.path.lstrip("/") or 0),
             "key_prefix": "repay",
         }
-    off_loop = os.environ.get("RASA_TRACKER_OFF_LOOP", "").strip()
-    if off_loop in ("0", "1"):  # unset: a database server's round trips leave the loop, SQLite's stay
-        conf["tracker_store"]["off_loop"] = off_loop == "1"  # type: ignore[index]
     path = var / "endpoints.yml"
     path.write_text(yaml.safe_dump(conf, allow_unicode=True))
     return path
@@ -194,6 +203,7 @@ class Stack:
             env.get("TRACKER_STORE_URL"),
             env.get("REDIS_URL"),
             tracker_cache_size(env),
+            env,
         )
         commands = self.commands(secrets, ep)
         for name, cmd in commands.items():

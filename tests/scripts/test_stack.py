@@ -54,7 +54,12 @@ def test_endpoints_follow_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
         "password": "p",
         "cache_size": 300,
     }
-    assert conf["lock_store"]["type"] == "redis" and conf["lock_store"]["db"] == 2
+    assert conf["lock_store"]["type"] == "bot.lock_store.AsyncRedisLockStore" and conf["lock_store"]["db"] == 2
+    # Rasa's own stores, for a benchmark to compare with
+    pg, rd = "postgresql://u:p@127.0.0.1:5432/rasa", "redis://127.0.0.1:6379/2"
+    rasas = endpoints(tmp_path, 5055, pg, rd, env={"RASA_ASYNC_STORES": "0"})
+    conf = yaml.safe_load(rasas.read_text())
+    assert conf["lock_store"]["type"] == "redis" and conf["tracker_store"]["driver"] == "sqlalchemy"
 
 
 def test_the_tracker_cache_size_comes_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
