@@ -17,11 +17,14 @@ whatever its figures; turns.json holds the latest full `make bench`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from bench import campaign as campaign_bench
 from bench import eod as eod_bench
 from bench import scaling as scaling_bench
 from bench.machine import describe, record
-from bench.turns import compare, holders_needed, make_holders
+from bench.turns import Target, compare, holders_needed, make_holders
 from ledger.clock import Clock
 from ledger.db import transaction
 from ledger.models import Account, Message, Plan, Promise
@@ -64,6 +67,27 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu_seconds() -> dict[str, float]:
+    """CPU seconds so far of this machine's PostgreSQL and Redis servers (all their processes).
+    A stack on them spends CPU there that a SQLite stack spends in its own processes; while one
+    stack plays a round, the others are idle, so the difference over a round is that stack's."""
+    totals = {"postgres": 0.0, "redis": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            head, _, rest = (entry / "stat").read_text().rpartition(")")
+        except OSError:
+            continue
+        command = head.split("(", 1)[-1]
+        name = "postgres" if command == "postgres" else "redis" if command.startswith("redis-server") else ""
+        if name:
+            fields = rest.split()
+            totals[name] += (int(fields[11]) + int(fields[12])) / tick
+    return totals
+
+
 def _children(pid: int) -> list[int]:
     try:
         kids = [int(k) for k in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -78,25 +102,71 @@ def _first_free_holder(url: str) -> int:
         return int(s.scalar(select(func.count()).select_from(Account).where(Account.account_id.like("bench-%"))) or 0)
 
 
-def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
+@dataclass
+class TurnStack:
+    """A scratch stack started for the turn benchmark, and what its result is counted from."""
+
+    stack: Stack
+    url: str
+    target: Target
+    first: int  # the first holder of this run (the database may hold earlier runs')
+    stored_before: int  # user messages the transcript held before
+    startup: float
+    t0: float
+
+    def result(self, rows: list[dict[str, Any]], totals: dict[str, int]) -> dict[str, Any]:
+        ours = select(Account.id).where(
+            Account.account_id >= f"bench-{self.first:08d}", Account.account_id.like("bench-%")
+        )
+        memory = {name: rss_mib(p.pid) for name, p in self.stack.procs.items()}
+        with transaction(self.url) as s:
+            stored_user = (s.scalar(_USER_MESSAGES) or 0) - self.stored_before
+            plans = s.scalar(select(func.count()).select_from(Plan).where(Plan.account_pk.in_(ours)))
+            promises = s.scalar(select(func.count()).select_from(Promise).where(Promise.account_pk.in_(ours)))
+        return {
+            "database": self.url.split(":")[0],
+            "startup_s": round(self.startup, 1),
+            "wall_s": round(time.monotonic() - self.t0, 1),
+            "levels": rows,
+            "memory_rss_mib": memory,
+            "gateway_messages_sent": totals["gateway_sent"],
+            "gateway_messages_stored": stored_user,
+            "lost_messages": totals["gateway_sent"] - (stored_user or 0),
+            # Both paths negotiate through the same action server, so both write to the ledger.
+            "plans_asked_recorded": [totals["plans_asked"], plans],
+            "promises_asked_recorded": [totals["promises_asked"], promises],
+        }
+
+
+_USER_MESSAGES = select(func.count()).select_from(Message).where(Message.sender == "user")
+
+
+@contextlib.contextmanager
+def turn_stack(
+    levels: list[int], conversations: int, env: dict[str, str] | None = None, min_rounds: int = 1
+) -> Iterator[TurnStack]:
+    """A scratch stack, healthy, with fresh holders for `levels`; stopped on leaving.
+
+    `env` sets the stack's DATABASE_URL, TRACKER_STORE_URL, REDIS_URL, RASA_ASYNC_STORES
+    (default: this process's DATABASE_URL when it is PostgreSQL, else a SQLite file)."""
+    env = dict(env or {})
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
-        given = os.environ.get("DATABASE_URL", "")
+        given = env.pop("DATABASE_URL", os.environ.get("DATABASE_URL", ""))
         url = given if given.startswith("postgresql") else f"sqlite+pysqlite:///{var / 'bench.db'}"
         secrets = prepare(url, var)
-        os.environ.setdefault("RASA_CHANNEL_SECRET", secrets["RASA_CHANNEL_SECRET"])  # bare Rasa's REST channel
+        # Bare Rasa's REST channel takes only callers holding its secret: one for every stack.
+        env["RASA_CHANNEL_SECRET"] = os.environ.setdefault("RASA_CHANNEL_SECRET", secrets["RASA_CHANNEL_SECRET"])
         first = _first_free_holder(url)
-        needed = holders_needed(levels, conversations)
+        needed = holders_needed(levels, conversations, min_rounds)
         holders = make_holders(url, needed, Clock.system("Asia/Shanghai").today(), start=first)
-        ours = select(Account.id).where(Account.account_id >= f"bench-{first:08d}", Account.account_id.like("bench-%"))
-        user_messages = select(func.count()).select_from(Message).where(Message.sender == "user")
         with transaction(url) as s:
-            stored_before = s.scalar(user_messages) or 0
+            stored_before = s.scalar(_USER_MESSAGES) or 0
         stack = Stack(
             var=var,
             database_url=url,
             ports={"rasa": free_port(), "actions": free_port(), "gateway": free_port()},
-            env_extra={"RASA_TIMEOUT_SECONDS": "30", "RATE_LIMIT_PER_MINUTE": "1000000"},
+            env_extra={"RASA_TIMEOUT_SECONDS": "30", "RATE_LIMIT_PER_MINUTE": "1000000", **env},
         )
         t0 = time.monotonic()
         stack.start(secrets)
@@ -105,30 +175,22 @@ def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
             print(f"  stack healthy in {startup:.1f}s", flush=True)
             gw, rasa = (f"http://127.0.0.1:{stack.ports[k]}" for k in ("gateway", "rasa"))
 
-            def cpu() -> dict[str, float]:
-                return {name: cpu_seconds(p.pid) for name, p in stack.procs.items()}
+            servers = url.startswith("postgresql") or "REDIS_URL" in env
 
-            rows, totals = asyncio.run(compare(gw, rasa, levels, conversations, holders, cpu=cpu))
-            memory = {name: rss_mib(p.pid) for name, p in stack.procs.items()}
-            with transaction(url) as s:  # this run's: the database may hold earlier runs'
-                stored_user = (s.scalar(user_messages) or 0) - stored_before
-                plans = s.scalar(select(func.count()).select_from(Plan).where(Plan.account_pk.in_(ours)))
-                promises = s.scalar(select(func.count()).select_from(Promise).where(Promise.account_pk.in_(ours)))
-            return {
-                "database": url.split(":")[0],
-                "startup_s": round(startup, 1),
-                "wall_s": round(time.monotonic() - t0, 1),
-                "levels": rows,
-                "memory_rss_mib": memory,
-                "gateway_messages_sent": totals["gateway_sent"],
-                "gateway_messages_stored": stored_user,
-                "lost_messages": totals["gateway_sent"] - (stored_user or 0),
-                # Both paths negotiate through the same action server, so both write to the ledger.
-                "plans_asked_recorded": [totals["plans_asked"], plans],
-                "promises_asked_recorded": [totals["promises_asked"], promises],
-            }
+            def cpu() -> dict[str, float]:
+                used = {name: cpu_seconds(p.pid) for name, p in stack.procs.items()}
+                return {**used, **server_cpu_seconds()} if servers else used
+
+            yield TurnStack(stack, url, Target(gw, rasa, holders, cpu), first, stored_before, startup, t0)
         finally:
             stack.stop()
+
+
+def run_turns(levels: list[int], conversations: int) -> dict[str, Any]:
+    with turn_stack(levels, conversations) as ts:
+        t = ts.target
+        rows, totals = asyncio.run(compare(t.gateway, t.rasa, levels, conversations, t.holders, cpu=t.cpu))
+        return ts.result(rows, totals)
 
 
 def _turns_table(result: dict[str, Any]) -> None:

@@ -1,60 +1,82 @@
 """Conversations on the production shape against SQLite, in one run: `python -m bench.shape`.
 
-Three stacks in turn, each measured by `bench.run.run_turns` (gateway and bare Rasa alternating,
-BENCH_LEVELS, default "10,50"):
+Three stacks, started side by side on fresh databases, and measured by
+`bench.turns.compare_stacks` (BENCH_LEVELS, default "10,50"; at least BENCH_ROUNDS rounds per
+level, default 3): round by round the stacks take turns, bare Rasa then the gateway on each, so
+a slow spell of this shared machine falls on all three alike. Run one after another, the stacks
+met different machines: the same loop took 30 ms during one and 55 ms during the next.
 - `sqlite`: ledger and Rasa's tracker on SQLite files (`make run`'s default);
-- `postgres_redis`: ledger and tracker on PostgreSQL, Redis for Rasa's lock store, the tracker
-  store's round trips on a worker thread (`bot/tracker_store.py`, the default on a server);
-- `postgres_redis_on_loop`: the same with the round trips on Rasa's event loop (the tree before
-  them, `RASA_TRACKER_OFF_LOOP=0`).
-Each stack gets fresh databases. Results: bench/results/shape.json, every run in shape-runs.jsonl,
-with the ratios PostgreSQL + Redis / SQLite for turns/s and p99 at each level.
+- `postgres_redis`: ledger and tracker on PostgreSQL, Redis for Rasa's lock store, both stores
+  waiting with Rasa's event loop free (`bot/tracker_store.py` on asyncpg, `bot/lock_store.py`);
+- `postgres_redis_sync`: the same with Rasa's way of waiting, the event loop stopped (SQLAlchemy
+  for the tracker, Rasa's own Redis lock store: `RASA_ASYNC_STORES=0`), as before them.
+Results: bench/results/shape.json, every run in shape-runs.jsonl, with the ratios
+PostgreSQL + Redis / SQLite for turns/s and p99 at each level.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import time
 from typing import Any
 
 import psycopg
+import redis
 
 from bench.machine import describe, record
-from bench.run import RESULTS, run_turns
+from bench.run import RESULTS, turn_stack
+from bench.turns import TURNS, compare_stacks
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-LEDGER_DB, TRACKER_DB = "repay_shape_ledger", "repay_shape_tracker"
-REDIS = "redis://127.0.0.1:6379/4"
+PG = "postgresql://postgres@127.0.0.1:5432/"
+
+
+def _on_postgres(name: str, redis_db: int, **extra: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/repay_shape_{name}_ledger",
+        "TRACKER_STORE_URL": f"{PG}repay_shape_{name}_tracker",
+        "REDIS_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        **extra,
+    }
+
+
 SHAPES: dict[str, dict[str, str]] = {
     "sqlite": {},
-    "postgres_redis": {
-        "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:5432/{LEDGER_DB}",
-        "TRACKER_STORE_URL": f"postgresql://postgres@127.0.0.1:5432/{TRACKER_DB}",
-        "REDIS_URL": REDIS,
-    },
+    "postgres_redis": _on_postgres("async", 4),
+    "postgres_redis_sync": _on_postgres("sync", 8, RASA_ASYNC_STORES="0"),
 }
-SHAPES["postgres_redis_on_loop"] = {**SHAPES["postgres_redis"], "RASA_TRACKER_OFF_LOOP": "0"}
-KEYS = ("DATABASE_URL", "TRACKER_STORE_URL", "REDIS_URL", "RASA_TRACKER_OFF_LOOP")
+KEYS = ("DATABASE_URL", "TRACKER_STORE_URL", "REDIS_URL", "RASA_ASYNC_STORES")
 
 
-def _fresh() -> None:
+def _fresh(env: dict[str, str]) -> None:
+    """Empty databases, and an empty Redis database, for a PostgreSQL shape."""
+    names = [env[k].rsplit("/", 1)[1] for k in ("DATABASE_URL", "TRACKER_STORE_URL") if k in env]
     with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-        for name in (LEDGER_DB, TRACKER_DB):
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
+        for db in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {db}")
+    if "REDIS_URL" in env:
+        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
 
 
-def run_shape(name: str, levels: list[int], conversations: int) -> dict[str, Any]:
-    saved = {k: os.environ.pop(k) for k in KEYS if k in os.environ}
+def run_shapes(names: list[str], levels: list[int], conversations: int, min_rounds: int) -> dict[str, Any]:
+    """Every shape's stack started, then all measured together, rounds interleaved."""
+    saved = {k: os.environ.pop(k) for k in KEYS if k in os.environ}  # each stack gets only its own
     try:
-        if name != "sqlite":
-            _fresh()
-        os.environ.update(SHAPES[name])
-        print(f"== {name} ==", flush=True)
-        return run_turns(levels, conversations)
+        with contextlib.ExitStack() as started:
+            stacks = {}
+            for name in names:
+                print(f"== starting {name} ==", flush=True)
+                if SHAPES[name]:
+                    _fresh(SHAPES[name])
+                stacks[name] = started.enter_context(turn_stack(levels, conversations, SHAPES[name], min_rounds))
+            measured = asyncio.run(
+                compare_stacks({n: s.target for n, s in stacks.items()}, levels, conversations, min_rounds=min_rounds)
+            )
+            return {name: stacks[name].result(*measured[name]) for name in names}
     finally:
-        for k in KEYS:
-            os.environ.pop(k, None)
         os.environ.update(saved)
 
 
@@ -79,14 +101,17 @@ def ratios(results: dict[str, dict[str, Any]], against: str = "sqlite") -> dict[
 def main() -> int:
     levels = [int(x) for x in os.environ.get("BENCH_LEVELS", "10,50").split(",")]
     conversations = int(os.environ.get("BENCH_CONVERSATIONS", "40"))
+    min_rounds = int(os.environ.get("BENCH_ROUNDS", "3"))
     names = os.environ.get("BENCH_SHAPES", ",".join(SHAPES)).split(",")
     started = time.monotonic()
-    results = {name: run_shape(name, levels, conversations) for name in names}
+    results = run_shapes(names, levels, conversations, min_rounds)
     result = {
         "benchmark": "shape",
         "machine": describe(),
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "wall_s": round(time.monotonic() - started, 1),
+        "load": f"levels {levels}, at least {max(conversations, min_rounds)} conversations per level in "
+        f">= {min_rounds} interleaved rounds, {TURNS} turns each",
         "shapes": results,
         "ratio_to_sqlite": ratios(results) if "sqlite" in results else {},
     }

@@ -171,9 +171,13 @@ async def measure(
     return run
 
 
-def holders_needed(levels: list[int], conversations_per_level: int) -> int:
-    """How many holders `compare` uses: two warm-up runs, then bare and gateway at each level."""
-    return 4 + sum(2 * max(conversations_per_level, level) for level in levels)
+def holders_needed(levels: list[int], conversations_per_level: int, min_rounds: int = 1) -> int:
+    """How many holders `compare` uses per stack: two warm-up runs, then bare and gateway at each level."""
+    return 4 + sum(2 * _conversations_at(level, conversations_per_level, min_rounds) for level in levels)
+
+
+def _conversations_at(level: int, conversations_per_level: int, min_rounds: int) -> int:
+    return max(conversations_per_level, level, level * min_rounds)
 
 
 def merge(runs: list[Run]) -> Run:
@@ -198,6 +202,16 @@ def machine_speed_ms() -> float:
     return round((time.perf_counter() - start) * 1000, 1)
 
 
+@dataclass
+class Target:
+    """A running stack to measure: its gateway and Rasa, holders in its ledger, its processes' CPU."""
+
+    gateway: str
+    rasa: str
+    holders: list[Holder]
+    cpu: Callable[[], dict[str, float]] | None = None  # each process's CPU seconds so far
+
+
 async def compare(
     gateway: str,
     rasa: str,
@@ -213,63 +227,93 @@ async def compare(
     plans and promises asked for on both paths (to compare with the ledger). `cpu`, when given,
     reads each process's CPU seconds so far; each path's CPU per turn is then reported.
     """
-    if len(holders) < holders_needed(levels, conversations_per_level):
-        raise ValueError("not enough holders: see holders_needed()")
-    pool = iter(holders)
-    rows = []
-    runs = [await measure("rasa", rasa, 2, 2, "warm", pool)]  # first turns load caches; not counted
-    warm_gw = await measure("gateway", gateway, 2, 2, "warm", pool)
-    runs.append(warm_gw)
-    sent = warm_gw.sent
+    out = await compare_stacks({"": Target(gateway, rasa, holders, cpu)}, levels, conversations_per_level, progress)
+    return out[""]
+
+
+async def compare_stacks(
+    targets: dict[str, Target],
+    levels: list[int],
+    conversations_per_level: int,
+    progress: bool = True,
+    min_rounds: int = 1,
+) -> dict[str, tuple[list[dict[str, Any]], dict[str, int]]]:
+    """`compare` for several running stacks at once, their rounds interleaved.
+
+    At each level every stack plays rounds of `level` conversations, bare Rasa and the gateway in
+    turn, and the stacks take turns round by round (the order rotating), so a slow spell of a
+    shared machine falls on all of them alike instead of on whichever ran last. At least
+    `min_rounds` rounds per level (more conversations at a high level, when asked)."""
+    for name, t in targets.items():
+        if len(t.holders) < holders_needed(levels, conversations_per_level, min_rounds):
+            raise ValueError(f"not enough holders for {name or 'the stack'}: see holders_needed()")
+    pools = {name: iter(t.holders) for name, t in targets.items()}
+    runs: dict[str, list[Run]] = {name: [] for name in targets}
+    sent = dict.fromkeys(targets, 0)
+    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    for name, t in targets.items():  # first turns load caches; not counted
+        runs[name].append(await measure("rasa", t.rasa, 2, 2, "warm", pools[name]))
+        warm_gw = await measure("gateway", t.gateway, 2, 2, "warm", pools[name])
+        runs[name].append(warm_gw)
+        sent[name] += warm_gw.sent
+    order = [(name, path) for name in targets for path in ("rasa", "gateway")]
     for level in levels:
-        n = max(conversations_per_level, level)
-        # Interleaved rounds, bare then gateway, each with `level` conversations (one at a time
-        # when sequential): a slow spell of a shared machine then falls on both paths alike
-        # instead of skewing the ratio.
+        n = _conversations_at(level, conversations_per_level, min_rounds)
         rounds = max(1, n // level)
-        bare_rounds: list[Run] = []
-        gw_rounds: list[Run] = []
+        played: dict[tuple[str, str], list[Run]] = {key: [] for key in order}
+        used: dict[tuple[str, str], dict[str, float]] = {key: {} for key in order}
         speeds = [machine_speed_ms()]
-        used: dict[str, dict[str, float]] = {"rasa": {}, "gateway": {}}
-        played = 0
+        done = 0
         for r in range(rounds):
             size = n // rounds + (1 if r < n % rounds else 0)
-            for target, base, out in (("rasa", rasa, bare_rounds), ("gateway", gateway, gw_rounds)):
-                before = cpu() if cpu else {}
-                out.append(await measure(target, base, level, size, f"{target[0]}{level}", pool, first=played))
-                for name, seconds in (cpu() if cpu else {}).items():
-                    used[target][name] = used[target].get(name, 0.0) + seconds - before.get(name, 0.0)
-            played += size
+            turn = r % len(order)
+            for name, path in order[turn:] + order[:turn]:
+                t = targets[name]
+                before = t.cpu() if t.cpu else {}
+                base = t.rasa if path == "rasa" else t.gateway
+                tag = f"{path[0]}{level}"
+                played[(name, path)].append(await measure(path, base, level, size, tag, pools[name], first=done))
+                for proc, seconds in (t.cpu() if t.cpu else {}).items():
+                    used[(name, path)][proc] = used[(name, path)].get(proc, 0.0) + seconds - before.get(proc, 0.0)
+            done += size
         speeds.append(machine_speed_ms())
-        bare_run, gw_run = merge(bare_rounds), merge(gw_rounds)
-        runs += [bare_run, gw_run]
-        sent += gw_run.sent
-        bare, gw = bare_run.summary(), gw_run.summary()
-        ratio = round(gw["p50_ms"] / bare["p50_ms"], 2) if gw["p50_ms"] and bare["p50_ms"] else None
-        rows.append(
-            {
-                "concurrency": level,
-                "rounds": rounds,
-                "bare_rasa": bare,
-                "gateway": gw,
-                "p50_ratio": ratio,
-                "machine_speed_ms_before_after": speeds,
-                "cpu_ms_per_turn": {
-                    path: {k: round(1000 * v / max(1, len(run.latencies)), 1) for k, v in used[key].items()}
-                    for path, key, run in (("bare_rasa", "rasa", bare_run), ("gateway", "gateway", gw_run))
-                },
-            }
-        )
-        if progress:
-            print(
-                f"  c={level:<3} bare p50 {bare['p50_ms']} ms  gateway p50 {gw['p50_ms']} ms "
-                f"p99 {gw['p99_ms']} ms  {gw['turns_per_s']} turns/s  errors {gw['errors']}+{bare['errors']}"
-                f"  ratio {ratio}",
-                flush=True,
+        for name in targets:
+            bare_run, gw_run = merge(played[(name, "rasa")]), merge(played[(name, "gateway")])
+            runs[name] += [bare_run, gw_run]
+            sent[name] += gw_run.sent
+            bare, gw = bare_run.summary(), gw_run.summary()
+            ratio = round(gw["p50_ms"] / bare["p50_ms"], 2) if gw["p50_ms"] and bare["p50_ms"] else None
+            rows[name].append(
+                {
+                    "concurrency": level,
+                    "rounds": rounds,
+                    "bare_rasa": bare,
+                    "gateway": gw,
+                    "p50_ratio": ratio,
+                    "machine_speed_ms_before_after": speeds,
+                    "cpu_ms_per_turn": {
+                        label: {
+                            k: round(1000 * v / max(1, len(run.latencies)), 1) for k, v in used[(name, path)].items()
+                        }
+                        for label, path, run in (("bare_rasa", "rasa", bare_run), ("gateway", "gateway", gw_run))
+                    },
+                }
             )
-    totals = {
-        "gateway_sent": sent,
-        "plans_asked": sum(r.plans for r in runs),
-        "promises_asked": sum(r.promises for r in runs),
+            if progress:
+                print(
+                    f"  {name + ' ' if name else ''}c={level:<3} bare p50 {bare['p50_ms']} ms  gateway p50 "
+                    f"{gw['p50_ms']} ms p99 {gw['p99_ms']} ms  {gw['turns_per_s']} turns/s  errors "
+                    f"{gw['errors']}+{bare['errors']}  ratio {ratio}",
+                    flush=True,
+                )
+    return {
+        name: (
+            rows[name],
+            {
+                "gateway_sent": sent[name],
+                "plans_asked": sum(r.plans for r in runs[name]),
+                "promises_asked": sum(r.promises for r in runs[name]),
+            },
+        )
+        for name in targets
     }
-    return rows, totals
