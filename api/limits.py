@@ -7,17 +7,25 @@ write any X-Forwarded-For they like, so it is never believed from them.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import logging
 import time
+import weakref
 from functools import lru_cache
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.aio.strategies import FixedWindowRateLimiter as AsyncFixedWindow
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+from redis.exceptions import RedisError
 from slowapi import Limiter
 from starlette.requests import HTTPConnection
 
 from api.errors import ApiError
 from settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 class SweptMemoryStorage(MemoryStorage):
@@ -115,10 +123,43 @@ def _parsed(limit: str) -> RateLimitItem:
     return parse(limit)
 
 
-def count_turn(conn: HTTPConnection, conversation_id: str) -> None:
-    """One holder message, by HTTP or WebSocket: counted per address and per conversation."""
+async def count_turn(conn: HTTPConnection, conversation_id: str) -> None:
+    """One holder message, by HTTP or WebSocket: counted per address and per conversation.
+
+    With Redis the two counts are awaited together (`limits.aio` on redis.asyncio): slowapi's
+    client waited for Redis twice a turn with the gateway's event loop stopped. With Redis away,
+    the turn is counted in this process's memory instead of failing."""
     item = _parsed(public_limit())  # read per turn (tests change the setting), parsed once
-    backend = limiter.limiter
-    for scope, key in (("turn-address", client_address(conn)), ("turn-conversation", conversation_id)):
-        if not backend.hit(item, scope, key):
-            raise ApiError(429, "rate_limited", "too many requests; please slow down", limit=str(item))
+    keys = (("turn-address", client_address(conn)), ("turn-conversation", conversation_id))
+    url = get_settings().redis_url
+    counted: list[bool] | None = None
+    if url:
+        try:
+            backend = _async_backend(url)
+            counted = list(await asyncio.gather(*(backend.hit(item, scope, key) for scope, key in keys)))
+        except (RedisError, OSError) as exc:
+            log.warning("turn counted in memory: Redis away", extra={"reason": type(exc).__name__})
+    if counted is None:
+        memory = _memory_backend() if url else limiter.limiter
+        counted = [memory.hit(item, scope, key) for scope, key in keys]
+    if not all(counted):
+        raise ApiError(429, "rate_limited", "too many requests; please slow down", limit=str(item))
+
+
+_async_backends: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncFixedWindow] = weakref.WeakKeyDictionary()
+
+
+def _async_backend(url: str) -> AsyncFixedWindow:
+    """The fixed window slowapi counts in, on Redis through redis.asyncio: one per event loop (an
+    asyncio client belongs to the loop it was made on)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _async_backends:
+        _async_backends[loop] = AsyncFixedWindow(
+            storage_from_string(f"async+{url}", implementation="redispy", socket_connect_timeout=2, socket_timeout=2)
+        )
+    return _async_backends[loop]
+
+
+@lru_cache(maxsize=1)
+def _memory_backend() -> FixedWindowRateLimiter:
+    return FixedWindowRateLimiter(SweptMemoryStorage())

@@ -110,7 +110,7 @@ async def chat_socket(ws: WebSocket, conversation_id: str, chat: ChatDep) -> Non
             raw = await ws.receive_text()
             try:
                 text = clean_text(str(json.loads(raw).get("text", "")), chat.settings.max_message_chars)
-                count_turn(ws, conversation_id)  # the same limits as an HTTP turn
+                await count_turn(ws, conversation_id)  # the same limits as an HTTP turn
             except (ValueError, AttributeError, BadInput) as exc:
                 await ws.send_json({"error": {"code": "bad_message", "message": str(exc), "details": {}}})
                 continue

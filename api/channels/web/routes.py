@@ -75,7 +75,7 @@ async def post_message(
 ) -> ChatOut:
     """422 bad_message: nothing left once control characters are dropped, or too long."""
     await authorise_chat(request, conversation_id, token.credentials if token else "", activity=True)
-    count_turn(request, conversation_id)
+    await count_turn(request, conversation_id)
     try:
         result = await channel.receive(WebMessage(conversation_id, body.text))
     except BadInput as exc:
