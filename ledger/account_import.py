@@ -15,14 +15,12 @@ every rejected row, and `finish` raises `BatchRejected`, which rolls the caller'
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from ledger.accounts import (
@@ -37,7 +35,7 @@ from ledger.accounts import (
 )
 from ledger.errors import ValidationFailed
 from ledger.models import Account, AuditLog, Cardholder, ContactPreference, Hold, Statement
-from ledger.sql import among
+from ledger.sql import among, bulk_insert
 
 MAX_REPORTED = 1000  # rejected rows named in a report; the count says how many there were in all
 
@@ -260,42 +258,9 @@ class BookImport:
         return list(range(int(top or 0) + 1, int(top or 0) + 1 + n))
 
     def _bulk(self, model: Any, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if self.postgres:
-            conn = self.session.connection().connection.driver_connection
-            assert conn is not None
-            names = ", ".join(columns)
-            with conn.cursor() as cur, cur.copy(f"COPY {model.__tablename__} ({names}) FROM STDIN") as copy:
-                copy.write("".join(["\t".join([_copy_text(v) for v in row]) + "\n" for row in rows]))
-            return
-        self.session.execute(
-            insert(model), [dict(zip(columns, _json_columns(model, columns, row), strict=True)) for row in rows]
-        )
-
-
-def _escaped(text: str) -> str:
-    """COPY's text format: a backslash, tab, newline or carriage return in a value is escaped."""
-    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-    return text
-
-
-_COPY_TEXT: dict[type, Any] = {
-    str: _escaped,
-    int: str,
-    bool: lambda v: "t" if v else "f",
-    type(None): lambda _: "\\N",
-    date: date.isoformat,
-    datetime: datetime.isoformat,
-    Decimal: str,
-    dict: lambda v: _escaped(json.dumps(v, ensure_ascii=False)),
-    list: lambda v: _escaped(json.dumps(v, ensure_ascii=False)),
-}
-
-
-def _copy_text(value: object) -> str:
-    return _COPY_TEXT[type(value)](value)  # type: ignore[no-any-return]
+        if not self.postgres:  # executemany takes Python values for JSON columns
+            rows = [_json_columns(model, columns, row) for row in rows]
+        bulk_insert(self.session, model, columns, rows)
 
 
 def _json_columns(model: Any, columns: tuple[str, ...], row: tuple[Any, ...]) -> tuple[Any, ...]:
