@@ -36,7 +36,7 @@ from bench import scaling as scaling_bench
 from bench.machine import describe, record
 from bench.turns import Target, compare, holders_needed, make_holders
 from ledger.clock import Clock
-from ledger.db import transaction
+from ledger.db import make_engine, transaction
 from ledger.models import Account, Message, Plan, Promise
 from scripts.stack import ROOT, Stack, free_port, prepare
 
@@ -162,6 +162,11 @@ def turn_stack(
         holders = make_holders(url, needed, Clock.system("Asia/Shanghai").today(), start=first)
         with transaction(url) as s:
             stored_before = s.scalar(_USER_MESSAGES) or 0
+        if url.startswith("postgresql"):  # planner statistics for the rows just written, as a running
+            engine = make_engine(url)  # bank's database has them (not autovacuum's, mid-run)
+            with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as conn:
+                conn.exec_driver_sql("ANALYZE")
+            engine.dispose()
         stack = Stack(
             var=var,
             database_url=url,
