@@ -266,3 +266,30 @@ def test_rows_keep_no_number_said_in_numerals(tmp_path: Path) -> None:
     dump = json.dumps(rows, ensure_ascii=False)
     for secret in ("零零零零", "零零零两", "六零零一", "一二三四", "6001", "1234"):
         assert secret not in dump
+
+
+def test_after_postgresql_drops_its_connections_the_next_turn_is_served(db: Target) -> None:
+    """A restarted or failed-over PostgreSQL cuts every pooled connection: the next turn of a
+    running Rasa (one event loop, one pool) reads and writes on fresh ones."""
+    if db.driver != "asyncpg":
+        pytest.skip("the asyncpg pool's case")
+    import psycopg2
+
+    store = cached(db)
+
+    async def play() -> list[str]:
+        await turn(store, "c1", "一")
+        admin = psycopg2.connect(host="127.0.0.1", user="postgres", dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (db.conf["db"],),
+        )
+        admin.close()
+        await asyncio.sleep(0.2)
+        tracker = await turn(store, "c1", "二")
+        return [e.text for e in tracker.events if isinstance(e, UserUttered)]  # type: ignore[attr-defined]
+
+    assert run(play()) == ["一", "二"]
+    from_rows = run(db.rasas().retrieve("c1"))
+    assert [e.text for e in from_rows.events if isinstance(e, UserUttered)] == ["一", "二"]  # type: ignore[attr-defined]
