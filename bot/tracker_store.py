@@ -167,11 +167,15 @@ class _AsyncRows:
     async def _read(self, method: str, query: str, *args: Any) -> Any:
         import asyncpg
 
+        pool = await self.pool()
         try:
-            return await getattr(await self.pool(), method)(query, *args)
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError):
-            # The server dropped the pooled connection (a restart): a read is safe to ask again.
-            return await getattr(await self.pool(), method)(query, *args)
+            return await getattr(pool, method)(query, *args)
+        except (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError, asyncpg.InterfaceError, OSError):
+            # The server dropped the pool's connections (a restart, a failover): all of them are
+            # replaced, and a read is safe to ask again. A write is not retried: whether it
+            # committed is unknown, so the turn fails and the next one reads the rows.
+            await pool.expire_connections()
+            return await getattr(pool, method)(query, *args)
 
     async def last_id(self, sender_id: str) -> int | None:
         return await self._read("fetchval", "SELECT max(id) FROM events WHERE sender_id = $1", sender_id)

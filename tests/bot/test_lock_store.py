@@ -50,6 +50,9 @@ def test_turns_of_one_conversation_run_one_at_a_time_in_the_order_they_came(pref
             inside.remove(i)
 
     async def play() -> None:
+        for server in servers:  # Redis has the script (a first EVALSHA after its restart loads it)
+            async with server.lock("warm-up"):
+                pass
         tasks = []
         for i in range(12):
             tasks.append(asyncio.create_task(turn(i)))
@@ -63,24 +66,23 @@ def test_turns_of_one_conversation_run_one_at_a_time_in_the_order_they_came(pref
 
 def test_other_conversations_do_not_wait(prefix: str) -> None:
     s = store(prefix)
-    entered: list[str] = []
+    events: list[str] = []
 
     async def play() -> None:
         async def long_turn() -> None:
             async with s.lock("slow"):
                 await asyncio.sleep(0.5)
+            events.append("slow done")
 
         async def other() -> None:
             await asyncio.sleep(0.05)
             async with s.lock("quick"):
-                entered.append("quick")
+                events.append("quick in")
 
-        slow = asyncio.create_task(long_turn())
-        await asyncio.wait_for(other(), timeout=0.3)
-        await slow
+        await asyncio.gather(long_turn(), other())
 
     asyncio.run(play())
-    assert entered == ["quick"]
+    assert events == ["quick in", "slow done"]
 
 
 def test_a_turn_that_died_holding_the_lock_blocks_only_until_its_ticket_expires(prefix: str) -> None:
@@ -95,7 +97,7 @@ def test_a_turn_that_died_holding_the_lock_blocks_only_until_its_ticket_expires(
             return loop.time() - start
 
     waited = asyncio.run(play())
-    assert 0.2 < waited < 2.0
+    assert 0.2 < waited < 5.0
     assert keys(prefix) == []
 
 
