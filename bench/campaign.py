@@ -41,7 +41,6 @@ from ledger.settings import ROOT
 from scripts.stack import migrate
 
 RESULTS = ROOT / "bench" / "results"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_DB = os.environ.get("BENCH_PG_DB", "repay_bench")
 CHUNK = 10_000
 WHOLE_BOOK = 10**12  # one page: the whole book at once

@@ -34,8 +34,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 from sqlalchemy import func, select
 
-from bench.campaign import CHUNK, PG_ADMIN
-from bench.machine import describe, on_scratch_postgres, record
+from bench.campaign import CHUNK
+from bench.machine import PG_ADMIN, describe, drop_databases, on_scratch_postgres, record
 from ledger import eod
 from ledger.clock import Clock
 from ledger.db import Database, make_engine, transaction
@@ -194,8 +194,7 @@ def copy_database(url: str, suffix: str) -> str:
 
 def drop_copy(url: str) -> None:
     if url.startswith("postgresql"):
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+        drop_databases(url.rsplit("/", 1)[1])
 
 
 def first_and_second(url: str, policy: Policy, clock: Clock, path: str, limit: int | None) -> dict[str, Any]:

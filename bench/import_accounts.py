@@ -30,7 +30,6 @@ from scripts.import_accounts import import_file
 from scripts.stack import migrate
 
 RESULTS = ROOT / "bench" / "results"
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_DB = os.environ.get("BENCH_PG_DB", "repay_bench_import")
 SQLITE_UP_TO = 200_000
 ZONES = ("Asia/Shanghai", "Asia/Shanghai", "Asia/Shanghai", "Asia/Urumqi")

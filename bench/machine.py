@@ -61,15 +61,31 @@ def record(results: Path, name: str, result: dict[str, Any]) -> None:
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
+def fresh_databases(*names: str) -> None:
+    """Empty PostgreSQL databases `names`, dropped first if they exist."""
+    import psycopg  # the app environment's; Rasa-side benchmarks never call this
+
+    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+
+
+def drop_databases(*names: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 def on_scratch_postgres(name: str, measure: Callable[[str], dict[str, Any]], label: str) -> dict[str, Any]:
     """`measure(url)` on a fresh PostgreSQL database `name`, dropped afterwards; a note saying so
     when PostgreSQL does not answer."""
-    import psycopg  # the app environment's; Rasa-side benchmarks never call this
+    import psycopg
 
     try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
+        fresh_databases(name)
     except psycopg.Error as exc:
         return {"skipped": f"PostgreSQL not reachable: {type(exc).__name__}"}
     print(f"  PostgreSQL, {label} ...", flush=True)
@@ -79,5 +95,4 @@ def on_scratch_postgres(name: str, measure: Callable[[str], dict[str, Any]], lab
             print(f"    {result['accounts_per_s']} accounts/s", flush=True)
         return result
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        drop_databases(name)

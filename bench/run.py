@@ -55,16 +55,22 @@ def rss_mib(pid: int) -> float:
     return round(total / 1024, 1)
 
 
+def _stat(pid: int | str) -> tuple[str, float]:
+    """A process's command name and its CPU seconds (user + system) so far, from /proc."""
+    head, _, rest = Path(f"/proc/{pid}/stat").read_text().rpartition(")")
+    fields = rest.split()
+    return head.split("(", 1)[-1], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process and its children so far, in seconds."""
-    total = 0
+    total = 0.0
     for p in [pid, *_children(pid)]:
         try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            total += _stat(p)[1]
         except (OSError, IndexError):
             continue
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def server_cpu_seconds() -> dict[str, float]:
@@ -72,19 +78,16 @@ def server_cpu_seconds() -> dict[str, float]:
     A stack on them spends CPU there that a SQLite stack spends in its own processes; while one
     stack plays a round, the others are idle, so the difference over a round is that stack's."""
     totals = {"postgres": 0.0, "redis": 0.0}
-    tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            head, _, rest = (entry / "stat").read_text().rpartition(")")
-        except OSError:
+            command, seconds = _stat(entry.name)
+        except (OSError, IndexError):
             continue
-        command = head.split("(", 1)[-1]
         name = "postgres" if command == "postgres" else "redis" if command.startswith("redis-server") else ""
         if name:
-            fields = rest.split()
-            totals[name] += (int(fields[11]) + int(fields[12])) / tick
+            totals[name] += seconds
     return totals
 
 

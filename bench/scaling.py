@@ -13,25 +13,17 @@ from typing import Any
 
 import psycopg
 
-from bench.machine import describe, record
+from bench.machine import PG_ADMIN, describe, drop_databases, fresh_databases, record
 from bench.turns import machine_speed_ms, make_holders, measure
 from ledger.clock import Clock
 from scripts.stack import ROOT, Stack, free_port, prepare
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 LEDGER_DB, TRACKER_DB = "repay_scale_ledger", "repay_scale_tracker"
 REDIS = "redis://127.0.0.1:6379/3"
 
 
-def _fresh(*names: str) -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-        for name in names:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-
-
 def run_with(servers: int, concurrency: int, conversations: int) -> dict[str, Any]:
-    _fresh(LEDGER_DB, TRACKER_DB)
+    fresh_databases(LEDGER_DB, TRACKER_DB)
     ledger = f"postgresql+psycopg://postgres@127.0.0.1:5432/{LEDGER_DB}"
     with tempfile.TemporaryDirectory() as tmp:
         var = Path(tmp)
@@ -103,9 +95,7 @@ def main() -> int:
             flush=True,
         )
         out["rows"].append(row)
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        for name in (LEDGER_DB, TRACKER_DB):
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    drop_databases(LEDGER_DB, TRACKER_DB)
     record(ROOT / "bench" / "results", "scaling", out)
     return 0
 

@@ -22,14 +22,12 @@ import os
 import time
 from typing import Any
 
-import psycopg
 import redis
 
-from bench.machine import describe, record
+from bench.machine import describe, drop_databases, fresh_databases, record
 from bench.run import RESULTS, turn_stack
 from bench.turns import TURNS, compare_stacks
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG = "postgresql://postgres@127.0.0.1:5432/"
 
 
@@ -50,15 +48,8 @@ SHAPES: dict[str, dict[str, str]] = {
 KEYS = ("DATABASE_URL", "TRACKER_STORE_URL", "REDIS_URL", "RASA_ASYNC_STORES")
 
 
-def _fresh(env: dict[str, str]) -> None:
-    """Empty databases, and an empty Redis database, for a PostgreSQL shape."""
-    names = [env[k].rsplit("/", 1)[1] for k in ("DATABASE_URL", "TRACKER_STORE_URL") if k in env]
-    with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-        for db in names:
-            conn.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {db}")
-    if "REDIS_URL" in env:
-        redis.Redis.from_url(env["REDIS_URL"]).flushdb()
+def _databases(env: dict[str, str]) -> list[str]:
+    return [env[k].rsplit("/", 1)[1] for k in ("DATABASE_URL", "TRACKER_STORE_URL") if k in env]
 
 
 def run_shapes(names: list[str], levels: list[int], conversations: int, min_rounds: int) -> dict[str, Any]:
@@ -69,8 +60,10 @@ def run_shapes(names: list[str], levels: list[int], conversations: int, min_roun
             stacks = {}
             for name in names:
                 print(f"== starting {name} ==", flush=True)
-                if SHAPES[name]:
-                    _fresh(SHAPES[name])
+                if SHAPES[name]:  # empty databases (and Redis database), dropped after the run
+                    fresh_databases(*_databases(SHAPES[name]))
+                    started.callback(drop_databases, *_databases(SHAPES[name]))
+                    redis.Redis.from_url(SHAPES[name]["REDIS_URL"]).flushdb()
                 stacks[name] = started.enter_context(turn_stack(levels, conversations, SHAPES[name], min_rounds))
             measured = asyncio.run(
                 compare_stacks({n: s.target for n, s in stacks.items()}, levels, conversations, min_rounds=min_rounds)
